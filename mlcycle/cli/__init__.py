@@ -1,0 +1,34 @@
+"""The command line: a thin typer layer over the library.
+
+Each command lives in its own module here and only parses options, then calls one
+library function. Nothing heavy (pyarrow, numpy, pycocotools, yaml) is imported at
+module level, so ``mlcycle --help`` and tab completion stay instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from mlcycle.cli.common import app
+
+# Command modules register themselves on `app` when imported, in help order.
+COMMAND_MODULES = (
+    "ingest",
+    "schema_check",
+    "stats",
+    "evaluate",
+    "mine_hard",
+    "export",
+)
+
+for _name in COMMAND_MODULES:
+    try:
+        importlib.import_module(f"mlcycle.cli.{_name}")
+    except ModuleNotFoundError as _exc:  # a command not built yet
+        if _exc.name != f"mlcycle.cli.{_name}":
+            raise
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="mlcycle")

@@ -1,0 +1,180 @@
+"""What every command shares: the app, the common options, error handling, output.
+
+The same concept has the same flag everywhere; options are declared once here and
+reused through ``Annotated`` aliases.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from typing import Annotated, Callable, List, Optional
+
+import typer
+
+from mlcycle import __version__
+
+EXIT_STATUS_HELP = (
+    "Exit status: 0 success, 1 input could not be processed, 2 usage error, "
+    "3 a check failed, 130 interrupted."
+)
+
+app = typer.Typer(
+    name="mlcycle",
+    help=(
+        "Label tables for the data / model / evaluation loop of computer vision.\n\n"
+        "Every command reads and writes one label table (Parquet, JSON Lines, Arrow IPC "
+        "or CSV), so commands chain in pipes:\n\n"
+        "\b\n"
+        "  mlcycle ingest coco instances.json -o gt.parquet\n"
+        "  mlcycle ingest coco-results dets.json --images instances.json | mlcycle evaluate gt.parquet -\n\n"
+        + EXIT_STATUS_HELP
+    ),
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlcycle {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_version, is_eager=True)] = False,
+) -> None:
+    """Label tables for the data / model / evaluation loop of computer vision."""
+
+
+# --------------------------------------------------------------------------- options
+
+TABLE_ENCODINGS = ["jsonl", "parquet", "arrow", "csv"]
+
+
+def _complete_encodings(incomplete: str) -> list[str]:
+    return [e for e in TABLE_ENCODINGS if e.startswith(incomplete)]
+
+
+Output = Annotated[Optional[str], typer.Option(
+    "-o", "--output", metavar="FILE",
+    help="Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv).")]
+Format = Annotated[Optional[str], typer.Option(
+    "--format", metavar="ENCODING", autocompletion=_complete_encodings,
+    help="Table encoding when -o has no known ending: jsonl, parquet, arrow, csv "
+         "[default: MLCYCLE_FORMAT, else jsonl].")]
+Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on stderr but errors.")]
+Verbose = Annotated[bool, typer.Option("-v", "--verbose", help="More detail on stderr; tracebacks on errors.")]
+NoColor = Annotated[bool, typer.Option("--no-color", help="No colour on stderr (NO_COLOR=1 does the same).")]
+Json = Annotated[bool, typer.Option("--json", help="Print the report as JSON on standard output.")]
+Tables = Annotated[Optional[List[str]], typer.Argument(
+    metavar="[TABLE]...", help="Label tables to read ('-' or none: standard input).", show_default=False)]
+
+
+def setup(quiet: bool = False, verbose: bool = False, no_color: bool = False) -> None:
+    from mlcycle import console
+
+    console.configure(quiet=quiet, verbose=verbose, no_color=no_color or bool(os.environ.get("NO_COLOR")))
+
+
+# --------------------------------------------------------------------------- errors
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn expected failures into one line on stderr and the documented exit status.
+
+    ``MlcycleError`` -> ``error: ...`` (+ ``hint: ...``), its exit code; Ctrl-C -> 130;
+    a closed pipe (``| head``) -> quiet exit 0; anything else -> a bug report line
+    (the traceback with -v or MLCYCLE_DEBUG=1).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from mlcycle import console
+        from mlcycle.errors import ExitCode, MlcycleError
+
+        try:
+            return fn(*args, **kwargs)
+        except MlcycleError as exc:
+            if console.is_verbose():
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            console.error(exc.message, exc.hint)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            console.error("interrupted")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            raise typer.Exit(0) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:  # a bug: say so, briefly
+            if console.is_verbose():
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            console.error(f"internal error: {type(exc).__name__}: {exc}",
+                          "this is a bug in mlcycle; run again with -v for the traceback and report it")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+
+    return wrapper
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def command(name: str, examples: list[str], **kwargs) -> Callable:
+    """Register ``fn`` as command ``name`` with error handling and an examples epilog."""
+
+    def deco(fn: Callable) -> Callable:
+        epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + EXIT_STATUS_HELP
+        app.command(name=name, epilog=epilog, no_args_is_help=kwargs.pop("no_args_is_help", False), **kwargs)(
+            handle_errors(fn))
+        return fn
+
+    return deco
+
+
+def parse_size(text: str | None, option: str) -> tuple[int, int] | None:
+    """'640x480' -> (640, 480)."""
+    from mlcycle.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        w, h = text.lower().split("x")
+        size = (int(w), int(h))
+    except ValueError:
+        raise UsageError(f"{option}: expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if size[0] <= 0 or size[1] <= 0:
+        raise UsageError(f"{option}: sizes must be positive, got {text!r}")
+    return size
+
+
+def parse_mapping(items: list[str] | None, option: str) -> dict[str, str]:
+    """['a=b,c=d', 'e=f'] -> {'a': 'b', 'c': 'd', 'e': 'f'}."""
+    from mlcycle.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise UsageError(f"{option}: expected NAME=VALUE, got {part!r}")
+            k, v = part.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out

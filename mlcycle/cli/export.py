@@ -1,0 +1,58 @@
+"""mlcycle export: a label table -> a standard annotation format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mlcycle.cli.common import NoColor, Quiet, Verbose, command, setup
+
+
+def _complete_writable(incomplete: str) -> list[str]:
+    from mlcycle import formats
+
+    return [n for n in formats.names(writes=True) if n.startswith(incomplete)]
+
+
+@command(
+    "export",
+    examples=[
+        "mlcycle export coco gt.parquet -o instances.json",
+        "mlcycle ingest coco instances.json | mlcycle export coco > copy.json",
+        "mlcycle export coco-results evaluated.parquet --source yolov8n -o dets.json",
+    ],
+)
+def export(
+    format_name: Annotated[str, typer.Argument(metavar="FORMAT", autocompletion=_complete_writable,
+                                               help="Format to write (see mlcycle ingest --list-formats).")],
+    table_path: Annotated[Optional[str], typer.Argument(metavar="[TABLE]", show_default=False,
+                                                        help="Label table to read ('-' or none: standard input).")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", metavar="PATH",
+                                                   help="File or folder to write (file formats: standard output by default).")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", metavar="NAME", help="Which rows to write [default: gt; the one prediction source for results].")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", metavar="NAME", help="Write only the rows of this split.")] = None,
+    images_root: Annotated[Optional[Path], typer.Option("--images-root", metavar="DIR", help="Folder the images are in.")] = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    no_color: NoColor = False,
+) -> None:
+    """Write a label table back to a standard annotation format.
+
+    COCO writes the instances JSON (ground truth) and coco-results the detections
+    list; folder formats need -o DIR. Nothing is written outside the output.
+    """
+    from mlcycle import console, formats, io
+    from mlcycle import table as T
+
+    setup(quiet, verbose, no_color)
+    formats.info(format_name)
+    table = io.read_table(table_path)
+    if split is not None:
+        import pyarrow.compute as pc
+
+        table = table.filter(pc.equal(T.column_or_null(table, T.SPLIT), split))
+    options = formats.WriteOptions(source=source, split=split, images_root=images_root)
+    formats.write(format_name, table, output, options)
+    console.info(f"exported {format_name} to {output if output is not None else '<stdout>'}")

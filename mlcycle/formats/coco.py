@@ -1,0 +1,556 @@
+"""COCO instances JSON <-> label table (ground truth).
+
+Reading keeps everything needed to write the file back:
+- each annotation becomes a row (file order); each image without annotations a sample
+  row; ``id`` -> ``label_id``, ``image_id`` -> ``image_id``, ``file_name`` -> ``sample_id``;
+- ``bbox`` as floats, ``area`` and ``iscrowd`` as stated, ``segmentation`` (polygons or
+  RLE) as its JSON text, exactly;
+- COCO ``attributes`` (CVAT's ``occluded`` ...) become attribute columns; other unknown
+  annotation keys and extra image keys (``license``, ``coco_url`` ...) become columns
+  of the same name (prefixed ``coco_``/``image_`` where a name is already taken);
+- ``info``, ``licenses``, the categories (order, ids, supercategories, extra keys) and
+  which keys annotations had go into the table metadata under ``coco``.
+
+Writing uses that metadata when present; a table from another format gets categories
+numbered 1..K in name order (or its ``category_id`` values), ``area`` = w*h and
+``iscrowd`` = 0, which is what pycocotools needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._common import load_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+META = "coco"
+_COMMAND_COLUMNS = (T.EVAL, T.EVAL_ID, T.EVAL_IOU, T.HARD_SCORE, T.HARD_REASON, T.VIOLATIONS)
+_ANN_CORE = ("id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation", "attributes", "score")
+_IMG_CORE = ("id", "file_name", "width", "height")
+
+
+def detect(path: Path) -> bool:
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+    stripped = head.lstrip()
+    return stripped.startswith(b"{") and b'"images"' in head and (b'"annotations"' in head or b'"categories"' in head)
+
+
+# --------------------------------------------------------------------------- reading
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    options = options or ReadOptions()
+    doc = load_json(path)
+    return from_dict(doc, str(path), options)
+
+
+def _fail(name: str, message: str, hint: str | None = None) -> MlcycleError:
+    return MlcycleError(f"{name}: {message}", hint=hint)
+
+
+def _check_int_ids(values: list, name: str, what: str) -> None:
+    for i, v in enumerate(values):
+        if type(v) is not int:
+            kind = "a string" if isinstance(v, str) else type(v).__name__
+            raise _fail(name, f"{what}[{i}].id is {kind} ({v!r}); COCO ids must be integers",
+                        hint="string ids are not supported: renumber the ids, keeping file_name")
+
+
+def load_images(doc: dict, name: str) -> dict[str, Any]:
+    """The images list as columns plus an id -> row-index map (shared with coco-results)."""
+    import numpy as np
+
+    if not isinstance(doc, dict):
+        raise _fail(name, "expected a JSON object with 'images', 'annotations' and 'categories'")
+    images = doc.get("images")
+    if not isinstance(images, list):
+        raise _fail(name, "not a COCO instances file: the 'images' list is missing")
+    if not all(isinstance(im, dict) for im in images):
+        bad = next(i for i, im in enumerate(images) if not isinstance(im, dict))
+        raise _fail(name, f"images[{bad}] is not an object")
+    try:
+        ids = [im["id"] for im in images]
+    except KeyError:
+        bad = next(i for i, im in enumerate(images) if "id" not in im)
+        raise _fail(name, f"images[{bad}] has no 'id'") from None
+    _check_int_ids(ids, name, "images")
+    id_arr = np.array(ids, dtype=np.int64)
+    uniq, counts = np.unique(id_arr, return_counts=True)
+    if (counts > 1).any():
+        raise _fail(name, f"image id {int(uniq[counts > 1][0])} appears {int(counts[counts > 1][0])} times in 'images'")
+    file_names = [im.get("file_name") for im in images]
+    for i, fn in enumerate(file_names):
+        if not isinstance(fn, str) or not fn:
+            raise _fail(name, f"images[{i}] (id {ids[i]}) has no 'file_name'")
+    if len(set(file_names)) != len(file_names):
+        seen: set[str] = set()
+        dup = next(fn for fn in file_names if fn in seen or seen.add(fn))
+        raise _fail(name, f"file_name {dup!r} is used by two images")
+    widths = [im.get("width") for im in images]
+    heights = [im.get("height") for im in images]
+    extra_keys: list[str] = []
+    for im in images:
+        for k in im:
+            if k not in _IMG_CORE and k not in extra_keys:
+                extra_keys.append(k)
+    order = np.argsort(id_arr, kind="stable")
+    return {
+        "ids": id_arr, "file_names": file_names, "widths": widths, "heights": heights,
+        "extra": {k: [im.get(k) for im in images] for k in extra_keys},
+        "sorted_ids": id_arr[order], "sorted_index": order,
+    }
+
+
+def image_rows(images: dict[str, Any], image_ids: "Any", name: str, what: str) -> "Any":
+    """Row index into ``images`` for each image id; an unknown id is an error naming it."""
+    import numpy as np
+
+    sorted_ids = images["sorted_ids"]
+    if len(sorted_ids) == 0:
+        if len(image_ids):
+            raise _fail(name, f"{what}[0] refers to image id {int(image_ids[0])}, but there are no images")
+        return np.zeros(0, dtype=np.int64)
+    pos = np.searchsorted(sorted_ids, image_ids)
+    pos = np.clip(pos, 0, len(sorted_ids) - 1)
+    found = sorted_ids[pos] == image_ids
+    if not found.all():
+        bad = int(np.argmin(found))
+        raise _fail(name, f"{what}[{bad}] refers to unknown image id {int(image_ids[bad])}")
+    return images["sorted_index"][pos]
+
+
+def load_categories(doc: dict, name: str) -> tuple[list[dict], dict[int, str]]:
+    cats = doc.get("categories")
+    if cats is None:
+        cats = []
+    if not isinstance(cats, list) or not all(isinstance(c, dict) for c in cats):
+        raise _fail(name, "'categories' must be a list of objects")
+    by_id: dict[int, str] = {}
+    for i, c in enumerate(cats):
+        cid = c.get("id")
+        if type(cid) is not int:
+            raise _fail(name, f"categories[{i}].id must be an integer, got {cid!r}")
+        if cid in by_id:
+            raise _fail(name, f"category id {cid} appears twice in 'categories'")
+        cname = c.get("name")
+        if not isinstance(cname, str):
+            raise _fail(name, f"categories[{i}] (id {cid}) has no 'name'")
+        by_id[cid] = cname
+    return cats, by_id
+
+
+def check_boxes(boxes_list: list, name: str, what: str, ann_ids: list | None = None):
+    """Lists of [x, y, w, h] -> (n, 4) float array; None entries become NaN rows.
+    Non-numeric, wrong-length or non-finite boxes are errors naming the annotation."""
+    import numpy as np
+
+    n = len(boxes_list)
+    present = np.fromiter((b is not None for b in boxes_list), dtype=bool, count=n)
+    try:
+        filled = [b if b is not None else (np.nan, np.nan, np.nan, np.nan) for b in boxes_list]
+        arr = np.array(filled, dtype=np.float64) if n else np.zeros((0, 4))
+        ok = arr.ndim == 2 and arr.shape[1] == 4
+    except (ValueError, TypeError):
+        ok = False
+    if not ok:
+        for i, b in enumerate(boxes_list):
+            if b is None:
+                continue
+            if not isinstance(b, list) or len(b) != 4 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in b):
+                ident = f" (id {ann_ids[i]})" if ann_ids is not None else ""
+                raise _fail(name, f"{what}[{i}]{ident}: bbox {b!r} is not four numbers [x, y, w, h]")
+        raise _fail(name, f"{what}: malformed bbox values")  # pragma: no cover
+    bad = present & ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        ident = f" (id {ann_ids[i]})" if ann_ids is not None else ""
+        raise _fail(name, f"{what}[{i}]{ident}: bbox {boxes_list[i]!r} has a non-finite value")
+    return arr, present
+
+
+def _json_text(values: list) -> list:
+    import orjson
+
+    dumps = orjson.dumps
+    return [None if v is None else dumps(v).decode() for v in values]
+
+
+def _attribute_array(values: list, column: str):
+    """An Arrow array for an attribute column; mixed-type values fall back to JSON text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values), False
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array(_json_text(values), type=pa.string()), True
+
+
+def from_dict(doc: Any, name: str, options: ReadOptions) -> "pa.Table":
+    import numpy as np
+    import pyarrow as pa
+
+    images = load_images(doc, name)
+    anns = doc.get("annotations")
+    if not isinstance(anns, list):
+        raise _fail(name, "not a COCO instances file: the 'annotations' list is missing")
+    cats, cat_names = load_categories(doc, name)
+    if anns and not all(isinstance(a, dict) for a in anns):
+        bad = next(i for i, a in enumerate(anns) if not isinstance(a, dict))
+        raise _fail(name, f"annotations[{bad}] is not an object")
+
+    n = len(anns)
+    # -- ids
+    try:
+        ann_ids = [a["id"] for a in anns]
+        ann_img = [a["image_id"] for a in anns]
+    except KeyError as exc:
+        key = exc.args[0]
+        bad = next(i for i, a in enumerate(anns) if key not in a)
+        raise _fail(name, f"annotations[{bad}] has no '{key}'") from None
+    _check_int_ids(ann_ids, name, "annotations")
+    for i, v in enumerate(ann_img):
+        if type(v) is not int:
+            raise _fail(name, f"annotations[{i}] (id {ann_ids[i]}): image_id {v!r} is not an integer")
+    ids_arr = np.array(ann_ids, dtype=np.int64)
+    if n:
+        uniq, counts = np.unique(ids_arr, return_counts=True)
+        if (counts > 1).any():
+            raise _fail(name, f"annotation id {int(uniq[counts > 1][0])} appears {int(counts[counts > 1][0])} times")
+    img_arr = np.array(ann_img, dtype=np.int64)
+    rows = image_rows(images, img_arr, name, "annotations")
+
+    # -- categories
+    cat_ids = [a.get("category_id") for a in anns]
+    labels = []
+    for i, c in enumerate(cat_ids):
+        if c is None:
+            labels.append(None)
+            continue
+        try:
+            labels.append(cat_names[c])
+        except (KeyError, TypeError):
+            raise _fail(name, f"annotations[{i}] (id {ann_ids[i]}) refers to unknown category id {c!r}",
+                        hint="every category_id must be listed in 'categories'") from None
+
+    # -- geometry
+    boxes, has_box = check_boxes([a.get("bbox") for a in anns], name, "annotations", ann_ids)
+    areas = [a.get("area") for a in anns]
+    for i, v in enumerate(areas):
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v != v or v in (float("inf"), float("-inf"))):
+            raise _fail(name, f"annotations[{i}] (id {ann_ids[i]}): area {v!r} is not a finite number")
+    crowd = [a.get("iscrowd") for a in anns]
+    segs = _json_text([a.get("segmentation") for a in anns])
+    scores = [a.get("score") for a in anns]
+    for i, v in enumerate(scores):
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v != v):
+            raise _fail(name, f"annotations[{i}] (id {ann_ids[i]}): score {v!r} is not a number")
+
+    # -- which keys annotations carry, in first-seen order
+    ann_keys: list[str] = []
+    seen_keys: set[str] = set()
+    for a in anns:
+        if len(a.keys() - seen_keys):
+            for k in a:
+                if k not in seen_keys:
+                    seen_keys.add(k)
+                    ann_keys.append(k)
+    extra_keys = [k for k in ann_keys if k not in _ANN_CORE]
+    attr_keys: list[str] = []
+    if "attributes" in seen_keys:
+        aseen: set[str] = set()
+        for i, a in enumerate(anns):
+            at = a.get("attributes")
+            if at is None:
+                continue
+            if not isinstance(at, dict):
+                raise _fail(name, f"annotations[{i}] (id {ann_ids[i]}): 'attributes' must be an object")
+            for k in at:
+                if k not in aseen:
+                    aseen.add(k)
+                    attr_keys.append(k)
+
+    columns: dict[str, Any] = {}
+    meta_cols: dict[str, dict[str, str]] = {"annotation": {}, "attribute": {}, "image": {}}
+    json_cols: list[str] = []
+    taken = set(T.CORE_COLUMNS)
+
+    def column_name(key: str, prefix: str) -> str:
+        col = key if key not in taken else f"{prefix}_{key}"
+        while col in taken:
+            col = f"{prefix}_{col}"
+        taken.add(col)
+        return col
+
+    for k in extra_keys:
+        col = column_name(k, "coco")
+        meta_cols["annotation"][col] = k
+    for k in attr_keys:
+        col = column_name(k, "attr")
+        meta_cols["attribute"][col] = k
+    for k in images["extra"]:
+        meta_cols["image"][column_name(k, "image")] = k
+
+    # -- sample rows for images without annotations
+    has_ann = np.zeros(len(images["ids"]), dtype=bool)
+    has_ann[rows] = True
+    empty = np.flatnonzero(~has_ann)
+    m = len(empty)
+    all_rows = np.concatenate([rows, empty]).astype(np.int64)
+
+    def img_col(values: list) -> list:
+        return [values[i] for i in all_rows.tolist()]
+
+    fns = img_col(images["file_names"])
+    columns[T.SAMPLE_ID] = fns
+    columns[T.SOURCE] = pa.array(np.full(n + m, options.source or T.GT_SOURCE, dtype=object), type=pa.string())
+    columns[T.LABEL_ID] = pa.array(np.concatenate([ids_arr, np.zeros(m, np.int64)]),
+                                   mask=np.concatenate([np.zeros(n, bool), np.ones(m, bool)]))
+    columns[T.LABEL] = labels + [None] * m
+    columns[T.CATEGORY_ID] = pa.array(cat_ids + [None] * m, type=pa.int64())
+    columns[T.BBOX] = T.bbox_array(np.concatenate([boxes, np.full((m, 4), np.nan)]),
+                                   valid=np.concatenate([has_box, np.zeros(m, bool)]))
+    columns[T.ISCROWD] = pa.array([bool(c) if c is not None else False for c in crowd] + [False] * m, type=pa.bool_())
+    columns[T.AREA] = pa.array([float(a) if a is not None else None for a in areas] + [None] * m, type=pa.float64())
+    columns[T.SEGMENTATION] = pa.array(segs + [None] * m, type=pa.string())
+    if "score" in seen_keys:
+        columns[T.SCORE] = pa.array([None if v is None else float(v) for v in scores] + [None] * m, type=pa.float64())
+    columns[T.WIDTH] = pa.array(img_col(images["widths"]), type=pa.int32()) if _all_int(images["widths"]) else None
+    columns[T.HEIGHT] = pa.array(img_col(images["heights"]), type=pa.int32()) if _all_int(images["heights"]) else None
+    if columns[T.WIDTH] is None or columns[T.HEIGHT] is None:
+        raise _fail(name, "image width/height must be integers")
+    if options.split is not None:
+        columns[T.SPLIT] = pa.array([options.split] * (n + m), type=pa.string())
+    columns[T.IMAGE_ID] = pa.array(images["ids"][all_rows], type=pa.int64())
+
+    for col, key in meta_cols["annotation"].items():
+        arr, is_json = _attribute_array([a.get(key) for a in anns] + [None] * m, col)
+        columns[col] = arr
+        if is_json:
+            json_cols.append(col)
+    for col, key in meta_cols["attribute"].items():
+        arr, is_json = _attribute_array(
+            [(a.get("attributes") or {}).get(key) for a in anns] + [None] * m, col)
+        columns[col] = arr
+        if is_json:
+            json_cols.append(col)
+    for col, key in meta_cols["image"].items():
+        arr, is_json = _attribute_array(img_col(images["extra"][key]), col)
+        columns[col] = arr
+        if is_json:
+            json_cols.append(col)
+
+    no_attributes: list[int] = []
+    if "attributes" in seen_keys:
+        no_attributes = [ann_ids[i] for i, a in enumerate(anns) if "attributes" not in a]
+    coco_meta: dict[str, Any] = {
+        "categories": cats,
+        "no_attributes": no_attributes,
+        "annotation_keys": ann_keys,
+        "columns": meta_cols,
+        "json_columns": json_cols,
+    }
+    for key in doc:
+        if key not in ("images", "annotations", "categories"):
+            coco_meta.setdefault("top", {})[key] = doc[key]
+    meta: dict[str, Any] = {META: coco_meta}
+    if options.images_root is not None:
+        meta["images_root"] = str(options.images_root)
+    return T.from_columns(columns, meta)
+
+
+def _all_int(values: list) -> bool:
+    return all(v is None or (type(v) is int) for v in values)
+
+
+# --------------------------------------------------------------------------- writing
+
+def category_table(table: "pa.Table") -> tuple[list[dict], dict[str, int]]:
+    """Categories to write and a name -> id map: the ingested ones in their order, plus
+    any new class names (ids after the largest; ``category_id`` used where given)."""
+    meta = T.get_metadata(table).get(META, {})
+    cats = [dict(c) for c in meta.get("categories", [])]
+    name_to_id = {c["name"]: c["id"] for c in cats}
+    labels = T.column_or_null(table, T.LABEL).to_pylist()
+    cids = T.column_or_null(table, T.CATEGORY_ID).to_pylist()
+    pairs: dict[str, int | None] = {}
+    for lab, cid in zip(labels, cids):
+        if lab is not None and lab not in name_to_id and (lab not in pairs or pairs[lab] is None):
+            pairs[lab] = cid
+    used = set(name_to_id.values())
+    for lab in sorted(pairs, key=lambda s: (pairs[s] is None, pairs[s] or 0, s)):
+        cid = pairs[lab]
+        if cid is None or cid in used:
+            cid = max(used, default=0) + 1
+        used.add(cid)
+        name_to_id[lab] = cid
+        cats.append({"id": cid, "name": lab, "supercategory": ""})
+    return cats, name_to_id
+
+
+def image_table(table: "pa.Table") -> tuple[list[str], dict[str, int], dict[str, tuple]]:
+    """(sample ids in image order, sample_id -> image id, sample_id -> (width, height)).
+
+    Images are written in image id order; samples without an ``image_id`` get new ids
+    after the largest, in order of first appearance."""
+    samples = T.column_or_null(table, T.SAMPLE_ID).to_pylist()
+    img_ids = T.column_or_null(table, T.IMAGE_ID).to_pylist()
+    widths = T.column_or_null(table, T.WIDTH).to_pylist()
+    heights = T.column_or_null(table, T.HEIGHT).to_pylist()
+    first: dict[str, int] = {}
+    ids: dict[str, int | None] = {}
+    sizes: dict[str, tuple] = {}
+    for i, s in enumerate(samples):
+        if s not in first:
+            first[s] = i
+            ids[s] = img_ids[i]
+            sizes[s] = (widths[i], heights[i])
+        else:
+            if ids[s] is None and img_ids[i] is not None:
+                ids[s] = img_ids[i]
+            if sizes[s][0] is None and widths[i] is not None:
+                sizes[s] = (widths[i], heights[i])
+    used = {v for v in ids.values() if v is not None}
+    nxt = max(used, default=0) + 1
+    for s in first:
+        if ids[s] is None:
+            ids[s] = nxt
+            nxt += 1
+    order = sorted(first, key=lambda s: ids[s])
+    return order, ids, sizes  # type: ignore[return-value]
+
+
+def to_dict(table: "pa.Table", source: str | None = None) -> dict:
+    """The COCO instances document for the ground truth (or ``source``) rows."""
+    import numpy as np
+    import orjson
+
+    avail = T.sources(table)
+    source = source or T.GT_SOURCE
+    if source not in avail:
+        if len(avail) == 1:
+            source = avail[0]
+        else:
+            raise MlcycleError(f"no rows with source '{source}' to export (sources: {', '.join(avail) or 'none'})",
+                               hint="choose one with --source")
+    full = table
+    table = T.filter_source(table, source)
+    meta = T.get_metadata(full).get(META, {})
+    cats, name_to_id = category_table(table if not meta else full)
+    order, img_ids, sizes = image_table(table)
+
+    cols = meta.get("columns", {"annotation": {}, "attribute": {}, "image": {}})
+    json_cols = set(meta.get("json_columns", []))
+    ann_keys = meta.get("annotation_keys")
+    from_coco = ann_keys is not None
+
+    def values(col: str) -> list:
+        vals = table.column(col).to_pylist()
+        if col in json_cols:
+            vals = [None if v is None else orjson.loads(v) for v in vals]
+        return vals
+
+    samples = table.column(T.SAMPLE_ID).to_pylist()
+    images = []
+    image_extra = {col: values(col) for col in cols.get("image", {}) if col in table.column_names}
+    first_row = {}
+    for i, s in enumerate(samples):
+        first_row.setdefault(s, i)
+    for s in order:
+        w, h = sizes[s]
+        im: dict[str, Any] = {"id": img_ids[s], "file_name": s}
+        if w is not None:
+            im["width"] = w
+        if h is not None:
+            im["height"] = h
+        for col, key in cols.get("image", {}).items():
+            if col in image_extra:
+                v = image_extra[col][first_row[s]]
+                if v is not None:
+                    im[key] = v
+        images.append(im)
+
+    is_label = T.label_mask(table)
+    idx = np.flatnonzero(is_label)
+    boxes = T.bboxes(table)
+    label_ids = T.column_or_null(table, T.LABEL_ID).to_pylist()
+    labels = T.column_or_null(table, T.LABEL).to_pylist()
+    areas = T.column_or_null(table, T.AREA).to_pylist()
+    crowd = T.column_or_null(table, T.ISCROWD).to_pylist()
+    segs = T.column_or_null(table, T.SEGMENTATION).to_pylist()
+    scores = T.column_or_null(table, T.SCORE).to_pylist()
+    extra = {col: values(col) for col in cols.get("annotation", {}) if col in table.column_names}
+    attr_cols = dict(cols.get("attribute", {}))
+    if not from_coco:
+        # another format's attributes (occluded, truncated ...) go into COCO `attributes`
+        import pyarrow as pa
+
+        attr_cols = {c: c for c in T.attribute_columns(table)
+                     if c not in _COMMAND_COLUMNS and not pa.types.is_nested(table.column(c).type)}
+    attrs = {col: values(col) for col in attr_cols if col in table.column_names}
+    no_attributes = set(meta.get("no_attributes", []))
+    used_ids = {v for v in label_ids if v is not None}
+    next_id = max(used_ids, default=0) + 1
+    anns = []
+    for i in idx.tolist():
+        lid = label_ids[i]
+        if lid is None:
+            lid = next_id
+            next_id += 1
+        a: dict[str, Any] = {"id": lid, "image_id": img_ids[samples[i]]}
+        if labels[i] is not None:
+            a["category_id"] = name_to_id[labels[i]]
+        b = boxes[i]
+        has_box = not np.isnan(b).all()
+        if has_box:
+            a["bbox"] = [float(v) for v in b]
+        if areas[i] is not None:
+            a["area"] = areas[i]
+        elif has_box and (not from_coco or "area" not in ann_keys):
+            a["area"] = float(b[2] * b[3])
+        if not from_coco or "iscrowd" in ann_keys:
+            a["iscrowd"] = int(bool(crowd[i]))
+        if scores[i] is not None:
+            a["score"] = scores[i]
+        if segs[i] is not None:
+            a["segmentation"] = orjson.loads(segs[i])
+        elif not from_coco and has_box:
+            a["segmentation"] = []
+        if (attrs and not from_coco) or (from_coco and "attributes" in ann_keys and label_ids[i] not in no_attributes):
+            at = {}
+            for col, key in attr_cols.items():
+                if col in attrs and attrs[col][i] is not None:
+                    at[key] = attrs[col][i]
+            a["attributes"] = at
+        for col, key in cols.get("annotation", {}).items():
+            if col in extra and extra[col][i] is not None:
+                a[key] = extra[col][i]
+        anns.append(a)
+
+    doc: dict[str, Any] = {}
+    for key, value in meta.get("top", {}).items():
+        doc[key] = value
+    doc["images"] = images
+    doc["annotations"] = anns
+    doc["categories"] = cats
+    return doc
+
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    import orjson
+
+    from mlcycle import io
+
+    options = options or WriteOptions()
+    doc = to_dict(table, options.source)
+    data = orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+    with io.atomic_output(output, "wb") as fh:
+        fh.write(data)

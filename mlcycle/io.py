@@ -1,0 +1,455 @@
+"""Reading and writing label tables: Parquet, JSON Lines, Arrow IPC stream, CSV.
+
+- Input encoding is sniffed from content (``PAR1``, the Arrow stream/file marker, ``{``
+  for JSON Lines, anything else is CSV); ``-`` or ``None`` is standard input, which is
+  buffered in memory (Parquet keeps its footer at the end, so it cannot stream).
+- Several inputs are concatenated with their schemas unified.
+- Output encoding: the ``-o`` file ending, else ``--format``, else ``MLCYCLE_FORMAT``,
+  else JSON Lines. Binary output to a terminal is refused. Files are written to a
+  temporary name in the same folder and renamed (``atomic_output``); special files
+  such as ``/dev/null`` or a FIFO are written directly.
+- Table metadata travels in the Parquet/Arrow schema metadata, and in JSON Lines as a
+  first line ``{"__mlcycle__": {...}}`` (only when there is more than the version).
+"""
+
+from __future__ import annotations
+
+import io as _io
+import os
+import stat
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Iterator, Sequence
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+ENCODINGS = ("jsonl", "parquet", "arrow", "csv")
+BINARY_ENCODINGS = ("parquet", "arrow")
+JSONL_META_KEY = "__mlcycle__"
+_ENDINGS = {
+    ".parquet": "parquet", ".pq": "parquet",
+    ".jsonl": "jsonl", ".ndjson": "jsonl",
+    ".arrow": "arrow", ".arrows": "arrow", ".ipc": "arrow",
+    ".csv": "csv",
+}
+_ARROW_STREAM_MARKER = b"\xff\xff\xff\xff"
+_ARROW_FILE_MAGIC = b"ARROW1"
+
+
+def display_name(path: str | os.PathLike | None) -> str:
+    return "<stdin>" if path is None or str(path) == "-" else str(path)
+
+
+# --------------------------------------------------------------------------- input
+
+def read_bytes(path: str | os.PathLike | None) -> bytes:
+    """All bytes of a file or of standard input (``-``/None)."""
+    if path is None or str(path) == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("no input: standard input is a terminal", hint="pass a PATH or pipe data")
+        return sys.stdin.buffer.read()
+    p = Path(path)
+    try:
+        return p.read_bytes()
+    except FileNotFoundError:
+        raise MlcycleError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise MlcycleError(f"{p}: is a folder, expected a label table file") from None
+    except OSError as exc:
+        raise MlcycleError(f"{p}: cannot read: {exc.strerror or exc}") from None
+
+
+def sniff(data: bytes) -> str:
+    """The encoding of a label table from its first bytes."""
+    head = data[:8]
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(_ARROW_STREAM_MARKER) or head.startswith(_ARROW_FILE_MAGIC):
+        return "arrow"
+    stripped = data.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if stripped.startswith(b"{") or not stripped:
+        return "jsonl"
+    return "csv"
+
+
+def read_table(path: str | os.PathLike | None = None) -> "pa.Table":
+    """Read one label table (any encoding) and check it against the contract."""
+    name = display_name(path)
+    data = read_bytes(path)
+    table = decode(data, name)
+    return T.normalize(table, origin=name)
+
+
+def read_tables(paths: Sequence[str | os.PathLike | None] | None) -> "pa.Table":
+    """Read and concatenate label tables; no paths means standard input."""
+    if not paths:
+        paths = [None]
+    if sum(1 for p in paths if p is None or str(p) == "-") > 1:
+        raise UsageError("standard input ('-') given more than once")
+    tables = [read_table(p) for p in paths]
+    if len(tables) == 1:
+        return tables[0]
+    return concat(tables)
+
+
+def concat(tables: Sequence["pa.Table"]) -> "pa.Table":
+    import pyarrow as pa
+
+    meta = T.merge_metadata(*(T.get_metadata(t) for t in tables))
+    stripped = [t.replace_schema_metadata(None) for t in tables]
+    try:
+        out = pa.concat_tables(stripped, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise MlcycleError(f"cannot combine the inputs: {str(exc).splitlines()[0]}",
+                           hint="an attribute column has different types in different inputs") from None
+    out = T.normalize(out, origin="<inputs>")
+    return T.with_metadata(out, meta)
+
+
+def decode(data: bytes, name: str = "<stdin>") -> "pa.Table":
+    kind = sniff(data)
+    if kind == "parquet":
+        return _read_parquet(data, name)
+    if kind == "arrow":
+        return _read_arrow(data, name)
+    if kind == "jsonl":
+        return _read_jsonl(data, name)
+    return _read_csv(data, name)
+
+
+def _read_parquet(data: bytes, name: str) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MlcycleError(f"{name}: not a readable Parquet file ({_first_line(exc)})",
+                           hint="the file may be truncated or still being written") from None
+
+
+def _read_arrow(data: bytes, name: str) -> "pa.Table":
+    import pyarrow as pa
+
+    try:
+        if data.startswith(_ARROW_FILE_MAGIC):
+            return pa.ipc.open_file(pa.BufferReader(data)).read_all()
+        return pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MlcycleError(f"{name}: not a readable Arrow IPC stream ({_first_line(exc)})",
+                           hint="the stream may be truncated") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# JSON Lines ---------------------------------------------------------------------
+
+_JSON_CORE_PY = {
+    T.SAMPLE_ID: (str,), T.SOURCE: (str,), T.LABEL: (str,), T.SPLIT: (str,),
+    T.LABEL_ID: (int,), T.CATEGORY_ID: (int,), T.IMAGE_ID: (int,),
+    T.WIDTH: (int,), T.HEIGHT: (int,), T.SCORE: (int, float), T.AREA: (int, float),
+    T.ISCROWD: (bool, int), T.BBOX: (list,), T.SEGMENTATION: (str, list, dict),
+}
+_PY_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
+                  list: "a list", dict: "an object", type(None): "null"}
+
+
+def _split_jsonl_header(data: bytes) -> tuple[dict | None, bytes, int]:
+    """Split off the metadata line; returns (metadata, rest, lines skipped)."""
+    import orjson
+
+    start = data.lstrip(b" \t\r\n\xef\xbb\xbf")
+    offset = len(data) - len(start)
+    if not start.startswith(b'{"' + JSONL_META_KEY.encode()):
+        return None, data, 0
+    end = start.find(b"\n")
+    line = start if end < 0 else start[:end]
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, data, 0
+    if not (isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get(JSONL_META_KEY), dict)):
+        return None, data, 0
+    skipped = data[: offset].count(b"\n") + 1
+    rest = b"" if end < 0 else start[end + 1:]
+    return doc[JSONL_META_KEY], rest, skipped
+
+
+def _read_jsonl(data: bytes, name: str) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    meta, body, skipped = _split_jsonl_header(data)
+    if not body.strip():
+        table = T.empty_table()
+    else:
+        schema = pa.schema([(n, t) for n, t in _jsonl_explicit_types().items()])
+        try:
+            table = pj.read_json(
+                pa.BufferReader(body),
+                read_options=pj.ReadOptions(block_size=1 << 26),
+                parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer",
+                                              newlines_in_values=False),
+            )
+            # explicit_schema adds absent core columns as nulls: drop the all-null extras
+            # that the input never named, so a table does not grow columns on each pass.
+            table = _drop_unnamed(table, body)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            table = _read_jsonl_slow(body, name, skipped)
+    if meta is not None:
+        table = T.with_metadata(table, meta)
+    return table
+
+
+def _jsonl_explicit_types() -> dict:
+    import pyarrow as pa
+
+    t = T.core_types()
+    out = {n: t[n] for n in (T.SAMPLE_ID, T.SOURCE, T.LABEL, T.SPLIT, T.LABEL_ID, T.CATEGORY_ID,
+                             T.IMAGE_ID, T.SCORE, T.AREA, T.ISCROWD)}
+    out[T.BBOX] = pa.list_(pa.float64())
+    out[T.WIDTH] = pa.int64()
+    out[T.HEIGHT] = pa.int64()
+    return out
+
+
+def _drop_unnamed(table: "pa.Table", body: bytes) -> "pa.Table":
+    keep = []
+    for n in table.column_names:
+        col = table.column(n)
+        if n in _JSON_CORE_PY and col.null_count == len(col) and (b'"' + n.encode() + b'"') not in body:
+            continue
+        keep.append(n)
+    return table.select(keep)
+
+
+def _read_jsonl_slow(body: bytes, name: str, skipped: int) -> "pa.Table":
+    """Line by line, to say exactly which line and column is wrong."""
+    import orjson
+    import pyarrow as pa
+
+    rows = []
+    first_type: dict[str, tuple[type, int]] = {}
+    for i, line in enumerate(body.split(b"\n"), start=1 + skipped):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            col = getattr(exc, "colno", None)
+            raise MlcycleError(f"{name}:{i}:{col}: malformed JSON: {exc.msg}" if col else f"{name}:{i}: malformed JSON: {exc}") from None
+        if not isinstance(row, dict):
+            raise MlcycleError(f"{name}:{i}: expected a JSON object per line, got {_PY_TYPE_NAMES.get(type(row), type(row).__name__)}")
+        for key, value in row.items():
+            if value is None:
+                continue
+            want = _JSON_CORE_PY.get(key)
+            if want is not None:
+                ok = isinstance(value, want) and not (bool not in want and isinstance(value, bool))
+                if not ok:
+                    raise MlcycleError(
+                        f"{name}:{i}: column '{key}' is {_PY_TYPE_NAMES.get(type(value), type(value).__name__)}, "
+                        f"expected {T.CORE_TYPE_NAMES[key]}")
+                continue
+            t = float if type(value) is int else type(value)
+            prev = first_type.get(key)
+            if prev is None:
+                first_type[key] = (t, i)
+            elif prev[0] is not t:
+                raise MlcycleError(
+                    f"{name}:{i}: column '{key}' is {_PY_TYPE_NAMES.get(type(value), 'a value')}, "
+                    f"but line {prev[1]} has {_PY_TYPE_NAMES.get(prev[0], 'another type')}",
+                    hint="an attribute column must have one type in every row")
+        rows.append(row)
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise MlcycleError(f"{name}: inconsistent values: {_first_line(exc)}") from None
+
+
+# CSV ------------------------------------------------------------------------------
+
+_CSV_BBOX = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
+
+
+def _read_csv(data: bytes, name: str) -> "pa.Table":
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    types = {n: t for n, t in T.core_types().items() if n not in (T.BBOX,)}
+    types.update({c: pa.float64() for c in _CSV_BBOX})
+    try:
+        table = pcsv.read_csv(pa.BufferReader(data), convert_options=pcsv.ConvertOptions(
+            column_types={k: v for k, v in types.items()}, strings_can_be_null=True))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise MlcycleError(f"{name}: not a readable label table CSV ({_first_line(exc)})") from None
+    if all(c in table.column_names for c in _CSV_BBOX):
+        boxes = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(float) for c in _CSV_BBOX], axis=1)
+        idx = table.column_names.index("bbox_x")
+        table = table.drop_columns(list(_CSV_BBOX)).add_column(idx, T.BBOX, T.bbox_array(boxes))
+    return table
+
+
+# --------------------------------------------------------------------------- output
+
+def output_encoding(output: str | os.PathLike | None, fmt: str | None) -> str:
+    """-o's ending, else --format, else MLCYCLE_FORMAT, else jsonl."""
+    if output is not None and str(output) != "-":
+        ending = Path(str(output)).suffix.lower()
+        if ending in _ENDINGS:
+            return _ENDINGS[ending]
+    for candidate, origin in ((fmt, "--format"), (os.environ.get("MLCYCLE_FORMAT"), "MLCYCLE_FORMAT")):
+        if candidate:
+            c = candidate.lower()
+            if c not in ENCODINGS:
+                raise UsageError(f"{origin}: unknown table encoding '{candidate}'",
+                                 hint="choose one of " + ", ".join(ENCODINGS))
+            return c
+    return "jsonl"
+
+
+def is_stdout(output: str | os.PathLike | None) -> bool:
+    return output is None or str(output) == "-"
+
+
+def check_binary_to_terminal(output, encoding: str) -> None:
+    if is_stdout(output) and encoding in BINARY_ENCODINGS and sys.stdout.isatty():
+        raise UsageError(f"refusing to write binary {encoding} to a terminal",
+                         hint="use -o FILE.parquet, or pipe the output into another command")
+
+
+def _is_special(path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[IO]:
+    """A file object for the output: stdout for ``-``/None; for a file, a temporary file
+    in the same folder renamed over the target only when the block succeeds. Special
+    files (``/dev/null``, FIFOs, terminals) are opened and written directly."""
+    binary = "b" in mode
+    if is_stdout(path):
+        stream = sys.stdout.buffer if binary else sys.stdout
+        yield stream
+        stream.flush()
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"{target}: is a folder; -o needs a file name")
+    if _is_special(target):
+        with open(target, mode) as fh:
+            yield fh
+        return
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir():
+        raise MlcycleError(f"{target}: folder {parent} does not exist")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+    ok = False
+    try:
+        with os.fdopen(fd, mode) if binary else os.fdopen(fd, mode, encoding="utf-8", newline="") as fh:
+            yield fh
+        # keep the permissions a plain `>` would give
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+        ok = True
+    finally:
+        if not ok:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def write_table(table: "pa.Table", output: str | os.PathLike | None = None, fmt: str | None = None) -> None:
+    """Write a label table to ``output`` (stdout for ``-``/None) in the chosen encoding."""
+    encoding = output_encoding(output, fmt)
+    check_binary_to_terminal(output, encoding)
+    data = encode(table, encoding)
+    with atomic_output(output, "wb") as fh:
+        fh.write(data)
+
+
+def encode(table: "pa.Table", encoding: str) -> bytes:
+    if encoding == "parquet":
+        return _encode_parquet(table)
+    if encoding == "arrow":
+        return _encode_arrow(table)
+    if encoding == "csv":
+        return _encode_csv(table)
+    return encode_jsonl(table)
+
+
+def _encode_parquet(table: "pa.Table") -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", use_dictionary=True)
+    return sink.getvalue().to_pybytes()
+
+
+def _encode_arrow(table: "pa.Table") -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def encode_jsonl(table: "pa.Table") -> bytes:
+    import orjson
+
+    out = _io.BytesIO()
+    meta = T.get_metadata(table)
+    if set(meta) - {"schema_version"}:
+        out.write(orjson.dumps({JSONL_META_KEY: meta}, option=orjson.OPT_APPEND_NEWLINE))
+    opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+    dumps = orjson.dumps
+    for batch in table.to_batches(max_chunksize=65536):
+        out.write(b"".join([dumps(row, option=opt) for row in batch.to_pylist()]))
+    return out.getvalue()
+
+
+def _encode_csv(table: "pa.Table") -> bytes:
+    """Lossy convenience: bbox becomes bbox_x/y/w/h, nested columns become JSON text."""
+    import orjson
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    cols = {}
+    for name in table.column_names:
+        col = table.column(name)
+        if name == T.BBOX:
+            boxes = T.bboxes(table)
+            for i, c in enumerate(_CSV_BBOX):
+                cols[c] = pa.array(boxes[:, i], mask=~T.label_mask(table) & False | _nan_mask(boxes[:, i]))
+        elif pa.types.is_nested(col.type):
+            cols[name] = pa.array([None if v is None else orjson.dumps(v).decode() for v in col.to_pylist()], type=pa.string())
+        else:
+            cols[name] = col
+    sink = pa.BufferOutputStream()
+    pcsv.write_csv(pa.table(cols), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _nan_mask(values):
+    import numpy as np
+
+    return np.isnan(values)
