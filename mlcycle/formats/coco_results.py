@@ -141,7 +141,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         columns[T.SPLIT] = [options.split] * n
     for k in extra_keys:
         columns[k if k not in columns else f"coco_{k}"] = pa.array([r.get(k) for r in results])
-    return T.from_columns(columns, {"coco_results": {"extra_keys": extra_keys}})
+    return T.from_columns(columns, {"coco_results": {"extra_keys": extra_keys}} if extra_keys else None)
 
 
 def to_list(table: "pa.Table", source: str | None = None) -> list[dict]:
