@@ -1,0 +1,162 @@
+"""Image sizes for formats that need them (YOLO's normalised boxes, Open Images, csv
+``--normalized``), without decoding pixels.
+
+API (stable; other format modules import it):
+
+``image_sizes(sample_ids, root, options, paths=None) -> (widths, heights)``
+    Two int64 numpy arrays, one entry per sample id, ``-1`` where the size is unknown
+    (only possible with ``options.allow_missing``). For each sample, in this order:
+
+    1. ``options.image_sizes`` (``--image-sizes TABLE``): the ``width``/``height`` of
+       that sample in another label table. Sample ids are matched exactly, then by
+       file name without folders, then by file stem (``a/b/x.jpg`` ~ ``x.png``) when
+       that name is unique in the table.
+    2. ``options.image_size`` (``--image-size WxH``): one size for every sample left.
+    3. The image header of ``paths[i]`` (or ``root / sample_id``), read with Pillow in
+       lazy mode (``Image.open(...).size`` decodes no pixels; EXIF orientation is not
+       applied: the stored size is what the boxes refer to, as in COCO).
+
+    A sample whose size cannot be found is an ``MlcycleError`` naming the image (and
+    how many more are missing) with a hint about ``--image-size``/``--image-sizes``;
+    with ``options.allow_missing`` it is a counted warning instead.
+
+``find_images(folder) -> dict[str, Path]``
+    Image files directly in ``folder`` by stem (``{"0001": Path(".../0001.jpg")}``),
+    for label files that do not say the image's extension (YOLO, KITTI).
+
+``IMAGE_EXTENSIONS``: the file endings treated as images (lower case, with the dot).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Sequence
+
+from mlcycle.errors import MlcycleError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+    from mlcycle.formats import ReadOptions
+
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+    ".pbm", ".jp2", ".jfif", ".ico", ".dng", ".mpo",
+)
+
+
+def is_image(path: Path | str) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_images(folder: Path) -> dict[str, Path]:
+    """Image files directly in ``folder``, keyed by stem (first one wins, sorted by name)."""
+    out: dict[str, Path] = {}
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except OSError:
+        return out
+    for p in entries:
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.stem not in out:
+            out[p.stem] = p
+    return out
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the image header, None when the file does not exist.
+    A file that exists but is not a readable image is an error naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:  # lazy: reads the header only
+            return int(im.size[0]), int(im.size[1])
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return None
+    except UnidentifiedImageError:
+        raise MlcycleError(f"{path}: not an image Pillow can read (needed for its width and height)",
+                           hint="pass --image-size WxH or --image-sizes TABLE") from None
+    except OSError as exc:
+        raise MlcycleError(f"{path}: cannot read the image header: {exc.strerror or exc}") from None
+
+
+def _size_table(path: Path) -> dict[str, dict[str, tuple[int, int]]]:
+    """sample_id / file name / stem -> (w, h) from a label table; ambiguous names dropped."""
+    import pyarrow.compute as pc
+
+    from mlcycle import io
+    from mlcycle import table as T
+
+    tab = io.read_table(path)
+    for col in (T.WIDTH, T.HEIGHT):
+        if col not in tab.column_names:
+            raise MlcycleError(f"{path}: --image-sizes table has no '{col}' column")
+    tab = tab.filter(pc.and_(pc.is_valid(tab.column(T.WIDTH)), pc.is_valid(tab.column(T.HEIGHT))))
+    sids = tab.column(T.SAMPLE_ID).to_pylist()
+    ws = tab.column(T.WIDTH).to_pylist()
+    hs = tab.column(T.HEIGHT).to_pylist()
+    exact: dict[str, tuple[int, int]] = {}
+    for s, w, h in zip(sids, ws, hs):
+        exact.setdefault(s, (int(w), int(h)))
+    by_name: dict[str, tuple[int, int] | None] = {}
+    by_stem: dict[str, tuple[int, int] | None] = {}
+    for s, wh in exact.items():
+        p = PurePosixPath(s.replace("\\", "/"))
+        for key, d in ((p.name, by_name), (p.stem, by_stem)):
+            if key in d and d[key] != wh:
+                d[key] = None  # ambiguous: two different sizes under one name
+            else:
+                d.setdefault(key, wh)
+    return {
+        "exact": exact,
+        "name": {k: v for k, v in by_name.items() if v is not None},
+        "stem": {k: v for k, v in by_stem.items() if v is not None},
+    }
+
+
+def image_sizes(sample_ids: Sequence[str], root: Path | None, options: "ReadOptions",
+                paths: Sequence[Path | None] | None = None) -> tuple["np.ndarray", "np.ndarray"]:
+    """Width and height of each sample (see the module docstring); -1 where unknown."""
+    import numpy as np
+
+    from mlcycle import console
+
+    n = len(sample_ids)
+    widths = np.full(n, -1, dtype=np.int64)
+    heights = np.full(n, -1, dtype=np.int64)
+    todo = np.ones(n, dtype=bool)
+    if options.image_sizes is not None:
+        lookup = _size_table(Path(options.image_sizes))
+        for i, s in enumerate(sample_ids):
+            p = PurePosixPath(str(s).replace("\\", "/"))
+            wh = lookup["exact"].get(s) or lookup["name"].get(p.name) or lookup["stem"].get(p.stem)
+            if wh is not None:
+                widths[i], heights[i] = wh
+                todo[i] = False
+    if options.image_size is not None:
+        widths[todo], heights[todo] = options.image_size
+        todo[:] = False
+    base = Path(options.images_root) if options.images_root is not None else root
+    missing: list[str] = []
+    for i in np.flatnonzero(todo).tolist():
+        if paths is not None and paths[i] is not None:
+            target = Path(paths[i])
+        elif base is not None:
+            target = base / str(sample_ids[i])
+        else:
+            target = Path(str(sample_ids[i]))
+        wh = header_size(target)
+        if wh is None:
+            missing.append(str(target))
+            continue
+        widths[i], heights[i] = wh
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        if not options.allow_missing:
+            raise MlcycleError(
+                f"{missing[0]}: image not found{more}; its width and height are needed",
+                hint="pass --images-root DIR, --image-size WxH or --image-sizes TABLE, "
+                     "or --allow-missing to go on without them")
+        console.warn(f"{len(missing)} image(s) not found, their sizes are unknown: {missing[0]}{more}")
+    return widths, heights
