@@ -52,6 +52,22 @@ VIOLATIONS = "violations"
 GT_SOURCE = "gt"
 DEFAULT_PRED_SOURCE = "pred"
 
+# Attribute columns that several annotation formats share (cvat, labelme, openimages, csv).
+OCCLUDED = "occluded"
+TRUNCATED = "truncated"
+GROUP_OF = "group_of"  # Open Images IsGroupOf
+DEPICTION = "depiction"  # Open Images IsDepiction
+INSIDE = "inside"  # Open Images IsInside
+CONFIDENCE = "confidence"  # a ground-truth label's stated confidence (Open Images Confidence)
+ANNOTATION_SOURCE = "annotation_source"  # who made the label: CVAT source, Open Images Source
+SHAPE = "shape"  # box, polygon, polyline, points, line, circle, ellipse, mask, tag
+POINTS = "points"  # list<float64> x1, y1, x2, y2, ... for shapes that are not boxes/polygons
+Z_ORDER = "z_order"
+GROUP_ID = "group_id"
+ROTATION = "rotation"
+TRACK_ID = "track_id"
+FRAME = "frame"
+
 CORE_COLUMNS = (
     SAMPLE_ID, SOURCE, LABEL_ID, LABEL, CATEGORY_ID, BBOX, SCORE, ISCROWD, AREA,
     SEGMENTATION, WIDTH, HEIGHT, SPLIT, IMAGE_ID,
