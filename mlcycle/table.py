@@ -41,6 +41,9 @@ HEIGHT = "height"
 SPLIT = "split"
 IMAGE_ID = "image_id"
 
+# Well-known attribute columns (not core; read by some commands when present).
+DIFFICULT = "difficult"  # VOC: ground truth neither counted nor penalised by evaluate --method voc
+
 # Columns that commands add (still a label table).
 EVAL = "eval"
 EVAL_ID = "eval_id"
