@@ -192,44 +192,19 @@ def _read_jsonl(data: bytes, name: str) -> "pa.Table":
     if not body.strip():
         table = T.empty_table()
     else:
-        schema = pa.schema([(n, t) for n, t in _jsonl_explicit_types().items()])
         try:
+            # types are inferred over one large block; `table.normalize` then casts the
+            # core columns to the contract's types and names any column that cannot be
             table = pj.read_json(
                 pa.BufferReader(body),
                 read_options=pj.ReadOptions(block_size=1 << 26),
-                parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer",
-                                              newlines_in_values=False),
+                parse_options=pj.ParseOptions(unexpected_field_behavior="infer", newlines_in_values=False),
             )
-            # explicit_schema adds absent core columns as nulls: drop the all-null extras
-            # that the input never named, so a table does not grow columns on each pass.
-            table = _drop_unnamed(table, body)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             table = _read_jsonl_slow(body, name, skipped)
     if meta is not None:
         table = T.with_metadata(table, meta)
     return table
-
-
-def _jsonl_explicit_types() -> dict:
-    import pyarrow as pa
-
-    t = T.core_types()
-    out = {n: t[n] for n in (T.SAMPLE_ID, T.SOURCE, T.LABEL, T.SPLIT, T.LABEL_ID, T.CATEGORY_ID,
-                             T.IMAGE_ID, T.SCORE, T.AREA, T.ISCROWD)}
-    out[T.BBOX] = pa.list_(pa.float64())
-    out[T.WIDTH] = pa.int64()
-    out[T.HEIGHT] = pa.int64()
-    return out
-
-
-def _drop_unnamed(table: "pa.Table", body: bytes) -> "pa.Table":
-    keep = []
-    for n in table.column_names:
-        col = table.column(n)
-        if n in _JSON_CORE_PY and col.null_count == len(col) and (b'"' + n.encode() + b'"') not in body:
-            continue
-        keep.append(n)
-    return table.select(keep)
 
 
 def _read_jsonl_slow(body: bytes, name: str, skipped: int) -> "pa.Table":
