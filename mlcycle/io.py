@@ -195,16 +195,28 @@ def _read_jsonl(data: bytes, name: str) -> "pa.Table":
         try:
             # types are inferred over one large block; `table.normalize` then casts the
             # core columns to the contract's types and names any column that cannot be
-            table = pj.read_json(
-                pa.BufferReader(body),
-                read_options=pj.ReadOptions(block_size=1 << 26),
-                parse_options=pj.ParseOptions(unexpected_field_behavior="infer", newlines_in_values=False),
-            )
+            table = _pyarrow_jsonl(body)
+            # pyarrow turns date-like strings into timestamps; strings must stay strings
+            stamps = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+            if stamps:
+                table = _pyarrow_jsonl(body, pa.schema([(n, pa.string()) for n in stamps]))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             table = _read_jsonl_slow(body, name, skipped)
     if meta is not None:
         table = T.with_metadata(table, meta)
     return table
+
+
+def _pyarrow_jsonl(body: bytes, schema=None) -> "pa.Table":
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    return pj.read_json(
+        pa.BufferReader(body),
+        read_options=pj.ReadOptions(block_size=1 << 26),
+        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer",
+                                      newlines_in_values=False),
+    )
 
 
 def _read_jsonl_slow(body: bytes, name: str, skipped: int) -> "pa.Table":
