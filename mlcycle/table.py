@@ -50,6 +50,8 @@ EVAL_ID = "eval_id"
 EVAL_IOU = "eval_iou"
 HARD_SCORE = "hard_score"
 HARD_REASON = "hard_reason"
+HARD_SAMPLE_SCORE = "hard_sample_score"  # mine-hard: the sample's aggregate score
+HARD_MATCH = "hard_match"  # mine-hard --pool: the failure sample a pool sample resembles
 VIOLATIONS = "violations"
 
 GT_SOURCE = "gt"
