@@ -8,6 +8,7 @@ module level, so ``mlcycle --help`` and tab completion stay instant.
 from __future__ import annotations
 
 import importlib
+import os
 
 from mlcycle.cli.common import app
 
@@ -31,4 +32,12 @@ for _name in COMMAND_MODULES:
 
 def main() -> None:
     """Console-script entry point."""
+    if "_MLCYCLE_COMPLETE" in os.environ:
+        # Dynamic completion (`eval "$(_MLCYCLE_COMPLETE=source_bash mlcycle)"`): typer
+        # registers its shell classes only with add_completion=True, which would also add
+        # --install-completion to every help. The static scripts in completions/ need no
+        # Python at all (docs/shell.md); this keeps the dynamic route working too.
+        from typer._completion_classes import completion_init
+
+        completion_init()
     app(prog_name="mlcycle")

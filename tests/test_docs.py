@@ -1,0 +1,293 @@
+"""Man pages, shell completions and instant help.
+
+- The checked-in man pages and completion scripts are what ``make docs`` generates now
+  (else: a diff and "run make docs").
+- Every man page passes ``groff -man -ww -z`` with no warning and has the sections a
+  reader expects.
+- Every command has help with examples, a man page and a README entry.
+- ``--help``, ``COMMAND --help`` and a completion request import no heavy module.
+- The completion scripts complete subcommands, options, option values and paths in
+  bash, zsh and fish.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlcycle import docgen
+
+REPO = Path(__file__).resolve().parent.parent
+HEAVY = ("pyarrow", "numpy", "pycocotools", "yaml", "PIL", "matplotlib")
+SECTIONS = ("NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "EXIT STATUS", "ENVIRONMENT",
+            "EXAMPLES", "SEE ALSO")
+
+TREE = docgen.command_tree()
+COMMANDS = [d.name for d in TREE[1:]]
+GENERATED = docgen.render_all()
+MAN_PAGES = sorted(k for k in GENERATED if k.startswith("man/"))
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("_MLCYCLE_COMPLETE")}
+    env.update(extra)
+    return env
+
+
+# --------------------------------------------------------------------------- drift
+
+def test_checked_in_man_pages_and_completions_are_up_to_date():
+    d = docgen.diff(REPO, GENERATED)
+    assert not d, "man pages or completions are out of date: run make docs\n\n" + d
+
+
+def test_docgen_check_mode_reports_drift(tmp_path):
+    (tmp_path / "man").mkdir()
+    (tmp_path / "man" / "mlcycle-gone.1").write_text(".TH GONE 1\n")
+    out = subprocess.run([sys.executable, "-m", "mlcycle.docgen", "--check", "--root", str(tmp_path)],
+                         capture_output=True, text=True, env=_env())
+    assert out.returncode == 1
+    assert "run make docs" in out.stderr
+    assert "+++ b/man/mlcycle.1" in out.stdout
+    assert "stale file (its command is gone): man/mlcycle-gone.1" in out.stdout
+
+
+def test_docgen_writes_every_file_and_removes_stale_pages(tmp_path):
+    (tmp_path / "man").mkdir()
+    (tmp_path / "man" / "mlcycle-gone.1").write_text(".TH GONE 1\n")
+    assert docgen.main(["--root", str(tmp_path)]) == 0
+    assert not (tmp_path / "man" / "mlcycle-gone.1").exists()
+    assert docgen.main(["--check", "--root", str(tmp_path)]) == 0
+    for rel, text in GENERATED.items():
+        assert (tmp_path / rel).read_text() == text
+
+
+# --------------------------------------------------------------------------- man pages
+
+@pytest.mark.parametrize("page", MAN_PAGES)
+def test_man_page_has_no_groff_warnings(page):
+    groff = shutil.which("groff")
+    assert groff, "groff is needed to check man pages (apt-get install groff-base)"
+    out = subprocess.run([groff, "-man", "-ww", "-z"], input=GENERATED[page], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stderr == "", f"{page}: {out.stderr}"
+
+
+@pytest.mark.parametrize("page", MAN_PAGES)
+def test_man_page_has_every_section(page):
+    text = GENERATED[page]
+    headings = re.findall(r"^\.SH (.+)$", text, flags=re.M)
+    for section in SECTIONS:
+        assert section in headings, f"{page} lacks {section}"
+    env = text.split(".SH ENVIRONMENT", 1)[1].split(".SH ", 1)[0]
+    for var in ("MLCYCLE_FORMAT", "NO_COLOR", "MLCYCLE_DEBUG"):
+        assert var in env
+    assert "MLCYCLE_EXTERNAL" not in text  # a test-only variable is not for users
+    status = text.split(".SH EXIT STATUS", 1)[1].split(".SH ", 1)[0]
+    assert re.findall(r"\\fB(\d+)\\fR", status) == ["0", "1", "2", "3", "130"]
+
+
+def test_man_page_renders_the_options_and_examples_of_help():
+    man = shutil.which("man")
+    page = GENERATED["man/mlcycle-ingest.1"]
+    assert ".SH EXAMPLES" in page
+    assert "\\-\\-format" in page and "\\fIENCODING\\fR" in page
+    if man:  # what `man -l man/mlcycle-ingest.1` shows
+        out = subprocess.run([man, "-l", "-"], input=page, capture_output=True, text=True,
+                             env=_env(MANWIDTH="100", MANPAGER="cat", PAGER="cat"))
+        assert out.returncode == 0, out.stderr
+        text = out.stdout
+        assert "mlcycle ingest coco instances_val.json --split val -o gt.parquet" in text
+        assert "--format ENCODING" in text
+
+
+def test_root_man_page_lists_every_command():
+    page = GENERATED["man/mlcycle.1"]
+    for name in COMMANDS:
+        assert f"\\fB{docgen._roff(name)}\\fR" in page.split(".SH COMMANDS", 1)[1].split(".SH ", 1)[0]
+        assert f".BR mlcycle\\-{docgen._roff(name)} (1)" in page
+
+
+# --------------------------------------------------------------------------- meta
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help_with_examples_a_man_page_and_a_readme_entry(name, runner):
+    result = runner([name, "--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout
+    examples = result.stdout.split("Examples:", 1)[1].strip().split("\n\n", 1)[0].splitlines()
+    assert len(examples) >= 2, f"{name} --help needs 2-3 examples"
+    assert all(e.strip().startswith("mlcycle ") or "| mlcycle" in e for e in examples)
+    assert (REPO / "man" / f"mlcycle-{name}.1").is_file(), "run make docs"
+    readme = (REPO / "README.md").read_text()
+    assert f"mlcycle {name}" in readme, f"README.md has no entry for {name}"
+
+
+# --------------------------------------------------------------------------- instant
+
+def _imported(args: list[str], **env) -> tuple[set[str], subprocess.CompletedProcess]:
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlcycle", *args],
+                         capture_output=True, text=True, env=_env(**env))
+    mods = set()
+    for line in out.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            mods.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    return mods, out
+
+
+@pytest.mark.parametrize("args", [["--help"]] + [[c, "--help"] for c in COMMANDS],
+                         ids=lambda a: " ".join(a))
+def test_help_imports_nothing_heavy(args):
+    mods, out = _imported(args)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Usage: mlcycle" in out.stdout
+    assert not mods & set(HEAVY), f"mlcycle {' '.join(args)} imports {sorted(mods & set(HEAVY))}"
+
+
+@pytest.mark.parametrize("words,expect", [
+    ("mlcycle ", "ingest"),
+    ("mlcycle ingest ", "coco"),
+    ("mlcycle ingest --format ", "parquet"),
+    ("mlcycle export ", "coco-results"),
+])
+def test_a_completion_request_imports_nothing_heavy(words, expect):
+    parts = words.split(" ")
+    mods, out = _imported([], _MLCYCLE_COMPLETE="complete_bash", COMP_WORDS=words,
+                          COMP_CWORD=str(len(parts) - 1))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert expect in out.stdout.split()
+    assert not mods & set(HEAVY), f"completing {words!r} imports {sorted(mods & set(HEAVY))}"
+
+
+# --------------------------------------------------------------------------- completions
+
+@pytest.fixture
+def scripts(tmp_path):
+    """The generated completion scripts and a folder with a few files to complete."""
+    for rel, text in GENERATED.items():
+        if rel.startswith("completions/"):
+            (tmp_path / Path(rel).name).write_text(text)
+    work = tmp_path / "work"
+    (work / "images").mkdir(parents=True)
+    (work / "gt.parquet").write_bytes(b"PAR1")
+    (work / "instances.json").write_text("{}")
+    return tmp_path
+
+
+BASH_DRIVER = r'''
+source "$1"
+shift
+for line in "$@"; do
+    read -ra COMP_WORDS <<< "$line"
+    [[ $line == *" " ]] && COMP_WORDS+=("")
+    COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+    COMP_LINE=$line
+    COMPREPLY=()
+    _mlcycle
+    echo "${COMPREPLY[*]}"
+done
+'''
+
+
+def _bash(scripts: Path, *lines: str) -> list[list[str]]:
+    out = subprocess.run(["bash", "-c", BASH_DRIVER, "bash", str(scripts / "mlcycle.bash"), *lines],
+                         capture_output=True, text=True, cwd=scripts / "work", check=True)
+    assert out.stderr == ""
+    return [sorted(line.split()) for line in out.stdout.splitlines()]
+
+
+def test_bash_completes_subcommands_options_values_and_paths(scripts):
+    got = _bash(scripts,
+                "mlcycle ",
+                "mlcycle in",
+                "mlcycle ingest --fo",
+                "mlcycle ingest --format ",
+                "mlcycle ingest --format p",
+                "mlcycle ingest ",
+                "mlcycle ingest coco ",
+                "mlcycle ingest --images-root ",
+                "mlcycle ingest -o ",
+                "mlcycle export ",
+                "mlcycle export -o out.json ",
+                "mlcycle export coco ",
+                "mlcycle export --split ",
+                )
+    assert got[0] == sorted(COMMANDS)
+    assert got[1] == ["ingest"]
+    assert got[2] == ["--format"]
+    assert got[3] == ["arrow", "csv", "jsonl", "parquet"]
+    assert got[4] == ["parquet"]
+    assert {"coco", "coco-results", "gt.parquet", "instances.json", "images"} <= set(got[5])
+    assert got[6] == ["gt.parquet", "images", "instances.json"]
+    assert got[7] == ["images"]
+    assert got[8] == ["gt.parquet", "images", "instances.json"]
+    assert {"coco", "coco-results"} <= set(got[9]) and "gt.parquet" not in got[9]
+    assert got[10] == got[9]  # -o's value is not a positional word
+    assert got[11] == ["gt.parquet", "images", "instances.json"]
+    assert got[12] == []  # free text: no file names
+
+
+def test_bash_completes_the_value_of_option_equals(scripts):
+    driver = (f'source "{scripts / "mlcycle.bash"}"\n'
+              'COMP_WORDS=(mlcycle ingest --format = a); COMP_CWORD=4; COMPREPLY=(); _mlcycle; echo "${COMPREPLY[*]}"\n'
+              'COMP_WORDS=(mlcycle ingest --format =); COMP_CWORD=3; COMPREPLY=(); _mlcycle; echo "${COMPREPLY[*]}"\n'
+              'COMP_WORDS=(mlcycle ingest --format = csv ""); COMP_CWORD=5; COMPREPLY=(); _mlcycle; echo "${COMPREPLY[*]}"\n')
+    out = subprocess.run(["bash", "-c", driver], capture_output=True, text=True, cwd=scripts / "work", check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "arrow"
+    assert lines[1].split() == ["jsonl", "parquet", "arrow", "csv"]
+    assert "coco" in lines[2].split()  # after --format=csv comes the first positional word
+
+
+def _need(shell: str) -> str:
+    path = shutil.which(shell)
+    if path is None:
+        pytest.skip(f"{shell} is not installed here (.ci/run installs it)")
+    return path
+
+
+def test_zsh_script_is_valid_and_describes_every_command(scripts):
+    zsh = _need("zsh")
+    out = subprocess.run([zsh, "-n", str(scripts / "_mlcycle")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = (scripts / "_mlcycle").read_text()
+    assert text.startswith("#compdef mlcycle\n")
+    for name in COMMANDS:
+        assert f"'{name}:" in text and f"_mlcycle_{name.replace('-', '_')}()" in text
+    assert ":ENCODING:(jsonl parquet arrow csv)" in text
+    # loading it in an interactive-like shell with compinit defines the completer
+    probe = (f"autoload -Uz compinit && compinit -u -d {scripts}/zcompdump; "
+             f"source {scripts}/_mlcycle; print -r -- $_comps[mlcycle]")
+    out = subprocess.run([zsh, "-f", "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "_mlcycle", out.stderr
+
+
+def _fish(scripts: Path, line: str) -> list[str]:
+    fish = _need("fish")
+    cmd = f"source {scripts / 'mlcycle.fish'}; complete -C {_fish_quote(line)}"
+    out = subprocess.run([fish, "--no-config", "-c", cmd], capture_output=True, text=True,
+                         cwd=scripts / "work", env=_env(HOME=str(scripts)))
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    return sorted(row.split("\t", 1)[0] for row in out.stdout.splitlines())
+
+
+def _fish_quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def test_fish_completes_subcommands_options_values_and_paths(scripts):
+    assert _fish(scripts, "mlcycle ") == sorted(COMMANDS)
+    assert _fish(scripts, "mlcycle ingest --format ") == ["arrow", "csv", "jsonl", "parquet"]
+    assert _fish(scripts, "mlcycle ingest --fo") == ["--format"]
+    assert {"coco", "coco-results", "gt.parquet", "instances.json", "images/"} <= set(_fish(scripts, "mlcycle ingest "))
+    assert _fish(scripts, "mlcycle ingest coco ") == ["gt.parquet", "images/", "instances.json"]
+    from mlcycle import formats
+
+    assert _fish(scripts, "mlcycle export ") == sorted(formats.names(writes=True))
+    assert _fish(scripts, "mlcycle export coco ") == ["gt.parquet", "images/", "instances.json"]
+    assert _fish(scripts, "mlcycle export --split ") == []
