@@ -88,7 +88,7 @@ def evaluate(
             "cannot choose the predicted class",
             hint="give predictions a score, or keep one prediction per sample",
         )
-    order = np.lexsort((np.arange(p_s.shape[0]), -np.where(has_score, score, 0.0), p_s))
+    order = np.lexsort((-np.where(has_score, score, 0.0), p_s))  # stable: ties keep table order
     rs, rc = p_s[order], p_c[order]
     # first occurrence of each (sample, class) in rank order -> distinct classes per sample
     _, first = np.unique(rs * n_c + rc, return_index=True)
