@@ -38,6 +38,10 @@ FORMATS: dict[str, FormatInfo] = {
     for f in (
         FormatInfo("coco", "mlcycle.formats.coco", "COCO instances JSON (boxes, polygons, RLE, crowd)"),
         FormatInfo("coco-results", "mlcycle.formats.coco_results", "COCO results JSON (detections with scores)"),
+        FormatInfo("yolo", "mlcycle.formats.yolo", "YOLO txt: Ultralytics (data.yaml, images/ labels/), darknet (obj.names), flat (classes.txt)", output="folder"),
+        FormatInfo("voc", "mlcycle.formats.voc", "Pascal VOC XML (difficult, truncated, occluded, pose as attributes)", output="folder"),
+        FormatInfo("kitti", "mlcycle.formats.kitti", "KITTI object txt (truncated, occluded, alpha, 3D box as attributes)", output="folder"),
+        FormatInfo("images", "mlcycle.formats.images", "A folder of images: one sample row each; class-per-folder as classification labels", output="folder"),
     )
 }
 

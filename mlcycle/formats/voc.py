@@ -1,0 +1,465 @@
+"""Pascal VOC XML <-> label table (boxes with difficult/truncated/occluded/pose).
+
+Layouts read:
+
+- **VOC devkit**: ``Annotations/*.xml``, ``ImageSets/Main/<split>.txt`` (the split of
+  each image; ``train``/``val``/``test`` win over ``trainval``; images listed without an
+  XML file become sample rows), ``JPEGImages/``;
+- **a folder of XML files** (Roboflow, CVAT's "ImageNet"/VOC exports, review_object_
+  detection_metrics), searched recursively; a first-level folder named like a split
+  (``train``, ``val``, ``valid``, ``test`` ...) sets the split;
+- **one XML file**.
+
+Each ``<object>`` becomes a row: ``<name>`` -> ``label``, ``<bndbox>`` -> ``bbox``,
+``difficult``/``truncated``/``occluded`` -> bool attribute columns, ``pose`` -> a string
+column, ``<attributes><attribute><name>/<value>`` (CVAT, Datumaro) -> columns of that
+name, ``<actions>`` -> ``action_<name>`` bool columns, ``<score>`` -> ``score``. A
+``<part>`` (VOC layout: head, hand, foot) becomes its own row with ``part_of`` = the
+``label_id`` of its object. ``sample_id`` is ``<filename>`` (the file name relative to
+``JPEGImages``); ``width``/``height`` come from ``<size>``, else the image header.
+
+**Coordinates.** By default corners are continuous coordinates:
+``bbox = [xmin, ymin, xmax - xmin, ymax - ymin]`` -- what Datumaro, CVAT, torchvision,
+globox and review_object_detection_metrics use, and what makes the 100 VOC images of
+that project equal to their COCO form. The VOC devkit reads corners as 1-based
+inclusive pixel indices (width ``xmax - xmin + 1``); choose it with ``--corners
+inclusive``: ``bbox = [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]``; the
+writer applies the inverse. Corners are written with up to 10 significant digits
+(integers stay integers).
+
+XML is parsed with defusedxml: an entity bomb or external entity is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._build import SPLIT_NAMES, Problems, assemble, source_rows, unique_samples
+from mlcycle.formats._common import parse_xml, safe_join
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+META = "voc"
+PART_OF = "part_of"
+FLAGS = ("difficult", "truncated", "occluded")
+POSE = "pose"
+_MAIN_SPLITS = ("train", "val", "test", "trainval")
+_SKIP_COLUMNS = {T.EVAL, T.EVAL_ID, T.EVAL_IOU, T.HARD_SCORE, T.HARD_REASON, T.VIOLATIONS, PART_OF}
+
+
+def corners_mode(extra: dict) -> str:
+    mode = extra.get("corners") or "exclusive"
+    if mode not in ("exclusive", "inclusive"):
+        raise MlcycleError(f"--corners must be 'exclusive' or 'inclusive', got {mode!r}")
+    return mode
+
+
+# --------------------------------------------------------------------------- detection
+
+def _looks_voc(p: Path) -> bool:
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b"<annotation" in head and (b"<object" in head or b"<filename" in head or b"<size" in head)
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".xml" and _looks_voc(path)
+    if not path.is_dir():
+        return False
+    ann = path / "Annotations"
+    if ann.is_dir():
+        first = next(ann.rglob("*.xml"), None)
+        return first is not None and _looks_voc(first)
+    for i, p in enumerate(path.rglob("*.xml")):
+        if i >= 3:
+            break
+        if _looks_voc(p):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- reading
+
+def _text(el, tag: str) -> str | None:
+    c = el.find(tag)
+    if c is None or c.text is None:
+        return None
+    t = c.text.strip()
+    return t if t else None
+
+
+def _flag(el, tag: str) -> bool | None:
+    t = _text(el, tag)
+    if t is None:
+        return None
+    t = t.lower()
+    if t in ("1", "true", "yes"):
+        return True
+    if t in ("0", "false", "no"):
+        return False
+    try:
+        return float(t) != 0
+    except ValueError:
+        return None
+
+
+def _box(el, where: str, problems: Problems):
+    bb = el.find("bndbox")
+    if bb is None:
+        problems.add(f"{where}: no <bndbox>")
+        return None
+    vals = []
+    for tag in ("xmin", "ymin", "xmax", "ymax"):
+        t = _text(bb, tag)
+        try:
+            vals.append(float(t))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            problems.add(f"{where}: <{tag}> is {t!r}, not a number")
+            return None
+    x1, y1, x2, y2 = vals
+    if not all(v == v and abs(v) != float("inf") for v in vals):
+        problems.add(f"{where}: a corner is not finite")
+        return None
+    if x2 < x1 or y2 < y1:
+        problems.add(f"{where}: box has x2 < x1 or y2 < y1 (xmin {t_(x1)}, xmax {t_(x2)}, ymin {t_(y1)}, ymax {t_(y2)})")
+        return None
+    return vals
+
+
+def t_(v: float) -> str:
+    return f"{v:.10g}"
+
+
+def _files(root: Path) -> tuple[list[tuple[Path, str | None, str]], dict[str, str], Path | None]:
+    """(xml path, split, sample folder prefix) list, devkit split map, images folder."""
+    if root.is_file():
+        return [(root, None, "")], {}, None
+    ann = root / "Annotations"
+    if ann.is_dir():
+        splits: dict[str, str] = {}
+        main = root / "ImageSets" / "Main"
+        if main.is_dir():
+            for name in sorted(p.stem for p in main.glob("*.txt") if "_" not in p.stem):
+                for line in (main / f"{name}.txt").read_text(encoding="utf-8", errors="replace").split():
+                    if name == "trainval" and line in splits:
+                        continue
+                    if line not in splits or splits[line] == "trainval":
+                        splits[line] = None if name == "default" else name  # type: ignore[assignment]
+        files = []
+        for dirpath, dirnames, filenames in os.walk(ann):
+            dirnames.sort()
+            for f in sorted(filenames):
+                if f.lower().endswith(".xml"):
+                    files.append((Path(dirpath, f), None, ""))
+        images = root / "JPEGImages"
+        return files, splits, images if images.is_dir() else None
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, root)
+        parts = () if rel == "." else PurePosixPath(rel.replace(os.sep, "/")).parts
+        split = parts[0] if parts and parts[0].lower() in SPLIT_NAMES else None
+        prefix_parts = parts[1:] if split else parts
+        prefix = "/".join(prefix_parts)
+        for f in sorted(filenames):
+            if f.lower().endswith(".xml"):
+                files.append((Path(dirpath, f), split, prefix))
+    return files, {}, None
+
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    import numpy as np
+
+    from mlcycle.formats._images import header_size
+
+    options = options or ReadOptions()
+    path = Path(path)
+    mode = corners_mode(options.extra)
+    files, devkit_splits, images_dir = _files(path)
+    if not files and not devkit_splits:
+        raise MlcycleError(f"{path}: no VOC XML files found")
+    problems = Problems(options.skip_invalid, "VOC object")
+
+    sample_ids: list[str] = []
+    sample_split: list[str | None] = []
+    widths: list[int] = []
+    heights: list[int] = []
+    xml_of: list[Path | None] = []
+    label_sample: list[int] = []
+    labels: list[str] = []
+    boxes: list[list[float]] = []
+    flags: dict[str, list] = {k: [] for k in FLAGS}
+    poses: list[str | None] = []
+    scores: list[float | None] = []
+    part_of: list[int | None] = []
+    attrs: dict[str, dict[int, Any]] = {}
+    seen: dict[tuple[str | None, str], int] = {}
+
+    for xml_path, split, prefix in files:
+        root = parse_xml(xml_path)
+        if root.tag != "annotation":
+            problems.add(f"{xml_path}: root element is <{root.tag}>, expected <annotation>")
+            continue
+        fname = _text(root, "filename") or (xml_path.stem + ".jpg")
+        sid = f"{prefix}/{fname}" if prefix else fname
+        stem = PurePosixPath(sid).with_suffix("").as_posix() if PurePosixPath(sid).suffix else sid
+        if devkit_splits:
+            split = devkit_splits.get(xml_path.stem, devkit_splits.get(stem))
+        key = (split, sid)
+        if key in seen:
+            raise MlcycleError(f"{xml_path}: image {sid!r} is described by two XML files")
+        s = seen[key] = len(sample_ids)
+        sample_ids.append(sid)
+        sample_split.append(split)
+        xml_of.append(xml_path)
+        w = h = -1
+        size = root.find("size")
+        if size is not None:
+            try:
+                w = int(float(_text(size, "width") or -1))
+                h = int(float(_text(size, "height") or -1))
+            except ValueError:
+                w = h = -1
+        widths.append(w if w > 0 else -1)
+        heights.append(h if h > 0 else -1)
+        for k, obj in enumerate(root.findall("object"), start=1):
+            name = _text(obj, "name")
+            where = f"{xml_path}: object {k}" + (f" ({name})" if name else "")
+            if name is None:
+                problems.add(f"{where}: no <name>")
+                continue
+            b = _box(obj, where, problems)
+            if b is None:
+                continue
+            parent = len(labels)
+            _add(obj, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, None)
+            for j, part in enumerate(obj.findall("part"), start=1):
+                pname = _text(part, "name")
+                pb = _box(part, f"{where} part {j}", problems)
+                if pname is None or pb is None:
+                    continue
+                _add(part, s, pname, pb, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent + 1)
+
+    # devkit: images listed in ImageSets without an XML file are samples without labels
+    have = {PurePosixPath(s).stem for s in sample_ids}
+    for stem, split in devkit_splits.items():
+        if stem not in have:
+            img = next(iter(sorted(images_dir.glob(stem + ".*"))), None) if images_dir is not None else None
+            sample_ids.append(img.name if img is not None else stem + ".jpg")
+            sample_split.append(split)
+            xml_of.append(None)
+            widths.append(-1)
+            heights.append(-1)
+    widths_a = np.asarray(widths, dtype=np.int64)
+    heights_a = np.asarray(heights, dtype=np.int64)
+    for i in np.flatnonzero((widths_a <= 0) | (heights_a <= 0)).tolist():
+        base = options.images_root or images_dir or (xml_of[i].parent if xml_of[i] is not None else None)
+        if base is not None:
+            wh = header_size(Path(base) / sample_ids[i])
+            if wh is not None:
+                widths_a[i], heights_a[i] = wh
+    problems.report()
+    bx = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.empty_like(bx)
+    out[:, 0] = bx[:, 0]
+    out[:, 1] = bx[:, 1]
+    out[:, 2] = bx[:, 2] - bx[:, 0]
+    out[:, 3] = bx[:, 3] - bx[:, 1]
+    if mode == "inclusive":
+        out[:, :2] -= 1
+        out[:, 2:] += 1
+    attributes: dict[str, Any] = {}
+    for k in FLAGS:
+        if any(v is not None for v in flags[k]):
+            attributes[k] = flags[k]
+    if any(p is not None for p in poses):
+        attributes[POSE] = poses
+    if any(p is not None for p in part_of):
+        attributes[PART_OF] = part_of
+    n = len(labels)
+    for name, values in attrs.items():
+        col = name if name not in T.CORE_COLUMNS and name not in attributes else f"attr_{name}"
+        attributes[col] = [values.get(i) for i in range(n)]
+    has_score = any(v is not None for v in scores)
+    source = options.source or (T.DEFAULT_PRED_SOURCE if has_score else T.GT_SOURCE)
+    if options.split is not None:
+        sample_split = [options.split] * len(sample_split)
+    meta: dict[str, Any] = {META: {"corners": mode}}
+    if options.images_root is not None:
+        meta["images_root"] = str(options.images_root)
+    return assemble(sample_ids=sample_ids, splits=sample_split, widths=widths_a, heights=heights_a,
+                    label_sample=np.asarray(label_sample, dtype=np.int64), labels=labels, boxes=out,
+                    scores=np.asarray([np.nan if v is None else v for v in scores], dtype=np.float64) if has_score else None,
+                    source=source, attributes=attributes, metadata=meta)
+
+
+def _add(el, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent) -> None:
+    i = len(labels)
+    labels.append(name)
+    label_sample.append(s)
+    boxes.append(b)
+    for k in FLAGS:
+        flags[k].append(_flag(el, k))
+    poses.append(_text(el, "pose"))
+    sc = _text(el, "score") or _text(el, "confidence")
+    try:
+        scores.append(float(sc) if sc is not None else None)
+    except ValueError:
+        scores.append(None)
+    part_of.append(parent)
+    at = el.find("attributes")
+    if at is not None:
+        for a in at.findall("attribute"):
+            an = _text(a, "name")
+            if an:
+                attrs.setdefault(an, {})[i] = _text(a, "value")
+    acts = el.find("actions")
+    if acts is not None:
+        for a in acts:
+            v = (a.text or "").strip()
+            attrs.setdefault(f"action_{a.tag}", {})[i] = v in ("1", "true", "True")
+
+
+# --------------------------------------------------------------------------- writing
+
+def _num(v: float) -> str:
+    return f"{v:.10g}"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    import shutil
+
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcycle import io
+
+    options = options or WriteOptions()
+    if output is None:
+        raise MlcycleError("export voc writes a folder", hint="pass -o DIR")
+    out = Path(output)
+    rows, _ = source_rows(table, options.source)
+    meta = T.get_metadata(table).get(META, {})
+    mode = corners_mode(options.extra or ({"corners": meta.get("corners")} if isinstance(meta, dict) else {}))
+    sids, row_sample, splits = unique_samples(rows)
+    is_label = T.label_mask(rows)
+    boxes = T.bboxes(rows)
+    has_box = is_label & ~np.isnan(boxes).any(axis=1)
+    if (is_label & ~has_box).any():
+        from mlcycle import console
+
+        console.warn(f"{int((is_label & ~has_box).sum())} label(s) without a box are not written (VOC objects need a <bndbox>)")
+    x1 = boxes[:, 0].copy()
+    y1 = boxes[:, 1].copy()
+    x2 = boxes[:, 0] + boxes[:, 2]
+    y2 = boxes[:, 1] + boxes[:, 3]
+    if mode == "inclusive":
+        x1 += 1
+        y1 += 1
+    labels = T.column_or_null(rows, T.LABEL).to_pylist()
+    label_ids = T.column_or_null(rows, T.LABEL_ID).to_pylist()
+    widths = T.column_or_null(rows, T.WIDTH).to_pylist()
+    heights = T.column_or_null(rows, T.HEIGHT).to_pylist()
+    scores = T.column_or_null(rows, T.SCORE).to_pylist()
+    flag_cols = {k: rows.column(k).to_pylist() for k in FLAGS if k in rows.column_names}
+    poses = rows.column(POSE).to_pylist() if POSE in rows.column_names else None
+    parts = rows.column(PART_OF).to_pylist() if PART_OF in rows.column_names else [None] * rows.num_rows
+    extra_cols = [c for c in T.attribute_columns(rows)
+                  if c not in FLAGS and c != POSE and c not in _SKIP_COLUMNS
+                  and not pa.types.is_nested(rows.column(c).type)]
+    action_cols = [c for c in extra_cols if c.startswith("action_")]
+    attr_cols = [c for c in extra_cols if c not in action_cols]
+    extra = {c: rows.column(c).to_pylist() for c in extra_cols}
+
+    by_sample: list[list[int]] = [[] for _ in sids]
+    parts_of: dict[tuple[int, Any], list[int]] = {}
+    for i in np.flatnonzero(has_box).tolist():
+        s = int(row_sample[i])
+        if parts[i] is not None:
+            parts_of.setdefault((s, parts[i]), []).append(i)
+        else:
+            by_sample[s].append(i)
+
+    def obj_xml(i: int, tag: str, indent: str) -> list[str]:
+        lines = [f"{indent}<{tag}>", f"{indent}\t<name>{escape(str(labels[i]))}</name>"]
+        if poses is not None and poses[i] is not None:
+            lines.append(f"{indent}\t<pose>{escape(str(poses[i]))}</pose>")
+        for k, vals in flag_cols.items():
+            if vals[i] is not None:
+                lines.append(f"{indent}\t<{k}>{_value(vals[i])}</{k}>")
+        if scores[i] is not None:
+            lines.append(f"{indent}\t<score>{_num(scores[i])}</score>")
+        lines += [f"{indent}\t<bndbox>",
+                  f"{indent}\t\t<xmin>{_num(x1[i])}</xmin>", f"{indent}\t\t<ymin>{_num(y1[i])}</ymin>",
+                  f"{indent}\t\t<xmax>{_num(x2[i])}</xmax>", f"{indent}\t\t<ymax>{_num(y2[i])}</ymax>",
+                  f"{indent}\t</bndbox>"]
+        acts = [(c[len("action_"):], extra[c][i]) for c in action_cols if extra[c][i] is not None]
+        if acts:
+            lines.append(f"{indent}\t<actions>")
+            lines += [f"{indent}\t\t<{escape(a)}>{_value(v)}</{escape(a)}>" for a, v in acts]
+            lines.append(f"{indent}\t</actions>")
+        ats = [(c, extra[c][i]) for c in attr_cols if extra[c][i] is not None]
+        if ats:
+            lines.append(f"{indent}\t<attributes>")
+            for c, v in ats:
+                lines.append(f"{indent}\t\t<attribute><name>{escape(c)}</name><value>{escape(_value(v))}</value></attribute>")
+            lines.append(f"{indent}\t</attributes>")
+        return lines
+
+    ann_paths = []
+    for sid in sids:
+        rel = PurePosixPath(str(sid).replace("\\", "/"))
+        ann_paths.append(safe_join(out, "Annotations/" + (str(rel.with_suffix(".xml")) if rel.suffix else str(rel) + ".xml")))
+    first_row = np.full(len(sids), -1, dtype=np.int64)
+    first_row[row_sample[::-1]] = np.arange(len(row_sample))[::-1]
+    for s, sid in enumerate(sids):
+        r = int(first_row[s])
+        lines = ["<annotation>", "\t<folder>JPEGImages</folder>", f"\t<filename>{escape(str(sid))}</filename>"]
+        if widths[r] is not None and heights[r] is not None:
+            lines += ["\t<size>", f"\t\t<width>{widths[r]}</width>", f"\t\t<height>{heights[r]}</height>",
+                      "\t\t<depth>3</depth>", "\t</size>"]
+        lines.append("\t<segmented>0</segmented>")
+        for i in by_sample[s]:
+            obj = obj_xml(i, "object", "\t")
+            for j in parts_of.get((s, label_ids[i]), []):
+                obj += obj_xml(j, "part", "\t\t")
+            lines += obj + ["\t</object>"]
+        lines.append("</annotation>")
+        path = ann_paths[s]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_output(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
+    main = out / "ImageSets" / "Main"
+    main.mkdir(parents=True, exist_ok=True)
+    for split in dict.fromkeys(s or "default" for s in splits):
+        with io.atomic_output(main / f"{split}.txt", "w") as fh:
+            for sid, s in zip(sids, splits):
+                if (s or "default") == split:
+                    rel = PurePosixPath(sid)
+                    fh.write((rel.with_suffix("").as_posix() if rel.suffix else sid) + "\n")
+    if options.images_root is not None:
+        for sid in sids:
+            src = Path(options.images_root) / sid
+            if src.is_file():
+                target = safe_join(out, f"JPEGImages/{sid}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, target)

@@ -1,0 +1,523 @@
+"""YOLO txt labels <-> label table (detection boxes; predictions with a confidence).
+
+Layouts read (found from the folder's structure, not from file names alone):
+
+- **Ultralytics**: ``data.yaml`` (``names`` as a list or an index map) with
+  ``images/<split>/`` + ``labels/<split>/`` or ``<split>/images/`` + ``<split>/labels/``
+  (Roboflow); the image of ``labels/train/a/x.txt`` is ``images/train/a/x.*``.
+- **Darknet** (CVAT, Datumaro): ``obj.names``, ``obj.data``, list files such as
+  ``train.txt`` (``data/obj_train_data/x.jpg``) and ``obj_<split>_data/`` with the txt
+  files next to the images.
+- **Flat** (labelImg): ``classes.txt`` and ``x.txt`` next to ``x.jpg``.
+
+Class names come from ``data.yaml``/``*.yaml`` ``names``, else ``classes.txt``,
+``obj.names`` or another ``*.names`` file; without one the read fails (class indices
+alone are not names).
+
+Each line is ``class cx cy w h`` with the centre and size as fractions of the image
+size, or ``class cx cy w h conf`` (Ultralytics ``save_conf``): then the rows are
+predictions (source ``pred`` unless ``--source``) with ``score`` = conf. The pixel box
+is ``x = (cx - w/2) * W``, ``y = (cy - h/2) * H``, ``w * W``, ``h * H``; the image size
+comes from the image header, ``--image-size`` or ``--image-sizes`` (see ``_images``).
+
+``sample_id`` is the image path relative to its split's image folder
+(``images/train/a/x.jpg`` -> ``a/x.jpg``, split ``train``); ``category_id`` is the class
+index. Invalid lines (not 5 or 6 numbers, class index out of range, negative size,
+values outside 0..1) are errors naming file and line; ``--skip-invalid`` skips them
+with a counted warning.
+
+Writing produces the Ultralytics layout by default (``data.yaml``, ``labels/<split>/``,
+one list file per split naming the images so that empty images and file extensions
+survive; images are copied into ``images/<split>/`` when ``--images-root`` is given),
+or the darknet layout (``layout=darknet``: ``obj.names``, ``obj.data``, ``<split>.txt``,
+``obj_<split>_data/``). Values are written with 6 decimals, as CVAT and Datumaro do:
+a box corner moves by at most about 1e-6 x the image size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._build import Problems, assemble, class_names, source_rows, unique_samples
+from mlcycle.formats._images import IMAGE_EXTENSIONS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+META = "yolo"
+NAME_FILES = ("classes.txt", "obj.names", "names.txt", "classes.names")
+_OBJ_DATA = re.compile(r"^obj_(.+)_data$")
+_TOL = 1e-3  # normalised values a hair outside 0..1 (rounding in other tools) are accepted
+_SPACE = (9, 10, 11, 12, 13, 32)
+
+
+# --------------------------------------------------------------------------- detection
+
+def _yaml_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*.y*ml") if p.suffix.lower() in (".yaml", ".yml"))
+
+
+def _has_names(root: Path) -> bool:
+    if any((root / n).is_file() for n in NAME_FILES) or any(root.glob("*.names")):
+        return True
+    for y in _yaml_files(root):
+        try:
+            head = y.read_bytes()[:1 << 16]
+        except OSError:
+            continue
+        if re.search(rb"(?m)^names\s*:", head):
+            return True
+    return False
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return path.name in ("data.yaml", "obj.data") and _has_names(path.parent)
+    if not path.is_dir() or not _has_names(path):
+        return False
+    for sub in ("labels", "Annotations"):
+        d = path / sub
+        if d.is_dir() and next(d.rglob("*.txt"), None) is not None:
+            return True
+    for d in path.iterdir():
+        if d.is_dir() and (_OBJ_DATA.match(d.name) or (d / "labels").is_dir()):
+            if next(d.rglob("*.txt"), None) is not None:
+                return True
+    # flat: label txt files next to the names file, their first line numeric
+    for p in sorted(path.glob("*.txt"))[:20]:
+        if p.name in NAME_FILES:
+            continue
+        try:
+            line = p.read_bytes()[:200].split(b"\n", 1)[0].split()
+        except OSError:
+            continue
+        if len(line) in (5, 6) and line[0].isdigit():
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- layout
+
+def _read_names(root: Path) -> tuple[list[str], str]:
+    import yaml
+
+    for y in _yaml_files(root):
+        try:
+            doc = yaml.safe_load(y.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise MlcycleError(f"{y}: cannot read YAML: {str(exc).splitlines()[0]}") from None
+        if isinstance(doc, dict) and "names" in doc:
+            names = doc["names"]
+            if isinstance(names, dict):
+                try:
+                    keys = sorted(int(k) for k in names)
+                except (TypeError, ValueError):
+                    raise MlcycleError(f"{y}: 'names' keys must be class indices") from None
+                if keys != list(range(len(keys))):
+                    raise MlcycleError(f"{y}: 'names' indices must be 0..{len(keys) - 1}")
+                by = {int(k): v for k, v in names.items()}
+                return [str(by[k]) for k in keys], str(y)
+            if isinstance(names, list):
+                return [str(n) for n in names], str(y)
+            raise MlcycleError(f"{y}: 'names' must be a list or a map of index -> name")
+    candidates = [root / n for n in NAME_FILES] + sorted(root.glob("*.names"))
+    obj_data = root / "obj.data"
+    if obj_data.is_file():
+        for line in obj_data.read_text(encoding="utf-8", errors="replace").splitlines():
+            k, _, v = line.partition("=")
+            if k.strip() == "names" and v.strip():
+                candidates.insert(0, root / PurePosixPath(v.strip()).name)
+    for c in candidates:
+        if c.is_file():
+            text = c.read_text(encoding="utf-8-sig")
+            names = [ln.strip() for ln in text.splitlines()]
+            while names and not names[-1]:
+                names.pop()
+            return names, str(c)
+    raise MlcycleError(f"{root}: missing classes.txt (no classes.txt, obj.names or data.yaml with 'names')",
+                       hint="YOLO labels hold class indices; put the class names, one a line, in classes.txt")
+
+
+def _locate(parts: tuple[str, ...], kind: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+    """For a file's folder parts (relative to the root): (split, folder parts of the
+    sample id, folder parts of the image folder). ``kind`` is 'labels' or 'images'."""
+    for lab, img in (("labels", "images"), ("Annotations", "Images")):
+        own, other = (lab, img) if kind == "labels" else (img, lab)
+        if own in parts:
+            k = len(parts) - 1 - parts[::-1].index(own)
+            image_base = list(parts[:k]) + [img]
+            if k + 1 < len(parts):  # labels/<split>/...
+                split = parts[k + 1]
+                return split, parts[k + 2:], tuple(image_base + [split])
+            if k > 0:  # <split>/labels/...
+                return parts[k - 1], parts[k + 1:], tuple(image_base)
+            return None, parts[k + 1:], tuple(image_base)
+    for k in range(len(parts) - 1, -1, -1):
+        m = _OBJ_DATA.match(parts[k])
+        if m:
+            return m.group(1), parts[k + 1:], parts[:k + 1]
+    return None, parts, parts
+
+
+def _list_entries(root: Path) -> dict[tuple[str | None, str], str]:
+    """Image list files (darknet ``train.txt``, Ultralytics ``train: train.txt``):
+    (split, sample path without extension) -> sample id with extension."""
+    out: dict[tuple[str | None, str], str] = {}
+    for p in sorted(root.glob("*.txt")):
+        if p.name in NAME_FILES:
+            continue
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if not lines or not all(PurePosixPath(ln).suffix.lower() in IMAGE_EXTENSIONS for ln in lines[:50]):
+            continue
+        for ln in lines:
+            pp = PurePosixPath(ln.replace("\\", "/"))
+            parts = tuple(x for x in pp.parts[:-1] if x not in (".", ""))
+            if parts and parts[0] == "data" and not (root / "data").is_dir():
+                parts = parts[1:]
+            split, rel, _ = _locate(parts, "images")
+            if split is None and not any(_OBJ_DATA.match(x) or x == "images" for x in parts):
+                split = p.stem
+            sid = str(PurePosixPath(*rel, pp.name))
+            out.setdefault((split, str(PurePosixPath(*rel, pp.stem))), sid)
+    return out
+
+
+def _scan(root: Path) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """Relative paths (as parts) of txt files and image files under root."""
+    txts: list[tuple[str, ...]] = []
+    images: list[tuple[str, ...]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = os.path.relpath(dirpath, root)
+        base = () if rel == "." else tuple(PurePosixPath(rel.replace(os.sep, "/")).parts)
+        for f in sorted(filenames):
+            ext = os.path.splitext(f)[1].lower()
+            if ext == ".txt":
+                txts.append(base + (f,))
+            elif ext in IMAGE_EXTENSIONS:
+                images.append(base + (f,))
+    return txts, images
+
+
+# --------------------------------------------------------------------------- reading
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    import numpy as np
+
+    from mlcycle.formats._images import image_sizes
+
+    options = options or ReadOptions()
+    path = Path(path)
+    root = path.parent if path.is_file() else path
+    if not root.is_dir():
+        raise MlcycleError(f"{path}: no such folder")
+    names, names_file = _read_names(root)
+    txts, imgs = _scan(root)
+    deep = any(len(t) > 1 for t in txts)
+    entries = _list_entries(root)
+    label_files = [t for t in txts if len(t) > 1 or (
+        not deep and t[-1] not in NAME_FILES and not _is_list_file(root / t[-1]))]
+
+    # samples: key (split, path without extension) -> [sample_id, image path or None, label file]
+    samples: dict[tuple[str | None, str], list[Any]] = {}
+    for parts in imgs:
+        split, rel, _ = _locate(parts[:-1], "images")
+        if len(parts) == 1 and deep:
+            continue
+        stem = PurePosixPath(parts[-1]).stem
+        key = (split, str(PurePosixPath(*rel, stem)))
+        samples.setdefault(key, [str(PurePosixPath(*rel, parts[-1])), root.joinpath(*parts), None])
+    for (split, key_path), sid in entries.items():
+        samples.setdefault((split, key_path), [sid, None, None])
+    for parts in label_files:
+        split, rel, image_dir = _locate(parts[:-1], "labels")
+        stem = PurePosixPath(parts[-1]).stem
+        key = (split, str(PurePosixPath(*rel, stem)))
+        rec = samples.get(key)
+        if rec is None:
+            rec = samples[key] = [str(PurePosixPath(*rel, stem + ".jpg")), None, None]
+        if rec[1] is None:
+            rec[1] = root.joinpath(*image_dir, *PurePosixPath(rec[0]).parts)
+        rec[2] = root.joinpath(*parts)
+    keys = sorted(samples, key=lambda k: (k[0] or "", samples[k][0]))
+    sample_ids = [samples[k][0] for k in keys]
+    splits = [k[0] for k in keys]
+    files = [samples[k][2] for k in keys]
+    with_labels = [i for i, f in enumerate(files) if f is not None]
+    contents = [Path(files[i]).read_bytes() for i in with_labels]
+    problems = Problems(options.skip_invalid, "YOLO line")
+    parsed = parse_lines(contents, [str(files[i]) for i in with_labels], len(names), problems, names_file)
+    file_idx, cls, norm, conf = parsed
+    label_sample = np.asarray(with_labels, dtype=np.int64)[file_idx] if len(file_idx) else np.zeros(0, np.int64)
+
+    paths = None if options.images_root is not None else [samples[k][1] for k in keys]
+    widths, heights = image_sizes(sample_ids, root, options, paths=paths)
+    W = widths[label_sample].astype(np.float64)
+    H = heights[label_sample].astype(np.float64)
+    known = (W > 0) & (H > 0)
+    if not known.all():
+        from mlcycle import console
+
+        console.warn(f"skipped {int((~known).sum())} box(es) on images of unknown size")
+        keep = known
+        label_sample, cls, norm, W, H = label_sample[keep], cls[keep], norm[keep], W[keep], H[keep]
+        conf = conf[keep] if conf is not None else None
+    boxes = np.empty((len(cls), 4))
+    boxes[:, 0] = (norm[:, 0] - norm[:, 2] / 2) * W
+    boxes[:, 1] = (norm[:, 1] - norm[:, 3] / 2) * H
+    boxes[:, 2] = norm[:, 2] * W
+    boxes[:, 3] = norm[:, 3] * H
+    problems.report()
+    name_arr = np.asarray(names, dtype=object)
+    source = options.source or (T.DEFAULT_PRED_SOURCE if conf is not None else T.GT_SOURCE)
+    if options.split is not None:
+        splits = [options.split] * len(splits)
+    layout = "darknet" if any(_OBJ_DATA.match(p) for t in label_files for p in t[:-1]) else (
+        "ultralytics" if deep else "flat")
+    meta: dict[str, Any] = {META: {"classes": names, "layout": layout}}
+    if options.images_root is not None:
+        meta["images_root"] = str(options.images_root)
+    return assemble(sample_ids=sample_ids, splits=splits, widths=widths, heights=heights,
+                    label_sample=label_sample, labels=name_arr[cls] if len(cls) else [],
+                    category_ids=cls, boxes=boxes, scores=conf, source=source, metadata=meta)
+
+
+def _is_list_file(p: Path) -> bool:
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8", errors="replace").splitlines()[:20] if ln.strip()]
+    except OSError:
+        return False
+    return bool(lines) and all(PurePosixPath(ln).suffix.lower() in IMAGE_EXTENSIONS for ln in lines)
+
+
+def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problems: Problems,
+                names_file: str = "classes.txt"):
+    """Parse all label files at once (numpy over the joined bytes, no per-line Python).
+
+    Returns (file index per label, class index, (n, 4) normalised cx cy w h, conf or None).
+    """
+    import numpy as np
+
+    if not contents:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), None
+    data = b"\n".join(contents) + b"\n"
+    buf = np.frombuffer(data, dtype=np.uint8)
+    is_nl = buf == 10
+    is_space = np.isin(buf, _SPACE)
+    nl_before = np.cumsum(is_nl) - is_nl  # line index of each byte
+    starts = np.flatnonzero(~is_space & np.concatenate(([True], is_space[:-1])))
+    tok_line = nl_before[starts]
+    n_lines = int(is_nl.sum())
+    counts = np.bincount(tok_line, minlength=n_lines)
+    lengths = np.fromiter((len(c) for c in contents), dtype=np.int64, count=len(contents))
+    file_start = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+    file_first_line = nl_before[file_start] if len(buf) else np.zeros(len(contents), np.int64)
+
+    def where(line: int) -> str:
+        f = int(np.searchsorted(file_first_line, line, side="right") - 1)
+        return f"{names[f]}:{line - int(file_first_line[f]) + 1}"
+
+    tokens = data.split()
+    try:
+        values = np.array(tokens).astype(np.float64)
+        bad_tok = None
+    except ValueError:
+        values = np.full(len(tokens), np.nan)
+        bad_tok = np.zeros(len(tokens), dtype=bool)
+        for i, t in enumerate(tokens):
+            try:
+                values[i] = float(t)
+            except ValueError:
+                bad_tok[i] = True
+    used = counts > 0
+    bad_count = used & (counts != 5) & (counts != 6)
+    bad_line = bad_count.copy()
+    if bad_tok is not None:
+        bad_line[np.unique(tok_line[bad_tok])] = True
+    line_ids = np.flatnonzero(used)
+    first_tok = (np.cumsum(counts) - counts)[line_ids]
+    lc = counts[line_ids]
+    ok_shape = ~bad_line[line_ids]
+    safe_first = np.where(ok_shape, first_tok, 0)
+    cls_f = values[safe_first] if len(values) else np.zeros(len(line_ids))
+    norm = np.stack([values[np.minimum(safe_first + k, len(values) - 1)] for k in range(1, 5)], axis=1) \
+        if len(values) else np.zeros((len(line_ids), 4))
+    has_conf = ok_shape & (lc == 6)
+    conf = np.where(has_conf, values[np.minimum(safe_first + 5, len(values) - 1)], np.nan) if len(values) else np.zeros(0)
+
+    reasons: list[tuple[np.ndarray, str]] = []
+    if bad_count.any() or bad_line.any():
+        reasons.append((~ok_shape, "malformed"))
+    with np.errstate(invalid="ignore"):
+        cls_ok = ok_shape & (cls_f == np.round(cls_f)) & (cls_f >= 0)
+        range_bad = cls_ok & (cls_f >= n_classes)
+        fin = np.isfinite(norm).all(axis=1) & np.where(has_conf, np.isfinite(conf), True)
+        neg = ok_shape & fin & ((norm[:, 2] < 0) | (norm[:, 3] < 0))
+        outside = ok_shape & fin & ~neg & ((norm < -_TOL) | (norm > 1 + _TOL)).any(axis=1)
+    reasons += [
+        (ok_shape & ~cls_ok, "class"),
+        (range_bad, "range"),
+        (ok_shape & cls_ok & ~fin, "finite"),
+        (neg, "negative"),
+        (outside, "outside"),
+    ]
+    invalid = np.zeros(len(line_ids), dtype=bool)
+    for mask, _ in reasons:
+        invalid |= mask
+    if invalid.any():
+        first = int(np.argmax(invalid))
+        kinds = [k for mask, k in reasons if mask[first]]
+        line = int(line_ids[first])
+        n_tokens = int(lc[first])
+        msg = {
+            "malformed": f"malformed line: expected 'class cx cy w h' (5 numbers) or with a confidence (6), got {n_tokens} value(s)"
+                         + (" that are not all numbers" if bad_tok is not None and n_tokens in (5, 6) else ""),
+            "class": f"class index {values[first_tok[first]]!r} is not a non-negative integer",
+            "range": f"class index {int(cls_f[first])} is out of range: {names_file} names {n_classes} class(es) (0..{n_classes - 1})",
+            "finite": "a value is not finite (nan or inf)",
+            "negative": "box has negative width or height (x2 < x1 or y2 < y1)",
+            "outside": "values must be fractions of the image size (0..1); are these pixel coordinates?",
+        }[kinds[0]]
+        problems.add(f"{where(line)}: {msg}", count=int(invalid.sum()))
+    keep = ~invalid
+    file_idx = np.searchsorted(file_first_line, line_ids[keep], side="right") - 1
+    confs = conf[keep] if has_conf.any() else None
+    return file_idx.astype(np.int64), cls_f[keep].astype(np.int64), norm[keep], confs
+
+
+# --------------------------------------------------------------------------- writing
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    import shutil
+
+    import numpy as np
+
+    from mlcycle import io
+    from mlcycle.formats._common import safe_join
+
+    options = options or WriteOptions()
+    if output is None:
+        raise MlcycleError("export yolo writes a folder", hint="pass -o DIR")
+    out = Path(output)
+    rows, _ = source_rows(table, options.source)
+    names = class_names(table, META)
+    meta = T.get_metadata(table).get(META, {})
+    layout = options.extra.get("layout") or (meta.get("layout") if isinstance(meta, dict) else None) or "ultralytics"
+    if layout not in ("ultralytics", "darknet", "flat"):
+        raise MlcycleError(f"unknown YOLO layout {layout!r}", hint="ultralytics, darknet or flat")
+    sids, row_sample, splits = unique_samples(rows)
+    if layout == "darknet":
+        splits = [s or "train" for s in splits]
+    images_root = options.images_root
+    # -- where each sample's label file and image go
+    label_paths: list[Path] = []
+    image_paths: list[Path] = []
+    for sid, split in zip(sids, splits):
+        rel = PurePosixPath(str(sid).replace("\\", "/"))
+        stem_txt = str(rel.with_suffix(".txt")) if rel.suffix else str(rel) + ".txt"
+        if layout == "ultralytics":
+            lab = f"labels/{split}/{stem_txt}" if split else f"labels/{stem_txt}"
+            img = f"images/{split}/{rel}" if split else f"images/{rel}"
+        elif layout == "darknet":
+            lab = f"obj_{split}_data/{stem_txt}"
+            img = f"obj_{split}_data/{rel}"
+        else:
+            lab, img = stem_txt, str(rel)
+        if split is not None and ("/" in split or split in ("..", ".", "")):
+            raise MlcycleError(f"split {split!r} cannot be a folder name")
+        label_paths.append(safe_join(out, lab))
+        image_paths.append(safe_join(out, img))
+
+    # -- label lines, grouped by sample
+    is_label = T.label_mask(rows)
+    boxes = T.bboxes(rows)
+    has_box = is_label & ~np.isnan(boxes).any(axis=1)
+    labels = T.column_or_null(rows, T.LABEL).to_pylist()
+    index = {n: i for i, n in enumerate(names)}
+    cls = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels], dtype=np.int64)
+    W = T.numpy_column(rows, T.WIDTH, fill=0).astype(np.float64)
+    H = T.numpy_column(rows, T.HEIGHT, fill=0).astype(np.float64)
+    nobox = is_label & ~has_box
+    if nobox.any():
+        from mlcycle import console
+
+        console.warn(f"{int(nobox.sum())} label(s) without a box are not written (YOLO holds boxes only)")
+    nosize = has_box & ((W <= 0) | (H <= 0))
+    if nosize.any():
+        i = int(np.argmax(nosize))
+        raise MlcycleError(f"sample {sids[row_sample[i]]!r} has no width/height; YOLO boxes are fractions of the image size",
+                           hint="ingest with --image-size/--image-sizes, or add width and height columns")
+    sel = np.flatnonzero(has_box)
+    b = boxes[sel]
+    cx = (b[:, 0] + b[:, 2] / 2) / W[sel]
+    cy = (b[:, 1] + b[:, 3] / 2) / H[sel]
+    nw = b[:, 2] / W[sel]
+    nh = b[:, 3] / H[sel]
+    scores = T.numpy_column(rows, T.SCORE, fill=np.nan).astype(np.float64)[sel] if T.SCORE in rows.column_names else None
+    with_conf = scores is not None and not np.isnan(scores).all()
+    fmt = "%d %.6f %.6f %.6f %.6f" + (" %.6f" if with_conf else "")
+    cols = [cls[sel], cx, cy, nw, nh] + ([np.nan_to_num(scores, nan=1.0)] if with_conf else [])
+    lines = [fmt % t for t in zip(*cols)]
+    per_sample: list[list[str]] = [[] for _ in sids]
+    for s, line in zip(row_sample[sel].tolist(), lines):
+        per_sample[s].append(line)
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path, lines_ in zip(label_paths, per_sample):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_output(path, "w") as fh:
+            fh.write("".join(line + "\n" for line in lines_))
+    if images_root is not None:
+        for sid, target in zip(sids, image_paths):
+            src = Path(images_root) / sid
+            if src.is_file():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, target)
+    split_names = list(dict.fromkeys(splits))
+    if layout == "ultralytics":
+        import yaml
+
+        lists = {}
+        for split in split_names:
+            list_name = f"{split or 'all'}.txt"
+            with io.atomic_output(out / list_name, "w") as fh:
+                for sid, s in zip(sids, splits):
+                    if s == split:
+                        fh.write(f"./images/{split}/{sid}\n" if split else f"./images/{sid}\n")
+            lists[split] = list_name
+        doc: dict[str, Any] = {"path": "."}
+        for split in split_names:
+            doc[{"valid": "val"}.get(split or "train", split or "train")] = f"images/{split}" if split else "images"
+        if "val" not in doc and split_names:
+            doc["val"] = doc.get("train") or next(v for k, v in doc.items() if k != "path")
+        doc["nc"] = len(names)
+        doc["names"] = {i: n for i, n in enumerate(names)}
+        with io.atomic_output(out / "data.yaml", "w") as fh:
+            fh.write(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    elif layout == "darknet":
+        with io.atomic_output(out / "obj.names", "w") as fh:
+            fh.write("".join(n + "\n" for n in names))
+        data_lines = [f"classes = {len(names)}"]
+        for split in split_names:
+            key = "valid" if split in ("val", "valid") else split
+            data_lines.append(f"{key} = data/{split}.txt")
+            with io.atomic_output(out / f"{split}.txt", "w") as fh:
+                for sid, s in zip(sids, splits):
+                    if s == split:
+                        fh.write(f"data/obj_{split}_data/{sid}\n")
+        data_lines += ["names = data/obj.names", "backup = backup/"]
+        with io.atomic_output(out / "obj.data", "w") as fh:
+            fh.write("\n".join(data_lines) + "\n")
+    else:
+        with io.atomic_output(out / "classes.txt", "w") as fh:
+            fh.write("".join(n + "\n" for n in names))
