@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -55,52 +55,14 @@ def evaluate(
     """
     import numpy as np
 
-    gt = _side(table, gt_source, with_score=False)
-    dt = _side(table, pred_source, with_score=True)
-    if gt["boxes"].shape[0] == 0:
-        raise MlcycleError(
-            f"no ground-truth boxes (source '{gt_source}'): VOC AP needs at least one",
-            hint="check --gt-source and that the ground truth has bbox values",
-        )
-
-    # one code space for samples and classes over both sides
-    sample_codes = _encode(gt["sample"], dt["sample"])
-    classes, class_codes = _encode_sorted(gt["label"], dt["label"])
-    g_sample, d_sample = sample_codes
-    g_cls, d_cls = class_codes
-    n_cls = len(classes)
-    ng, nd = gt["boxes"].shape[0], dt["boxes"].shape[0]
-
-    g_diff = gt["difficult"]
-    num_gt = np.bincount(g_cls[~g_diff], minlength=n_cls)
-    num_diff = np.bincount(g_cls[g_diff], minlength=n_cls)
-    num_pred = np.bincount(d_cls, minlength=n_cls)
-
-    # ground truth grouped by (sample, class), table order kept inside a group
-    g_key = g_sample.astype(np.int64) * n_cls + g_cls
-    g_order = np.argsort(g_key, kind="stable")
-    g_key = g_key[g_order]
-    g_box = gt["boxes"][g_order]
-    g_diff = g_diff[g_order]
-
-    # detections ranked: by class, then score descending (stable: ties keep table order)
-    d_order = np.lexsort((-dt["score"], d_cls))
-    d_cls = d_cls[d_order]
-    d_box = dt["boxes"][d_order]
-    d_score = dt["score"][d_order]
-    d_key = d_sample[d_order].astype(np.int64) * n_cls + d_cls
-
-    ovmax, jmax = _best_overlaps(d_box, d_key, g_box, g_key, inclusive)
-    hit = (ovmax >= iou) & (ovmax > 0)
-    ignored = np.zeros(nd, dtype=bool)
-    tp = np.zeros(nd, dtype=bool)
-    if nd:
-        hit_diff = hit & g_diff[np.maximum(jmax, 0)]
-        ignored = hit_diff
-        cand = np.flatnonzero(hit & ~hit_diff)
-        _, first = np.unique(jmax[cand], return_index=True)  # first detection per box
-        tp[cand[first]] = True
-    fp = ~tp & ~ignored
+    if not 0.0 <= iou <= 1.0:
+        raise UsageError(f"IoU threshold must be between 0 and 1, got {iou}")
+    m = _match(table, gt_source, pred_source, iou, inclusive)
+    classes, n_cls = m["classes"], len(m["classes"])
+    ng, nd = m["ng"], m["nd"]
+    num_gt, num_diff, num_pred = m["num_gt"], m["num_diff"], m["num_pred"]
+    d_cls, d_score = m["d_cls"], m["d_score"]
+    tp, fp, ignored = m["tp"], m["fp"], m["ignored"]
 
     per_class: dict[str, dict[str, Any]] = {}
     bounds = np.searchsorted(d_cls, np.arange(n_cls + 1), side="left")
@@ -145,7 +107,7 @@ def evaluate(
         "classes_without_gt": without_gt,
         "counts": {
             "gt": ng,
-            "gt_difficult": int(gt["difficult"].sum()),
+            "gt_difficult": int(num_diff.sum()),
             "pred": nd,
             "pred_ignored": int(ignored.sum()),
             "tp": int(tp.sum()),
@@ -153,6 +115,119 @@ def evaluate(
             "classes": n_cls,
             "classes_in_mAP": len(aps),
         },
+    }
+
+
+def annotate(
+    table: "pa.Table",
+    gt_source: str = T.GT_SOURCE,
+    pred_source: str = T.DEFAULT_PRED_SOURCE,
+    iou: float = 0.5,
+    inclusive: bool = True,
+) -> "pa.Table":
+    """The table with ``eval``/``eval_id``/``eval_iou`` set from VOC matching at ``iou``.
+
+    Predictions: ``tp``/``fp``; null when matched to a ``difficult`` box (ignored).
+    Ground truth: ``tp`` when detected, else ``fn``; null when difficult. ``eval_id`` is the
+    matched row's ``label_id`` and ``eval_iou`` the IoU of the pair (TP and ignored pairs
+    only). Rows of other sources and rows without a box get nulls.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if not 0.0 <= iou <= 1.0:
+        raise UsageError(f"IoU threshold must be between 0 and 1, got {iou}")
+    m = _match(table, gt_source, pred_source, iou, inclusive)
+    n = table.num_rows
+    ids = T.column_or_null(table, T.LABEL_ID)
+    id_valid = ids.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    label_id = T.numpy_column(table, T.LABEL_ID, fill=0, dtype=np.int64) if n else np.zeros(0, np.int64)
+    ev = np.full(n, None, dtype=object)
+    ev_id = np.zeros(n, dtype=np.int64)
+    ev_id_ok = np.zeros(n, dtype=bool)
+    ev_iou = np.full(n, np.nan)
+
+    g_rows, d_rows = m["g_rows"], m["d_rows"]  # table rows, in matching order
+    tp, fp, ignored, jmax, ovmax = m["tp"], m["fp"], m["ignored"], m["jmax"], m["ovmax"]
+    ev[d_rows[tp]] = "tp"
+    ev[d_rows[fp]] = "fp"
+    ev[g_rows[~m["g_diff"]]] = "fn"
+    linked = tp | ignored
+    ev[g_rows[jmax[tp]]] = "tp"
+    ev_id[d_rows[linked]] = label_id[g_rows[jmax[linked]]]
+    ev_id_ok[d_rows[linked]] = id_valid[g_rows[jmax[linked]]]
+    ev_iou[d_rows[linked]] = ovmax[linked]
+    ev_id[g_rows[jmax[tp]]] = label_id[d_rows[tp]]
+    ev_id_ok[g_rows[jmax[tp]]] = id_valid[d_rows[tp]]
+    ev_iou[g_rows[jmax[tp]]] = ovmax[tp]
+
+    out = table
+    for name, arr in (
+        (T.EVAL, pa.array(ev.tolist(), type=pa.string())),
+        (T.EVAL_ID, pa.array(ev_id, type=pa.int64(), mask=~ev_id_ok)),
+        (T.EVAL_IOU, pa.array(ev_iou, type=pa.float64(), from_pandas=True)),
+    ):
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, arr)
+        else:
+            out = out.append_column(name, arr)
+    return out
+
+
+def _match(table: "pa.Table", gt_source: str, pred_source: str, iou: float, inclusive: bool) -> dict[str, Any]:
+    """VOC matching of all classes at once; arrays in (class, score) rank order for
+    detections and (sample, class) order for ground truth."""
+    import numpy as np
+
+    gt = _side(table, gt_source, with_score=False)
+    dt = _side(table, pred_source, with_score=True)
+    if gt["boxes"].shape[0] == 0:
+        raise MlcycleError(
+            f"no ground-truth boxes (source '{gt_source}'): VOC AP needs at least one",
+            hint="check --gt-source and that the ground truth has bbox values",
+        )
+
+    # one code space for samples and classes over both sides
+    g_sample, d_sample = _encode(gt["sample"], dt["sample"])
+    classes, (g_cls, d_cls) = _encode_sorted(gt["label"], dt["label"])
+    n_cls = len(classes)
+    ng, nd = gt["boxes"].shape[0], dt["boxes"].shape[0]
+
+    g_diff = gt["difficult"]
+    num_gt = np.bincount(g_cls[~g_diff], minlength=n_cls)
+    num_diff = np.bincount(g_cls[g_diff], minlength=n_cls)
+    num_pred = np.bincount(d_cls, minlength=n_cls)
+
+    # ground truth grouped by (sample, class), table order kept inside a group
+    g_key = g_sample * n_cls + g_cls
+    g_order = np.argsort(g_key, kind="stable")
+    g_key = g_key[g_order]
+    g_box = gt["boxes"][g_order]
+    g_diff = g_diff[g_order]
+
+    # detections ranked: by class, then score descending (stable: ties keep table order)
+    d_order = np.lexsort((-dt["score"], d_cls))
+    d_cls = d_cls[d_order]
+    d_box = dt["boxes"][d_order]
+    d_score = dt["score"][d_order]
+    d_key = d_sample[d_order] * n_cls + d_cls
+
+    ovmax, jmax = _best_overlaps(d_box, d_key, g_box, g_key, inclusive)
+    hit = (ovmax >= iou) & (ovmax > 0)
+    ignored = np.zeros(nd, dtype=bool)
+    tp = np.zeros(nd, dtype=bool)
+    if nd:
+        ignored = hit & g_diff[np.maximum(jmax, 0)]
+        cand = np.flatnonzero(hit & ~ignored)
+        _, first = np.unique(jmax[cand], return_index=True)  # first detection per box
+        tp[cand[first]] = True
+    fp = ~tp & ~ignored
+    return {
+        "classes": classes, "ng": ng, "nd": nd,
+        "num_gt": num_gt, "num_diff": num_diff, "num_pred": num_pred,
+        "d_cls": d_cls, "d_score": d_score, "tp": tp, "fp": fp, "ignored": ignored,
+        "ovmax": ovmax, "jmax": jmax, "g_diff": g_diff,
+        "g_rows": gt["rows"][g_order], "d_rows": dt["rows"][d_order],
     }
 
 
@@ -267,6 +342,7 @@ def _side(table: "pa.Table", source: str, with_score: bool) -> dict[str, Any]:
         "sample": sub.column(T.SAMPLE_ID),
         "label": sub.column(T.LABEL) if keep.size else pa.chunked_array([], type=pa.string()),
         "boxes": boxes[keep],
+        "rows": rows[keep],
     }
     if with_score:
         score = T.numpy_column(sub, T.SCORE, dtype=np.float64) if keep.size else np.zeros(0)
@@ -312,7 +388,7 @@ def _encode(a: "pa.ChunkedArray", b: "pa.ChunkedArray") -> tuple["np.ndarray", "
     import numpy as np
     import pyarrow as pa
 
-    both = pa.chunked_array(a.chunks + b.chunks, type=pa.string()) if (a.num_chunks + b.num_chunks) else pa.chunked_array([], type=pa.string())
+    both = pa.chunked_array([c.cast(pa.string()) for c in a.chunks + b.chunks], type=pa.string())
     enc = both.combine_chunks().dictionary_encode() if len(both) else None
     if enc is None:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -325,7 +401,7 @@ def _encode_sorted(a: "pa.ChunkedArray", b: "pa.ChunkedArray") -> tuple[list[str
     import numpy as np
     import pyarrow as pa
 
-    both = pa.chunked_array(a.chunks + b.chunks, type=pa.string()) if (a.num_chunks + b.num_chunks) else pa.chunked_array([], type=pa.string())
+    both = pa.chunked_array([c.cast(pa.string()) for c in a.chunks + b.chunks], type=pa.string())
     if len(both) == 0:
         return [], (np.zeros(0, np.int64), np.zeros(0, np.int64))
     enc = both.combine_chunks().dictionary_encode()

@@ -372,3 +372,44 @@ def test_matches_devkit_loop(gt, pred, iou, use_07, inclusive):
     assert {c: v["AP"] for c, v in res["per_class"].items()} == ref
     aps = [v for v in ref.values() if v is not None]
     assert res["mAP"] == (pytest.approx(float(np.mean(aps)), abs=0) if aps else 0.0)
+
+
+# --------------------------------------------------------------------------- annotate
+
+def test_annotate_marks_rows():
+    t = make([("a", "cat", [0, 0, 10, 10]), ("a", "cat", [50, 50, 10, 10]), ("a", "cat", [90, 90, 5, 5]),
+              ("b", None, None)],
+             [("a", "cat", 0.9, [0, 0, 10, 10]), ("a", "cat", 0.8, [1, 0, 10, 10]),
+              ("a", "cat", 0.7, [50, 50, 10, 10]), ("a", "dog", 0.6, [0, 0, 10, 10])],
+             difficult=[False, True, False, None])
+    t = t.append_column(T.LABEL_ID, pa.array([1, 2, 3, None, 11, 12, 13, 14], type=pa.int64()))
+    out = voc.annotate(t)
+    assert out.num_rows == t.num_rows and out.column_names[: t.num_columns] == t.column_names
+    assert out.column(T.EVAL).to_pylist() == ["tp", None, "fn", None, "tp", "fp", None, "fp"]
+    assert out.column(T.EVAL_ID).to_pylist() == [11, None, None, None, 1, None, 2, None]
+    assert out.column(T.EVAL_IOU).to_pylist() == [1.0, None, None, None, 1.0, None, 1.0, None]
+    # annotate twice replaces the columns instead of adding more
+    again = voc.annotate(out, iou=0.99)
+    assert again.column_names == out.column_names
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    gt=st.lists(st.tuples(sample, label, box), min_size=1, max_size=10),
+    pred=st.lists(st.tuples(sample, label, st.sampled_from([0.1, 0.5, 0.9]), box), max_size=15),
+)
+def test_annotate_agrees_with_counts(gt, pred):
+    t = make(gt, pred)
+    t = t.append_column(T.LABEL_ID, pa.array(range(t.num_rows), type=pa.int64()))
+    res = voc.evaluate(t)
+    out = voc.annotate(t)
+    ev = out.column(T.EVAL).to_pylist()
+    src = out.column(T.SOURCE).to_pylist()
+    ids = out.column(T.EVAL_ID).to_pylist()
+    assert sum(e == "tp" and s == "pred" for e, s in zip(ev, src)) == res["counts"]["tp"]
+    assert sum(e == "tp" and s == "gt" for e, s in zip(ev, src)) == res["counts"]["tp"]
+    assert sum(e == "fp" for e in ev) == res["counts"]["fp"]
+    assert sum(e == "fn" for e in ev) == len(gt) - res["counts"]["tp"]
+    for row, (e, i) in enumerate(zip(ev, ids)):
+        if e == "tp":
+            assert ids[i] == row and ev[i] == "tp" and src[i] != src[row]
