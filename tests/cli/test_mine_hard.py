@@ -1,0 +1,154 @@
+"""mlcycle mine-hard on the command line: streams, exit statuses, options."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mlcycle import io
+from mlcycle import table as T
+
+BOX = [0.0, 0.0, 10.0, 10.0]
+COLS = ["sample_id", "source", "label_id", "label", "bbox", "score", "eval", "eval_id", "eval_iou"]
+ROWS = [
+    ("a.jpg", "gt", 1, "cat", BOX, None, "tp", 1, 1.0),
+    ("a.jpg", "pred", 1, "cat", BOX, 0.9, "tp", 1, 1.0),
+    ("a.jpg", "pred", 2, "dog", [50.0, 50.0, 10.0, 10.0], 0.95, "fp", None, None),  # possible_missing
+    ("b.jpg", "gt", 2, "cat", BOX, None, "fn", None, None),
+    ("b.jpg", "pred", 3, "dog", BOX, 0.9, "fp", None, None),                        # wrong label
+    ("c.jpg", "gt", 3, "cat", BOX, None, "fn", None, None),
+    ("c.jpg", "pred", 4, "cat", [6.0, 0.0, 10.0, 10.0], 0.7, "fp", None, None),     # localization
+]
+
+
+@pytest.fixture
+def evaluated(tmp_path):
+    cols = {c: [r[i] for r in ROWS] for i, c in enumerate(COLS)}
+    cols["embedding"] = [[1.0, 0.0, 0.0]] * 3 + [[0.0, 1.0, 0.0]] * 2 + [[0.0, 0.0, 1.0]] * 2
+    path = tmp_path / "evaluated.parquet"
+    io.write_table(T.from_columns(cols), path)
+    return path
+
+
+def jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_writes_a_ranked_label_table_on_stdout_and_a_summary_on_stderr(runner, evaluated):
+    r = runner(["mine-hard", evaluated])
+    assert r.exit_code == 0, r.stderr
+    rows = jsonl(r.stdout)
+    assert rows[0]["hard_reason"] == "possible_missing" and rows[0]["hard_score"] == 0.95
+    assert [x["sample_id"] for x in rows] == ["a.jpg"] * 3 + ["b.jpg"] * 2 + ["c.jpg"] * 2
+    assert {x["hard_reason"] for x in rows} == {"possible_missing", "possible_wrong_label", "localization", None}
+    assert "mine-hard: 5 labels flagged in 3 of 3 samples" in r.stderr
+    assert "possible_wrong_label" in r.stderr
+    assert "{" not in r.stderr  # no data on stderr
+
+
+def test_top_reasons_per_sample_and_quiet(runner, evaluated):
+    r = runner(["mine-hard", evaluated, "--top", "1", "-q"])
+    assert r.exit_code == 0 and r.stderr == ""
+    assert {x["sample_id"] for x in jsonl(r.stdout)} == {"a.jpg"}
+    r = runner(["mine-hard", evaluated, "--reasons", "localization", "--no-context", "-q"])
+    assert [(x["source"], x["hard_reason"]) for x in jsonl(r.stdout)] == [("gt", "localization"), ("pred", "localization")]
+    r = runner(["mine-hard", evaluated, "--per", "sample", "--min-score", "0.8", "-q"])
+    assert {x["sample_id"] for x in jsonl(r.stdout)} == {"a.jpg", "b.jpg"}
+
+
+def test_thresholds_are_flags(runner, evaluated):
+    r = runner(["mine-hard", evaluated, "--conf-missing", "0.99", "--conf-wrong", "0.95", "--model-weight", "1", "-q"])
+    got = {(x["source"], x["label_id"]): (x["hard_reason"], x["hard_score"]) for x in jsonl(r.stdout) if x["hard_reason"]}
+    assert got[("pred", 2)] == ("background", 0.95)
+    assert got[("pred", 3)] == ("class_confusion", 0.9)
+
+
+def test_json_prints_the_summary_document(runner, evaluated):
+    r = runner(["mine-hard", evaluated, "--json"])
+    assert r.exit_code == 0
+    doc = json.loads(r.stdout)
+    assert doc["by_reason"] == {"possible_missing": 1, "possible_wrong_label": 2, "localization": 2}
+    assert doc["parameters"]["iou"] == 0.5 and doc["parameters"]["conf_missing"] == 0.8
+    assert doc["top_labels"][0]["hard_reason"] == "possible_missing"
+
+
+def test_output_file_is_parquet_with_the_hard_columns(runner, evaluated, tmp_path):
+    out = tmp_path / "hard.parquet"
+    r = runner(["mine-hard", evaluated, "-o", out, "-q"])
+    assert r.exit_code == 0 and r.stdout == ""
+    t = pq.read_table(out)
+    for c in (T.HARD_SCORE, T.HARD_REASON, T.HARD_SAMPLE_SCORE, "embedding", T.EVAL):
+        assert c in t.column_names
+
+
+def test_reads_standard_input(runner, evaluated):
+    data = io.encode(io.read_table(evaluated), "jsonl")
+    r = runner(["mine-hard", "--top", "1", "-q"], input=data)
+    assert r.exit_code == 0
+    assert jsonl(r.stdout)[0]["hard_reason"] == "possible_missing"
+
+
+def test_without_eval_columns_the_hint_is_the_evaluate_command(runner, tmp_path):
+    path = tmp_path / "labels.parquet"
+    io.write_table(T.from_columns({"sample_id": ["a"], "source": ["gt"], "label": ["cat"], "bbox": [BOX]}), path)
+    r = runner(["mine-hard", path])
+    assert r.exit_code == 1
+    assert r.stdout == ""
+    assert f"error: {path}: no 'eval' column" in r.stderr
+    assert f"hint: run evaluate first: mlcycle evaluate {path} | mlcycle mine-hard" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--per", "image"], "--per: expected label or sample"),
+    (["--reasons", "possible_missing,nope"], "unknown reason(s) nope"),
+    (["--iou", "2"], "--iou: must be between 0 and 1"),
+    (["--pool", "x.parquet"], "--pool needs --embedding"),
+    (["--top", "0"], "--top: must be at least 1"),
+])
+def test_usage_errors_exit_2(runner, evaluated, args, message):
+    r = runner(["mine-hard", evaluated, *args])
+    assert r.exit_code == 2
+    assert message in r.stderr and r.stdout == ""
+
+
+def test_pool_search_outputs_similar_unlabeled_samples(runner, evaluated, tmp_path):
+    pool = tmp_path / "pool.parquet"
+    # p0, p1 resemble failure a.jpg; p2, p3 repeat the labeled c.jpg, b.jpg; a.jpg itself is labeled
+    emb = np.array([[1, 0.4, 0], [1, 0, 0.6], [0, 0, 1], [0, 1, 0], [1, 0, 0]], dtype=float)
+    io.write_table(T.from_columns({
+        "sample_id": ["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "a.jpg"], "source": ["gt"] * 5,
+        "embedding": emb.tolist()}), pool)
+    r = runner(["mine-hard", evaluated, "--top", "1", "--pool", pool, "--embedding", "embedding", "--k", "2"])
+    assert r.exit_code == 0, r.stderr
+    rows = jsonl(r.stdout)
+    assert [x["sample_id"] for x in rows] == ["p0.jpg", "p1.jpg"]
+    assert all(x["hard_reason"] == "similar_to_failure" and x["hard_match"] == "a.jpg" for x in rows)
+    assert "pool: chose 2 of 5 samples similar to 1 failures (1 already labeled, skipped)" in r.stderr
+    r = runner(["mine-hard", evaluated, "--top", "1", "--pool", pool, "--embedding", "embedding", "--k", "5", "-q"])
+    assert [x["sample_id"] for x in jsonl(r.stdout)] == ["p0.jpg", "p1.jpg"]  # near-duplicates of labeled data dropped
+    r = runner(["mine-hard", evaluated, "--top", "1", "--pool", pool, "--embedding", "embedding", "--k", "2", "--json"])
+    doc = json.loads(r.stdout)
+    assert doc["pool"]["chosen"] == 2 and doc["pool"]["top"][0]["sample_id"] == "p0.jpg"
+
+
+def test_objectlab_method(runner, evaluated):
+    r = runner(["mine-hard", evaluated, "--method", "objectlab", "--per", "sample", "-q"])
+    assert r.exit_code == 0, r.stderr
+    rows = jsonl(r.stdout)
+    scores = [x["hard_sample_score"] for x in rows]
+    assert scores == sorted(scores, reverse=True) and 0 <= min(scores) <= max(scores) <= 1
+    assert rows[0]["sample_id"] == "a.jpg"  # the confident prediction on nothing: overlooked
+
+
+def test_help_has_examples_and_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "mlcycle", "mine-hard", "--help"],
+                       capture_output=True, text=True, check=True)
+    assert "Examples:" in r.stdout and "mlcycle mine-hard" in r.stdout
+    heavy = [line for line in r.stderr.splitlines() if any(f" {m}" in line.split("|")[-1] for m in ("numpy", "pyarrow"))]
+    assert heavy == []
