@@ -48,56 +48,11 @@ def evaluate(
     top_k = sorted({int(k) for k in top_k})
     if any(k < 1 for k in top_k):
         raise MlcycleError(f"top-k values must be at least 1, got {top_k}")
-    gt = _side(table, gt_source)
-    pr = _side(table, pred_source)
-    if gt["n"] == 0:
-        raise MlcycleError(
-            f"no image-level ground-truth labels (source '{gt_source}', rows with a label and no bbox)",
-            hint="classification metrics need one class label per sample in the ground truth",
-        )
-    samples, (g_s, p_s) = _codes(gt["sample"], pr["sample"], sort=False)
-    classes, (g_c, p_c) = _codes(gt["label"], pr["label"], sort=True)
-    n_s, n_c = len(samples), len(classes)
-
-    # ground truth: exactly one class per sample
-    true_of = np.full(n_s, -1, dtype=np.int64)
-    pairs = np.unique(g_s * n_c + g_c)
-    ps, pc_ = pairs // n_c, pairs % n_c
-    multi = np.bincount(ps, minlength=n_s) > 1
-    if multi.any():
-        s = int(np.argmax(multi))
-        names = [classes[c] for c in pc_[ps == s]]
-        raise MlcycleError(
-            f"sample '{samples[s]}' has {len(names)} different ground-truth labels ({', '.join(names[:5])}); "
-            "classification metrics expect one per sample",
-            hint="multi-label ground truth is not supported by this evaluation",
-        )
-    true_of[ps] = pc_
-    evaluated = true_of >= 0
-
-    # predictions: rank per sample by score (desc), ties in table order
-    score = pr["score"]
-    has_score = ~np.isnan(score)
-    n_pred = np.bincount(p_s, minlength=n_s)
-    n_unscored = np.bincount(p_s[~has_score], minlength=n_s)
-    bad = (n_pred > 1) & (n_unscored > 0)
-    if bad.any():
-        s = int(np.argmax(bad))
-        raise MlcycleError(
-            f"sample '{samples[s]}' has {int(n_pred[s])} predictions and {int(n_unscored[s])} of them have no score; "
-            "cannot choose the predicted class",
-            hint="give predictions a score, or keep one prediction per sample",
-        )
-    order = np.lexsort((-np.where(has_score, score, 0.0), p_s))  # stable: ties keep table order
-    rs, rc = p_s[order], p_c[order]
-    # first occurrence of each (sample, class) in rank order -> distinct classes per sample
-    _, first = np.unique(rs * n_c + rc, return_index=True)
-    keep = np.zeros(rs.shape[0], dtype=bool)
-    keep[first] = True
-    rs, rc = rs[keep], rc[keep]
-    rank = np.arange(rs.shape[0]) - np.searchsorted(rs, rs, side="left")
-    pred_of = np.full(n_s, -1, dtype=np.int64)
-    pred_of[rs[rank == 0]] = rc[rank == 0]
+    m = _prepare(table, gt_source, pred_source)
+    classes, n_s, n_c = m["classes"], m["n_s"], m["n_c"]
+    gt, pr = m["gt"], m["pr"]
+    true_of, pred_of, evaluated = m["true_of"], m["pred_of"], m["evaluated"]
+    rs, rc, rank, n_pred = m["rs"], m["rc"], m["rank"], m["n_pred"]
     several_scored = bool(np.any(np.bincount(rs, minlength=n_s) > 1))
 
     y_true = true_of[evaluated]
@@ -184,6 +139,123 @@ def evaluate(
     }
 
 
+def annotate(
+    table: "pa.Table",
+    gt_source: str = T.GT_SOURCE,
+    pred_source: str = T.DEFAULT_PRED_SOURCE,
+) -> "pa.Table":
+    """The table with ``eval``/``eval_id`` (and a null ``eval_iou``) for image-level labels.
+
+    Ground-truth rows: ``tp`` when the sample's predicted class is right, else ``fn``.
+    The deciding (top-scored) prediction of each evaluated sample: ``tp`` or ``fp``.
+    ``eval_id`` links the two rows by ``label_id``. Other rows (lower-ranked predictions,
+    predictions for samples without ground truth, box rows, other sources) get nulls.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    m = _prepare(table, gt_source, pred_source)
+    n = table.num_rows
+    ids = T.column_or_null(table, T.LABEL_ID)
+    id_valid = ids.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    label_id = T.numpy_column(table, T.LABEL_ID, fill=0, dtype=np.int64) if n else np.zeros(0, np.int64)
+
+    n_s = m["n_s"]
+    correct = m["evaluated"] & (m["true_of"] == m["pred_of"])
+    top1_row = np.full(n_s, -1, dtype=np.int64)
+    top1_row[m["rs"][m["rank"] == 0]] = m["top_rows"]
+    g_rows, g_s = m["gt"]["rows"], m["g_s"]
+    first_gt_row = np.full(n_s, -1, dtype=np.int64)
+    first_gt_row[g_s[::-1]] = g_rows[::-1]  # the first ground-truth row of each sample
+
+    ev = np.full(n, None, dtype=object)
+    ev_id = np.zeros(n, dtype=np.int64)
+    ev_ok = np.zeros(n, dtype=bool)
+    ev[g_rows] = np.where(correct[g_s], "tp", "fn")
+    has_pred = top1_row[g_s] >= 0
+    ev_id[g_rows[has_pred]] = label_id[top1_row[g_s[has_pred]]]
+    ev_ok[g_rows[has_pred]] = id_valid[top1_row[g_s[has_pred]]]
+    decided = np.flatnonzero(m["evaluated"] & (top1_row >= 0))
+    prow = top1_row[decided]
+    ev[prow] = np.where(correct[decided], "tp", "fp")
+    ev_id[prow] = label_id[first_gt_row[decided]]
+    ev_ok[prow] = id_valid[first_gt_row[decided]]
+
+    out = table
+    for name, arr in (
+        (T.EVAL, pa.array(ev.tolist(), type=pa.string())),
+        (T.EVAL_ID, pa.array(ev_id, type=pa.int64(), mask=~ev_ok)),
+        (T.EVAL_IOU, pa.nulls(n, type=pa.float64())),
+    ):
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, arr)
+        else:
+            out = out.append_column(name, arr)
+    return out
+
+
+def _prepare(table: "pa.Table", gt_source: str, pred_source: str) -> dict[str, Any]:
+    """Per sample: the true class, the ranked distinct predicted classes, the top-1 class."""
+    import numpy as np
+
+    gt = _side(table, gt_source)
+    pr = _side(table, pred_source)
+    if gt["n"] == 0:
+        raise MlcycleError(
+            f"no image-level ground-truth labels (source '{gt_source}', rows with a label and no bbox)",
+            hint="classification metrics need one class label per sample in the ground truth",
+        )
+    samples, (g_s, p_s) = _codes(gt["sample"], pr["sample"], sort=False)
+    classes, (g_c, p_c) = _codes(gt["label"], pr["label"], sort=True)
+    n_s, n_c = len(samples), len(classes)
+
+    # ground truth: exactly one class per sample
+    true_of = np.full(n_s, -1, dtype=np.int64)
+    pairs = np.unique(g_s * n_c + g_c)
+    ps, pc_ = pairs // n_c, pairs % n_c
+    multi = np.bincount(ps, minlength=n_s) > 1
+    if multi.any():
+        s = int(np.argmax(multi))
+        names = [classes[c] for c in pc_[ps == s]]
+        raise MlcycleError(
+            f"sample '{samples[s]}' has {len(names)} different ground-truth labels ({', '.join(names[:5])}); "
+            "classification metrics expect one per sample",
+            hint="multi-label ground truth is not supported by this evaluation",
+        )
+    true_of[ps] = pc_
+    evaluated = true_of >= 0
+
+    # predictions: rank per sample by score (desc), ties in table order
+    score = pr["score"]
+    has_score = ~np.isnan(score)
+    n_pred = np.bincount(p_s, minlength=n_s)
+    n_unscored = np.bincount(p_s[~has_score], minlength=n_s)
+    bad = (n_pred > 1) & (n_unscored > 0)
+    if bad.any():
+        s = int(np.argmax(bad))
+        raise MlcycleError(
+            f"sample '{samples[s]}' has {int(n_pred[s])} predictions and {int(n_unscored[s])} of them have no score; "
+            "cannot choose the predicted class",
+            hint="give predictions a score, or keep one prediction per sample",
+        )
+    order = np.lexsort((-np.where(has_score, score, 0.0), p_s))  # stable: ties keep table order
+    rs, rc = p_s[order], p_c[order]
+    # first occurrence of each (sample, class) in rank order -> distinct classes per sample
+    _, first = np.unique(rs * n_c + rc, return_index=True)
+    keep = np.zeros(rs.shape[0], dtype=bool)
+    keep[first] = True
+    rs, rc, rows = rs[keep], rc[keep], pr["rows"][order][keep]
+    rank = np.arange(rs.shape[0]) - np.searchsorted(rs, rs, side="left")
+    pred_of = np.full(n_s, -1, dtype=np.int64)
+    pred_of[rs[rank == 0]] = rc[rank == 0]
+
+    return {
+        "samples": samples, "classes": classes, "n_s": n_s, "n_c": n_c, "gt": gt, "pr": pr,
+        "g_s": g_s, "true_of": true_of, "pred_of": pred_of, "evaluated": evaluated,
+        "rs": rs, "rc": rc, "rank": rank, "n_pred": n_pred, "top_rows": rows[rank == 0],
+    }
+
+
 # --------------------------------------------------------------------------- helpers
 
 def _div(num: "np.ndarray", den: "np.ndarray") -> "np.ndarray":
@@ -232,7 +304,8 @@ def _side(table: "pa.Table", source: str) -> dict[str, Any]:
         raise MlcycleError(f"source '{source}': a classification score is infinite ({score[np.argmax(bad)]})")
     sample = sub.column(T.SAMPLE_ID) if sub.num_rows else pa.chunked_array([], type=pa.string())
     label = sub.column(T.LABEL) if sub.num_rows else pa.chunked_array([], type=pa.string())
-    return {"n": sub.num_rows, "sample": sample, "label": label, "score": score}
+    return {"n": sub.num_rows, "sample": sample, "label": label, "score": score,
+            "rows": np.flatnonzero(mask.to_numpy(zero_copy_only=False)) if table.num_rows else np.zeros(0, np.int64)}
 
 
 def _codes(a: "pa.ChunkedArray", b: "pa.ChunkedArray", sort: bool) -> tuple[list[str], tuple["np.ndarray", "np.ndarray"]]:

@@ -186,3 +186,35 @@ def test_matches_reference(gt, pred, top_k):
         # single-label with a prediction for every sample: micro P = R = F1 = accuracy
         assert res["micro"]["precision"] == pytest.approx(res["accuracy"])
         assert res["micro"]["f1"] == pytest.approx(res["accuracy"])
+
+
+# --------------------------------------------------------------------------- annotate
+
+def test_annotate_marks_deciding_rows():
+    t = make({"a": "cat", "b": "dog", "d": "dog"},
+             [("a", "dog", 0.1), ("a", "cat", 0.9), ("b", "cat", 0.8), ("e", "dog", 0.5)])
+    t = t.append_column(T.LABEL_ID, pa.array([1, 2, 3, 10, 11, 12, 13], type=pa.int64()))
+    out = C.annotate(t)
+    assert out.column_names[: t.num_columns] == t.column_names
+    # gt a: right (pred 11), gt b: wrong (pred 12), gt d: no prediction;
+    # pred 10 is not the deciding prediction, pred 13 has no ground truth
+    assert out.column(T.EVAL).to_pylist() == ["tp", "fn", "fn", None, "tp", "fp", None]
+    assert out.column(T.EVAL_ID).to_pylist() == [11, 12, None, None, 1, 2, None]
+    assert out.column(T.EVAL_IOU).null_count == t.num_rows
+    assert C.annotate(out).column_names == out.column_names
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    gt=st.dictionaries(samples, classes, min_size=1),
+    pred=st.lists(st.tuples(samples, classes, st.sampled_from([0.1, 0.5, 0.9])), max_size=20),
+)
+def test_annotate_agrees_with_evaluate(gt, pred):
+    t = make(gt, pred)
+    res = C.evaluate(t)
+    ev = C.annotate(t).column(T.EVAL).to_pylist()
+    src = t.column(T.SOURCE).to_pylist()
+    assert sum(e == "tp" and s == "gt" for e, s in zip(ev, src)) == res["counts"]["correct"]
+    assert sum(e == "tp" and s == "pred" for e, s in zip(ev, src)) == res["counts"]["correct"]
+    assert sum(e == "fn" for e in ev) == res["counts"]["samples"] - res["counts"]["correct"]
+    assert sum(e == "fp" for e in ev) == res["micro"]["support"] - res["counts"]["correct"] - res["counts"]["without_prediction"]
