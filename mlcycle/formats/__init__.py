@@ -38,9 +38,13 @@ FORMATS: dict[str, FormatInfo] = {
     for f in (
         FormatInfo("coco", "mlcycle.formats.coco", "COCO instances JSON (boxes, polygons, RLE, crowd)"),
         FormatInfo("coco-results", "mlcycle.formats.coco_results", "COCO results JSON (detections with scores)"),
+        FormatInfo("cvat", "mlcycle.formats.cvat", "CVAT for images 1.1 XML (boxes, polygons, points, tags; attributes, occluded, z_order)"),
+        FormatInfo("labelme", "mlcycle.formats.labelme", "LabelMe JSON, one file per image (rectangles; polygons as segmentation)", output="folder"),
+        FormatInfo("openimages", "mlcycle.formats.openimages", "Open Images V6/V7 box CSV (IsGroupOf, IsOccluded, ... ; normalised, needs image sizes)"),
         FormatInfo("yolo", "mlcycle.formats.yolo", "YOLO txt: Ultralytics (data.yaml, images/ labels/), darknet (obj.names), flat (classes.txt)", output="folder"),
         FormatInfo("voc", "mlcycle.formats.voc", "Pascal VOC XML (difficult, truncated, occluded, pose as attributes)", output="folder"),
         FormatInfo("kitti", "mlcycle.formats.kitti", "KITTI object txt (truncated, occluded, alpha, 3D box as attributes)", output="folder"),
+        FormatInfo("csv", "mlcycle.formats.csv_table", "Generic CSV: --columns image=...,label=...,x1=..., --box-format, --normalized"),
         FormatInfo("images", "mlcycle.formats.images", "A folder of images: one sample row each; class-per-folder as classification labels", output="folder"),
     )
 }

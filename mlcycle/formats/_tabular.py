@@ -1,0 +1,176 @@
+"""Helpers shared by the cvat, labelme, openimages and csv format modules:
+
+- ``Problems``: bad input is a one-line error naming file and place, or, with
+  ``--skip-invalid``, a counted warning at the end;
+- CSV reading with every column as text, and text -> float64 with decimal commas
+  recognised (``"0,358"``) and bad cells reported by line;
+- the attribute columns a writer may put into a format, and number formatting that
+  round-trips (``repr`` of a float, integers without ``.0``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+# Columns that commands add; never written into an annotation format.
+COMMAND_COLUMNS = (T.EVAL, T.EVAL_ID, T.EVAL_IOU, T.HARD_SCORE, T.HARD_REASON, T.VIOLATIONS)
+
+
+class Problems:
+    """Collects invalid labels: raises at the first one unless ``skip`` is set, in which
+    case ``report()`` prints one counted warning naming the first few."""
+
+    def __init__(self, skip: bool, what: str = "label") -> None:
+        self.skip = skip
+        self.what = what
+        self.items: list[str] = []
+
+    def add(self, message: str, hint: str | None = None) -> None:
+        if not self.skip:
+            raise MlcycleError(message, hint=hint or "fix the file, or pass --skip-invalid to skip such labels with a warning")
+        self.items.append(message)
+
+    def report(self) -> None:
+        if not self.items:
+            return
+        from mlcycle import console
+
+        n = len(self.items)
+        first = "; ".join(self.items[:3])
+        more = f" (and {n - 3} more)" if n > 3 else ""
+        console.warn(f"skipped {n} invalid {self.what}{'s' if n != 1 else ''}: {first}{more}")
+
+
+def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
+    """A CSV file with a header row, every column read as text (empty cells null)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from mlcycle import io
+
+    name = io.display_name(path)
+    if data is None:
+        data = io.read_bytes(path)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if not data.strip():
+        raise MlcycleError(f"{name}: the file is empty; expected a CSV header row")
+    try:
+        first = pacsv.open_csv(pa.py_buffer(data)).schema.names
+        types = {c: pa.string() for c in first}
+        tab = pacsv.read_csv(
+            pa.py_buffer(data),
+            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
+                                                 quoted_strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc).splitlines()[0]
+        raise MlcycleError(f"{name}: malformed CSV: {msg}") from None
+    return tab
+
+
+def strip_bom(names: Iterable[str]) -> list[str]:
+    return [n.lstrip("\ufeff").strip() for n in names]
+
+
+def has_decimal_commas(columns: Iterable["pa.ChunkedArray"]) -> bool:
+    """True when numeric text columns use a comma as the decimal mark ("0,358")."""
+    import pyarrow.compute as pc
+
+    for col in columns:
+        if col.null_count == len(col):
+            continue
+        if pc.any(pc.match_substring(col, ",")).as_py() and not pc.any(pc.match_substring(col, ".")).as_py():
+            return True
+    return False
+
+
+def to_float(col: "pa.ChunkedArray", name: str, column: str, decimal_comma: bool = False,
+             line_offset: int = 2) -> "np.ndarray":
+    """Text column -> float64 numpy array (null -> NaN); a cell that is not a number is an
+    error ``file:line: column 'X' value 'v' is not a number`` (line = row + ``line_offset``)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if decimal_comma:
+        col = pc.replace_substring(col, ",", ".")
+    col = pc.utf8_trim_whitespace(col)
+    try:
+        arr = pc.cast(col, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values = col.to_pylist()
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            try:
+                float(v)
+            except ValueError:
+                raise MlcycleError(f"{name}:{i + line_offset}: column '{column}' value {v!r} is not a number") from None
+        raise MlcycleError(f"{name}: column '{column}' has values that are not numbers") from None  # pragma: no cover
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def num(v: Any) -> str:
+    """A number as text that reads back to the same value: integers without '.0',
+    floats by their shortest round-trip ``repr``."""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, int):
+        return str(v)
+    f = float(v)
+    if f.is_integer() and abs(f) < 1e16:
+        return str(int(f))
+    return repr(f)
+
+
+def writable_attributes(table: "pa.Table", exclude: Iterable[str] = ()) -> list[str]:
+    """Attribute columns a writer may copy into a format: not command columns, not the
+    ones the format handles itself (``exclude``), not nested."""
+    import pyarrow as pa
+
+    skip = set(COMMAND_COLUMNS) | set(exclude)
+    return [c for c in T.attribute_columns(table)
+            if c not in skip and not pa.types.is_nested(table.column(c).type)]
+
+
+def pick_source(table: "pa.Table", source: str | None) -> "pa.Table":
+    """The rows of one source: ``source``, else ``gt``, else the only source there is."""
+    avail = T.sources(table) if table.num_rows else [T.GT_SOURCE]
+    want = source or T.GT_SOURCE
+    if want not in avail:
+        if len(avail) == 1 and source is None:
+            want = avail[0]
+        else:
+            raise MlcycleError(f"no rows with source '{want}' to export (sources: {', '.join(avail) or 'none'})",
+                               hint="choose one with --source")
+    return T.filter_source(table, want)
+
+
+def first_values(samples: list, values: list) -> dict:
+    """sample_id -> first non-null value of a per-row column."""
+    out: dict = {}
+    for s, v in zip(samples, values):
+        if v is not None and out.get(s) is None:
+            out[s] = v
+        else:
+            out.setdefault(s, None)
+    return out
+
+
+def attribute_array(values: list) -> "pa.Array":
+    """An Arrow array for an attribute column; values of mixed types become text."""
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([None if v is None else str(v) for v in values], type=pa.string())

@@ -1,0 +1,364 @@
+"""Generic CSV annotations (format name ``csv``) <-> label table.
+
+One row per box (or per image-level label, or per image), with a header row. Which
+column holds what is given with ``--columns FIELD=COLUMN,...``; fields not given are
+looked up by common header names (case-insensitive):
+
+| field | meaning | header names tried |
+|---|---|---|
+| image | the image (-> ``sample_id``) | image, filename, file_name, image_name, image_path, path, file, img |
+| label | class name | label, class, class_name, category, category_name |
+| x1 y1 x2 y2 | corners, ``--box-format xyxy`` (default) | xmin ymin xmax ymax, x1 y1 x2 y2, left top right bottom |
+| x y w h | top-left corner and size, ``--box-format xywh`` | x y w h |
+| cx cy w h | centre and size, ``--box-format cxcywh`` | cx cy w h, x_center y_center |
+| score | prediction confidence (then the source defaults to ``pred``) | score, confidence, conf |
+| width height | image size in pixels | width height, image_width image_height |
+| split, source, label_id, category_id, image_id, iscrowd, area, segmentation | the label-table column of that name | the same name |
+
+- Box values are pixels; with ``--normalized`` they are fractions of the image size,
+  taken from the width/height columns or, when there are none, from the images (see
+  docs/formats.md "Image sizes": ``--image-sizes``, ``--image-size``, image headers
+  under ``--images-root`` or the CSV's folder). Decimal commas (``"0,5"``) are recognised.
+- A row whose box cells are all empty is an image-level label (or a sample row when the
+  label is empty too); a classification CSV (image, label) has no box columns at all.
+- Every other column is kept as an attribute column (integers, floats and
+  true/false recognised, otherwise text).
+- A folder is read as all its ``*.csv`` files; the split is then the file name without
+  ``-export``/``_export``/``-annotations``/``_labels`` (VoTT's ``train-export.csv`` ->
+  ``train``) unless a split column or ``--split`` says otherwise.
+
+Writing produces one CSV (``-o FILE.csv`` or standard output) in the common
+``image,label,xmin,ymin,xmax,ymax,width,height`` layout, then every other core column
+that has a value, then the attribute columns (nested ones as JSON text). Floats are
+written as the shortest text that reads back to the same value; ``ingest csv`` reads
+the file back without ``--columns``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._tabular import Problems, has_decimal_commas, pick_source, read_csv_text, to_float
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+BOX_FIELDS = {"xyxy": ("x1", "y1", "x2", "y2"), "xywh": ("x", "y", "w", "h"), "cxcywh": ("cx", "cy", "w", "h")}
+CORE_FIELDS = (T.SPLIT, T.SOURCE, T.LABEL_ID, T.CATEGORY_ID, T.IMAGE_ID, T.ISCROWD, T.AREA, T.SEGMENTATION)
+FIELDS = ("image", "label", "x1", "y1", "x2", "y2", "x", "y", "w", "h", "cx", "cy", "score", "width", "height") + CORE_FIELDS
+# field aliases accepted on the command line
+FIELD_ALIASES = {"sample_id": "image", "filename": "image", "xmin": "x1", "ymin": "y1", "xmax": "x2", "ymax": "y2",
+                 "class": "label", "confidence": "score"}
+# header names tried for a field that --columns does not give
+HEADER_NAMES = {
+    "image": ("image", "filename", "file_name", "image_name", "image_path", "path", "file", "img", "sample_id"),
+    "label": ("label", "class", "class_name", "category", "category_name"),
+    "x1": ("xmin", "x1", "left", "x_min"), "y1": ("ymin", "y1", "top", "y_min"),
+    "x2": ("xmax", "x2", "right", "x_max"), "y2": ("ymax", "y2", "bottom", "y_max"),
+    "x": ("x",), "y": ("y",), "w": ("w",), "h": ("h",),
+    "cx": ("cx", "x_center", "xc", "center_x"), "cy": ("cy", "y_center", "yc", "center_y"),
+    "score": ("score", "confidence", "conf"),
+    "width": ("width", "image_width", "img_width"), "height": ("height", "image_height", "img_height"),
+    **{c: (c,) for c in CORE_FIELDS},
+}
+_SPLIT_SUFFIXES = ("-export", "_export", "-annotations", "_annotations", "-labels", "_labels")
+
+
+def _header(path: Path) -> list[str]:
+    import csv as _csv
+
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            return [c.strip() for c in next(_csv.reader([fh.readline(8192)]), [])]
+    except OSError:
+        return []
+
+
+def _resolve(header: list[str], columns: dict[str, str], box_format: str, name: str) -> dict[str, str]:
+    """field -> CSV column, from --columns then from the header names."""
+    if box_format not in BOX_FIELDS:
+        raise UsageError(f"--box-format {box_format!r}: expected one of xyxy, xywh, cxcywh")
+    mapping: dict[str, str] = {}
+    for field, column in columns.items():
+        f = FIELD_ALIASES.get(field.lower(), field.lower())
+        if f not in FIELDS:
+            raise UsageError(f"--columns: unknown field {field!r}",
+                             hint="fields: image, label, x1 y1 x2 y2 | x y w h | cx cy w h, score, width, height, " + ", ".join(CORE_FIELDS))
+        if column not in header:
+            raise MlcycleError(f"{name}:1: --columns {field}={column}: the header has no column {column!r}",
+                               hint="columns in the file: " + ", ".join(header))
+        mapping[f] = column
+    used = set(mapping.values())
+    lower = {h.lower(): h for h in reversed(header)}
+    wanted = ("image", "label", "score", "width", "height") + BOX_FIELDS[box_format] + CORE_FIELDS
+    for f in wanted:
+        if f in mapping:
+            continue
+        for cand in HEADER_NAMES[f]:
+            col = lower.get(cand)
+            if col is not None and col not in used:
+                mapping[f] = col
+                used.add(col)
+                break
+    return mapping
+
+
+def _auto_ok(path: Path) -> bool:
+    header = _header(path)
+    if not header:
+        return False
+    m = _resolve(header, {}, "xyxy", str(path))
+    return "image" in m and ("label" in m or all(f in m for f in BOX_FIELDS["xyxy"]))
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    return [path]
+
+
+def detect(path: Path) -> bool:
+    files = [p for p in _files(path) if p.suffix.lower() == ".csv"] if path.exists() else []
+    return bool(files) and all(_auto_ok(p) for p in files)
+
+
+# --------------------------------------------------------------------------- reading
+
+def _typed_column(col: "pa.ChunkedArray") -> "pa.ChunkedArray":
+    """Text -> int64, float64 or bool when every value reads as one, else text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if col.null_count == len(col):
+        return col
+    for typ in (pa.int64(), pa.float64()):
+        try:
+            return pc.cast(col, typ)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    low = pc.utf8_lower(col)
+    if pc.all(pc.is_in(low, pa.array(["true", "false"]))).as_py():
+        return pc.equal(low, "true")
+    return col
+
+
+def _split_from_name(path: Path) -> str:
+    stem = path.stem
+    for suf in _SPLIT_SUFFIXES:
+        if stem.lower().endswith(suf):
+            return stem[: -len(suf)]
+    return stem
+
+
+def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems: Problems) -> "pa.Table":
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    name = str(path)
+    tab = read_csv_text(path)
+    tab = tab.rename_columns([c.lstrip("\ufeff").strip() for c in tab.column_names])
+    header = tab.column_names
+    m = _resolve(header, options.columns, options.box_format, name)
+    if "image" not in m:
+        raise MlcycleError(f"{name}:1: which column names the image? none of {', '.join(header)} is known",
+                           hint="say it with --columns image=COLUMN (and label=..., x1=... as needed)")
+    n = tab.num_rows
+    box_fields = BOX_FIELDS[options.box_format]
+    present = [f for f in box_fields if f in m]
+    if present and len(present) != 4:
+        missing = [f for f in box_fields if f not in m]
+        raise MlcycleError(f"{name}:1: box columns for {options.box_format} incomplete: no column for {', '.join(missing)}",
+                           hint=f"map them with --columns, e.g. {','.join(f'{f}=COLUMN' for f in missing)}")
+    sample = pc.utf8_trim_whitespace(tab.column(m["image"]))
+    bad_img = ~sample.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    keep = np.ones(n, bool)
+    for i in np.flatnonzero(bad_img).tolist():
+        problems.add(f"{name}:{i + 2}: the image column '{m['image']}' is empty")
+        keep[i] = False
+    cols: dict[str, Any] = {T.SAMPLE_ID: sample}
+    label = tab.column(m["label"]) if "label" in m else pa.chunked_array([pa.nulls(n, pa.string())])
+    has_box = np.zeros(n, bool)
+    bbox = np.full((n, 4), np.nan)
+    if present:
+        comma = has_decimal_commas([tab.column(m[f]) for f in box_fields])
+        if comma:
+            from mlcycle import console
+
+            console.info(f"{name}: numbers are written with decimal commas (\"0,5\"); read them as decimal points")
+        a, b, c, d = (to_float(tab.column(m[f]), name, m[f], comma) for f in box_fields)
+        nan = np.isnan(np.stack([a, b, c, d], axis=1))
+        partial = nan.any(axis=1) & ~nan.all(axis=1)
+        has_box = ~nan.any(axis=1)
+        if options.box_format == "xyxy":
+            x, y, w, h = a, b, c - a, d - b
+        elif options.box_format == "xywh":
+            x, y, w, h = a, b, c, d
+        else:
+            x, y, w, h = a - c / 2, b - d / 2, c, d
+        neg = has_box & ((w < 0) | (h < 0))
+        if options.normalized:
+            W, H = _sizes(tab, m, sample, options, path, name, has_box & keep)
+            x, y, w, h = x * W, y * H, w * W, h * H
+            unknown = has_box & (np.isnan(W) | np.isnan(H))
+            if unknown.any():
+                from mlcycle import console
+
+                console.warn(f"{name}: {int(unknown.sum())} normalised box(es) on images of unknown size skipped")
+                keep &= ~unknown
+        bbox = np.stack([x, y, w, h], axis=1)
+        for i in np.flatnonzero((partial | neg) & keep).tolist():
+            vals = ", ".join(f"{m[f]}={tab.column(m[f])[i].as_py()!r}" for f in box_fields)
+            what = "some box values are empty" if partial[i] else "the box has a negative width or height"
+            problems.add(f"{name}:{i + 2}: {what} ({vals})")
+            keep[i] = False
+    is_label = (label.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)) | has_box
+    cols[T.LABEL] = label
+    cols[T.BBOX] = T.bbox_array(bbox, valid=has_box)
+    if "score" in m:
+        cols[T.SCORE] = pa.array(to_float(tab.column(m["score"]), name, m["score"]), from_pandas=True)
+    for f in ("width", "height"):
+        if f in m:
+            v = to_float(tab.column(m[f]), name, m[f])
+            cols[f] = pa.array(v, from_pandas=True)
+    if T.SOURCE in m and options.source is None:
+        src = tab.column(m[T.SOURCE])
+        default = T.DEFAULT_PRED_SOURCE if "score" in m else T.GT_SOURCE
+        cols[T.SOURCE] = pc.fill_null(src, default)
+    else:
+        default = options.source or (T.DEFAULT_PRED_SOURCE if "score" in m else T.GT_SOURCE)
+        cols[T.SOURCE] = pa.array([default] * n, type=pa.string())
+    if T.LABEL_ID in m:
+        cols[T.LABEL_ID] = _typed_column(tab.column(m[T.LABEL_ID]))
+    else:
+        ids = np.cumsum(is_label)
+        cols[T.LABEL_ID] = pa.array(ids, mask=~is_label, type=pa.int64())
+    for f in (T.CATEGORY_ID, T.IMAGE_ID, T.AREA, T.SEGMENTATION):
+        if f in m:
+            cols[f] = tab.column(m[f]) if f == T.SEGMENTATION else _typed_column(tab.column(m[f]))
+    if T.ISCROWD in m:
+        cols[T.ISCROWD] = _typed_column(tab.column(m[T.ISCROWD]))
+    if options.split is not None:
+        cols[T.SPLIT] = pa.array([options.split] * n, type=pa.string())
+    elif T.SPLIT in m:
+        cols[T.SPLIT] = tab.column(m[T.SPLIT]) if split_hint is None else pc.fill_null(tab.column(m[T.SPLIT]), split_hint)
+    elif split_hint is not None:
+        cols[T.SPLIT] = pa.array([split_hint] * n, type=pa.string())
+    used = set(m.values())
+    for c in header:
+        if c not in used and c not in cols:
+            cols[c] = _typed_column(tab.column(c))
+    out = T.from_columns(cols)
+    if not keep.all():
+        out = out.filter(pa.array(keep))
+    return out
+
+
+def _sizes(tab, m: dict, sample, options: ReadOptions, path: Path, name: str, need) -> tuple:
+    """Per-row image width and height (float, NaN where unknown) for --normalized."""
+    import numpy as np
+
+    from mlcycle.formats._images import image_sizes
+
+    n = tab.num_rows
+    if "width" in m and "height" in m:
+        return to_float(tab.column(m["width"]), name, m["width"]), to_float(tab.column(m["height"]), name, m["height"])
+    ids = sample.to_pylist()
+    uniq = list(dict.fromkeys(s for s, k in zip(ids, need.tolist()) if k and s is not None))
+    w, h = image_sizes(uniq, path.parent, options)
+    lookup = {s: (float(a) if a >= 0 else np.nan, float(b) if b >= 0 else np.nan) for s, a, b in zip(uniq, w.tolist(), h.tolist())}
+    W = np.full(n, np.nan)
+    H = np.full(n, np.nan)
+    for i, s in enumerate(ids):
+        wh = lookup.get(s)
+        if wh is not None:
+            W[i], H[i] = wh
+    return W, H
+
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    from mlcycle import io
+
+    options = options or ReadOptions()
+    path = Path(path)
+    files = _files(path)
+    if not files:
+        raise MlcycleError(f"{path}: no .csv file here")
+    problems = Problems(options.skip_invalid, "row")
+    parts = []
+    for f in files:
+        hint = _split_from_name(f) if path.is_dir() and len(files) > 1 else None
+        parts.append(_read_one(f, options, hint, problems))
+    problems.report()
+    out = parts[0] if len(parts) == 1 else io.concat(parts)
+    if len(parts) > 1:
+        # label ids restart in each file: renumber over the whole table
+        import numpy as np
+        import pyarrow as pa
+
+        lab = T.label_mask(out)
+        if not options.columns.get(T.LABEL_ID):
+            ids = np.cumsum(lab)
+            out = out.set_column(out.column_names.index(T.LABEL_ID), T.LABEL_ID, pa.array(ids, mask=~lab, type=pa.int64()))
+    meta: dict[str, Any] = {"csv": {"box_format": options.box_format, "normalized": options.normalized}}
+    if options.images_root is not None:
+        meta["images_root"] = str(options.images_root)
+    return T.with_metadata(out, T.merge_metadata(T.get_metadata(out), meta))
+
+
+# --------------------------------------------------------------------------- writing
+
+def to_arrow(table: "pa.Table", source: str | None = None) -> "pa.Table":
+    """The table as written: image,label,xmin,ymin,xmax,ymax,width,height, ..."""
+    import numpy as np
+    import orjson
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from mlcycle.formats._tabular import COMMAND_COLUMNS
+
+    t = pick_source(table, source)
+    boxes = T.bboxes(t)
+    valid = ~np.isnan(boxes).all(axis=1)
+    cols: dict[str, Any] = {"image": t.column(T.SAMPLE_ID), "label": T.column_or_null(t, T.LABEL)}
+    for k, nm in enumerate(("xmin", "ymin")):
+        cols[nm] = pa.array(boxes[:, k], mask=~valid)
+    cols["xmax"] = pa.array(boxes[:, 0] + boxes[:, 2], mask=~valid)
+    cols["ymax"] = pa.array(boxes[:, 1] + boxes[:, 3], mask=~valid)
+    if T.column_or_null(t, T.WIDTH).null_count < t.num_rows:
+        cols["width"] = t.column(T.WIDTH)
+        cols["height"] = T.column_or_null(t, T.HEIGHT)
+    for c in (T.SCORE, T.SPLIT, T.LABEL_ID, T.CATEGORY_ID, T.IMAGE_ID, T.AREA, T.SEGMENTATION):
+        if c in t.column_names and t.column(c).null_count < t.num_rows:
+            cols[c] = t.column(c)
+    if T.ISCROWD in t.column_names and pc.any(t.column(T.ISCROWD)).as_py():
+        cols[T.ISCROWD] = t.column(T.ISCROWD)
+    if T.SOURCE in t.column_names and source is not None and source not in (T.GT_SOURCE, T.DEFAULT_PRED_SOURCE):
+        cols[T.SOURCE] = t.column(T.SOURCE)
+    for c in T.attribute_columns(t):
+        if c in COMMAND_COLUMNS or c in cols:
+            continue
+        col = t.column(c)
+        if pa.types.is_nested(col.type):
+            col = pa.array([None if v is None else orjson.dumps(v).decode() for v in col.to_pylist()], type=pa.string())
+        cols[c] = col
+    return pa.table(cols)
+
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    import io as _io
+
+    import pyarrow.csv as pacsv
+
+    from mlcycle import io
+
+    options = options or WriteOptions()
+    out = to_arrow(table, options.source)
+    buf = _io.BytesIO()
+    pacsv.write_csv(out, buf, write_options=pacsv.WriteOptions(quoting_style="needed"))
+    with io.atomic_output(output, "wb") as fh:
+        fh.write(buf.getvalue())

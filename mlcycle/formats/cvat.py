@@ -1,0 +1,594 @@
+"""CVAT for images 1.1 XML <-> label table.
+
+Reading (a CVAT ``annotations.xml``, or a folder of CVAT XML files):
+
+- each ``<image>`` is a sample: ``name`` -> ``sample_id`` (``subset/name`` when the image
+  has a ``subset`` attribute, as in project exports, whose images live in
+  ``images/<subset>/``), ``id`` -> ``image_id``, ``width``/``height``, ``subset`` ->
+  ``split``; an image without shapes is a sample row;
+- every shape is a row, in file order, ``label_id`` 1, 2, ... (CVAT shapes have no ids):
+  ``box`` -> ``bbox`` = [xtl, ytl, xbr - xtl, ybr - ytl] (CVAT coordinates are
+  continuous pixel coordinates: no +1); ``polygon`` -> ``segmentation`` (a COCO polygon)
+  and its bounding box; ``polyline`` and ``points`` -> the ``points`` column (x1, y1, x2,
+  y2, ...) and no box, so they never count as boxes; ``ellipse`` -> its bounding box and
+  ``points`` = [cx, cy, rx, ry]; ``mask`` -> its bounding box and the CVAT RLE text in
+  ``cvat_rle``; ``tag`` -> an image-level label (no box). ``shape`` says which;
+- ``occluded`` (bool), ``z_order`` (int), ``source`` -> ``annotation_source``,
+  ``group_id``, ``rotation`` are columns; each ``<attribute name="a">`` is a column ``a``
+  (``attr_a`` when the name is taken), typed by the label's ``input_type`` in ``<meta>``:
+  checkbox -> bool, number -> float, anything else text (``"0003"`` stays text);
+- video exports (``<track>``): each shape that is not ``outside`` is a row on sample
+  ``frame_NNNNNN`` (the frame number, 6 digits), with ``track_id`` and ``frame``;
+  the frame size comes from ``<original_size>``;
+- an empty ``label=""`` is a null label; cuboids and skeletons are skipped with a
+  counted warning.
+
+Writing produces one ``annotations.xml`` (``-o FILE.xml``, ``-o DIR`` for
+``DIR/annotations.xml``, or standard output) with ``<meta>`` labels and their attribute
+specs (the ingested ones when the table came from CVAT), one ``<image>`` per sample and
+the shapes above; rows from other formats are written as boxes (their attribute columns,
+e.g. VOC ``difficult``, as ``<attribute>``), image-level labels as ``<tag>``. Numbers are
+written so that they read back to the same float. Track ids are not written (the file is
+CVAT *for images*).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._common import parse_xml
+from mlcycle.formats._tabular import Problems, attribute_array, num, pick_source, writable_attributes
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+META = "cvat"
+RLE = "cvat_rle"
+SHAPES = ("box", "polygon", "polyline", "points", "ellipse", "mask", "tag")
+UNSUPPORTED = ("cuboid", "skeleton", "cuboid_3d")
+# columns this module reads and writes itself (everything else may become <attribute>)
+HANDLED = (T.SHAPE, T.POINTS, T.OCCLUDED, T.Z_ORDER, T.ANNOTATION_SOURCE, T.GROUP_ID, T.ROTATION,
+           T.TRACK_ID, T.FRAME, RLE)
+
+
+def _cvat_head(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b"<annotations" in head and (b"<version>" in head or b"<meta" in head or b"<image " in head)
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix.lower() == ".xml" and p.is_file() and _cvat_head(p))
+    return [path]
+
+
+def detect(path: Path) -> bool:
+    if path.is_dir():
+        return bool(_files(path))
+    return path.is_file() and path.suffix.lower() == ".xml" and _cvat_head(path)
+
+
+# --------------------------------------------------------------------------- reading
+
+def _float(el, key: str, where: str, problems: Problems) -> float | None:
+    v = el.get(key)
+    try:
+        f = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        problems.add(f"{where}: {key}={v!r} is not a number" if v is not None else f"{where}: '{key}' is missing")
+        return None
+    if f != f or f in (float("inf"), float("-inf")):
+        problems.add(f"{where}: {key}={v!r} is not a finite number")
+        return None
+    return f
+
+
+def _points(text: str | None, where: str, problems: Problems) -> list[float] | None:
+    if not text:
+        problems.add(f"{where}: 'points' is missing")
+        return None
+    out: list[float] = []
+    try:
+        for pair in text.strip().split(";"):
+            x, y = pair.split(",")
+            out.append(float(x))
+            out.append(float(y))
+    except ValueError:
+        problems.add(f"{where}: points={text!r} is not 'x1,y1;x2,y2;...'")
+        return None
+    if any(v != v or v in (float("inf"), float("-inf")) for v in out):
+        problems.add(f"{where}: points={text!r} has a non-finite value")
+        return None
+    return out
+
+
+def _bounds(pts: list[float]) -> tuple[float, float, float, float]:
+    xs, ys = pts[0::2], pts[1::2]
+    x0, y0 = min(xs), min(ys)
+    return (x0, y0, max(xs) - x0, max(ys) - y0)
+
+
+def _int(v: str | None) -> int | None:
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        return None
+
+
+def _label_specs(root) -> list[dict]:
+    labels = []
+    for lab in root.iter("label"):
+        name = lab.findtext("name")
+        if name is None:
+            continue
+        spec: dict[str, Any] = {"name": name}
+        for key in ("color", "type"):
+            v = lab.findtext(key)
+            if v is not None:
+                spec[key] = v
+        attrs = []
+        for at in lab.iter("attribute"):
+            an = at.findtext("name")
+            if an is None:
+                continue
+            attrs.append({k: at.findtext(k) for k in ("name", "mutable", "input_type", "default_value", "values")
+                          if at.findtext(k) is not None})
+        spec["attributes"] = attrs
+        labels.append(spec)
+    return labels
+
+
+def _typed(value: str | None, input_type: str | None) -> Any:
+    if value is None:
+        return None
+    if input_type == "checkbox":
+        low = value.strip().lower()
+        if low in ("true", "1"):
+            return True
+        if low in ("false", "0"):
+            return False
+        return value
+    if input_type == "number":
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+class _Reader:
+    def __init__(self, options: ReadOptions) -> None:
+        self.options = options
+        self.rows: list[dict[str, Any]] = []
+        self.attr_names: list[str] = []  # CVAT attribute names in first-seen order
+        self.labels: list[dict] = []
+        self.problems = Problems(options.skip_invalid, "shape")
+        self.unsupported: dict[str, int] = {}
+        self.next_id = 1
+        self.seen: set[str] = set()
+
+    def attr_type(self, label: str | None, name: str) -> str | None:
+        return self.types.get((label, name)) or self.types.get((None, name))
+
+    def read_file(self, path: Path, split_hint: str | None) -> None:
+        root = parse_xml(path)
+        if root.tag != "annotations":
+            raise MlcycleError(f"{path}: not a CVAT XML file: the root element is <{root.tag}>, expected <annotations>")
+        specs = _label_specs(root.find("meta") if root.find("meta") is not None else root)
+        known = {s["name"] for s in self.labels}
+        self.labels.extend(s for s in specs if s["name"] not in known)
+        self.types: dict[tuple, str] = {}
+        for s in specs:
+            for a in s.get("attributes", []):
+                self.types[(s["name"], a["name"])] = a.get("input_type", "text")
+                self.types.setdefault((None, a["name"]), a.get("input_type", "text"))
+        name = str(path)
+        images = root.findall("image")
+        for k, im in enumerate(images):
+            iname = im.get("name")
+            if not iname:
+                raise MlcycleError(f"{name}: <image> #{k + 1} (id {im.get('id')}) has no 'name'")
+            subset = im.get("subset")
+            sample = f"{subset}/{iname}" if subset else iname
+            where_img = f"{name}: image {iname!r}" + (f" (subset {subset})" if subset else "")
+            if sample in self.seen:
+                raise MlcycleError(f"{where_img} appears twice")
+            self.seen.add(sample)
+            base = {
+                T.SAMPLE_ID: sample, T.IMAGE_ID: _int(im.get("id")),
+                T.WIDTH: _int(im.get("width")), T.HEIGHT: _int(im.get("height")),
+                T.SPLIT: self.options.split or subset or split_hint,
+            }
+            n_before = len(self.rows)
+            counts: dict[str, int] = {}
+            for el in im:
+                counts[el.tag] = counts.get(el.tag, 0) + 1
+                self.shape(el, base, f"{where_img}, <{el.tag}> #{counts[el.tag]}", el.get("label"))
+            if len(self.rows) == n_before:
+                self.rows.append(dict(base))
+        tracks = root.findall("track")
+        if tracks:
+            size = root.find("meta/task/original_size")
+            w = _int(size.findtext("width")) if size is not None else None
+            h = _int(size.findtext("height")) if size is not None else None
+            frames: dict[int, list] = {}
+            for t in tracks:
+                tid = _int(t.get("id"))
+                for el in t:
+                    if el.get("outside") == "1":
+                        continue
+                    frame = _int(el.get("frame"))
+                    if frame is None:
+                        self.problems.add(f"{name}: track {tid}, <{el.tag}>: 'frame' is missing")
+                        continue
+                    frames.setdefault(frame, []).append((t, tid, el))
+            for frame in sorted(frames):
+                sample = f"frame_{frame:06d}"
+                if sample in self.seen:
+                    continue
+                base = {T.SAMPLE_ID: sample, T.IMAGE_ID: frame, T.WIDTH: w, T.HEIGHT: h,
+                        T.SPLIT: self.options.split or split_hint}
+                for t, tid, el in frames[frame]:
+                    extra = {T.TRACK_ID: tid, T.FRAME: frame}
+                    if t.get("group_id") is not None and el.get("group_id") is None:
+                        extra[T.GROUP_ID] = _int(t.get("group_id"))
+                    if t.get("source") is not None and el.get("source") is None:
+                        extra[T.ANNOTATION_SOURCE] = t.get("source")
+                    self.shape(el, {**base, **extra}, f"{name}: track {tid}, frame {frame}, <{el.tag}>", t.get("label"))
+
+    def shape(self, el, base: dict, where: str, label: str | None) -> None:
+        tag = el.tag
+        if tag not in SHAPES:
+            if tag in UNSUPPORTED:
+                self.unsupported[tag] = self.unsupported.get(tag, 0) + 1
+            return
+        row = dict(base)
+        row[T.LABEL] = label or None
+        row[T.SHAPE] = tag
+        p = self.problems
+        if tag == "box":
+            vals = [_float(el, k, where, p) for k in ("xtl", "ytl", "xbr", "ybr")]
+            if any(v is None for v in vals):
+                return
+            xtl, ytl, xbr, ybr = vals  # type: ignore[misc]
+            if xbr < xtl or ybr < ytl:
+                p.add(f"{where}: box corners are reversed (xtl={el.get('xtl')}, xbr={el.get('xbr')}, "
+                      f"ytl={el.get('ytl')}, ybr={el.get('ybr')})")
+                return
+            row[T.BBOX] = (xtl, ytl, xbr - xtl, ybr - ytl)
+        elif tag in ("polygon", "polyline", "points"):
+            pts = _points(el.get("points"), where, p)
+            if pts is None:
+                return
+            if tag == "polygon":
+                row[T.SEGMENTATION] = "[[" + ",".join(num(v) for v in pts) + "]]"
+                row[T.BBOX] = _bounds(pts)
+            else:
+                row[T.POINTS] = pts
+        elif tag == "ellipse":
+            vals = [_float(el, k, where, p) for k in ("cx", "cy", "rx", "ry")]
+            if any(v is None for v in vals):
+                return
+            cx, cy, rx, ry = vals  # type: ignore[misc]
+            row[T.BBOX] = (cx - rx, cy - ry, 2 * rx, 2 * ry)
+            row[T.POINTS] = [cx, cy, rx, ry]
+        elif tag == "mask":
+            vals = [_float(el, k, where, p) for k in ("left", "top", "width", "height")]
+            if any(v is None for v in vals):
+                return
+            row[T.BBOX] = tuple(vals)
+            row[RLE] = el.get("rle")
+        occ = el.get("occluded")
+        if occ is not None:
+            row[T.OCCLUDED] = occ.strip() in ("1", "true", "True")
+        if el.get("z_order") is not None:
+            row[T.Z_ORDER] = _int(el.get("z_order"))
+        if el.get("source") is not None:
+            row[T.ANNOTATION_SOURCE] = el.get("source")
+        if el.get("group_id") is not None:
+            row[T.GROUP_ID] = _int(el.get("group_id"))
+        if el.get("rotation") is not None:
+            r = _float(el, "rotation", where, p)
+            if r is None:
+                return
+            row[T.ROTATION] = r
+        attrs = {}
+        for at in el.findall("attribute"):
+            an = at.get("name")
+            if an is None:
+                continue
+            if an not in self.attr_names:
+                self.attr_names.append(an)
+            attrs[an] = _typed(at.text or "", self.attr_type(label, an))
+        row["\0attrs"] = attrs
+        row[T.LABEL_ID] = self.next_id
+        self.next_id += 1
+        self.rows.append(row)
+
+    def table(self) -> "pa.Table":
+        import pyarrow as pa
+
+        rows = self.rows
+        n = len(rows)
+        cols: dict[str, Any] = {}
+        cols[T.SAMPLE_ID] = [r[T.SAMPLE_ID] for r in rows]
+        cols[T.SOURCE] = [self.options.source or T.GT_SOURCE] * n
+        cols[T.LABEL_ID] = [r.get(T.LABEL_ID) for r in rows]
+        cols[T.LABEL] = [r.get(T.LABEL) for r in rows]
+        boxes = [r.get(T.BBOX) for r in rows]
+        cols[T.BBOX] = pa.array(boxes, type=pa.list_(pa.float64(), 4))
+        if any(r.get(T.SEGMENTATION) is not None for r in rows):
+            cols[T.SEGMENTATION] = [r.get(T.SEGMENTATION) for r in rows]
+        cols[T.WIDTH] = [r.get(T.WIDTH) for r in rows]
+        cols[T.HEIGHT] = [r.get(T.HEIGHT) for r in rows]
+        if any(r.get(T.SPLIT) is not None for r in rows):
+            cols[T.SPLIT] = [r.get(T.SPLIT) for r in rows]
+        cols[T.IMAGE_ID] = [r.get(T.IMAGE_ID) for r in rows]
+        present = []
+        for c, typ in ((T.SHAPE, pa.string()), (T.POINTS, pa.list_(pa.float64())), (T.OCCLUDED, pa.bool_()),
+                       (T.Z_ORDER, pa.int64()), (T.ANNOTATION_SOURCE, pa.string()), (T.GROUP_ID, pa.int64()),
+                       (T.ROTATION, pa.float64()), (RLE, pa.string()), (T.TRACK_ID, pa.int64()), (T.FRAME, pa.int64())):
+            if any(c in r for r in rows):
+                cols[c] = pa.array([r.get(c) for r in rows], type=typ)
+                present.append(c)
+        taken = set(cols) | set(T.CORE_COLUMNS) | set(HANDLED)
+        attr_cols: dict[str, str] = {}
+        for an in self.attr_names:
+            col = an if an not in taken else f"attr_{an}"
+            while col in taken:
+                col = f"attr_{col}"
+            taken.add(col)
+            attr_cols[col] = an
+            cols[col] = attribute_array([(r.get("\0attrs") or {}).get(an) for r in rows])
+        self.problems.report()
+        if self.unsupported:
+            from mlcycle import console
+
+            what = ", ".join(f"{v} {k}" for k, v in self.unsupported.items())
+            console.warn(f"skipped shapes CVAT export has but a label table does not hold: {what}")
+        meta: dict[str, Any] = {META: {"labels": self.labels, "attributes": attr_cols}}
+        if self.options.images_root is not None:
+            meta["images_root"] = str(self.options.images_root)
+        return T.from_columns(cols, meta)
+
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    options = options or ReadOptions()
+    path = Path(path)
+    files = _files(path)
+    if not files:
+        raise MlcycleError(f"{path}: no CVAT XML file (<annotations> with <version>) in this folder")
+    reader = _Reader(options)
+    for f in files:
+        hint = None
+        if len(files) > 1 and f.stem != "annotations":
+            hint = f.stem
+        elif path.is_dir() and f.stem not in ("annotations", "default"):
+            hint = f.stem  # datumaro-style <subset>.xml
+        reader.read_file(f, hint)
+    return reader.table()
+
+
+# --------------------------------------------------------------------------- writing
+
+def _q(v: Any) -> str:
+    from xml.sax.saxutils import quoteattr
+
+    return quoteattr(str(v))
+
+
+def _text(v: Any) -> str:
+    from xml.sax.saxutils import escape
+
+    return escape(str(v))
+
+
+def _attr_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return num(v)
+    return str(v)
+
+
+def _input_type(values: list) -> str:
+    vals = [v for v in values if v is not None]
+    if vals and all(isinstance(v, bool) for v in vals):
+        return "checkbox"
+    if vals and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+        return "number"
+    return "text"
+
+
+def to_xml(table: "pa.Table", source: str | None = None) -> str:
+    import numpy as np
+    import orjson
+
+    from mlcycle import console
+
+    full_meta = T.get_metadata(table).get(META, {})
+    table = pick_source(table, source)
+    n = table.num_rows
+    samples = table.column(T.SAMPLE_ID).to_pylist()
+    col = lambda c: T.column_or_null(table, c).to_pylist() if c in table.column_names else [None] * n  # noqa: E731
+    labels, splits = col(T.LABEL), col(T.SPLIT)
+    widths, heights, image_ids = col(T.WIDTH), col(T.HEIGHT), col(T.IMAGE_ID)
+    shapes, points, segs = col(T.SHAPE), col(T.POINTS), col(T.SEGMENTATION)
+    occluded, z_order, src = col(T.OCCLUDED), col(T.Z_ORDER), col(T.ANNOTATION_SOURCE)
+    group_ids, rotations, rles = col(T.GROUP_ID), col(T.ROTATION), col(RLE)
+    boxes = T.bboxes(table)
+    has_box = ~np.isnan(boxes).all(axis=1)
+    is_label = T.label_mask(table)
+    if T.SHAPE in table.column_names:
+        is_label = is_label | table.column(T.SHAPE).is_valid().to_numpy(zero_copy_only=False)
+
+    attr_map: dict[str, str] = dict(full_meta.get("attributes", {}))
+    for c in writable_attributes(table, HANDLED):
+        attr_map.setdefault(c, c)
+    attr_map = {c: a for c, a in attr_map.items() if c in table.column_names}
+    attr_vals = {c: table.column(c).to_pylist() for c in attr_map}
+
+    # images: in image id order when every sample has a distinct id, else first appearance
+    first: dict[str, int] = {}
+    for i, s in enumerate(samples):
+        first.setdefault(s, i)
+    info: dict[str, list] = {s: [image_ids[i], widths[i], heights[i], splits[i]] for s, i in first.items()}
+    for i, s in enumerate(samples):
+        rec = info[s]
+        for k, v in enumerate((image_ids[i], widths[i], heights[i], splits[i])):
+            if rec[k] is None and v is not None:
+                rec[k] = v
+    ids = [rec[0] for rec in info.values()]
+    if all(v is not None for v in ids) and len(set(ids)) == len(ids):
+        order = sorted(first, key=lambda s: info[s][0])
+    else:
+        order = list(first)
+        for k, s in enumerate(order):
+            info[s][0] = k
+    rows_of: dict[str, list[int]] = {s: [] for s in first}
+    for i in np.flatnonzero(is_label).tolist():
+        rows_of[samples[i]].append(i)
+
+    # labels and their attribute specs
+    specs = [dict(s) for s in full_meta.get("labels", [])]
+    known = {s["name"] for s in specs}
+    new = sorted({lab for lab in labels if lab is not None and lab not in known})
+    for lab in new:
+        attrs = []
+        for c, a in attr_map.items():
+            vals = [attr_vals[c][i] for i in range(n) if labels[i] == lab]
+            if any(v is not None for v in vals):
+                it = _input_type(vals)
+                attrs.append({"name": a, "mutable": "false", "input_type": it,
+                              "default_value": {"checkbox": "false", "number": "0"}.get(it, ""), "values": ""})
+        specs.append({"name": lab, "attributes": attrs})
+
+    out = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>",
+           "  <meta>", "    <task>", f"      <size>{len(order)}</size>", "      <mode>annotation</mode>", "      <labels>"]
+    for s in specs:
+        out.append("        <label>")
+        out.append(f"          <name>{_text(s['name'])}</name>")
+        for key in ("color", "type"):
+            if key in s:
+                out.append(f"          <{key}>{_text(s[key])}</{key}>")
+        out.append("          <attributes>")
+        for a in s.get("attributes", []):
+            out.append("            <attribute>")
+            for key in ("name", "mutable", "input_type", "default_value", "values"):
+                if key in a:
+                    out.append(f"              <{key}>{_text(a[key])}</{key}>")
+            out.append("            </attribute>")
+        out.append("          </attributes>")
+        out.append("        </label>")
+    out += ["      </labels>", "    </task>", "  </meta>"]
+
+    dropped_seg = 0
+    split_lost = 0
+    for s in order:
+        iid, w, h, split = info[s]
+        name, subset = s, None
+        if split is not None:
+            if s.startswith(f"{split}/"):
+                name, subset = s[len(split) + 1:], split
+            else:
+                split_lost += 1
+        head = f"  <image id={_q(iid)} name={_q(name)}"
+        if subset is not None:
+            head += f" subset={_q(subset)}"
+        if w is not None:
+            head += f" width={_q(w)}"
+        if h is not None:
+            head += f" height={_q(h)}"
+        out.append(head + ">")
+        for i in rows_of[s]:
+            kind = shapes[i]
+            if kind in ("line", "linestrip"):
+                kind = "polyline"
+            elif kind == "point":
+                kind = "points"
+            elif kind == "rectangle":
+                kind = "box"
+            if kind is None or kind not in SHAPES and kind != "circle":
+                kind = "box" if has_box[i] else "tag"
+            if kind == "polygon" and segs[i] is None:
+                kind = "box" if has_box[i] else "tag"
+            if kind in ("polyline", "points") and not points[i]:
+                kind = "box" if has_box[i] else "tag"
+            if kind == "mask" and rles[i] is None:
+                kind = "box" if has_box[i] else "tag"
+            if kind in ("box", "ellipse", "circle") and not has_box[i]:
+                kind = "tag"
+            if kind == "box" and segs[i] is not None and shapes[i] is None:
+                dropped_seg += 1
+            a = f' label={_q(labels[i] if labels[i] is not None else "")}'
+            geo = ""
+            x, y, bw, bh = (boxes[i].tolist() if has_box[i] else (0.0, 0.0, 0.0, 0.0))
+            if kind == "box":
+                geo = f" xtl={_q(num(x))} ytl={_q(num(y))} xbr={_q(num(x + bw))} ybr={_q(num(y + bh))}"
+            elif kind == "polygon":
+                seg = orjson.loads(segs[i])
+                poly = seg[0] if isinstance(seg, list) and seg and isinstance(seg[0], list) else seg
+                geo = " points=" + _q(";".join(f"{num(poly[k])},{num(poly[k + 1])}" for k in range(0, len(poly) - 1, 2)))
+            elif kind in ("polyline", "points"):
+                pts = points[i]
+                geo = " points=" + _q(";".join(f"{num(pts[k])},{num(pts[k + 1])}" for k in range(0, len(pts) - 1, 2)))
+            elif kind in ("ellipse", "circle"):
+                pts = points[i]
+                if shapes[i] == "ellipse" and pts and len(pts) == 4:
+                    cx, cy, rx, ry = pts
+                else:
+                    cx, cy, rx, ry = x + bw / 2, y + bh / 2, bw / 2, bh / 2
+                kind = "ellipse"
+                geo = f" cx={_q(num(cx))} cy={_q(num(cy))} rx={_q(num(rx))} ry={_q(num(ry))}"
+            elif kind == "mask":
+                geo = (f" rle={_q(rles[i])} left={_q(num(x))} top={_q(num(y))}"
+                       f" width={_q(num(bw))} height={_q(num(bh))}")
+            if kind != "tag":
+                a += f' occluded="{1 if occluded[i] else 0}"'
+            if src[i] is not None:
+                a += f" source={_q(src[i])}"
+            a += geo
+            if kind != "tag":
+                a += f' z_order="{z_order[i] if z_order[i] is not None else 0}"'
+            if group_ids[i] is not None:
+                a += f' group_id="{group_ids[i]}"'
+            if rotations[i] is not None and kind in ("box", "ellipse"):
+                a += f" rotation={_q(num(rotations[i]))}"
+            children = [f"      <attribute name={_q(an)}>{_text(_attr_text(attr_vals[c][i]))}</attribute>"
+                        for c, an in attr_map.items() if attr_vals[c][i] is not None]
+            if children:
+                out.append(f"    <{kind}{a}>")
+                out.extend(children)
+                out.append(f"    </{kind}>")
+            else:
+                out.append(f"    <{kind}{a}/>")
+        out.append("  </image>")
+    out.append("</annotations>")
+    if dropped_seg:
+        console.warn(f"{dropped_seg} segmentation(s) written as their boxes (CVAT export writes polygons only for rows whose shape is 'polygon')")
+    if split_lost:
+        console.warn(f"split not written for {split_lost} image(s): CVAT keeps a subset only as the first folder of the image name (SPLIT/name)")
+    return "\n".join(out) + "\n"
+
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    from mlcycle import io
+
+    options = options or WriteOptions()
+    text = to_xml(table, options.source)
+    if output is not None and (Path(output).is_dir() or str(output).endswith(("/", os.sep))):
+        Path(output).mkdir(parents=True, exist_ok=True)
+        output = Path(output) / "annotations.xml"
+    with io.atomic_output(output, "wb") as fh:
+        fh.write(text.encode("utf-8"))

@@ -1,0 +1,320 @@
+"""LabelMe JSON (wkentaro/labelme) <-> label table.
+
+Reading (one ``.json`` file, or a folder searched recursively for LabelMe JSON files):
+
+- each file is a sample: ``sample_id`` is the image path (``imagePath``, which LabelMe
+  stores relative to the JSON file) relative to the folder read, POSIX separators; when
+  ``imagePath`` points outside that folder (``../images/x.jpg``) the sample id is the
+  JSON file's folder plus the image file name. ``imageWidth``/``imageHeight`` ->
+  ``width``/``height``. ``imageData`` (the base64 image) is not stored;
+- each shape is a row, in file order, ``label_id`` 1, 2, ... over all files:
+  ``rectangle`` -> ``bbox`` from its two corners (any two opposite corners; LabelMe
+  coordinates are continuous pixel coordinates, no +1); ``polygon`` -> ``segmentation``
+  (a COCO polygon) and its bounding box; ``circle`` -> its bounding box (centre and a
+  point on the circle) and ``points``; ``line``, ``linestrip``, ``point``, ``points`` ->
+  the ``points`` column (x1, y1, x2, y2, ...) and no box. ``shape`` holds the kind in
+  mlcycle's shared vocabulary (``box`` for rectangle, ``polyline`` for linestrip, the
+  others by their LabelMe names). ``group_id``, ``description`` and the shape's ``flags``
+  (JSON text) are columns when any file has them; the image ``flags`` (LabelMe's
+  image-level checkboxes) are the ``image_flags`` column (JSON text). Mask shapes are
+  skipped with a counted warning;
+- a file without shapes is a sample row.
+
+Writing (``-o DIR``) puts one LabelMe JSON per sample at ``DIR/<sample_id with .json>``
+(``imagePath`` = the image's file name, ``imageData`` = null), refusing a sample id that
+would land outside ``DIR``. Boxes are written as rectangles, polygons from
+``segmentation``, other shapes from ``points``. Splits are not part of the format.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._common import load_json, safe_join
+from mlcycle.formats._tabular import Problems, num, pick_source
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+META = "labelme"
+IMAGE_FLAGS = "image_flags"
+FLAGS = "flags"
+DESCRIPTION = "description"
+# LabelMe shape_type -> mlcycle shape vocabulary, and back
+_TO_SHAPE = {"rectangle": "box", "polygon": "polygon", "circle": "circle", "line": "line",
+             "linestrip": "polyline", "point": "point", "points": "points"}
+_FROM_SHAPE = {"box": "rectangle", "polygon": "polygon", "circle": "circle", "line": "line",
+               "polyline": "linestrip", "point": "point", "points": "points", "ellipse": "rectangle"}
+
+
+def _looks_like_labelme(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 14)
+    except OSError:
+        return False
+    if not head.lstrip().startswith(b"{"):
+        return False
+    # "shapes" may come after a long base64 imageData, beyond what is read here
+    return (b'"shapes"' in head and (b'"imagePath"' in head or b'"imageHeight"' in head or b'"version"' in head
+                                     or b'"flags"' in head)) or (b'"imagePath"' in head and b'"imageData"' in head)
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*.json") if p.is_file() and _looks_like_labelme(p))
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".json" and _looks_like_labelme(path)
+    if not path.is_dir():
+        return False
+    for k, p in enumerate(sorted(path.rglob("*.json"))):
+        if k >= 5:
+            break
+        if _looks_like_labelme(p):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- reading
+
+def _sample_id(json_path: Path, root: Path, image_path: str | None) -> str:
+    rel_dir = PurePosixPath(json_path.parent.relative_to(root).as_posix()) if json_path.parent != root else PurePosixPath("")
+    if not image_path:
+        return posixpath.normpath((rel_dir / json_path.stem).as_posix())
+    img = image_path.replace("\\", "/")
+    joined = posixpath.normpath((rel_dir / img).as_posix())
+    if joined.startswith("../") or joined == ".." or PurePosixPath(img).is_absolute():
+        return (rel_dir / PurePosixPath(img).name).as_posix()
+    return joined
+
+
+def _flat(points: Any, where: str, problems: Problems) -> list[float] | None:
+    if not isinstance(points, list) or not points:
+        problems.add(f"{where}: 'points' must be a non-empty list of [x, y]")
+        return None
+    out: list[float] = []
+    for p in points:
+        if (not isinstance(p, list) or len(p) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
+            problems.add(f"{where}: point {p!r} is not [x, y]")
+            return None
+        out.append(float(p[0]))
+        out.append(float(p[1]))
+    if any(v != v or v in (float("inf"), float("-inf")) for v in out):
+        problems.add(f"{where}: a point has a non-finite value")
+        return None
+    return out
+
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    import orjson
+    import pyarrow as pa
+
+    options = options or ReadOptions()
+    path = Path(path)
+    files = _files(path)
+    if not files:
+        raise MlcycleError(f"{path}: no LabelMe JSON file (an object with 'shapes') here")
+    root = path.parent if path.is_file() else path
+    problems = Problems(options.skip_invalid, "shape")
+    rows: list[dict[str, Any]] = []
+    seen: dict[str, Path] = {}
+    masks = 0
+    versions: set[str] = set()
+    next_id = 1
+    for f in files:
+        doc = load_json(f)
+        name = str(f)
+        if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+            raise MlcycleError(f"{name}: not a LabelMe file: expected an object with a 'shapes' list")
+        sample = _sample_id(f, root, doc.get("imagePath"))
+        if sample in seen:
+            raise MlcycleError(f"{name}: image {sample!r} is also annotated in {seen[sample]}")
+        seen[sample] = f
+        if isinstance(doc.get("version"), str):
+            versions.add(doc["version"])
+        w, h = doc.get("imageWidth"), doc.get("imageHeight")
+        for key, v in (("imageWidth", w), ("imageHeight", h)):
+            if v is not None and (type(v) is not int or v < 0):
+                raise MlcycleError(f"{name}: {key} {v!r} is not a non-negative integer")
+        base: dict[str, Any] = {T.SAMPLE_ID: sample, T.WIDTH: w, T.HEIGHT: h}
+        iflags = doc.get("flags")
+        if iflags:
+            base[IMAGE_FLAGS] = orjson.dumps(iflags).decode()
+        n_before = len(rows)
+        for k, sh in enumerate(doc["shapes"]):
+            where = f"{name}: shapes[{k}]"
+            if not isinstance(sh, dict):
+                problems.add(f"{where} is not an object")
+                continue
+            st = sh.get("shape_type") or "polygon"
+            if st == "mask":
+                masks += 1
+                continue
+            kind = _TO_SHAPE.get(st)
+            if kind is None:
+                problems.add(f"{where}: unknown shape_type {st!r}")
+                continue
+            pts = _flat(sh.get("points"), where, problems)
+            if pts is None:
+                continue
+            label = sh.get("label")
+            if label is not None and not isinstance(label, str):
+                label = str(label)
+            row = dict(base)
+            row[T.LABEL] = label
+            row[T.SHAPE] = kind
+            if kind == "box":
+                if len(pts) != 4:
+                    problems.add(f"{where}: a rectangle needs 2 points, got {len(pts) // 2}")
+                    continue
+                x0, x1 = sorted((pts[0], pts[2]))
+                y0, y1 = sorted((pts[1], pts[3]))
+                row[T.BBOX] = (x0, y0, x1 - x0, y1 - y0)
+            elif kind == "polygon":
+                if len(pts) < 6:
+                    problems.add(f"{where}: a polygon needs at least 3 points, got {len(pts) // 2}")
+                    continue
+                row[T.SEGMENTATION] = "[[" + ",".join(num(v) for v in pts) + "]]"
+                xs, ys = pts[0::2], pts[1::2]
+                row[T.BBOX] = (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+            elif kind == "circle":
+                if len(pts) != 4:
+                    problems.add(f"{where}: a circle needs 2 points (centre, a point on it), got {len(pts) // 2}")
+                    continue
+                r = ((pts[2] - pts[0]) ** 2 + (pts[3] - pts[1]) ** 2) ** 0.5
+                row[T.BBOX] = (pts[0] - r, pts[1] - r, 2 * r, 2 * r)
+                row[T.POINTS] = pts
+            else:
+                row[T.POINTS] = pts
+            if sh.get("group_id") is not None:
+                g = sh.get("group_id")
+                if type(g) is not int:
+                    problems.add(f"{where}: group_id {g!r} is not an integer")
+                    continue
+                row[T.GROUP_ID] = g
+            if sh.get("description"):
+                row[DESCRIPTION] = str(sh["description"])
+            if sh.get("flags"):
+                row[FLAGS] = orjson.dumps(sh["flags"]).decode()
+            row[T.LABEL_ID] = next_id
+            next_id += 1
+            rows.append(row)
+        if len(rows) == n_before:
+            rows.append(base)
+    problems.report()
+    if masks:
+        from mlcycle import console
+
+        console.warn(f"skipped {masks} mask shape(s): a label table holds no LabelMe masks")
+    n = len(rows)
+    cols: dict[str, Any] = {
+        T.SAMPLE_ID: [r[T.SAMPLE_ID] for r in rows],
+        T.SOURCE: [options.source or T.GT_SOURCE] * n,
+        T.LABEL_ID: [r.get(T.LABEL_ID) for r in rows],
+        T.LABEL: [r.get(T.LABEL) for r in rows],
+        T.BBOX: pa.array([r.get(T.BBOX) for r in rows], type=pa.list_(pa.float64(), 4)),
+    }
+    if any(T.SEGMENTATION in r for r in rows):
+        cols[T.SEGMENTATION] = [r.get(T.SEGMENTATION) for r in rows]
+    cols[T.WIDTH] = [r.get(T.WIDTH) for r in rows]
+    cols[T.HEIGHT] = [r.get(T.HEIGHT) for r in rows]
+    if options.split is not None:
+        cols[T.SPLIT] = [options.split] * n
+    for c, typ in ((T.SHAPE, pa.string()), (T.POINTS, pa.list_(pa.float64())), (T.GROUP_ID, pa.int64()),
+                   (DESCRIPTION, pa.string()), (FLAGS, pa.string()), (IMAGE_FLAGS, pa.string())):
+        if c == T.SHAPE or any(c in r for r in rows):
+            cols[c] = pa.array([r.get(c) for r in rows], type=typ)
+    meta: dict[str, Any] = {META: {"version": sorted(versions)[-1] if versions else None}}
+    if options.images_root is not None:
+        meta["images_root"] = str(options.images_root)
+    return T.from_columns(cols, meta)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _pairs(flat: list[float]) -> list[list[float]]:
+    return [[float(flat[k]), float(flat[k + 1])] for k in range(0, len(flat) - 1, 2)]
+
+
+def to_documents(table: "pa.Table", source: str | None = None) -> dict[str, dict]:
+    """sample_id -> the LabelMe document for that image."""
+    import numpy as np
+    import orjson
+
+    version = (T.get_metadata(table).get(META) or {}).get("version") or "5.0.1"
+    table = pick_source(table, source)
+    n = table.num_rows
+    col = lambda c: table.column(c).to_pylist() if c in table.column_names else [None] * n  # noqa: E731
+    samples = col(T.SAMPLE_ID)
+    labels, shapes, points, segs = col(T.LABEL), col(T.SHAPE), col(T.POINTS), col(T.SEGMENTATION)
+    widths, heights = col(T.WIDTH), col(T.HEIGHT)
+    group_ids, descs, flags, iflags = col(T.GROUP_ID), col(DESCRIPTION), col(FLAGS), col(IMAGE_FLAGS)
+    boxes = T.bboxes(table)
+    has_box = ~np.isnan(boxes).all(axis=1)
+    is_label = T.label_mask(table)
+    if T.SHAPE in table.column_names:
+        is_label = is_label | table.column(T.SHAPE).is_valid().to_numpy(zero_copy_only=False)
+    docs: dict[str, dict] = {}
+    for i, s in enumerate(samples):
+        d = docs.get(s)
+        if d is None:
+            d = docs[s] = {"version": version, "flags": {}, "shapes": [],
+                           "imagePath": PurePosixPath(s.replace("\\", "/")).name,
+                           "imageData": None, "imageHeight": heights[i], "imageWidth": widths[i]}
+        if d["imageHeight"] is None and heights[i] is not None:
+            d["imageHeight"], d["imageWidth"] = heights[i], widths[i]
+        if iflags[i] and not d["flags"]:
+            d["flags"] = orjson.loads(iflags[i])
+        if not is_label[i]:
+            continue
+        kind = shapes[i]
+        st = _FROM_SHAPE.get(kind or "", None)
+        pts: list[list[float]] | None = None
+        if st == "polygon" and segs[i] is not None:
+            seg = orjson.loads(segs[i])
+            poly = seg[0] if isinstance(seg, list) and seg and isinstance(seg[0], list) else seg
+            pts = _pairs(poly)
+        elif st in ("circle", "line", "linestrip", "point", "points") and points[i]:
+            pts = _pairs(points[i])
+        if pts is None:
+            if not has_box[i]:
+                continue  # an image-level label: LabelMe has only the image flags for that
+            x, y, w, h = boxes[i].tolist()
+            st, pts = "rectangle", [[x, y], [x + w, y + h]]
+        shape: dict[str, Any] = {"label": labels[i] if labels[i] is not None else "", "points": pts,
+                                 "group_id": group_ids[i], "description": descs[i] or "",
+                                 "shape_type": st, "flags": orjson.loads(flags[i]) if flags[i] else {}}
+        d["shapes"].append(shape)
+    return docs
+
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    import orjson
+
+    from mlcycle import io
+
+    options = options or WriteOptions()
+    if output is None:
+        raise MlcycleError("export labelme writes a folder", hint="pass -o DIR")
+    out = Path(output)
+    docs = to_documents(table, options.source)
+    targets = {}
+    for s in docs:
+        target = safe_join(out, s)
+        targets[s] = target.with_suffix(".json") if target.suffix else target.parent / (target.name + ".json")
+    out.mkdir(parents=True, exist_ok=True)
+    for s, d in docs.items():
+        target = targets[s]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_output(target, "wb") as fh:
+            fh.write(orjson.dumps(d, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))

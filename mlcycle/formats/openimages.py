@@ -1,0 +1,503 @@
+"""Open Images V6/V7 box CSV <-> label table.
+
+Reading a single CSV (``ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,
+IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside``) or a dataset folder laid out as
+Open Images ships it (``annotations/*-annotations-bbox.csv``, ``*-imagelabels.csv``,
+``image_ids_and_rotation.csv``, ``images.meta``, ``*class-descriptions*.csv``,
+``images/<subset>/<ImageID>.jpg``):
+
+- ``ImageID`` -> ``sample_id`` verbatim; ``LabelName`` (the MID, e.g. ``/m/01g317``) ->
+  ``label`` verbatim (display names from the class descriptions are kept in the table
+  metadata and written back);
+- coordinates are fractions of the image size in the order XMin, XMax, YMin, YMax:
+  ``bbox`` = [XMin*W, YMin*H, (XMax-XMin)*W, (YMax-YMin)*H] in pixels, so each image's
+  width and height are needed: from ``images.meta`` (``ImageID height width`` per line,
+  as Datumaro writes it), then ``--image-sizes TABLE`` / ``--image-size WxH`` / the
+  image header (see docs/formats.md, "Image sizes");
+- ``IsOccluded``, ``IsTruncated``, ``IsGroupOf``, ``IsDepiction``, ``IsInside`` -> bool
+  columns ``occluded``, ``truncated``, ``group_of``, ``depiction``, ``inside`` (1 true,
+  0 false, -1 or empty null); ``Source`` -> ``annotation_source``; ``Confidence`` ->
+  ``confidence`` for ground truth, ``score`` for a prediction source (``--source``);
+  other columns (V7's ``XClick1X`` ...) are kept as text columns of the same name;
+- image-level labels (``*-imagelabels*.csv``) are rows with a label and no box, their
+  ``Confidence`` (1 = present, 0 = verified absent) in ``confidence``; listed images
+  without labels are sample rows; the subset comes from the file name
+  (``oidv6-train-annotations-bbox.csv`` -> ``train``) or the image list's ``Subset``;
+- numbers written with decimal commas (``"0,358"``), as some converters do, are
+  recognised and read, with a note on stderr.
+
+Writing: ``-o FILE.csv`` (or standard output) writes the box CSV; ``-o DIR`` writes the
+folder layout (per split ``annotations/<split>-annotations-bbox.csv`` and
+``<split>-annotations-human-imagelabels.csv``, plus ``image_ids_and_rotation.csv`` and
+``images.meta`` so that sizes and empty images survive). Coordinates are written as the
+shortest text that reads back to the same float; booleans as 1/0, null as -1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError
+from mlcycle.formats import ReadOptions, WriteOptions
+from mlcycle.formats._tabular import Problems, has_decimal_commas, num, pick_source, read_csv_text, to_float
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+META = "openimages"
+BOX_COLUMNS = ("XMin", "XMax", "YMin", "YMax")
+FLAG_COLUMNS = {"IsOccluded": T.OCCLUDED, "IsTruncated": T.TRUNCATED, "IsGroupOf": T.GROUP_OF,
+                "IsDepiction": T.DEPICTION, "IsInside": T.INSIDE}
+STANDARD = ("ImageID", "Source", "LabelName", "Confidence") + BOX_COLUMNS + tuple(FLAG_COLUMNS)
+SUBSETS = ("train", "validation", "test", "val")
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline(4096)
+    except OSError:
+        return []
+    text = line.decode("utf-8", "replace").lstrip("\ufeff").strip()
+    return [c.strip().strip('"') for c in text.split(",")]
+
+
+def _is_box_csv(path: Path) -> bool:
+    h = _header(path)
+    return "ImageID" in h and "LabelName" in h and all(c in h for c in BOX_COLUMNS)
+
+
+def _is_label_csv(path: Path) -> bool:
+    h = _header(path)
+    return "ImageID" in h and "LabelName" in h and "Confidence" in h and "XMin" not in h
+
+
+def _ann_dir(path: Path) -> Path:
+    return path / "annotations" if (path / "annotations").is_dir() else path
+
+
+def detect(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix.lower() == ".csv" and (_is_box_csv(path) or _is_label_csv(path))
+    if not path.is_dir():
+        return False
+    ann = _ann_dir(path)
+    return any(p.suffix.lower() == ".csv" and (_is_box_csv(p) or _is_label_csv(p)) for p in sorted(ann.iterdir()))
+
+
+def _subset(file: Path) -> str | None:
+    parts = [p for p in file.stem.lower().split("-") if p not in ("oidv4", "oidv5", "oidv6", "oidv7", "challenge")]
+    if parts and parts[0] in SUBSETS + ("tuning",):
+        return parts[0]
+    return None
+
+
+# --------------------------------------------------------------------------- reading
+
+class _Reader:
+    def __init__(self, options: ReadOptions) -> None:
+        self.options = options
+        self.problems = Problems(options.skip_invalid, "box")
+        self.parts: list[dict[str, Any]] = []  # per CSV: columns as numpy/lists
+        self.extra: list[str] = []
+        self.subset_of: dict[str, str | None] = {}
+        self.listed: list[tuple[str, str | None]] = []
+        self.meta_sizes: dict[str, tuple[int, int]] = {}
+        self.descriptions: dict[str, str] = {}
+        self.hierarchy: Any = None
+        self.noted = False
+
+    def _flags(self, tab, name: str) -> dict[str, Any]:
+        import numpy as np
+
+        out = {}
+        for col, attr in FLAG_COLUMNS.items():
+            if col not in tab.column_names:
+                continue
+            v = to_float(tab.column(col), name, col)
+            out[attr] = (v == 1, np.isin(v, (0.0, 1.0)))
+        return out
+
+    def read_csv(self, path: Path, boxes: bool) -> None:
+        import numpy as np
+
+        name = str(path)
+        tab = read_csv_text(path)
+        tab = tab.rename_columns([c.lstrip("\ufeff").strip() for c in tab.column_names])
+        need = ("ImageID", "LabelName") + (BOX_COLUMNS if boxes else ())
+        for c in need:
+            if c not in tab.column_names:
+                raise MlcycleError(f"{name}:1: column '{c}' is missing from the header",
+                                   hint="an Open Images box CSV has ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,...")
+        n = tab.num_rows
+        num_cols = [tab.column(c) for c in (BOX_COLUMNS if boxes else ()) + ("Confidence",) if c in tab.column_names]
+        comma = has_decimal_commas(num_cols)
+        if comma:
+            from mlcycle import console
+
+            console.info(f"{name}: numbers are written with decimal commas (\"0,358\"); read them as decimal points")
+        ids = tab.column("ImageID")
+        if ids.null_count:
+            row = int(np.argmin(ids.is_valid().to_numpy(zero_copy_only=False)))
+            self.problems.add(f"{name}:{row + 2}: ImageID is empty")
+        part: dict[str, Any] = {"n": n, "name": name, "subset": _subset(path),
+                                "ids": ids.to_pylist(), "labels": tab.column("LabelName").to_pylist(),
+                                "keep": ids.is_valid().to_numpy(zero_copy_only=False).copy()}
+        if "Source" in tab.column_names:
+            part["source"] = tab.column("Source").to_pylist()
+        if "Confidence" in tab.column_names:
+            part["conf"] = to_float(tab.column("Confidence"), name, "Confidence", comma)
+        if boxes:
+            xmin, xmax, ymin, ymax = (to_float(tab.column(c), name, c, comma) for c in BOX_COLUMNS)
+            missing = np.isnan(xmin) | np.isnan(xmax) | np.isnan(ymin) | np.isnan(ymax)
+            reversed_ = ~missing & ((xmax < xmin) | (ymax < ymin))
+            for i in np.flatnonzero(missing | reversed_).tolist():
+                vals = ", ".join(f"{c}={v!r}" for c, v in zip(BOX_COLUMNS, (xmin[i], xmax[i], ymin[i], ymax[i])))
+                what = "a box coordinate is empty" if missing[i] else "XMax < XMin or YMax < YMin"
+                self.problems.add(f"{name}:{i + 2}: {what} ({vals})")
+            part["keep"] &= ~(missing | reversed_)
+            part["box"] = (xmin, xmax, ymin, ymax)
+            part["flags"] = self._flags(tab, name)
+        extra = [c for c in tab.column_names if c not in STANDARD]
+        part["extra"] = {c: tab.column(c).to_pylist() for c in extra}
+        for c in extra:
+            if c not in self.extra:
+                self.extra.append(c)
+        self.parts.append(part)
+
+    def read_folder(self, path: Path) -> None:
+        ann = _ann_dir(path)
+        files = sorted(p for p in ann.iterdir() if p.is_file())
+        for f in files:
+            low = f.name.lower()
+            if f.suffix.lower() != ".csv":
+                if low == "images.meta":
+                    self.read_meta(f)
+                elif low.endswith("hierarchy.json"):
+                    from mlcycle.formats._common import load_json
+
+                    self.hierarchy = load_json(f)
+                continue
+            if _is_box_csv(f):
+                self.read_csv(f, boxes=True)
+            elif _is_label_csv(f):
+                self.read_csv(f, boxes=False)
+            elif "class-descriptions" in low:
+                self.read_descriptions(f)
+            elif "ImageID" in _header(f) and ("Subset" in _header(f) or "images" in low):
+                self.read_image_list(f)
+
+    def read_image_list(self, f: Path) -> None:
+        """ImageID and Subset of each listed image (other columns ignored; rows with a
+        missing trailing field, as in some published lists, are accepted)."""
+        import csv as _csv
+
+        with open(f, encoding="utf-8-sig", errors="replace", newline="") as fh:
+            for row in _csv.DictReader(fh):
+                iid = (row.get("ImageID") or "").strip()
+                if iid:
+                    self.listed.append((iid, (row.get("Subset") or "").strip() or _subset(f)))
+
+    def read_meta(self, f: Path) -> None:
+        for k, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines()):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            try:
+                iid, h, w = parts[0], int(parts[1]), int(parts[2])
+            except (IndexError, ValueError):
+                raise MlcycleError(f"{f}:{k + 1}: expected 'ImageID height width', got {line!r}") from None
+            self.meta_sizes[iid] = (w, h)
+
+    def read_descriptions(self, f: Path) -> None:
+        import csv as _csv
+
+        with open(f, encoding="utf-8", errors="replace", newline="") as fh:
+            for row in _csv.reader(fh):
+                if len(row) >= 2 and row[0] != "LabelName":
+                    self.descriptions[row[0]] = row[1]
+
+    def image_paths(self, root: Path, ids: list[str], subsets: list[str | None]) -> list[Path | None]:
+        from mlcycle.formats._images import find_images
+
+        cache: dict[Path, dict[str, Path]] = {}
+        out: list[Path | None] = []
+        base = Path(self.options.images_root) if self.options.images_root is not None else root
+        for iid, sub in zip(ids, subsets):
+            found = None
+            for folder in ([base / "images" / sub] if sub else []) + [base / "images", base]:
+                if folder not in cache:
+                    cache[folder] = find_images(folder) if folder.is_dir() else {}
+                exact = folder / iid
+                if exact.is_file():
+                    found = exact
+                    break
+                hit = cache[folder].get(iid) or cache[folder].get(Path(iid).stem)
+                if hit is not None:
+                    found = hit
+                    break
+            out.append(found)
+        return out
+
+    def table(self, root: Path) -> "pa.Table":
+        import numpy as np
+        import pyarrow as pa
+
+        from mlcycle.formats._images import image_sizes
+
+        opts = self.options
+        pred = opts.source is not None and opts.source != T.GT_SOURCE
+        ids: list[str] = []
+        labels: list = []
+        subsets: list = []
+        src: list = []
+        conf_parts, box_parts, has_box_parts = [], [], []
+        flags: dict[str, list] = {a: [] for a in FLAG_COLUMNS.values()}
+        extra: dict[str, list] = {c: [] for c in self.extra}
+        any_flags = set()
+        for part in self.parts:
+            keep = part["keep"]
+            idx = np.flatnonzero(keep)
+            k = len(idx)
+            ids.extend(part["ids"][i] for i in idx.tolist())
+            labels.extend(part["labels"][i] for i in idx.tolist())
+            subsets.extend([part["subset"]] * k)
+            src.extend((part["source"][i] for i in idx.tolist()) if "source" in part else [None] * k)
+            conf_parts.append(part["conf"][idx] if "conf" in part else np.full(k, np.nan))
+            if "box" in part:
+                box_parts.append(np.stack([c[idx] for c in part["box"]], axis=1))
+                has_box_parts.append(np.ones(k, bool))
+            else:
+                box_parts.append(np.full((k, 4), np.nan))
+                has_box_parts.append(np.zeros(k, bool))
+            for a in flags:
+                if "flags" in part and a in part["flags"]:
+                    val, valid = part["flags"][a]
+                    flags[a].extend(np.where(valid[idx], val[idx], None).tolist())
+                    any_flags.add(a)
+                else:
+                    flags[a].extend([None] * k)
+            for c in extra:
+                vals = part["extra"].get(c)
+                extra[c].extend([vals[i] for i in idx.tolist()] if vals is not None else [None] * k)
+        n_lab = len(ids)
+        norm = np.concatenate(box_parts) if box_parts else np.zeros((0, 4))
+        has_box = np.concatenate(has_box_parts) if has_box_parts else np.zeros(0, bool)
+        conf = np.concatenate(conf_parts) if conf_parts else np.zeros(0)
+        # sample rows for listed images without labels
+        labelled = set(ids)
+        subset_of = {i: s for i, s in self.listed}
+        empty = []
+        for iid, sub in self.listed:
+            if iid not in labelled:
+                labelled.add(iid)
+                empty.append((iid, sub))
+        all_ids = ids + [e[0] for e in empty]
+        all_subsets = [s if s is not None else subset_of.get(i) for i, s in zip(ids, subsets)] + [e[1] for e in empty]
+        n = len(all_ids)
+        # image sizes
+        uniq = list(dict.fromkeys(all_ids))
+        pos = {s: k for k, s in enumerate(uniq)}
+        W = np.full(len(uniq), -1, np.int64)
+        H = np.full(len(uniq), -1, np.int64)
+        todo = []
+        for k, s in enumerate(uniq):
+            wh = self.meta_sizes.get(s)
+            if wh is not None:
+                W[k], H[k] = wh
+            else:
+                todo.append(k)
+        if todo:
+            first_subset = {}
+            for s, sub in zip(all_ids, all_subsets):
+                first_subset.setdefault(s, sub)
+            t_ids = [uniq[k] for k in todo]
+            paths = self.image_paths(root, t_ids, [first_subset.get(s) for s in t_ids])
+            w2, h2 = image_sizes(t_ids, root, opts, paths=paths)
+            W[todo], H[todo] = w2, h2
+        row_pos = np.fromiter((pos[s] for s in all_ids), dtype=np.int64, count=n)
+        w_row, h_row = W[row_pos].astype(np.float64), H[row_pos].astype(np.float64)
+        unknown = (w_row[:n_lab] < 0) & has_box
+        if unknown.any():
+            from mlcycle import console
+
+            console.warn(f"{int(unknown.sum())} box(es) on images of unknown size skipped")
+        keep = np.concatenate([~unknown, np.ones(n - n_lab, bool)])
+        bbox = np.full((n, 4), np.nan)
+        xmin, xmax, ymin, ymax = norm.T if len(norm) else (np.zeros(0),) * 4
+        wl, hl = w_row[:n_lab], h_row[:n_lab]
+        bbox[:n_lab] = np.stack([xmin * wl, ymin * hl, (xmax - xmin) * wl, (ymax - ymin) * hl], axis=1) if n_lab else bbox[:0]
+        valid_box = np.concatenate([has_box & ~unknown, np.zeros(n - n_lab, bool)])
+        self.problems.report()
+
+        cols: dict[str, Any] = {
+            T.SAMPLE_ID: all_ids,
+            T.SOURCE: [opts.source or T.GT_SOURCE] * n,
+            T.LABEL_ID: pa.array(np.concatenate([np.arange(1, n_lab + 1), np.zeros(n - n_lab, np.int64)]),
+                                 mask=np.concatenate([np.zeros(n_lab, bool), np.ones(n - n_lab, bool)]), type=pa.int64()),
+            T.LABEL: labels + [None] * (n - n_lab),
+            T.BBOX: T.bbox_array(bbox, valid=valid_box),
+        }
+        conf_all = np.concatenate([conf, np.full(n - n_lab, np.nan)])
+        conf_arr = pa.array(conf_all, mask=np.isnan(conf_all), type=pa.float64())
+        if pred:
+            cols[T.SCORE] = conf_arr
+        known = W[row_pos] >= 0
+        cols[T.WIDTH] = pa.array(W[row_pos], mask=~known, type=pa.int32())
+        cols[T.HEIGHT] = pa.array(H[row_pos], mask=~known, type=pa.int32())
+        split = [opts.split] * n if opts.split is not None else all_subsets
+        if any(s is not None for s in split):
+            cols[T.SPLIT] = split
+        if not pred and np.isfinite(conf_all).any():
+            cols[T.CONFIDENCE] = conf_arr
+        if any(s is not None for s in src):
+            cols[T.ANNOTATION_SOURCE] = pa.array(src + [None] * (n - n_lab), type=pa.string())
+        for a, vals in flags.items():
+            if a in any_flags:
+                cols[a] = pa.array(vals + [None] * (n - n_lab), type=pa.bool_())
+        for c, vals in extra.items():
+            cols[c] = pa.array(vals + [None] * (n - n_lab), type=pa.string())
+        meta: dict[str, Any] = {META: {"class_descriptions": self.descriptions, "extra_columns": self.extra,
+                                       "hierarchy": self.hierarchy}}
+        if opts.images_root is not None:
+            meta["images_root"] = str(opts.images_root)
+        tab = T.from_columns(cols, meta)
+        if not keep.all():
+            tab = tab.filter(pa.array(keep))
+        return tab
+
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    options = options or ReadOptions()
+    path = Path(path)
+    reader = _Reader(options)
+    if path.is_dir():
+        reader.read_folder(path)
+        if not reader.parts and not reader.listed:
+            raise MlcycleError(f"{path}: no Open Images annotation CSV (ImageID,LabelName,XMin,XMax,YMin,YMax) here")
+        root = path
+    else:
+        if not path.is_file():
+            raise MlcycleError(f"{path}: no such file or folder")
+        if _is_box_csv(path):
+            reader.read_csv(path, boxes=True)
+        elif _is_label_csv(path):
+            reader.read_csv(path, boxes=False)
+        else:
+            h = ",".join(_header(path))[:120]
+            raise MlcycleError(f"{path}:1: not an Open Images CSV: the header is {h!r}",
+                               hint="expected ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,...")
+        root = path.parent
+    return reader.table(root)
+
+
+# --------------------------------------------------------------------------- writing
+
+def _csv_text(header: list[str], rows: list[list[str]]) -> str:
+    import csv as _csv
+    import io as _io
+
+    buf = _io.StringIO()
+    w = _csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
+    """The CSV texts (by file name relative to annotations/), plus image list and sizes."""
+    import numpy as np
+
+    meta = T.get_metadata(table).get(META) or {}
+    chosen = pick_source(table, source)
+    pred = chosen.num_rows and chosen.column(T.SOURCE)[0].as_py() != T.GT_SOURCE
+    t = chosen
+    n = t.num_rows
+    col = lambda c: t.column(c).to_pylist() if c in t.column_names else [None] * n  # noqa: E731
+    samples, labels, splits = col(T.SAMPLE_ID), col(T.LABEL), col(T.SPLIT)
+    widths, heights = col(T.WIDTH), col(T.HEIGHT)
+    conf = col(T.SCORE) if pred and T.SCORE in t.column_names else col(T.CONFIDENCE)
+    if not any(v is not None for v in conf):
+        conf = col(T.SCORE) if T.SCORE in t.column_names else conf
+    src = col(T.ANNOTATION_SOURCE)
+    flags = {c: col(a) for c, a in FLAG_COLUMNS.items()}
+    extra_cols = [c for c in meta.get("extra_columns", []) if c in t.column_names]
+    extra = {c: col(c) for c in extra_cols}
+    boxes = T.bboxes(t)
+    has_box = ~np.isnan(boxes).all(axis=1)
+    is_label = T.label_mask(t)
+    header = list(STANDARD) + extra_cols
+    box_rows: dict[str | None, list[list[str]]] = {}
+    label_rows: dict[str | None, list[list[str]]] = {}
+    missing = [i for i in np.flatnonzero(has_box).tolist() if not widths[i] or not heights[i]]
+    if missing:
+        i = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise MlcycleError(f"sample {samples[i]!r} has a box but no width/height{more}; Open Images stores boxes as fractions of the image size",
+                           hint="ingest with --image-sizes TABLE or --image-size WxH so the table has the sizes")
+
+    def flag(v: Any) -> str:
+        return "-1" if v is None else ("1" if v else "0")
+
+    for i in np.flatnonzero(is_label).tolist():
+        c = "" if conf[i] is None else num(conf[i])
+        s = "" if src[i] is None else src[i]
+        lab = "" if labels[i] is None else labels[i]
+        if has_box[i]:
+            x, y, w, h = boxes[i].tolist()
+            W, H = float(widths[i]), float(heights[i])
+            row = [samples[i], s, lab, c, num(x / W), num((x + w) / W), num(y / H), num((y + h) / H)]
+            row += [flag(flags[k][i]) for k in FLAG_COLUMNS]
+            row += ["" if extra[k][i] is None else str(extra[k][i]) for k in extra_cols]
+            box_rows.setdefault(splits[i], []).append(row)
+        else:
+            label_rows.setdefault(splits[i], []).append([samples[i], s, lab, c])
+    first: dict[str, int] = {}
+    for i, s in enumerate(samples):
+        first.setdefault(s, i)
+    return {"header": header, "boxes": box_rows, "labels": label_rows,
+            "images": [(s, splits[i], widths[i], heights[i]) for s, i in first.items()],
+            "descriptions": meta.get("class_descriptions") or {}}
+
+
+def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+    from mlcycle import console, io
+
+    options = options or WriteOptions()
+    doc = _tables(table, options.source)
+    folder = output is not None and (Path(output).is_dir() or str(output).endswith(("/", os.sep)) or not Path(output).suffix)
+    if not folder:
+        rows = [r for part in doc["boxes"].values() for r in part]
+        n_labels = sum(len(v) for v in doc["labels"].values())
+        if n_labels:
+            console.warn(f"{n_labels} image-level label(s) not written: a box CSV holds boxes only (write a folder, -o DIR, to keep them)")
+        with io.atomic_output(output, "wb") as fh:
+            fh.write(_csv_text(doc["header"], rows).encode("utf-8"))
+        return
+    ann = Path(output) / "annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+
+    def fname(split: str | None, kind: str) -> str:
+        return f"{split}-annotations-{kind}.csv" if split else f"annotations-{kind}.csv"
+
+    for split, rows in doc["boxes"].items():
+        if split is not None and ("/" in split or "\\" in split or split in ("", ".", "..")):
+            raise MlcycleError(f"split {split!r} cannot be part of a file name")
+        with io.atomic_output(ann / fname(split, "bbox"), "wb") as fh:
+            fh.write(_csv_text(doc["header"], rows).encode("utf-8"))
+    for split, rows in doc["labels"].items():
+        with io.atomic_output(ann / fname(split, "human-imagelabels"), "wb") as fh:
+            fh.write(_csv_text(["ImageID", "Source", "LabelName", "Confidence"], rows).encode("utf-8"))
+    with io.atomic_output(ann / "image_ids_and_rotation.csv", "wb") as fh:
+        fh.write(_csv_text(["ImageID", "Subset"], [[s, sp or ""] for s, sp, _, _ in doc["images"]]).encode("utf-8"))
+    meta_lines = [f"{s} {h} {w}" for s, _, w, h in doc["images"] if w is not None and h is not None and " " not in s]
+    with io.atomic_output(ann / "images.meta", "wb") as fh:
+        fh.write(("\n".join(meta_lines) + ("\n" if meta_lines else "")).encode("utf-8"))
+    if doc["descriptions"]:
+        with io.atomic_output(ann / "class-descriptions.csv", "wb") as fh:
+            fh.write(_csv_text(["LabelName", "DisplayName"], [[k, v] for k, v in doc["descriptions"].items()]).encode("utf-8"))
