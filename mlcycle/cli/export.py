@@ -34,6 +34,8 @@ def export(
     source: Annotated[Optional[str], typer.Option("--source", metavar="NAME", help="Which rows to write [default: gt; the one prediction source for results].")] = None,
     split: Annotated[Optional[str], typer.Option("--split", metavar="NAME", help="Write only the rows of this split.")] = None,
     images_root: Annotated[Optional[Path], typer.Option("--images-root", metavar="DIR", help="Folder the images are in.")] = None,
+    layout: Annotated[Optional[str], typer.Option("--layout", metavar="NAME", help="yolo: ultralytics (default), darknet or flat.")] = None,
+    corners: Annotated[Optional[str], typer.Option("--corners", metavar="exclusive|inclusive", help="voc, kitti: how box corners are written (see mlcycle ingest --help).")] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     no_color: NoColor = False,
@@ -53,6 +55,7 @@ def export(
         import pyarrow.compute as pc
 
         table = table.filter(pc.equal(T.column_or_null(table, T.SPLIT), split))
-    options = formats.WriteOptions(source=source, split=split, images_root=images_root)
+    extra = {k: v for k, v in (("layout", layout), ("corners", corners)) if v}
+    options = formats.WriteOptions(source=source, split=split, images_root=images_root, extra=extra)
     formats.write(format_name, table, output, options)
     console.info(f"exported {format_name} to {output if output is not None else '<stdout>'}")

@@ -45,6 +45,8 @@ def ingest(
                                                          help="csv: which CSV column holds each field, e.g. image=filename,label=class,x1=xmin.")] = None,
     box_format: Annotated[str, typer.Option("--box-format", metavar="xyxy|xywh|cxcywh", help="csv: how the box columns are laid out.")] = "xyxy",
     normalized: Annotated[bool, typer.Option("--normalized", help="csv: box values are fractions of the image size.")] = False,
+    corners: Annotated[Optional[str], typer.Option("--corners", metavar="exclusive|inclusive",
+                                                   help="voc, kitti: box corners are continuous coordinates (exclusive, default: w = xmax - xmin) or inclusive pixel indices (w = xmax - xmin + 1, the VOC devkit's reading).")] = None,
     list_formats: Annotated[bool, typer.Option("--list-formats", help="List the formats that can be read and written, and exit.")] = False,
     output: Output = None,
     fmt: Format = None,
@@ -83,6 +85,7 @@ def ingest(
         image_size=parse_size(image_size, "--image-size"), image_sizes=image_sizes,
         allow_missing=allow_missing, skip_invalid=skip_invalid,
         columns=parse_mapping(columns, "--columns"), box_format=box_format, normalized=normalized,
+        extra={"corners": corners} if corners else {},
     )
     encoding = io.output_encoding(output, fmt)
     io.check_binary_to_terminal(output, encoding)

@@ -253,6 +253,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
             line += f" {scores[i]:.6f}"  # type: ignore[index]
         per_sample[int(row_sample[i])].append(line)
     for s, (sid, split) in enumerate(zip(sids, splits)):
+        safe_join(out, str(sid))  # refuse absolute paths and '..' in the sample id itself
         folder = _FOLDERS.get(split, split) if split else "training"
         stem = str(sid).rsplit(".", 1)[0] if "." in str(sid).rsplit("/", 1)[-1] else str(sid)
         path = safe_join(out, f"{folder}/label_2/{stem}.txt")

@@ -428,6 +428,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     ann_paths = []
     for sid in sids:
         rel = PurePosixPath(str(sid).replace("\\", "/"))
+        safe_join(out, str(sid))  # refuse absolute paths and '..' in the sample id itself
         ann_paths.append(safe_join(out, "Annotations/" + (str(rel.with_suffix(".xml")) if rel.suffix else str(rel) + ".xml")))
     first_row = np.full(len(sids), -1, dtype=np.int64)
     first_row[row_sample[::-1]] = np.arange(len(row_sample))[::-1]

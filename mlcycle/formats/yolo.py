@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._build import Problems, assemble, class_names, source_rows, unique_samples
+from mlcycle.formats._build import SPLIT_NAMES, Problems, assemble, class_names, source_rows, unique_samples
 from mlcycle.formats._images import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -185,7 +185,7 @@ def _list_entries(root: Path) -> dict[tuple[str | None, str], str]:
             if parts and parts[0] == "data" and not (root / "data").is_dir():
                 parts = parts[1:]
             split, rel, _ = _locate(parts, "images")
-            if split is None and not any(_OBJ_DATA.match(x) or x == "images" for x in parts):
+            if split is None and p.stem in SPLIT_NAMES and not any(_OBJ_DATA.match(x) or x == "images" for x in parts):
                 split = p.stem
             sid = str(PurePosixPath(*rel, pp.name))
             out.setdefault((split, str(PurePosixPath(*rel, pp.stem))), sid)
@@ -223,10 +223,11 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         raise MlcycleError(f"{path}: no such folder")
     names, names_file = _read_names(root)
     txts, imgs = _scan(root)
-    deep = any(len(t) > 1 for t in txts)
+    deep = any(len(t) > 1 and (t[0] in ("labels", "Annotations") or _OBJ_DATA.match(t[0])
+                   or (len(t) > 2 and t[1] == "labels")) for t in txts)
     entries = _list_entries(root)
-    label_files = [t for t in txts if len(t) > 1 or (
-        not deep and t[-1] not in NAME_FILES and not _is_list_file(root / t[-1]))]
+    label_files = [t for t in txts if (len(t) > 1 and not (deep and len(t) == 2 and _is_list_file(root.joinpath(*t))))
+                   or (not deep and t[-1] not in NAME_FILES and not _is_list_file(root / t[-1]))]
 
     # samples: key (split, path without extension) -> [sample_id, image path or None, label file]
     samples: dict[tuple[str | None, str], list[Any]] = {}
@@ -424,6 +425,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     image_paths: list[Path] = []
     for sid, split in zip(sids, splits):
         rel = PurePosixPath(str(sid).replace("\\", "/"))
+        safe_join(out, str(sid))  # refuse absolute paths and '..' in the sample id itself
         stem_txt = str(rel.with_suffix(".txt")) if rel.suffix else str(rel) + ".txt"
         if layout == "ultralytics":
             lab = f"labels/{split}/{stem_txt}" if split else f"labels/{stem_txt}"
@@ -521,3 +523,5 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     else:
         with io.atomic_output(out / "classes.txt", "w") as fh:
             fh.write("".join(n + "\n" for n in names))
+        with io.atomic_output(out / "images.txt", "w") as fh:
+            fh.write("".join(f"{sid}\n" for sid in sids))
