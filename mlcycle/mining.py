@@ -263,6 +263,11 @@ class _Frame:
         if T.EVAL in cols:
             ev = table.column(T.EVAL)
             self.tp, self.fp, self.fn = _equal(ev, "tp"), _equal(ev, "fp"), _equal(ev, "fn")
+            # evaluate ignores (eval null) predictions of a class the ground truth never
+            # uses, as COCO does; for mining they are unmatched predictions like any other
+            gt_classes = np.unique(self.label[self.is_gt & (self.label >= 0)])
+            foreign = self.is_pred & (self.label >= 0) & ~np.isin(self.label, gt_classes) & ~ev.is_valid().to_numpy(zero_copy_only=False)
+            self.fp = self.fp | foreign
         else:
             self.tp = self.fp = self.fn = np.zeros(n, bool)
         self.gt_rows = np.flatnonzero(self.is_gt & self.has_box)

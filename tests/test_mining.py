@@ -111,8 +111,16 @@ def test_low_confidence_true_positive():
 
 
 def test_ignored_rows_are_never_flagged():
-    t = evaluated([gt("a", 1, "cat", BOX, None), pred("a", 1, "dog", [50, 50, 5, 5], 0.99, None)])
+    # a crowd region and the prediction it absorbed: evaluate ignores both (eval null)
+    t = evaluated([gt("a", 1, "cat", BOX, None), pred("a", 1, "cat", [1, 1, 5, 5], 0.99, None)])
     assert flagged(mining.mine(t)) == {}
+
+
+def test_predictions_of_a_class_the_ground_truth_never_uses_count_as_unmatched():
+    # COCO (and so evaluate) ignores them; for mining they are possible missing labels
+    t = evaluated([gt("a", 1, "cat", BOX, "tp", 1, 1.0), pred("a", 1, "cat", BOX, 0.9, "tp", 1, 1.0),
+                   pred("a", 2, "zebra", [50, 50, 5, 5], 0.99, None)])
+    assert flagged(mining.mine(t)) == {("pred", 2): ("possible_missing", 0.99)}
 
 
 # --------------------------------------------------------------------------- ranking and output
@@ -386,3 +394,51 @@ def test_options_are_validated():
         with pytest.raises(UsageError):
             bad.check()
     assert math.isclose(MineOptions().iou, 0.5)
+
+
+# --------------------------------------------------------------------------- evaluate -> mine-hard
+
+def _planted(seed=0, n_img=30):
+    """Clean labels with good predictions, plus three planted annotation errors."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    gid = pid = 0
+    for i in range(n_img):
+        s = f"img{i:02d}.jpg"
+        for j in range(3):
+            x, y = 120.0 * j + rng.random() * 10, rng.random() * 100
+            w, h = 60 + rng.random() * 20, 50 + rng.random() * 20
+            c = ("cat", "dog", "car")[(i + j) % 3]
+            gid += 1
+            pid += 1
+            box = [x, y, w, h]
+            if i == 3 and j == 0:
+                pass                                                    # planted: deleted box
+            elif i == 7 and j == 1:
+                rows.append((s, "gt", gid, "car" if c != "car" else "cat", box, None))  # planted: swapped class
+            elif i == 11 and j == 2:
+                rows.append((s, "gt", gid, c, [x + 0.6 * w, y, w, h], None))  # planted: shifted box
+            else:
+                rows.append((s, "gt", gid, c, box, None))
+            jit = rng.normal(0, 1.0, 4)
+            rows.append((s, "pred", pid, c, [x + jit[0], y + jit[1], w + jit[2], h + jit[3]], float(0.85 + 0.14 * rng.random())))
+        pid += 1  # a weak background detection per image
+        rows.append((s, "pred", pid, "cat", [400.0, 300.0, 20.0, 20.0], float(0.05 + 0.2 * rng.random())))
+    cols = {c: [r[i] for r in rows] for i, c in enumerate(["sample_id", "source", "label_id", "label", "bbox", "score"])}
+    return T.from_columns(cols)
+
+
+def test_evaluate_then_mine_hard_puts_the_planted_errors_on_top():
+    from mlcycle import evaluate
+
+    table, _metrics = evaluate.run(_planted())
+    assert T.EVAL in table.column_names
+    res = mining.mine(table, MineOptions(per="sample", top=3))
+    assert set(res.selected_samples) == {"img03.jpg", "img07.jpg", "img11.jpg"}
+    by_sample = {}
+    for r in res.table.to_pylist():
+        if r[T.HARD_REASON]:
+            by_sample.setdefault(r["sample_id"], set()).add(r[T.HARD_REASON])
+    assert "possible_missing" in by_sample["img03.jpg"]
+    assert "possible_wrong_label" in by_sample["img07.jpg"]
+    assert "localization" in by_sample["img11.jpg"]
