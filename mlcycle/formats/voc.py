@@ -442,7 +442,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
         for i in by_sample[s]:
             obj = obj_xml(i, "object", "\t")
             for j in parts_of.get((s, label_ids[i]), []):
-                obj += obj_xml(j, "part", "\t\t")
+                obj += obj_xml(j, "part", "\t\t") + ["\t\t</part>"]
             lines += obj + ["\t</object>"]
         lines.append("</annotation>")
         path = ann_paths[s]
