@@ -1,0 +1,378 @@
+"""Evaluation of predictions against ground truth in one label table.
+
+Public entry point: :func:`run`. It returns the input table with the per-label columns
+``eval``/``eval_id``/``eval_iou`` and the metrics document (``metrics.py``). The COCO
+engine (``match.py`` + ``coco.py``) reproduces pycocotools' ``COCOeval`` bit for bit;
+``voc.py`` and ``classification.py`` hold Pascal VOC AP and classification metrics.
+
+How a label table maps onto COCO's inputs (docs/evaluate.md has the full story):
+
+- images: every ``sample_id`` of the ground truth (sample rows included), ordered by
+  ``image_id`` (then ``sample_id``) — pycocotools' sorted image ids;
+- classes: the ground truth's labels plus the categories in the table's COCO metadata,
+  ordered by ``category_id`` (then name) — pycocotools' sorted category ids;
+- ground truth ``area``: the ``area`` column, ``w*h`` of the box where null;
+- prediction area: ``w*h`` of its box (pycocotools' ``loadRes`` does this even for
+  segmentation results that carry a box), the mask area for a mask without a box;
+- predictions are numbered by row, ground truth is matched by row: a ground truth whose
+  ``label_id`` is 0 is matched like any other (pycocotools never counts a match to id 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcycle.evaluate.match import Objects
+
+METHODS = ("coco", "voc", "voc07")
+IOU_TYPES = ("bbox", "segm")
+NONE_LABEL = "(none)"
+
+
+@dataclass
+class Options:
+    gt_source: str = T.GT_SOURCE
+    pred_source: str | None = None
+    iou_type: str = "bbox"
+    method: str = "coco"
+    iou: float = 0.5
+    max_dets: Sequence[int] = (1, 10, 100)
+    area_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    rel_area_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    by: Sequence[str] = ()
+    conf: float = 0.0
+    origin: str = "<input>"
+
+
+@dataclass
+class Prepared:
+    """The table's rows turned into the engine's arrays."""
+
+    samples: list            # sample ids in evaluation (image) order
+    classes: list[str]       # class names in category order
+    gt: "Objects"
+    dt: "Objects"
+    gt_rows: "np.ndarray"    # row index in the table of each gt object
+    dt_rows: "np.ndarray"
+    img_area: "np.ndarray | None" = None   # per image width*height (NaN if unknown)
+    warnings: list[str] = field(default_factory=list)
+    counts: dict[str, Any] = field(default_factory=dict)
+    gt_source: str = T.GT_SOURCE
+    pred_source: str = T.DEFAULT_PRED_SOURCE
+
+
+# --------------------------------------------------------------------------- sources
+
+def choose_pred_source(table: "pa.Table", gt_source: str, pred_source: str | None, origin: str = "<input>") -> str:
+    srcs = T.sources(table)
+    if gt_source not in srcs:
+        raise MlcycleError(
+            f"{origin}: no ground truth: no rows have source '{gt_source}'",
+            hint="pass the ground truth table too (or name its source with --gt-source)")
+    preds = [s for s in srcs if s != gt_source]
+    if pred_source is not None:
+        if pred_source == gt_source:
+            raise UsageError("--pred-source names the ground truth source")
+        if pred_source not in srcs:
+            raise MlcycleError(f"{origin}: no rows have source '{pred_source}'",
+                               hint=f"sources present: {', '.join(srcs)}")
+        return pred_source
+    if not preds:
+        raise MlcycleError(f"{origin}: no predictions: every row has source '{gt_source}'",
+                           hint="pass the predictions table too, e.g. mlcycle evaluate gt.parquet preds.parquet")
+    if len(preds) > 1:
+        raise UsageError(f"{origin}: several prediction sources ({', '.join(preds)})",
+                         hint="choose one with --pred-source NAME")
+    return preds[0]
+
+
+def has_boxes(table: "pa.Table", gt_source: str, pred_source: str) -> bool:
+    """Whether the labels are detections (boxes or masks) rather than image-level classes."""
+    import pyarrow.compute as pc
+
+    src = table.column(T.SOURCE)
+    sel = pc.or_(pc.equal(src, gt_source), pc.equal(src, pred_source))
+    for col in (T.BBOX, T.SEGMENTATION):
+        if col in table.column_names:
+            c = pc.filter(table.column(col), sel)
+            if c.null_count < len(c):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------- prepare
+
+def _encode(col: "pa.ChunkedArray"):
+    """(codes int64 with -1 for null, unique values list) in order of appearance."""
+    import numpy as np
+    import pyarrow as pa
+
+    enc = col.combine_chunks().dictionary_encode() if isinstance(col, pa.ChunkedArray) else col.dictionary_encode()
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    if enc.null_count:
+        idx = np.where(enc.is_valid().to_numpy(zero_copy_only=False), np.nan_to_num(idx, nan=-1), -1)
+    return np.asarray(idx, dtype=np.int64), enc.dictionary.to_pylist()
+
+
+def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from mlcycle.evaluate.match import Objects
+
+    origin = opts.origin
+    n = table.num_rows
+    src_codes, src_values = _encode(table.column(T.SOURCE))
+    gsrc = src_values.index(opts.gt_source)
+    psrc = src_values.index(pred_source)
+    is_gt = src_codes == gsrc
+    is_dt = src_codes == psrc
+    labelled = T.label_mask(table)
+    warnings: list[str] = []
+
+    # images: ground truth samples, in image_id then sample_id order
+    s_codes, s_values = _encode(table.column(T.SAMPLE_ID))
+    n_s = len(s_values)
+    img_id = T.numpy_column(table, T.IMAGE_ID, fill=None)
+    has_id = T.column_or_null(table, T.IMAGE_ID).is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    img_id = np.where(has_id, np.nan_to_num(np.asarray(img_id, dtype=np.float64), nan=0), 0).astype(np.int64) if n else np.zeros(0, np.int64)
+    in_gt = np.zeros(n_s, bool)
+    in_gt[s_codes[is_gt]] = True
+    sid = np.full(n_s, np.iinfo(np.int64).max, dtype=np.int64)
+    pref = is_gt & has_id
+    np.minimum.at(sid, s_codes[pref], img_id[pref])
+    other = ~is_gt & has_id
+    missing = sid == np.iinfo(np.int64).max
+    if other.any() and missing.any():
+        tmp = np.full(n_s, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(tmp, s_codes[other], img_id[other])
+        sid = np.where(missing, tmp, sid)
+    name_rank = np.empty(n_s, np.int64)
+    name_rank[np.argsort(np.array(s_values, dtype=object), kind="stable")] = np.arange(n_s)
+    gt_samples = np.flatnonzero(in_gt)
+    order = gt_samples[np.lexsort((name_rank[gt_samples], sid[gt_samples]))]
+    img_index = np.full(n_s, -1, np.int64)
+    img_index[order] = np.arange(len(order))
+    samples = [s_values[i] for i in order.tolist()]
+
+    # classes: ground-truth labels + metadata categories, in category_id order
+    l_codes, l_values = _encode(T.column_or_null(table, T.LABEL))
+    cat_col = T.numpy_column(table, T.CATEGORY_ID)
+    cat_valid = T.column_or_null(table, T.CATEGORY_ID).is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    gt_lab = is_gt & labelled & (l_codes >= 0)
+    present = np.zeros(len(l_values), bool)
+    present[l_codes[gt_lab]] = True
+    class_id: dict[str, int | None] = {}
+    meta_cats = T.get_metadata(table).get("coco", {}).get("categories", []) or []
+    for c in meta_cats:
+        if isinstance(c, dict) and isinstance(c.get("name"), str):
+            class_id.setdefault(c["name"], c.get("id") if isinstance(c.get("id"), int) else None)
+    cid_rows = gt_lab & cat_valid
+    if cid_rows.any():
+        cats = np.asarray(cat_col, dtype=np.float64)
+        for code in np.unique(l_codes[cid_rows]).tolist():
+            name = l_values[code]
+            if class_id.get(name) is None:
+                first = np.flatnonzero(cid_rows & (l_codes == code))[0]
+                class_id[name] = int(cats[first])
+    for code in np.flatnonzero(present).tolist():
+        class_id.setdefault(l_values[code], None)
+    classes = sorted(class_id, key=lambda k: (class_id[k] is None, class_id[k] if class_id[k] is not None else 0, k))
+    cls_index = {c: i for i, c in enumerate(classes)}
+    code_to_cls = np.array([cls_index.get(v, -1) for v in l_values] + [-1], dtype=np.int64)
+    row_cls = code_to_cls[l_codes]  # -1 (null label) indexes the trailing -1
+
+    boxes = T.bboxes(table)
+    box_ok = ~np.isnan(boxes).any(axis=1)
+    segm = opts.iou_type == "segm"
+    seg_valid = T.column_or_null(table, T.SEGMENTATION).is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    if n and (boxes_bad := (~np.isnan(boxes).all(axis=1)) & ~box_ok).any():
+        row = int(np.argmax(boxes_bad))
+        raise MlcycleError(f"{origin}: row {row + 1} (sample {s_values[s_codes[row]]!r}): bbox has NaN values",
+                           hint="fix or drop the row; a box needs 4 numbers")
+    if n and np.isinf(boxes[box_ok]).any():
+        row = int(np.flatnonzero(box_ok)[np.argmax(np.isinf(boxes[box_ok]).any(axis=1))])
+        raise MlcycleError(f"{origin}: row {row + 1} (sample {s_values[s_codes[row]]!r}): bbox has infinite values")
+    shape_ok = box_ok | (seg_valid if segm else False)
+
+    # ground truth objects
+    g_sel = is_gt & labelled
+    g_nobox = g_sel & ~shape_ok
+    if g_nobox.any():
+        warnings.append(f"{int(g_nobox.sum())} ground-truth label(s) without a "
+                        f"{'mask or box' if segm else 'box'} were left out")
+    g_rows = np.flatnonzero(g_sel & shape_ok)
+    crowd = T.numpy_column(table, T.ISCROWD, fill=False).astype(bool) if T.ISCROWD in table.column_names else np.zeros(n, bool)
+    area_col = T.column_or_null(table, T.AREA)
+    area = np.asarray(T.numpy_column(table, T.AREA), dtype=np.float64) if n else np.zeros(0)
+    area_valid = area_col.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    wh = boxes[:, 2] * boxes[:, 3]
+
+    # predictions
+    d_sel = is_dt & labelled
+    d_nobox = d_sel & ~shape_ok
+    if d_nobox.any():
+        warnings.append(f"{int(d_nobox.sum())} prediction(s) without a "
+                        f"{'mask or box' if segm else 'box'} were left out")
+    d_sel &= shape_ok
+    score_col = T.column_or_null(table, T.SCORE)
+    score_valid = score_col.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    if (d_sel & ~score_valid).any():
+        row = int(np.argmax(d_sel & ~score_valid))
+        cnt = int((d_sel & ~score_valid).sum())
+        raise MlcycleError(f"{origin}: {cnt} prediction(s) of source '{pred_source}' have no score (first: row {row + 1})",
+                           hint="detection metrics rank predictions by score; give every prediction a 'score'")
+    score = np.asarray(T.numpy_column(table, T.SCORE), dtype=np.float64) if n else np.zeros(0)
+    if (d_sel & np.isnan(np.where(score_valid, score, 0))).any():
+        row = int(np.argmax(d_sel & np.isnan(np.where(score_valid, score, 0))))
+        raise MlcycleError(f"{origin}: row {row + 1}: score is NaN")
+    unknown = d_sel & (row_cls < 0)
+    counts: dict[str, Any] = {}
+    if unknown.any():
+        names, cnt = np.unique(l_codes[unknown], return_counts=True)
+        detail = {str(l_values[c]): int(k) for c, k in zip(names.tolist(), cnt.tolist())}
+        counts["unknown_classes"] = detail
+        listed = ", ".join(f"{k} ({v})" for k, v in list(detail.items())[:5])
+        warnings.append(f"{int(unknown.sum())} prediction(s) of class(es) the ground truth does not have were "
+                        f"ignored, as pycocotools does: {listed}{' ...' if len(detail) > 5 else ''}")
+    d_img_all = img_index[s_codes]
+    off = d_sel & (row_cls >= 0) & (d_img_all < 0)
+    if off.any():
+        counts["predictions_on_unknown_samples"] = int(off.sum())
+        warnings.append(f"{int(off.sum())} prediction(s) on samples the ground truth does not list were ignored")
+    d_rows = np.flatnonzero(d_sel & (row_cls >= 0) & (d_img_all >= 0))
+
+    # image sizes (relative ranges, masks)
+    W = np.asarray(T.numpy_column(table, T.WIDTH), dtype=np.float64) if n else np.zeros(0)
+    H = np.asarray(T.numpy_column(table, T.HEIGHT), dtype=np.float64) if n else np.zeros(0)
+    img_area = np.full(len(samples), np.nan)
+    ok_wh = (d_img_all >= 0) & ~np.isnan(W) & ~np.isnan(H)
+    img_area[d_img_all[ok_wh]] = (W * H)[ok_wh]
+
+    g_area = np.where(area_valid[g_rows], area[g_rows], wh[g_rows])
+    g_rle = d_rle = None
+    d_area = wh[d_rows]
+    if segm:
+        g_rle, g_marea = _rles(table, g_rows, boxes, W, H, origin)
+        d_rle, d_marea = _rles(table, d_rows, boxes, W, H, origin)
+        g_area = np.where(np.isnan(g_area), g_marea, g_area)
+        d_area = np.where(box_ok[d_rows], d_area, d_marea)
+    gt = Objects(img=img_index[s_codes[g_rows]], cat=row_cls[g_rows], box=boxes[g_rows], area=g_area,
+                 crowd=crowd[g_rows], rle=g_rle)
+    dt = Objects(img=d_img_all[d_rows], cat=row_cls[d_rows], box=boxes[d_rows], area=d_area,
+                 score=score[d_rows], rle=d_rle)
+    counts.update({
+        "rows": int(n), "gt_labels": int(len(g_rows)), "predictions": int(d_sel.sum()),
+        "predictions_evaluated": int(len(d_rows)), "images": len(samples), "classes": len(classes),
+        "gt_crowd": int(crowd[g_rows].sum()),
+    })
+    return Prepared(samples, classes, gt, dt, g_rows, d_rows, img_area, warnings, counts,
+                    opts.gt_source, pred_source)
+
+
+def _rles(table: "pa.Table", rows: "np.ndarray", boxes, W, H, origin: str):
+    """pycocotools RLEs for the given rows, built as ``COCO.annToRLE`` builds them:
+    polygons -> ``frPyObjects`` + ``merge`` (image height/width from the row), an
+    uncompressed RLE -> ``frPyObjects``, a compressed RLE as it is; a row with a box but
+    no mask gets the box as a polygon (as ``loadRes`` does for box results)."""
+    import numpy as np
+    import orjson
+    from pycocotools import mask as mask_utils
+
+    segs = T.column_or_null(table, T.SEGMENTATION).take(rows).to_pylist() if len(rows) else []
+    out: list = [None] * len(rows)
+    polys: dict[tuple[int, int], list] = {}
+    for j, (text, r) in enumerate(zip(segs, rows.tolist())):
+        if text is None:
+            x, y, w, h = boxes[r]
+            obj: Any = [[x, y, x, y + h, x + w, y + h, x + w, y]]
+        else:
+            try:
+                obj = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise MlcycleError(f"{origin}: row {r + 1}: segmentation is not valid JSON") from None
+        if isinstance(obj, dict) and isinstance(obj.get("counts"), str):
+            out[j] = obj
+            continue
+        if isinstance(obj, dict) and "size" in obj and isinstance(obj.get("counts"), list):
+            h_, w_ = obj["size"]
+            out[j] = mask_utils.frPyObjects(obj, h_, w_)
+            continue
+        if np.isnan(H[r]) or np.isnan(W[r]):
+            raise MlcycleError(f"{origin}: row {r + 1}: polygon segmentation needs the image size",
+                               hint="the row's width and height columns are empty")
+        hw = (int(H[r]), int(W[r]))
+        if not isinstance(obj, list) or not obj or not all(isinstance(p, list) for p in obj):
+            raise MlcycleError(f"{origin}: row {r + 1}: segmentation is neither polygons nor RLE")
+        if len(obj[0]) > 4 and all(len(p) > 4 for p in obj):
+            polys.setdefault(hw, []).append((j, obj))
+        else:
+            try:
+                rl = mask_utils.frPyObjects(obj, hw[0], hw[1])
+            except Exception as exc:
+                raise MlcycleError(f"{origin}: row {r + 1}: bad segmentation ({exc})") from None
+            out[j] = mask_utils.merge(rl) if isinstance(rl, list) else rl
+    for (h, w), items in polys.items():
+        flat = [p for _, obj in items for p in obj]
+        rl = mask_utils.frPyObjects(flat, h, w)
+        k = 0
+        for j, obj in items:
+            m = len(obj)
+            out[j] = rl[k] if m == 1 else mask_utils.merge(rl[k:k + m])
+            k += m
+    # pycocotools' area() overflows a uint8 size with more than 255 objects: chunk it
+    areas = np.concatenate([np.asarray(mask_utils.area(out[i:i + 255]), dtype=np.float64).reshape(-1)
+                            for i in range(0, len(out), 255)]) if out else np.zeros(0)
+    return out, areas
+
+
+# --------------------------------------------------------------------------- run
+
+def run(table: "pa.Table", options: Options | None = None, **kwargs: Any) -> tuple["pa.Table", dict]:
+    """Evaluate the predictions in ``table`` against its ground truth.
+
+    Returns ``(table with eval/eval_id/eval_iou, metrics document)``. Keyword arguments
+    override fields of :class:`Options`.
+    """
+    opts = options or Options()
+    for k, v in kwargs.items():
+        if not hasattr(opts, k):
+            raise TypeError(f"unknown option {k!r}")
+        setattr(opts, k, v)
+    _check_options(opts)
+    pred_source = choose_pred_source(table, opts.gt_source, opts.pred_source, opts.origin)
+    from mlcycle.evaluate import metrics
+
+    if not has_boxes(table, opts.gt_source, pred_source):
+        return metrics.classification(table, opts, pred_source)
+    if opts.method in ("voc", "voc07"):
+        return metrics.voc(table, opts, pred_source)
+    prep = prepare(table, opts, pred_source)
+    if len(prep.gt) == 0 and not prep.counts.get("gt_crowd"):
+        prep.warnings.append("the ground truth has no labels: every metric is -1 (undefined)")
+    return metrics.coco(table, prep, opts)
+
+
+def _check_options(opts: Options) -> None:
+    if opts.method not in METHODS:
+        raise UsageError(f"--method: expected one of {', '.join(METHODS)}, got {opts.method!r}")
+    if opts.iou_type not in IOU_TYPES:
+        raise UsageError(f"--iou-type: expected one of {', '.join(IOU_TYPES)}, got {opts.iou_type!r}")
+    if not (0.0 < opts.iou <= 1.0):
+        raise UsageError(f"--iou: expected a number in (0, 1], got {opts.iou}")
+    if not opts.max_dets or any(int(m) < 1 for m in opts.max_dets):
+        raise UsageError("--max-dets: expected positive integers such as 1,10,100")
+    for name in list(opts.area_ranges) + list(opts.rel_area_ranges):
+        if name in ("all", "small", "medium", "large"):
+            raise UsageError(f"range name {name!r} is taken by the default ranges; choose another")
+    both = set(opts.area_ranges) & set(opts.rel_area_ranges)
+    if both:
+        raise UsageError(f"range name(s) used twice: {', '.join(sorted(both))}")

@@ -1,0 +1,295 @@
+"""COCO detection metrics, bit-identical to pycocotools' ``COCOeval``.
+
+``Params`` holds the exact thresholds (``np.linspace`` as pycocotools builds them);
+``evaluate`` matches (``match.py``) and accumulates for every class, area range and
+max-detections value with whole-array numpy operations; ``summarize`` computes the
+12 standard numbers (plus custom ranges) with the same slicing and masked mean as
+``COCOeval.summarize``, so the floating-point results are the same to the last bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from mlcycle.evaluate.match import Groups, Objects, candidate_pairs, greedy_match, make_groups
+
+AREA_ALL = (0.0 ** 2, 1e5 ** 2)
+DEFAULT_AREAS = {
+    "all": (0.0 ** 2, 1e5 ** 2),
+    "small": (0.0 ** 2, 32.0 ** 2),
+    "medium": (32.0 ** 2, 96.0 ** 2),
+    "large": (96.0 ** 2, 1e5 ** 2),
+}
+
+
+def iou_thresholds() -> np.ndarray:
+    """pycocotools' ``iouThrs``: 0.5:0.05:0.95 via linspace (index 8 is 0.8999999999999999)."""
+    return np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
+
+
+def recall_thresholds() -> np.ndarray:
+    """pycocotools' ``recThrs``: 101 points via linspace (10 of them 1 ulp above k/100)."""
+    return np.linspace(.0, 1.00, int(np.round((1.00 - .0) / .01)) + 1, endpoint=True)
+
+
+@dataclass
+class Params:
+    iou_thrs: np.ndarray = field(default_factory=iou_thresholds)
+    rec_thrs: np.ndarray = field(default_factory=recall_thresholds)
+    max_dets: list[int] = field(default_factory=lambda: [1, 10, 100])
+    iou_type: str = "bbox"
+
+    def __post_init__(self) -> None:
+        self.max_dets = sorted(int(m) for m in self.max_dets)
+
+
+@dataclass
+class Range:
+    """One 'area range' column of the result arrays: which ground truth is ignored
+    (besides crowd) and which detections are ignored when unmatched."""
+
+    name: str
+    gt_out: np.ndarray   # bool per gt: outside the range
+    dt_out: np.ndarray   # bool per det: outside the range (only matters when unmatched)
+
+
+def area_range(name: str, lo: float, hi: float, gt_area: np.ndarray, dt_area: np.ndarray) -> Range:
+    """COCO semantics: inside when ``lo <= area <= hi`` (both bounds inclusive)."""
+    return Range(name, (gt_area < lo) | (gt_area > hi), (dt_area < lo) | (dt_area > hi))
+
+
+@dataclass
+class Result:
+    params: Params
+    ranges: list[Range]
+    precision: np.ndarray   # (T, R, K, A, M)
+    recall: np.ndarray      # (T, K, A, M)
+    scores: np.ndarray      # (T, R, K, A, M)
+    npig: np.ndarray        # (A, K) non-ignored gt per class
+    groups: Groups
+    match: np.ndarray       # (A, T', nkept) matched gt index or -1 (T' >= T: extra thresholds)
+    match_iou: np.ndarray   # (A, T', nkept)
+    dt_ignore: np.ndarray   # (A, T', nkept)
+    thresholds: np.ndarray  # the T' thresholds matched
+
+
+def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
+             ranges: Sequence[Range], extra_thresholds: Sequence[float] = ()) -> Result:
+    """Match and accumulate. ``extra_thresholds`` are matched too (for per-label output)
+    but not accumulated."""
+    p = params
+    crowd = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
+    groups = make_groups(gt, dt, n_img, n_cat, p.max_dets[-1])
+    thresholds = np.concatenate([p.iou_thrs, np.asarray(extra_thresholds, dtype=np.float64)])
+    min_thr = min(min(float(t), 1 - 1e-10) for t in thresholds)
+    pairs = candidate_pairs(gt, dt, groups, min_thr, p.iou_type)
+    gt_ignore = np.stack([crowd | r.gt_out for r in ranges]) if len(ranges) else np.zeros((0, len(gt)), bool)
+    match, miou = greedy_match(groups, pairs, thresholds, gt_ignore, crowd, len(gt))
+    # dtIg: matched to an ignored gt, or unmatched and outside the range
+    kept = groups.dt_order
+    A, Tx, nd = match.shape
+    dt_ignore = np.zeros((A, Tx, nd), dtype=bool)
+    for a, r in enumerate(ranges):
+        m = match[a]
+        matched = m >= 0
+        if not matched.any():
+            dt_ignore[a] = r.dt_out[kept][None, :]
+            continue
+        dt_ignore[a] = np.where(matched, gt_ignore[a][np.where(matched, m, 0)], r.dt_out[kept][None, :])
+    precision, recall, scores, npig = accumulate(groups, dt, match[:, :len(p.iou_thrs)] >= 0,
+                                                 dt_ignore[:, :len(p.iou_thrs)], gt, gt_ignore, n_cat, p)
+    return Result(p, list(ranges), precision, recall, scores, npig, groups, match, miou, dt_ignore, thresholds)
+
+
+def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.ndarray,
+               gt: Objects, gt_ignore: np.ndarray, n_cat: int, p: Params):
+    """``COCOeval.accumulate`` for all classes at once.
+
+    Per class, detections are in the order pycocotools concatenates them (image order,
+    then rank in the image) and stably sorted by -score; each max-detections value keeps
+    a subsequence of that order.
+    """
+    T, R, K, M = len(p.iou_thrs), len(p.rec_thrs), n_cat, len(p.max_dets)
+    A = gt_ignore.shape[0]
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+    npig = np.zeros((A, K), dtype=np.int64)
+    for a in range(A):
+        npig[a] = np.bincount(gt.cat[~gt_ignore[a]], minlength=K)[:K]
+    kept = groups.dt_order
+    cat = dt.cat[kept]
+    img = dt.img[kept]
+    rank = groups.dt_rank
+    sc = dt.score[kept]
+    # class, then -score, then image order, then rank within the image: the stable
+    # argsort of the concatenation pycocotools builds
+    order = np.lexsort((rank, img, -sc, cat))
+    cat_o, rank_o, sc_o = cat[order], rank[order], sc[order]
+    rec_thrs = p.rec_thrs
+    for mi, max_det in enumerate(p.max_dets):
+        sel = order[rank_o < max_det]
+        c = cat_o[rank_o < max_det]
+        s = sc_o[rank_o < max_det]
+        n = len(sel)
+        seg_start = np.searchsorted(c, np.arange(K), side="left")
+        seg_end = np.searchsorted(c, np.arange(K), side="right")
+        nseg = seg_end - seg_start
+        for a in range(A):
+            ig = dt_ignore[a][:, sel]                     # (T, n)
+            mt = matched[a][:, sel]
+            tps = mt & ~ig
+            fps = ~mt & ~ig
+            tp_cum = _segment_cumsum(tps, seg_start, c)   # int64 (T, n)
+            fp_cum = _segment_cumsum(fps, seg_start, c)
+            tp = tp_cum.astype(float)
+            fp = fp_cum.astype(float)
+            npa = npig[a]
+            valid_k = npa > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                pr = tp / (fp + tp + np.spacing(1))
+            # recall: last rc of the class (0 with no detections)
+            last = seg_end - 1
+            has = nseg > 0
+            rec = np.zeros((T, K))
+            if n:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rc_last = tp[:, np.maximum(last, 0)] / np.maximum(npa, 1)[None, :]
+                rec = np.where(has[None, :], rc_last, 0.0)
+            recall[:, valid_k, a, mi] = rec[:, valid_k]
+            # first index with rc >= recThr, via the integer tp count it needs
+            need = _min_count(npa, rec_thrs)                # (K, R) int64
+            q = np.zeros((T, R, K))
+            ss = np.zeros((T, R, K))
+            if n:
+                big = int(tp_cum.max(initial=0)) + int(need.max(initial=0)) + 2
+                for t in range(T):
+                    key = c.astype(np.int64) * big + tp_cum[t]
+                    qk = np.arange(K)[:, None] * big + np.minimum(need, big - 1)
+                    idx = np.searchsorted(key, qk.ravel(), side="left").reshape(K, R)
+                    local = idx - seg_start[:, None]
+                    ok = (local < nseg[:, None]) & (need <= npa[:, None])
+                    env = _suffix_max_at(pr[t], seg_start, seg_end, np.where(ok, idx, seg_end[:, None]))
+                    q[t] = np.where(ok, env, 0.0).T
+                    ss[t] = np.where(ok, s[np.minimum(idx, n - 1)], 0.0).T
+            precision[:, :, valid_k, a, mi] = q[:, :, valid_k]
+            scores[:, :, valid_k, a, mi] = ss[:, :, valid_k]
+    return precision, recall, scores, npig
+
+
+def _segment_cumsum(flags: np.ndarray, seg_start: np.ndarray, seg_of: np.ndarray) -> np.ndarray:
+    """Cumulative sums that restart at every class segment (exact integers)."""
+    cs = np.cumsum(flags, axis=1, dtype=np.int64)
+    if cs.shape[1] == 0:
+        return cs
+    starts = seg_start[seg_of]                       # start index of each element's segment
+    before = np.where(starts > 0, cs[:, np.maximum(starts - 1, 0)], 0)
+    return cs - before
+
+
+def _min_count(npig: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:
+    """(K, R): the smallest integer c with ``c / npig >= recThr`` in float64, i.e. the
+    tp count at which ``np.searchsorted(rc, recThrs, 'left')`` lands."""
+    n = np.maximum(npig, 1).astype(np.float64)[:, None]
+    thr = rec_thrs[None, :]
+    c = np.ceil(thr * n)
+    for _ in range(3):
+        c = np.where((c > 0) & ((c - 1) / n >= thr), c - 1, c)
+        c = np.where(c / n < thr, c + 1, c)
+    return c.astype(np.int64)
+
+
+def _suffix_max_at(pr: np.ndarray, seg_start: np.ndarray, seg_end: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(K, R): max(pr[idx[k, r] : seg_end[k]]) — the precision envelope sampled at the
+    query points, exactly (max is exact), without a loop over classes."""
+    K, R = idx.shape
+    if len(pr) == 0:
+        return np.zeros((K, R))
+    # intervals [b_r, b_{r+1}) per class, with b_R = seg_end; queries are non-decreasing
+    b = np.concatenate([idx, seg_end[:, None]], axis=1)       # (K, R+1)
+    lo, hi = b[:, :-1], b[:, 1:]
+    flat_lo = lo.ravel()
+    padded = np.append(pr, 0.0)
+    # reduceat needs non-decreasing indices overall; classes are in index order
+    m = np.maximum.reduceat(padded, np.minimum(flat_lo, len(pr)))
+    m = m.reshape(K, R)
+    m = np.where(lo < hi, m, -np.inf)
+    env = np.maximum.accumulate(m[:, ::-1], axis=1)[:, ::-1]
+    return np.where(np.isfinite(env), env, 0.0)
+
+
+# --------------------------------------------------------------------------- summarize
+
+STAT_NAMES = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+              "AR_1", "AR_10", "AR_100", "AR_small", "AR_medium", "AR_large"]
+
+
+def _summ(res: Result, ap: bool, iou_thr: float | None, area: str, max_det: int) -> float:
+    """``COCOeval.summarize._summarize``: same slicing, same masked mean."""
+    p = res.params
+    names = [r.name for r in res.ranges]
+    aind = [i for i, n in enumerate(names) if n == area]
+    mind = [i for i, m in enumerate(p.max_dets) if m == max_det]
+    if ap:
+        s = res.precision
+        if iou_thr is not None:
+            t = np.where(iou_thr == p.iou_thrs)[0]
+            s = s[t]
+        s = s[:, :, :, aind, mind]
+    else:
+        s = res.recall
+        if iou_thr is not None:
+            t = np.where(iou_thr == p.iou_thrs)[0]
+            s = s[t]
+        s = s[:, :, aind, mind]
+    if len(s[s > -1]) == 0:
+        return -1.0
+    return float(np.mean(s[s > -1]))
+
+
+def summarize(res: Result, custom: Sequence[str] = ()) -> dict[str, float]:
+    """The 12 COCO numbers by name, plus ``AP_<name>``/``AR_<name>`` for custom ranges.
+
+    With the default max detections [1, 10, 100] these equal ``COCOeval.stats``
+    (AP uses maxDets=100 as pycocotools hard-codes; the other numbers the largest value).
+    With other values AP uses the largest value, AR is reported for each value.
+    """
+    md = res.params.max_dets
+    top = md[-1]
+    ap_md = 100 if md == [1, 10, 100] else top
+    out = {
+        "AP": _summ(res, True, None, "all", ap_md),
+        "AP50": _summ(res, True, .5, "all", top),
+        "AP75": _summ(res, True, .75, "all", top),
+        "AP_small": _summ(res, True, None, "small", top),
+        "AP_medium": _summ(res, True, None, "medium", top),
+        "AP_large": _summ(res, True, None, "large", top),
+    }
+    for name in custom:
+        out[f"AP_{name}"] = _summ(res, True, None, name, top)
+    for m in md:
+        out[f"AR_{m}"] = _summ(res, False, None, "all", m)
+    out["AR_small"] = _summ(res, False, None, "small", top)
+    out["AR_medium"] = _summ(res, False, None, "medium", top)
+    out["AR_large"] = _summ(res, False, None, "large", top)
+    for name in custom:
+        out[f"AR_{name}"] = _summ(res, False, None, name, top)
+    return out
+
+
+def per_class_ap(res: Result, k: int, iou_index: int | None = None, area_index: int = 0) -> float:
+    """``mean(precision[t?, :, k, area, -1][> -1])`` (-1 when the class has no ground truth)."""
+    s = res.precision[:, :, k, area_index, -1]
+    if iou_index is not None:
+        s = s[iou_index]
+    v = s[s > -1]
+    return float(np.mean(v)) if v.size else -1.0
+
+
+def per_class_ar(res: Result, k: int, area_index: int = 0) -> float:
+    s = res.recall[:, k, area_index, -1]
+    v = s[s > -1]
+    return float(np.mean(v)) if v.size else -1.0

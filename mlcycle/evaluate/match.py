@@ -1,0 +1,274 @@
+"""IoU and greedy matching for all image-class groups at once (pycocotools-exact).
+
+The unit of COCO matching is a *group*: the ground truth and the detections of one
+class on one image. pycocotools loops over groups in Python; here every step works on
+all groups together:
+
+1. detections are sorted once by (group, -score) with a stable sort, which is the order
+   ``np.argsort(-score, kind='mergesort')`` gives inside each group, and truncated to
+   ``max_det`` per group (per image *per class*, as pycocotools does);
+2. the candidate pairs (detection, ground truth of the same group) are enumerated in bulk
+   and their IoUs computed in one vectorised pass (boxes) or with pycocotools' C RLE
+   routine per group (masks); pairs below the lowest threshold are dropped;
+3. the greedy matching runs in *lockstep*: step ``r`` handles the ``r``-th best detection
+   of every group at once, for every IoU threshold and every ignore mask (area range).
+
+Matching rule (pycocotools ``evaluateImg``, eval-spec §1.5, in closed form): a detection
+takes, among the available ground truths with ``IoU >= min(t, 1 - 1e-10)``, the one with
+the highest IoU (the later one on ties) among the non-ignored ones; only if there is none,
+the best among the ignored ones. A crowd region stays available after a match; any other
+ground truth is used once. Ground truth is identified by row, so — unlike pycocotools —
+a ground truth whose annotation id is 0 is matched like any other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+# pairs are generated in chunks of about this many to bound memory
+_PAIR_CHUNK = 4_000_000
+
+
+@dataclass
+class Objects:
+    """One side (ground truth or detections) as flat arrays, one entry per object.
+
+    ``img``/``cat`` are dense indices (image order = evaluation order, class order =
+    category order); ``area`` is the area used for ranges; ``box`` is ``[x, y, w, h]``;
+    ``rle`` (segm only) is a list of pycocotools RLE dicts; ``score`` is for detections.
+    """
+
+    img: np.ndarray
+    cat: np.ndarray
+    box: np.ndarray
+    area: np.ndarray
+    crowd: np.ndarray | None = None
+    score: np.ndarray | None = None
+    rle: list | None = None
+
+    def __len__(self) -> int:
+        return int(self.img.shape[0])
+
+
+@dataclass
+class Groups:
+    """Sorted detections (kept ones only) and ground truth, with their groups."""
+
+    n_img: int
+    n_cat: int
+    gt_order: np.ndarray        # gt indices sorted by (group, input order)
+    gt_group: np.ndarray        # group key of gt_order entries
+    dt_order: np.ndarray        # kept det indices sorted by (group, -score, input order)
+    dt_group: np.ndarray
+    dt_rank: np.ndarray         # rank of each kept det within its group (0 = best)
+    dt_dropped: np.ndarray      # det indices beyond max_det in their group
+    extra: dict = field(default_factory=dict)
+
+
+def group_key(img: np.ndarray, cat: np.ndarray, n_cat: int) -> np.ndarray:
+    return img.astype(np.int64) * max(n_cat, 1) + cat.astype(np.int64)
+
+
+def make_groups(gt: Objects, dt: Objects, n_img: int, n_cat: int, max_det: int) -> Groups:
+    gkey = group_key(gt.img, gt.cat, n_cat)
+    gt_order = np.argsort(gkey, kind="stable")
+    dkey = group_key(dt.img, dt.cat, n_cat)
+    # stable: within a group, -score then input order (== mergesort argsort of -score)
+    dt_sorted = np.lexsort((-dt.score, dkey)) if len(dt) else np.zeros(0, np.int64)
+    dk = dkey[dt_sorted]
+    if len(dk):
+        starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
+        lengths = np.diff(np.r_[starts, len(dk)])
+        rank = np.arange(len(dk)) - np.repeat(starts, lengths)
+    else:
+        rank = np.zeros(0, np.int64)
+    keep = rank < max_det
+    return Groups(
+        n_img=n_img, n_cat=n_cat,
+        gt_order=gt_order, gt_group=gkey[gt_order],
+        dt_order=dt_sorted[keep], dt_group=dk[keep], dt_rank=rank[keep],
+        dt_dropped=dt_sorted[~keep],
+    )
+
+
+# --------------------------------------------------------------------------- IoU
+
+def _box_iou_pairs(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+    """IoU of box pairs exactly as pycocotools' ``bbIou`` (maskApi.c) computes it."""
+    dx, dy, dw, dh = db[:, 0], db[:, 1], db[:, 2], db[:, 3]
+    gx, gy, gw, gh = gb[:, 0], gb[:, 1], gb[:, 2], gb[:, 3]
+    da = dw * dh
+    ga = gw * gh
+    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
+    inter = w * h
+    union = np.where(crowd, da, da + ga - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+    iou[(w <= 0) | (h <= 0)] = 0.0
+    return iou
+
+
+def candidate_pairs(gt: Objects, dt: Objects, groups: Groups, min_thr: float,
+                    iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All (det, gt) pairs of the same group with IoU >= ``min_thr``.
+
+    Returns (det positions into ``groups.dt_order``, gt indices, IoU), ordered by det
+    position then ground-truth input order.
+    """
+    nd = len(groups.dt_order)
+    if nd == 0 or len(groups.gt_order) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    gs = np.searchsorted(groups.gt_group, groups.dt_group, side="left")
+    ge = np.searchsorted(groups.gt_group, groups.dt_group, side="right")
+    counts = ge - gs
+    if iou_type == "segm":
+        return _segm_pairs(gt, dt, groups, gs, ge, min_thr)
+    out_d, out_g, out_iou = [], [], []
+    crowd_all = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
+    csum = np.cumsum(counts)
+    start = 0
+    while start < nd:
+        # a chunk of dets whose pairs number about _PAIR_CHUNK
+        base = csum[start - 1] if start else 0
+        stop = int(np.searchsorted(csum, base + _PAIR_CHUNK, side="right"))
+        stop = max(stop, start + 1)
+        cnt = counts[start:stop]
+        total = int(cnt.sum())
+        if total:
+            dpos = np.repeat(np.arange(start, stop), cnt)
+            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            gpos = np.repeat(gs[start:stop], cnt) + offs
+            gidx = groups.gt_order[gpos]
+            didx = groups.dt_order[dpos]
+            iou = _box_iou_pairs(dt.box[didx], gt.box[gidx], crowd_all[gidx])
+            keep = iou >= min_thr
+            out_d.append(dpos[keep])
+            out_g.append(gidx[keep])
+            out_iou.append(iou[keep])
+        start = stop
+    if not out_d:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(out_d), np.concatenate(out_g), np.concatenate(out_iou)
+
+
+def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
+    """Mask IoUs with pycocotools' C routine, one call per group that has both sides."""
+    from pycocotools import mask as mask_utils
+
+    nd = len(groups.dt_order)
+    dg = groups.dt_group
+    starts = np.flatnonzero(np.r_[True, dg[1:] != dg[:-1]])
+    ends = np.r_[starts[1:], nd]
+    crowd_all = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
+    # cheap pre-filter: groups where some det box overlaps some gt box at all
+    out_d, out_g, out_iou = [], [], []
+    g_rle, d_rle = gt.rle, dt.rle
+    gt_order, dt_order = groups.gt_order, groups.dt_order
+    for s, e, a, b in zip(starts.tolist(), ends.tolist(), gs[starts].tolist(), ge[starts].tolist()):
+        if a == b:
+            continue
+        gidx = gt_order[a:b]
+        didx = dt_order[s:e]
+        ious = mask_utils.iou([d_rle[i] for i in didx], [g_rle[i] for i in gidx],
+                              [int(c) for c in crowd_all[gidx]])
+        ious = np.asarray(ious, dtype=np.float64).reshape(len(didx), len(gidx))
+        di, gj = np.nonzero(ious >= min_thr)
+        if len(di):
+            out_d.append(s + di)
+            out_g.append(gidx[gj])
+            out_iou.append(ious[di, gj])
+    if not out_d:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    return np.concatenate(out_d), np.concatenate(out_g), np.concatenate(out_iou)
+
+
+# --------------------------------------------------------------------------- matching
+
+def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 thresholds: Sequence[float], gt_ignore: np.ndarray, gt_crowd: np.ndarray,
+                 n_gt: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy COCO matching for every threshold and ignore mask, all groups in lockstep.
+
+    ``gt_ignore`` is (A, n_gt) bool (crowd already included). Returns
+    ``(match, iou)``: (A, T, n_kept_dets) arrays of the matched gt index (-1: none) and
+    the IoU of that match, indexed by det position in ``groups.dt_order``.
+    """
+    A = gt_ignore.shape[0]
+    thr = np.array([min(float(t), 1 - 1e-10) for t in thresholds])
+    T = len(thr)
+    nd = len(groups.dt_order)
+    match = np.full((A, T, nd), -1, dtype=np.int64)
+    miou = np.zeros((A, T, nd))
+    pd, pg, piou = pairs
+    if len(pd) == 0:
+        return match, miou
+    rank = groups.dt_rank[pd]
+    # base order: rank-major (lockstep steps), then det, then IoU, then gt input order
+    base = np.lexsort((pg, piou, pd, rank))
+    pd, pg, piou, rank = pd[base], pg[base], piou[base], rank[base]
+    # det sequence number in this order (dets of a step are contiguous)
+    newdet = np.r_[True, pd[1:] != pd[:-1]]
+    detseq = np.cumsum(newdet) - 1
+    step_bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2), side="left")
+    crowd = np.asarray(gt_crowd, dtype=bool)
+    t_idx = np.arange(T)[:, None]
+    for a in range(A):
+        nonign = ~gt_ignore[a, pg]
+        # within each det: ignored block first, so the chosen pair is the last candidate
+        order = np.argsort(detseq * 2 + nonign, kind="stable")
+        apd, apg, aiou = pd[order], pg[order], piou[order]
+        avail = np.ones((T, n_gt), dtype=bool)
+        above = aiou[None, :] >= thr[:, None]          # (T, P)
+        for r in range(len(step_bounds) - 1):
+            lo, hi = step_bounds[r], step_bounds[r + 1]
+            if lo == hi:
+                continue
+            sg = apg[lo:hi]
+            cand = above[:, lo:hi] & avail[:, sg]
+            if not cand.any():
+                continue
+            n = hi - lo
+            pos = np.where(cand, np.arange(n)[None, :], -1)
+            seg = np.flatnonzero(np.r_[True, apd[lo + 1:hi] != apd[lo:hi - 1]])
+            best = np.maximum.reduceat(pos, seg, axis=1)    # (T, n_dets_in_step)
+            tt, kk = np.nonzero(best >= 0)
+            p = best[tt, kk]
+            g = sg[p]
+            d = apd[lo + p]
+            match[a, tt, d] = g
+            miou[a, tt, d] = aiou[lo + p]
+            nc = ~crowd[g]
+            avail[tt[nc], g[nc]] = False
+    del t_idx
+    return match, miou
+
+
+def class_agnostic_match(gt: Objects, dt: Objects, n_img: int, iou: float, max_det: int,
+                         iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
+    """Matching that ignores classes (for the confusion matrix): per image, COCO's greedy
+    rule at one threshold, crowd regions ignored. Returns (det -> gt index or -1,
+    gt -> det index or -1) in input indices."""
+    zero = np.zeros
+    g2 = Objects(img=gt.img, cat=zero(len(gt), np.int64), box=gt.box, area=gt.area,
+                 crowd=gt.crowd, rle=gt.rle)
+    d2 = Objects(img=dt.img, cat=zero(len(dt), np.int64), box=dt.box, area=dt.area,
+                 score=dt.score, rle=dt.rle)
+    groups = make_groups(g2, d2, n_img, 1, max_det)
+    thr = min(iou, 1 - 1e-10)
+    pairs = candidate_pairs(g2, d2, groups, thr, iou_type)
+    crowd = gt.crowd if gt.crowd is not None else zero(len(gt), bool)
+    match, _ = greedy_match(groups, pairs, [iou], crowd[None, :], crowd, len(gt))
+    d_match = np.full(len(dt), -1, np.int64)
+    d_match[groups.dt_order] = match[0, 0]
+    g_match = np.full(len(gt), -1, np.int64)
+    ok = d_match >= 0
+    g_match[d_match[ok]] = np.flatnonzero(ok)
+    return d_match, g_match
+
+
+def as_pairs(*arrays: Any) -> tuple:  # pragma: no cover - tiny helper for callers
+    return tuple(arrays)
