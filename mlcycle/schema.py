@@ -497,7 +497,7 @@ def _load_attributes(v: _V, top: _Map, known: set | None) -> tuple[AttrSpec, ...
         m = v.mapping(spec, line, key, _ATTR_KEYS)
         typ = v.text(m, "type", key)
         if typ is None:
-            raise v.fail(m.line, key, "missing 'type'", hint="type: one of " + ", ".join(ATTR_TYPES))
+            raise v.fail(attrs.key_lines[name], key, "missing 'type'", hint="type: one of " + ", ".join(ATTR_TYPES))
         if typ not in ATTR_TYPES:
             raise v.fail(m.value_lines["type"], _join(key, "type"), f"unknown type '{typ}'",
                          hint="one of " + ", ".join(ATTR_TYPES))
@@ -528,7 +528,7 @@ def _load_attributes(v: _V, top: _Map, known: set | None) -> tuple[AttrSpec, ...
         if lo is not None and hi is not None and lo > hi:
             raise v.fail(m.value_lines["max"], _join(key, "max"), f"max ({hi}) is below min ({lo})")
         if typ == "enum" and not values:
-            raise v.fail(m.line, key, "an enum needs 'values' (a non-empty list)")
+            raise v.fail(attrs.key_lines[name], key, "an enum needs 'values' (a non-empty list)")
         if pattern is not None:
             _check_pattern(v, m.value_lines["pattern"], _join(key, "pattern"), pattern)
         out.append(AttrSpec(
