@@ -142,6 +142,19 @@ def writable_attributes(table: "pa.Table", exclude: Iterable[str] = ()) -> list[
             if c not in skip and not pa.types.is_nested(table.column(c).type)]
 
 
+def check_relative(sample_id: str, fmt: str) -> None:
+    """Refuse a sample id that is not a relative path inside the dataset folder (``..``,
+    absolute paths, drive letters): the format stores it as an image path."""
+    from pathlib import PurePosixPath
+
+    rel = str(sample_id).replace("\\", "/")
+    pure = PurePosixPath(rel)
+    if (not rel or "\x00" in rel or pure.is_absolute() or ".." in pure.parts
+            or (len(rel) > 1 and rel[1] == ":")):
+        raise MlcycleError(f"sample_id {sample_id!r} would point outside the dataset folder; {fmt} stores it as an image path",
+                           hint="sample ids must be relative paths without '..'")
+
+
 def pick_source(table: "pa.Table", source: str | None) -> "pa.Table":
     """The rows of one source: ``source``, else ``gt``, else the only source there is."""
     avail = T.sources(table) if table.num_rows else [T.GT_SOURCE]

@@ -42,7 +42,7 @@ from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._common import parse_xml
-from mlcycle.formats._tabular import Problems, attribute_array, num, pick_source, writable_attributes
+from mlcycle.formats._tabular import Problems, attribute_array, check_relative, num, pick_source, writable_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -439,7 +439,7 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
     attr_map = {c: a for c, a in attr_map.items() if c in table.column_names}
     attr_vals = {c: table.column(c).to_pylist() for c in attr_map}
 
-    # images: in image id order when every sample has a distinct id, else first appearance
+    # images in table order; their ids kept when every sample has a distinct one, else 0, 1, ...
     first: dict[str, int] = {}
     for i, s in enumerate(samples):
         first.setdefault(s, i)
@@ -449,11 +449,9 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
         for k, v in enumerate((image_ids[i], widths[i], heights[i], splits[i])):
             if rec[k] is None and v is not None:
                 rec[k] = v
-    ids = [rec[0] for rec in info.values()]
-    if all(v is not None for v in ids) and len(set(ids)) == len(ids):
-        order = sorted(first, key=lambda s: info[s][0])
-    else:
-        order = list(first)
+    ids = [(rec[0], rec[3]) for rec in info.values()]  # ids may repeat across subsets (project export)
+    order = list(first)
+    if not (all(v[0] is not None for v in ids) and len(set(ids)) == len(ids)):
         for k, s in enumerate(order):
             info[s][0] = k
     rows_of: dict[str, list[int]] = {s: [] for s in first}
@@ -495,6 +493,8 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
 
     dropped_seg = 0
     split_lost = 0
+    for s in order:
+        check_relative(s, "CVAT")
     for s in order:
         iid, w, h, split = info[s]
         name, subset = s, None
@@ -554,13 +554,13 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
             elif kind == "mask":
                 geo = (f" rle={_q(rles[i])} left={_q(num(x))} top={_q(num(y))}"
                        f" width={_q(num(bw))} height={_q(num(bh))}")
-            if kind != "tag":
+            if kind != "tag" and occluded[i] is not None:
                 a += f' occluded="{1 if occluded[i] else 0}"'
             if src[i] is not None:
                 a += f" source={_q(src[i])}"
             a += geo
-            if kind != "tag":
-                a += f' z_order="{z_order[i] if z_order[i] is not None else 0}"'
+            if kind != "tag" and z_order[i] is not None:
+                a += f' z_order="{z_order[i]}"'
             if group_ids[i] is not None:
                 a += f' group_id="{group_ids[i]}"'
             if rotations[i] is not None and kind in ("box", "ellipse"):

@@ -86,7 +86,14 @@ def detect(path: Path) -> bool:
     if not path.is_dir():
         return False
     ann = _ann_dir(path)
-    return any(p.suffix.lower() == ".csv" and (_is_box_csv(p) or _is_label_csv(p)) for p in sorted(ann.iterdir()))
+    return any(p.suffix.lower() == ".csv" and (_is_box_csv(p) or _is_label_csv(p) or _is_image_list(p))
+               for p in sorted(ann.iterdir()))
+
+
+def _is_image_list(path: Path) -> bool:
+    """Open Images' image list (``*-images-with-rotation.csv``, ``image_ids_and_rotation.csv``)."""
+    h = _header(path)
+    return bool(h) and h[0] == "ImageID" and "Subset" in h and ("OriginalURL" in h or "Rotation" in h)
 
 
 def _subset(file: Path) -> str | None:
@@ -188,7 +195,7 @@ class _Reader:
                 self.read_csv(f, boxes=False)
             elif "class-descriptions" in low:
                 self.read_descriptions(f)
-            elif "ImageID" in _header(f) and ("Subset" in _header(f) or "images" in low):
+            elif _is_image_list(f) or ("ImageID" in _header(f) and ("Subset" in _header(f) or "images" in low)):
                 self.read_image_list(f)
 
     def read_image_list(self, f: Path) -> None:
