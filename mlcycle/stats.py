@@ -97,22 +97,132 @@ def _parquet_batches(path: Path, rows: int) -> Iterator["pa.Table"]:
 
     name = str(path)
     try:
-        pf = pq.ParquetFile(path)
-        meta = pf.schema_arrow.metadata
-        for batch in pf.iter_batches(batch_size=rows):
-            table = pa.Table.from_batches([batch])
-            if meta:
-                table = table.replace_schema_metadata(meta)
-            yield T.normalize(table, origin=name)
-        if pf.metadata.num_rows == 0:
-            yield T.normalize(pf.schema_arrow.empty_table(), origin=name)
+        schema = pq.ParquetFile(path).schema_arrow
+        # strings come as dictionaries: Parquet stores them so, and codes are what we count
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        pf = pq.ParquetFile(path, read_dictionary=strings)
+        try:
+            meta = pf.schema_arrow.metadata
+            for batch in pf.iter_batches(batch_size=rows):
+                table = pa.Table.from_batches([batch])
+                if meta:
+                    table = table.replace_schema_metadata(meta)
+                yield _conform(table, name)
+            if pf.metadata.num_rows == 0:
+                yield T.normalize(schema.empty_table(), origin=name)
+        finally:
+            pf.close()
     except (pa.ArrowInvalid, OSError) as exc:
         first = str(exc).strip().splitlines()
         raise MlcycleError(f"{name}: not a readable Parquet file ({first[0] if first else type(exc).__name__})",
                            hint="the file may be truncated or still being written") from None
 
 
+def _conform(table: "pa.Table", origin: str) -> "pa.Table":
+    """``table.normalize`` for a batch, but string core columns may stay dictionaries."""
+    import pyarrow as pa
+
+    for name in T.REQUIRED_COLUMNS:
+        if name not in table.column_names:
+            raise MlcycleError(f"{origin}: not a label table: required column '{name}' is missing",
+                               hint="every row needs 'sample_id' and 'source' (see docs/label-table.md)")
+    keep = {}
+    for i, name in enumerate(table.column_names):
+        typ = table.schema.field(i).type
+        if (name in T.CORE_COLUMNS and pa.types.is_dictionary(typ)
+                and (pa.types.is_string(typ.value_type) or pa.types.is_large_string(typ.value_type))):
+            keep[name] = table.column(name)
+            if name in T.REQUIRED_COLUMNS and keep[name].null_count:
+                raise MlcycleError(f"{origin}: column '{name}' is null in some row; it never may be")
+    if not keep:
+        return T.normalize(table, origin=origin)
+    stand_in = table.select([n for n in table.column_names if n not in keep])
+    for name in keep:
+        if name in T.REQUIRED_COLUMNS:
+            stand_in = stand_in.append_column(name, pa.repeat("", table.num_rows))
+    out = T.normalize(stand_in, origin=origin)
+    for name, col in keep.items():
+        if name in out.column_names:
+            out = out.set_column(out.column_names.index(name), name, col)
+        else:
+            out = out.append_column(name, col)
+    return out
+
+
 # =========================================================================== helpers
+
+def _np(column) -> "np.ndarray":
+    """A (chunked) array as numpy without going through pandas."""
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _label_mask(table: "pa.Table") -> "np.ndarray":
+    """True on label rows (label or bbox present), False on sample rows."""
+    import numpy as np
+
+    mask = np.zeros(table.num_rows, bool)
+    for name in (T.LABEL, T.BBOX):
+        if name in table.column_names:
+            mask |= _np(table.column(name).is_valid())
+    return mask
+
+
+def _keyed_counts(key: "np.ndarray", size: int, weights: "np.ndarray | None" = None):
+    """(distinct keys, rows per key, weight sums per key) by bincount when the key space
+    is small compared with the rows, else by sorting."""
+    import numpy as np
+
+    if size <= 4 * len(key) + 4096:
+        rows = np.bincount(key, minlength=size)
+        nz = np.flatnonzero(rows)
+        w = np.bincount(key, weights=weights, minlength=size)[nz] if weights is not None else None
+        return nz, rows[nz], w
+    uniq, inv = np.unique(key, return_inverse=True)
+    rows = np.bincount(inv, minlength=len(uniq))
+    w = np.bincount(inv, weights=weights, minlength=len(uniq)) if weights is not None else None
+    return uniq, rows, w
+
+
+def _dictionary(column) -> tuple["np.ndarray", "pa.Array"]:
+    """(indices with -1 for null, dictionary) of a string column, encoding it if needed."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    idx = column.indices
+    if idx.null_count:
+        idx = pc.fill_null(idx, -1)
+    return idx.to_numpy(zero_copy_only=False).astype(np.int64, copy=False), column.dictionary
+
+
+def _value_partials(values, cls: "np.ndarray"):
+    """Partial (value, n) and (cls, value, n) tables of a string column (nulls skipped)."""
+    import numpy as np
+    import pyarrow as pa
+
+    idx, dictionary = _dictionary(values)
+    ok = idx >= 0
+    idx, cls = idx[ok], cls[ok]
+    nd = len(dictionary)
+    if nd == 0 or not len(idx):
+        return None, None
+    if pa.types.is_large_string(dictionary.type) or not pa.types.is_string(dictionary.type):
+        dictionary = dictionary.cast(pa.string())
+    keys, n, _ = _keyed_counts(idx, nd)
+    values_t = pa.table({"value": dictionary.take(pa.array(keys)), "n": pa.array(n.astype(np.int64))})
+    ck, cn, _ = _keyed_counts(cls * nd + idx, (int(cls.max()) + 1) * nd)
+    class_t = pa.table({"cls": pa.array((ck // nd).astype(np.int32)), "value": dictionary.take(pa.array(ck % nd)),
+                        "n": pa.array(cn.astype(np.int64))})
+    return values_t, class_t
+
 
 class Quantiles:
     """count, mean, min, max and quantiles of a stream of numbers.
@@ -240,10 +350,12 @@ class _Merger:
         self.parts: list[pa.Table] = []
         self.rows = 0
         self.limit = 1 << 20
+        self.merged = False
 
-    def add(self, partial: "pa.Table") -> None:
-        if not partial.num_rows:
+    def add(self, partial: "pa.Table | None") -> None:
+        if partial is None or not partial.num_rows:
             return
+        self.merged = False
         self.parts.append(partial)
         self.rows += partial.num_rows
         if self.rows > self.limit:
@@ -253,8 +365,9 @@ class _Merger:
     def _compact(self) -> None:
         import pyarrow as pa
 
-        if len(self.parts) <= 1:
+        if len(self.parts) <= 1 and self.merged:
             return
+        self.merged = True
         table = pa.concat_tables(self.parts, promote_options="permissive")
         self.parts = [_group_sum(table, self.keys, self.values)]
         self.rows = self.parts[0].num_rows
@@ -264,10 +377,11 @@ class _Merger:
 
         if not self.parts:
             return None
-        if len(self.parts) == 1:
-            # a single partial is already grouped
-            return self.parts[0]
-        self._compact()
+        if not self.merged:
+            # partials may repeat a key (dictionaries that repeat a value): group once more
+            table = pa.concat_tables(self.parts, promote_options="permissive")
+            self.parts = [_group_sum(table, self.keys, self.values)]
+            self.merged = True
         return self.parts[0]
 
 
@@ -357,7 +471,14 @@ def _float_column(table: "pa.Table", name: str) -> "np.ndarray":
     col = col.cast("float64") if not str(col.type) == "double" else col
     if col.null_count:
         col = pc.fill_null(col, float("nan"))
-    return col.to_numpy().astype(np.float64, copy=False) if col.num_chunks else np.zeros(0)
+    return _np(col).astype(np.float64, copy=False) if len(col) else np.zeros(0)
+
+
+def _type_name(typ: "pa.DataType") -> str:
+    """The Arrow type as written in the table (dictionaries read from Parquet: their values)."""
+    import pyarrow as pa
+
+    return str(typ.value_type) if pa.types.is_dictionary(typ) else str(typ)
 
 
 def _attr_kind(typ: "pa.DataType") -> str:
@@ -458,7 +579,7 @@ class _Accumulator:
 
     # ------------------------------------------------------------------ update
     def update(self, batch: "pa.Table", cls: "np.ndarray", is_label: "np.ndarray",
-               src: "np.ndarray", split: "np.ndarray") -> None:
+               src: "np.ndarray", split: "np.ndarray", sid: "np.ndarray", sids: "pa.Array") -> None:
         import numpy as np
         import pyarrow as pa
 
@@ -475,15 +596,19 @@ class _Accumulator:
         self.split_labels = _add_counts(self.split_labels, split[is_label], len(sh.splits))
         self.source_labels = _add_counts(self.source_labels, src[is_label], len(sh.sources))
 
-        sid = batch.column(T.SAMPLE_ID)
-        part = pa.table({"src": pa.array(src.astype(np.int32)), "split": pa.array(split.astype(np.int32)),
-                         "sid": sid, "labels": pa.array(is_label.astype(np.int64))})
-        self.samples.add(_group_sum(part, ["src", "split", "sid"], ["labels"]))
+        # one partial row per (source, split, sample) and per (sample, class): codes + bincount
+        ns, nsp = len(sh.sources), len(sh.splits)
+        key = sid * (ns * nsp) + src * nsp + split
+        keys, _, labs = _keyed_counts(key, len(sids) * ns * nsp, is_label.astype(np.float64))
+        rest = keys % (ns * nsp)
+        self.samples.add(pa.table({
+            "src": pa.array((rest // nsp).astype(np.int32)), "split": pa.array((rest % nsp).astype(np.int32)),
+            "sid": sids.take(pa.array(keys // (ns * nsp))), "labels": pa.array(labs.astype(np.int64))}))
         if nlab:
             lab_idx = np.flatnonzero(is_label)
-            pairs = pa.table({"sid": sid.take(pa.array(lab_idx)), "cls": pa.array(lab_cls.astype(np.int32)),
-                              "n": pa.array(np.ones(nlab, np.int64))})
-            self.pairs.add(_group_sum(pairs, ["sid", "cls"], ["n"]))
+            keys, counts, _ = _keyed_counts(sid[lab_idx] * ncls + lab_cls, len(sids) * ncls)
+            self.pairs.add(pa.table({"sid": sids.take(pa.array(keys // ncls)), "cls": pa.array((keys % ncls).astype(np.int32)),
+                                     "n": pa.array(counts.astype(np.int64))}))
             self._update_boxes(batch, lab_idx, lab_cls, ncls)
         if T.EVAL in batch.column_names:
             self._update_eval(batch, cls, src, ncls)
@@ -566,7 +691,7 @@ class _Accumulator:
         col[codes == 1] = 1
         col[codes == 2] = 2
         col[(codes == 0) & is_gt] = 3
-        self.eval_ignored += int(((col < 0) & T.label_mask(batch)).sum())
+        self.eval_ignored += int(((col < 0) & _label_mask(batch)).sum())
         ok = col >= 0
         self.eval_class = _grow(self.eval_class, ncls)
         self.eval_class += np.bincount(cls[ok] * 4 + col[ok], minlength=ncls * 4)[: ncls * 4].reshape(ncls, 4)
@@ -637,16 +762,18 @@ class _Accumulator:
             for name in names:
                 if name not in self.attrs:
                     col = batch.column(name)
-                    self.attrs[name] = _Attr(name, _attr_kind(col.type), str(col.type))
+                    self.attrs[name] = _Attr(name, _attr_kind(col.type), _type_name(col.type))
             return
-        take = pa.array(np.flatnonzero(is_label))
+        take_all = bool(is_label.all())
+        take = None if take_all else pa.array(np.flatnonzero(is_label))
         for name in names:
             col = batch.column(name).combine_chunks()
             a = self.attrs.get(name)
             if a is None:
-                a = self.attrs[name] = _Attr(name, _attr_kind(col.type), str(col.type))
-            col = col.take(take)
-            valid = col.is_valid().to_numpy(zero_copy_only=False)
+                a = self.attrs[name] = _Attr(name, _attr_kind(col.type), _type_name(col.type))
+            if not take_all:
+                col = col.take(take)
+            valid = _np(col.is_valid())
             a.rows += len(col)
             a.missing += int((~valid).sum())
             a.missing_class = _add_counts(a.missing_class, lab_cls[~valid], ncls)
@@ -659,11 +786,11 @@ class _Accumulator:
                 else:
                     continue
             if kind == "bool":
-                state = np.where(valid, col.fill_null(False).to_numpy(zero_copy_only=False).astype(np.int64), 2)
+                state = np.where(valid, _np(col.fill_null(False)).astype(np.int64), 2)
                 a.bool_counts = _grow(a.bool_counts, ncls)
                 a.bool_counts += np.bincount(lab_cls * 3 + state, minlength=ncls * 3)[: ncls * 3].reshape(ncls, 3)
             elif kind == "number":
-                vals = col.cast(pa.float64()).fill_null(float("nan")).to_numpy(zero_copy_only=False)
+                vals = _np(col.cast(pa.float64()).fill_null(float("nan")))
                 a.quant.add(vals)
                 fin = np.isfinite(vals)
                 if fin.any():
@@ -684,18 +811,13 @@ class _Accumulator:
                     values = pc.list_flatten(col).cast(pa.string())
                     vcls = np.repeat(lab_cls, lengths)
                 else:
-                    values = col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col
-                    if pa.types.is_large_string(values.type):
-                        values = values.cast(pa.string())
-                    keep = pa.array(valid)
-                    values = values.filter(keep)
-                    vcls = lab_cls[valid]
+                    values = col
+                    vcls = lab_cls
                 if not len(values):
                     continue
-                ones = pa.array(np.ones(len(values), np.int64))
-                a.values.add(_group_sum(pa.table({"value": values, "n": ones}), ["value"], ["n"]))
-                a.class_values.add(_group_sum(pa.table({"cls": pa.array(vcls.astype(np.int32)), "value": values, "n": ones}),
-                                              ["cls", "value"], ["n"]))
+                vt, ct = _value_partials(values, vcls)
+                a.values.add(vt)
+                a.class_values.add(ct)
                 if sum(p.num_rows for p in a.values.parts) > MAX_DISTINCT:
                     a.values._compact()
                     if a.values.parts[0].num_rows > MAX_DISTINCT:
@@ -1202,14 +1324,15 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
         batch = batch.combine_chunks()
         if T.LABEL not in batch.column_names:
             batch = batch.append_column(T.LABEL, T.column_or_null(batch, T.LABEL))
-        is_label = T.label_mask(batch)
+        is_label = _label_mask(batch)
+        sid, sids = _dictionary(batch.column(T.SAMPLE_ID))
         cls = shared.classes.encode(batch.column(T.LABEL))
         src = shared.sources.encode(batch.column(T.SOURCE))
         split = shared.splits.encode(T.column_or_null(batch, T.SPLIT))
         for s in pc.unique(batch.column(T.SOURCE)).to_pylist():
             if s not in seen_sources:
                 seen_sources.append(s)
-        main.update(batch, cls, is_label, src, split)
+        main.update(batch, cls, is_label, src, split, sid, sids)
         if by:
             keys = np.zeros(batch.num_rows, np.int64)
             for codes, name in zip(group_codes, by):
@@ -1218,7 +1341,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
                     raise UsageError(f"--by {name}: more than {MAX_GROUPS} distinct values",
                                      hint="group by a column with few values, such as split or source")
                 keys = keys * (MAX_GROUPS + 1) + c
-            _feed(groups, keys, batch, cls, is_label, src, split, shared,
+            _feed(groups, keys, batch, (cls, is_label, src, split, sid), sids, shared,
                   lambda k: tuple(codes.values[(k // (MAX_GROUPS + 1) ** (len(by) - 1 - i)) % (MAX_GROUPS + 1)]
                                   for i, codes in enumerate(group_codes)))
         if compare:
@@ -1226,7 +1349,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
             if len(compare_codes) > MAX_GROUPS:
                 raise UsageError(f"--compare {compare}: more than {MAX_GROUPS} distinct values",
                                  hint="compare by a column with few values, such as split, source or annotator")
-            _feed(compares, c, batch, cls, is_label, src, split, shared, lambda k: compare_codes.values[k])
+            _feed(compares, c, batch, (cls, is_label, src, split, sid), sids, shared, lambda k: compare_codes.values[k])
 
     doc: dict[str, Any] = {
         "stats_version": STATS_VERSION,
@@ -1263,7 +1386,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _feed(accs: dict, keys, batch, cls, is_label, src, split, shared, decode) -> None:
+def _feed(accs: dict, keys, batch, codes, sids, shared, decode) -> None:
     import numpy as np
     import pyarrow as pa
 
@@ -1274,10 +1397,10 @@ def _feed(accs: dict, keys, batch, cls, is_label, src, split, shared, decode) ->
         if acc is None:
             acc = accs[value] = _Accumulator(shared)
         if len(uniq) == 1:
-            acc.update(batch, cls, is_label, src, split)
+            acc.update(batch, *codes, sids)
             continue
         sel = np.flatnonzero(keys == k)
-        acc.update(batch.take(pa.array(sel)), cls[sel], is_label[sel], src[sel], split[sel])
+        acc.update(batch.take(pa.array(sel)), *(c[sel] for c in codes), sids)
 
 
 def stats(paths: Sequence[str | os.PathLike | None] | None, by: Sequence[str] = (), compare: str | None = None,
