@@ -49,7 +49,7 @@ SEVERITIES = (ERROR, WARNING, OFF)
 
 # rule id -> (default severity, scope, meaning). The ids are a contract: never rename one.
 RULES: dict[str, tuple[str, str, str]] = {
-    "class.unknown": (ERROR, "label", "the class of a ground-truth label is not in the schema"),
+    "class.unknown": (ERROR, "label", "the class of a ground-truth label is not in the schema (or it has none)"),
     "class.synonym": (ERROR, "label", "a label uses a synonym of a class instead of the class name"),
     "class.id-mismatch": (ERROR, "label", "category_id differs from the id the schema gives the class"),
     "attr.missing": (ERROR, "label", "a required attribute is null, or its column is absent"),
@@ -83,12 +83,13 @@ RULES: dict[str, tuple[str, str, str]] = {
     "pred.box-invalid": (ERROR, "label", "a predicted box is NaN, infinite, or has zero or negative size"),
 }
 
+# Geometry columns some formats add (CVAT points): not attributes, never "unknown".
+GEOMETRY_COLUMNS = tuple(getattr(T, n) for n in ("POINTS",) if hasattr(T, n))
 # Columns that mlcycle commands add: never "unknown attributes".
 COMMAND_COLUMNS = tuple(getattr(T, n) for n in (
     "EVAL", "EVAL_ID", "EVAL_IOU", "HARD_SCORE", "HARD_REASON", "HARD_SAMPLE_SCORE", "HARD_MATCH", "VIOLATIONS")
     if hasattr(T, n))
 ATTR_TYPES = ("bool", "int", "float", "enum", "string")
-_ALLOWED_COLUMNS = {T.SPLIT, T.WIDTH, T.HEIGHT, T.IMAGE_ID}
 
 
 # =========================================================================== YAML with lines
@@ -792,10 +793,15 @@ def _rules_classes(ctx: _Ctx) -> Iterator[_Found]:
     known = ctx.in_classes(names)
     is_syn = ctx.in_classes(synonyms)
     has_label = ctx.label_codes < len(ctx.label_dict)
-    rows = _rows(ctx.gt_label & has_label & ~known & ~is_syn)
+    rows = _rows(ctx.gt_label & ~known & ~is_syn)   # a box with no class is unknown too
     if rows.size:
-        yield _Found("class.unknown", rows, T.LABEL, _take(label, rows),
-                     _concat("class '", _take(label, rows), "' is not in the schema"))
+        text = _take(label, rows)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        msg = pc.if_else(pc.is_valid(text), _concat("class '", text, "' is not in the schema"),
+                         pa.scalar("the label has a box but no class", pa.string()))
+        yield _Found("class.unknown", rows, T.LABEL, text, msg)
     rows = _rows(ctx.gt_label & is_syn)
     if rows.size:
         import pyarrow as pa
@@ -949,7 +955,7 @@ def _rules_attributes(ctx: _Ctx) -> Iterator[_Found]:
                              _concat("'", spec.name, "' = ", _take(text, rows), " does not match ", spec.pattern))
     declared = {a.name for a in s.attributes}
     for name in T.attribute_columns(table):
-        if name in declared or name in COMMAND_COLUMNS:
+        if name in declared or name in COMMAND_COLUMNS or name in GEOMETRY_COLUMNS:
             continue
         col = table.column(name)
         valid = col.is_valid().to_numpy(zero_copy_only=False) if ctx.n else np.zeros(0, bool)

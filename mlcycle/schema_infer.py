@@ -86,7 +86,7 @@ def infer(table: "Any", origin: str = "<stdin>") -> str:
     if names:
         out.append("classes:")
         for name in names:
-            out.append(f"  - name: {_y(name)}  # {counts[name]} labels")
+            out.append(f"  - name: {_y(name)}  # {counts[name]} label{'s' if counts[name] != 1 else ''}")
             if name in ids:
                 out.append(f"    id: {ids[name]}")
             if supers.get(name):
@@ -155,7 +155,7 @@ def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     unsupported: list[str] = []
     for col_name in T.attribute_columns(table):
-        if col_name in S.COMMAND_COLUMNS:
+        if col_name in S.COMMAND_COLUMNS or col_name in S.GEOMETRY_COLUMNS:
             continue
         col = table.column(col_name).combine_chunks()
         if pa.types.is_dictionary(col.type):
