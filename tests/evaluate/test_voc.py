@@ -207,7 +207,7 @@ def test_difficult_is_neither_counted_nor_penalised():
     assert r["counts"]["pred_ignored"] == 2 and r["counts"]["gt_difficult"] == 1
 
 
-@pytest.mark.parametrize("values", [[0, 1], [False, True]])
+@pytest.mark.parametrize("values", [[0, 1], [False, True], ["0", "1"]])
 def test_difficult_column_int_or_bool(values):
     t = make([("a", "cat", [0, 0, 10, 10]), ("a", "cat", [50, 50, 10, 10])],
              [("a", "cat", 0.9, [50, 50, 10, 10])], difficult=values)
