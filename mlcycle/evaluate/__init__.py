@@ -86,8 +86,7 @@ def choose_pred_source(table: "pa.Table", gt_source: str, pred_source: str | Non
                                hint=f"sources present: {', '.join(srcs)}")
         return pred_source
     if not preds:
-        raise MlcycleError(f"{origin}: no predictions: every row has source '{gt_source}'",
-                           hint="pass the predictions table too, e.g. mlcycle evaluate gt.parquet preds.parquet")
+        return T.DEFAULT_PRED_SOURCE  # an empty prediction set: run() warns, metrics are 0
     if len(preds) > 1:
         raise UsageError(f"{origin}: several prediction sources ({', '.join(preds)})",
                          hint="choose one with --pred-source NAME")
@@ -132,7 +131,7 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     n = table.num_rows
     src_codes, src_values = _encode(table.column(T.SOURCE))
     gsrc = src_values.index(opts.gt_source)
-    psrc = src_values.index(pred_source)
+    psrc = src_values.index(pred_source) if pred_source in src_values else -2
     is_gt = src_codes == gsrc
     is_dt = src_codes == psrc
     labelled = T.label_mask(table)
@@ -351,11 +350,18 @@ def run(table: "pa.Table", options: Options | None = None, **kwargs: Any) -> tup
     pred_source = choose_pred_source(table, opts.gt_source, opts.pred_source, opts.origin)
     from mlcycle.evaluate import metrics
 
+    empty = pred_source not in T.sources(table)
+    if empty and not has_boxes(table, opts.gt_source, opts.gt_source):
+        raise MlcycleError(f"{opts.origin}: no predictions: every row has source '{opts.gt_source}'",
+                           hint="pass the predictions table too, e.g. mlcycle evaluate gt.jsonl preds.jsonl")
     if not has_boxes(table, opts.gt_source, pred_source):
         return metrics.classification(table, opts, pred_source)
     if opts.method in ("voc", "voc07"):
         return metrics.voc(table, opts, pred_source)
     prep = prepare(table, opts, pred_source)
+    if empty:
+        prep.warnings.insert(0, f"no predictions (no rows of a source other than '{opts.gt_source}'): "
+                                "every AP and AR is 0")
     if len(prep.gt) == 0 and not prep.counts.get("gt_crowd"):
         prep.warnings.append("the ground truth has no labels: every metric is -1 (undefined)")
     return metrics.coco(table, prep, opts)

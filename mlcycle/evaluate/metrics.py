@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 EVAL_TP, EVAL_FP, EVAL_FN = "tp", "fp", "fn"
 MAX_SLICE_VALUES = 50
 NUMERIC_BINS = 4
+MAX_RENDER_CLASSES = 20
 
 
 def _version() -> str:
@@ -324,8 +325,10 @@ def _with_eval_columns(table, prep, d_state, d_gt, d_iou, g_state, g_det, g_iou)
     state[prep.gt_rows] = g_state
     label_id = np.asarray(T.numpy_column(table, T.LABEL_ID), dtype=np.float64) if n else np.zeros(0)
     other = np.full(n, -1, np.int64)
-    other[prep.dt_rows] = np.where(d_gt >= 0, prep.gt_rows[np.maximum(d_gt, 0)], -1)
-    other[prep.gt_rows] = np.where(g_det >= 0, prep.dt_rows[np.maximum(g_det, 0)], -1)
+    g_ext = np.append(prep.gt_rows, -1)   # index -1 (no match) -> -1
+    d_ext = np.append(prep.dt_rows, -1)
+    other[prep.dt_rows] = g_ext[d_gt]
+    other[prep.gt_rows] = d_ext[g_det]
     has = other >= 0
     oid = np.where(has, label_id[np.maximum(other, 0)], np.nan)
     iou = np.full(n, np.nan)
@@ -378,6 +381,16 @@ def classification(table: "pa.Table", opts: "Options", pred_source: str) -> tupl
     if hasattr(cls_mod, "annotate"):
         table = cls_mod.annotate(table, gt_source=opts.gt_source, pred_source=pred_source)
     return table, doc
+
+
+# --------------------------------------------------------------------------- JSON
+
+def to_json(doc: dict) -> bytes:
+    """The document as JSON text (indented, trailing newline; NaN/inf become null)."""
+    import orjson
+
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                        | orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
 
 
 # --------------------------------------------------------------------------- gate
@@ -445,18 +458,17 @@ def render(doc: dict) -> None:
         at = doc.get("at_iou", {})
         pc = Table(title=f"per class (P/R/F1 at IoU {at.get('iou')}, score >= {at.get('conf')})")
         top = doc["params"]["max_dets"][-1]
-        for c in ("class", "AP", "AP50", "AP75", f"AR_{top}", "P", "R", "F1", "tp", "fp", "fn", "gt", "pred"):
-            pc.add_column(c, justify="left" if c == "class" else "right")
+        pc.add_column("class", no_wrap=True, max_width=18, overflow="ellipsis")
+        for c in ("AP", "AP50", "P", "R", "F1", "tp", "fp", "fn"):
+            pc.add_column(c, justify="right", no_wrap=True)
         rows = doc.get("per_class", [])
-        for row in rows[:40]:
-            pc.add_row(esc(row["label"]), num(row["AP"]), num(row["AP50"]), num(row["AP75"]), num(row[f"AR_{top}"]),
-                       num(row["precision"]), num(row["recall"]), num(row["f1"]), num(row["tp"]), num(row["fp"]),
-                       num(row["fn"]), num(row["num_gt"]), num(row["num_pred"]))
-        pc.add_row("all", num(m.get("AP")), num(m.get("AP50")), num(m.get("AP75")), num(m.get(f"AR_{top}")),
-                   num(at.get("precision")), num(at.get("recall")), num(at.get("f1")), num(at.get("tp")),
-                   num(at.get("fp")), num(at.get("fn")), "", "", style="bold")
-        if len(rows) > 40:
-            pc.caption = f"{len(rows) - 40} more classes in the metrics JSON (--metrics FILE)"
+        for row in rows[:MAX_RENDER_CLASSES]:
+            pc.add_row(esc(row["label"]), num(row["AP"]), num(row["AP50"]), num(row["precision"]),
+                       num(row["recall"]), num(row["f1"]), num(row["tp"]), num(row["fp"]), num(row["fn"]))
+        pc.add_row("all", num(m.get("AP")), num(m.get("AP50")), num(at.get("precision")), num(at.get("recall")),
+                   num(at.get("f1")), num(at.get("tp")), num(at.get("fp")), num(at.get("fn")), style="bold")
+        if len(rows) > MAX_RENDER_CLASSES:
+            pc.caption = f"{len(rows) - MAX_RENDER_CLASSES} more classes in the metrics JSON (--metrics FILE)"
         console.render(pc)
         if doc.get("slices"):
             st = Table(title="slices")
@@ -481,7 +493,7 @@ def render(doc: dict) -> None:
             pc.add_column("class")
             for k in keys:
                 pc.add_column(esc(k), justify="right")
-            for name, row in list(per.items())[:40]:
+            for name, row in list(per.items())[:MAX_RENDER_CLASSES]:
                 pc.add_row(esc(name), *[num(row.get(k)) for k in keys])
             console.render(pc)
     for w in doc.get("warnings", []):

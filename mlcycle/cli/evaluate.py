@@ -1,0 +1,166 @@
+"""mlcycle evaluate: predictions vs ground truth — COCO (pycocotools-exact), VOC, classification."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+
+from mlcycle.cli.common import Format, Json, NoColor, Output, Quiet, Tables, Verbose, command, setup
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _number(text: str, option: str, relative: bool = False) -> float:
+    from mlcycle.errors import UsageError
+
+    t = text.strip().lower()
+    scale = 1.0
+    if relative and t.endswith("%"):
+        t, scale = t[:-1], 0.01
+    try:
+        if t in ("inf", "max"):
+            return float("inf")
+        for op in ("**", "^"):
+            if op in t:
+                a, b = t.split(op, 1)
+                return float(a) ** float(b) * scale
+        return float(t) * scale
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a number") from None
+
+
+def parse_ranges(items: list[str] | None, option: str, relative: bool = False) -> dict[str, tuple[float, float]]:
+    """['tiny=0:16**2', 'huge=96^2:inf'] -> {'tiny': (0, 256), 'huge': (9216, inf)}."""
+    from mlcycle.errors import UsageError
+
+    out: dict[str, tuple[float, float]] = {}
+    for item in items or []:
+        if "=" not in item or ":" not in item.split("=", 1)[1]:
+            raise UsageError(f"{option}: expected NAME=LO:HI, got {item!r}",
+                             hint=f"{option} tiny=0:{'0.01' if relative else '16**2'}")
+        name, rng = item.split("=", 1)
+        name = name.strip()
+        if not name or not all(c.isalnum() or c in "_-" for c in name):
+            raise UsageError(f"{option}: range name {name!r} must be letters, digits, '_' or '-'")
+        lo_s, hi_s = rng.split(":", 1)
+        lo, hi = _number(lo_s, option, relative), _number(hi_s, option, relative)
+        if not lo <= hi:
+            raise UsageError(f"{option} {item}: LO must not be above HI")
+        if name in out:
+            raise UsageError(f"{option}: range {name!r} given twice")
+        out[name] = (lo, 1e10 if hi == float("inf") and not relative else hi)
+    return out
+
+
+def parse_bounds(items: list[str] | None) -> dict[str, float]:
+    from mlcycle.errors import UsageError
+
+    out: dict[str, float] = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise UsageError(f"--fail-under: expected METRIC=VALUE, got {part!r}", hint="--fail-under AP50=0.6")
+            k, v = part.split("=", 1)
+            try:
+                out[k.strip()] = float(v)
+            except ValueError:
+                raise UsageError(f"--fail-under {part}: {v!r} is not a number") from None
+    return out
+
+
+def parse_max_dets(text: str) -> list[int]:
+    from mlcycle.errors import UsageError
+
+    try:
+        vals = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"--max-dets: expected integers such as 1,10,100, got {text!r}") from None
+    if not vals or any(v < 1 for v in vals):
+        raise UsageError(f"--max-dets: expected positive integers such as 1,10,100, got {text!r}")
+    return vals
+
+
+@command(
+    "evaluate",
+    examples=[
+        "mlcycle evaluate gt.parquet preds.parquet --metrics metrics.json -o evaluated.parquet",
+        "cat gt.jsonl preds.jsonl | mlcycle evaluate --json | jq .metrics.AP50",
+        "mlcycle evaluate gt.parquet preds.parquet --by weather --fail-under AP50=0.6 --fail-under AP_small=0.2 -o /dev/null",
+    ],
+)
+def evaluate(
+    tables: Tables = None,
+    gt_source: Annotated[str, typer.Option("--gt-source", metavar="NAME", help="Source of the ground truth rows.")] = "gt",
+    pred_source: Annotated[Optional[str], typer.Option(
+        "--pred-source", metavar="NAME", help="Source of the predictions [default: the one source that is not the ground truth].")] = None,
+    iou_type: Annotated[str, typer.Option("--iou-type", metavar="bbox|segm", help="Match boxes or masks (segmentation column).")] = "bbox",
+    method: Annotated[str, typer.Option("--method", metavar="coco|voc|voc07",
+                                        help="COCO (pycocotools-exact), Pascal VOC all-point or VOC2007 11-point AP.")] = "coco",
+    iou: Annotated[float, typer.Option("--iou", metavar="T", help="IoU threshold of the per-label columns, P/R/F1 and the confusion matrix (VOC: of the AP).")] = 0.5,
+    max_dets: Annotated[str, typer.Option("--max-dets", metavar="N,N,N", help="Max detections per image and class.")] = "1,10,100",
+    area_range: Annotated[Optional[List[str]], typer.Option(
+        "--area-range", metavar="NAME=LO:HI", help="Extra size range in px² (adds AP_NAME/AR_NAME), e.g. tiny=0:16**2.")] = None,
+    rel_area_range: Annotated[Optional[List[str]], typer.Option(
+        "--rel-area-range", metavar="NAME=LO:HI", help="Size range as a fraction of the image area, e.g. under5=0:5%.")] = None,
+    by: Annotated[Optional[List[str]], typer.Option(
+        "--by", metavar="COLUMN", help="Metrics per value of this column (repeatable; numbers are binned).")] = None,
+    conf: Annotated[float, typer.Option("--conf", metavar="SCORE", help="Score threshold for per-label columns, P/R/F1, confusion matrix.")] = 0.0,
+    metrics_file: Annotated[Optional[str], typer.Option("--metrics", metavar="FILE", help="Write the metrics JSON here.")] = None,
+    json_out: Json = False,
+    fail_under: Annotated[Optional[List[str]], typer.Option(
+        "--fail-under", metavar="METRIC=VALUE", help="Exit 3 (after writing all outputs) when METRIC is below VALUE (repeatable).")] = None,
+    output: Output = None,
+    fmt: Format = None,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+    no_color: NoColor = False,
+) -> None:
+    """Evaluate predictions against ground truth.
+
+    The inputs hold both sides: rows with source 'gt' are the ground truth, the other
+    source the predictions. COCO numbers equal pycocotools' COCOeval to the last bit.
+    Output: the input rows with eval (tp/fp/fn), eval_id and eval_iou at --iou (on a
+    terminal without -o, only the metrics are shown). The metrics summary goes to
+    stderr; --metrics FILE / --json give the full metrics JSON (docs/evaluate.md).
+    Labels without boxes are evaluated as classification.
+    """
+    from mlcycle import console, io
+    from mlcycle.errors import CheckFailed
+    from mlcycle.evaluate import Options, run
+    from mlcycle.evaluate import metrics as M
+
+    setup(quiet, verbose, no_color)
+    opts = Options(
+        gt_source=gt_source, pred_source=pred_source, iou_type=iou_type, method=method, iou=iou,
+        max_dets=parse_max_dets(max_dets), area_ranges=parse_ranges(area_range, "--area-range"),
+        rel_area_ranges=parse_ranges(rel_area_range, "--rel-area-range", relative=True),
+        by=list(by or []), conf=conf, origin=", ".join(tables) if tables else "<stdin>",
+    )
+    bounds = parse_bounds(fail_under)
+    write_table = output is not None or (not json_out and not _stdout_is_terminal())
+    if write_table:
+        io.check_binary_to_terminal(output, io.output_encoding(output, fmt))
+    table = io.read_tables(tables)
+    out, doc = run(table, opts)
+    failed = M.check_bounds(doc, bounds) if bounds else []
+    text = M.to_json(doc)
+    if metrics_file is not None:
+        with io.atomic_output(metrics_file, "wb") as fh:
+            fh.write(text)
+    if write_table:
+        io.write_table(out, output, fmt)
+    if json_out:
+        with io.atomic_output(None, "wb") as fh:
+            fh.write(text)
+    M.render(doc)
+    if failed:
+        raise CheckFailed("evaluate: " + "; ".join(failed), hint="the --fail-under bounds were not met")
