@@ -30,8 +30,9 @@ Unmatched ground truth (``fn``): an other-class unmatched prediction at IoU >= i
 same-class unmatched prediction at ``low_iou <= IoU < iou`` makes it ``localization``
 (score ``s``); else with ``m`` the highest score of any prediction at IoU >= low_iou (0 if
 none): ``possible_spurious`` when ``1-m >= conf_spurious``, otherwise ``missed``; both
-score ``w*(1-m)``. ``w`` is ``model_weight``: reasons that point at the model rather than
-at the labels count less. A sample's score is the max (or noisy-or) of its labels'.
+score ``v*(1-m)``. ``w`` is ``model_weight``: reasons that point at the model rather than
+at the labels count less; ``v`` is ``miss_weight``: the absence of a detection is weaker
+evidence than a conflicting one. A sample's score is the max (or noisy-or) of its labels'.
 
 ``method="objectlab"`` instead scores with cleanlab's ObjectLab (overlooked / badly
 located / swapped box scores and the image label-quality score), reproduced exactly
@@ -109,6 +110,7 @@ class MineOptions:
     conf_spurious: float = 0.95
     conf_low: float = 0.3
     model_weight: float = 0.5
+    miss_weight: float = 0.25
     aggregate: str = "max"
     context: bool = True
     origin: str = "<stdin>"
@@ -122,7 +124,7 @@ class MineOptions:
             raise UsageError(f"--aggregate: expected max or noisy-or, got '{self.aggregate}'")
         if self.top is not None and self.top < 1:
             raise UsageError(f"--top: must be at least 1, got {self.top}")
-        for name in ("iou", "low_iou", "conf_missing", "conf_wrong", "conf_spurious", "conf_low", "model_weight"):
+        for name in ("iou", "low_iou", "conf_missing", "conf_wrong", "conf_spurious", "conf_low", "model_weight", "miss_weight"):
             v = getattr(self, name)
             if not (0.0 <= v <= 1.0):
                 raise UsageError(f"--{name.replace('_', '-')}: must be between 0 and 1, got {v}")
@@ -345,8 +347,8 @@ def score_rules(f: _Frame, opts: MineOptions) -> tuple["np.ndarray", "np.ndarray
         (POSSIBLE_WRONG_LABEL, wrong_s >= opts.conf_wrong, wrong_s),
         (CLASS_CONFUSION, wrong_s >= 0, w * wrong_s),
         (LOCALIZATION, loc_s >= 0, loc_s),
-        (POSSIBLE_SPURIOUS, (1.0 - m) >= opts.conf_spurious, w * (1.0 - m)),
-        (MISSED, np.ones(n, bool), w * (1.0 - m)),
+        (POSSIBLE_SPURIOUS, (1.0 - m) >= opts.conf_spurious, opts.miss_weight * (1.0 - m)),
+        (MISSED, np.ones(n, bool), opts.miss_weight * (1.0 - m)),
     ]
     todo = fn.copy()
     for reason, cond, value in rules_fn:
@@ -646,7 +648,7 @@ def _summary(f: _Frame, opts: MineOptions, h, code, eligible, sample_score, sele
     ]
     params = {k: getattr(opts, k) for k in (
         "method", "per", "top", "min_score", "iou", "low_iou", "conf_missing", "conf_wrong",
-        "conf_spurious", "conf_low", "model_weight", "aggregate")}
+        "conf_spurious", "conf_low", "model_weight", "miss_weight", "aggregate")}
     params["reasons"] = list(opts.reasons) if opts.reasons is not None else list(REASONS)
     params["source"] = f.pred_source
     return {

@@ -79,7 +79,7 @@ def test_localization_between_low_iou_and_iou_on_an_unmatched_object():
     # raising the low bound above the overlap makes it background / possible_spurious
     got = flagged(mining.mine(t, MineOptions(low_iou=0.3)))
     assert got[("pred", 3)][0] == "background"
-    assert got[("gt", 1)] == ("possible_spurious", 0.5)
+    assert got[("gt", 1)] == ("possible_spurious", 0.25)             # miss_weight * (1 - 0)
 
 
 def test_duplicate_is_a_prediction_on_an_already_matched_object():
@@ -96,10 +96,10 @@ def test_missed_and_possible_spurious_score_how_confidently_nothing_was_predicte
         gt("b", 2, "cat", BOX, "fn"), pred("b", 2, "dog", [0, 0, 10, 3], 0.2, "fp"),  # weak other-class overlap
         gt("c", 3, "cat", BOX, "fn"),                                                 # nothing near at all
     ])
-    got = flagged(mining.mine(t, MineOptions(model_weight=1.0)))
+    got = flagged(mining.mine(t, MineOptions(model_weight=1.0, miss_weight=0.5)))
     assert got[("gt", 1)] == ("localization", 0.4)
-    assert got[("gt", 2)] == ("missed", pytest.approx(0.8))           # 1 - 0.2
-    assert got[("gt", 3)] == ("possible_spurious", 1.0)
+    assert got[("gt", 2)] == ("missed", pytest.approx(0.4))           # 0.5 * (1 - 0.2)
+    assert got[("gt", 3)] == ("possible_spurious", 0.5)
     assert got[("pred", 2)] == ("class_confusion", pytest.approx(0.2))  # TIDE "both"
 
 

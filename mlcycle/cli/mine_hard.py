@@ -37,6 +37,7 @@ def mine_hard(
     conf_spurious: Annotated[float, typer.Option("--conf-spurious", metavar="S", help="Missed ground truth is possible_spurious when 1 - (best nearby score) >= S.")] = 0.95,
     conf_low: Annotated[float, typer.Option("--conf-low", metavar="S", help="Matched predictions below this score are low_confidence (0 turns it off).")] = 0.3,
     model_weight: Annotated[float, typer.Option("--model-weight", metavar="W", help="Factor on the scores of reasons that point at the model, not the labels.")] = 0.5,
+    miss_weight: Annotated[float, typer.Option("--miss-weight", metavar="W", help="Factor on the scores of missed and possible_spurious ground truth.")] = 0.25,
     aggregate: Annotated[str, typer.Option("--aggregate", metavar="max|noisy-or", help="How label scores make a sample's score.")] = "max",
     no_context: Annotated[bool, typer.Option("--no-context", help="Write only the flagged rows, not the other labels of their samples.")] = False,
     pool: Annotated[Optional[str], typer.Option("--pool", metavar="TABLE", help="Unlabeled pool: output its samples most similar to the failures instead.")] = None,
@@ -79,7 +80,7 @@ def mine_hard(
     opts = mining.MineOptions(
         method=method, per=per, top=top, min_score=min_score, reasons=wanted, source=source,
         iou=iou, low_iou=low_iou, conf_missing=conf_missing, conf_wrong=conf_wrong,
-        conf_spurious=conf_spurious, conf_low=conf_low, model_weight=model_weight,
+        conf_spurious=conf_spurious, conf_low=conf_low, model_weight=model_weight, miss_weight=miss_weight,
         aggregate=aggregate, context=not no_context, origin=origin,
     )
     opts.check()
