@@ -321,7 +321,8 @@ def _side(table: "pa.Table", source: str, with_score: bool) -> dict[str, Any]:
     if T.SOURCE not in table.column_names or T.SAMPLE_ID not in table.column_names:
         raise MlcycleError("not a label table: 'sample_id' and 'source' columns are required")
     rows = np.flatnonzero(pc.equal(table.column(T.SOURCE), source).fill_null(False).to_numpy(zero_copy_only=False))
-    sub = table.take(pa.array(rows, type=pa.int64()))
+    wanted = [c for c in (T.SAMPLE_ID, T.LABEL, T.BBOX, T.SCORE, T.DIFFICULT) if c in table.column_names]
+    sub = table.select(wanted).take(pa.array(rows, type=pa.int64()))
     boxes = T.bboxes(sub)
     has_box = ~np.all(np.isnan(boxes), axis=1)
     bad = has_box & np.any(~np.isfinite(boxes), axis=1)
