@@ -297,7 +297,8 @@ def _side(table: "pa.Table", source: str) -> dict[str, Any]:
     mask = pc.and_(mask, T.column_or_null(table, T.LABEL).is_valid())
     if T.BBOX in table.column_names:
         mask = pc.and_(mask, table.column(T.BBOX).is_null())
-    sub = table.filter(mask)
+    wanted = [c for c in (T.SAMPLE_ID, T.LABEL, T.SCORE) if c in table.column_names]
+    sub = table.select(wanted).filter(mask)
     score = T.numpy_column(sub, T.SCORE, dtype=np.float64) if sub.num_rows else np.zeros(0)
     bad = np.isinf(score)
     if bad.any():
