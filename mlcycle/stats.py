@@ -502,6 +502,38 @@ def _attr_kind(typ: "pa.DataType") -> str:
 
 # =========================================================================== accumulator
 
+_CLS_BITS = 20  # (sample, class) pairs are packed as sample << 20 | class
+
+
+class _Samples:
+    """Global integer codes for sample ids: each batch's (small) dictionary of sample ids
+    is looked up in the ids seen so far with ``pyarrow.compute.index_in``."""
+
+    def __init__(self) -> None:
+        self.known = None
+        self.count = 0
+
+    def codes(self, dictionary: "pa.Array") -> "np.ndarray":
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not pa.types.is_string(dictionary.type):
+            dictionary = dictionary.cast(pa.string())
+        if self.known is None:
+            self.known = pc.unique(dictionary)
+            self.count = len(self.known)
+        else:
+            idx = pc.index_in(dictionary, value_set=self.known)
+            if idx.null_count:
+                new = pc.unique(dictionary.filter(pc.is_null(idx)))
+                self.known = pa.concat_arrays([self.known, new])
+                self.count = len(self.known)
+            else:
+                return idx.to_numpy(zero_copy_only=False).astype(np.int64)
+        return pc.index_in(dictionary, value_set=self.known).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 @dataclass
 class _Shared:
     """Dictionaries shared by every group, so codes mean the same everywhere."""
@@ -510,6 +542,7 @@ class _Shared:
     splits: _Codes
     sources: _Codes
     values: dict  # attribute name -> _Codes
+    samples: _Samples
 
 
 class _Attr:
@@ -543,8 +576,13 @@ class _Accumulator:
         self.label_counts = np.zeros(0, np.int64)
         self.split_labels = np.zeros(0, np.int64)
         self.source_labels = np.zeros(0, np.int64)
-        self.samples = _Merger(["src", "split", "sid"], ["labels"])
-        self.pairs = _Merger(["sid", "cls"], ["n"])
+        # per sample (global sample codes): rows and label rows, overall / per source / per split
+        self.sample_rows = np.zeros(0, np.int64)
+        self.sample_labels = np.zeros(0, np.int64)
+        self.by_source: dict[int, list] = {}
+        self.by_split: dict[int, list] = {}
+        self.pairs: list[np.ndarray] = []  # sorted unique sample << 20 | class
+        self.pair_count = 0
         # boxes
         self.boxes = 0
         self.no_box = 0
@@ -579,7 +617,7 @@ class _Accumulator:
 
     # ------------------------------------------------------------------ update
     def update(self, batch: "pa.Table", cls: "np.ndarray", is_label: "np.ndarray",
-               src: "np.ndarray", split: "np.ndarray", sid: "np.ndarray", sids: "pa.Array") -> None:
+               src: "np.ndarray", split: "np.ndarray", sid: "np.ndarray") -> None:
         import numpy as np
         import pyarrow as pa
 
@@ -596,19 +634,26 @@ class _Accumulator:
         self.split_labels = _add_counts(self.split_labels, split[is_label], len(sh.splits))
         self.source_labels = _add_counts(self.source_labels, src[is_label], len(sh.sources))
 
-        # one partial row per (source, split, sample) and per (sample, class): codes + bincount
-        ns, nsp = len(sh.sources), len(sh.splits)
-        key = sid * (ns * nsp) + src * nsp + split
-        keys, _, labs = _keyed_counts(key, len(sids) * ns * nsp, is_label.astype(np.float64))
-        rest = keys % (ns * nsp)
-        self.samples.add(pa.table({
-            "src": pa.array((rest // nsp).astype(np.int32)), "split": pa.array((rest % nsp).astype(np.int32)),
-            "sid": sids.take(pa.array(keys // (ns * nsp))), "labels": pa.array(labs.astype(np.int64))}))
+        # per sample: bincount over global sample codes (memory: samples, not rows)
+        nsamples = sh.samples.count
+        lab_w = is_label.astype(np.int64)
+        self.sample_rows = _add_counts(self.sample_rows, sid, nsamples)
+        self.sample_labels = _add_counts(self.sample_labels, sid, nsamples, lab_w)
+        for codes, table in ((src, self.by_source), (split, self.by_split)):
+            values = np.unique(codes)
+            for v in values:
+                sel = codes == v if len(values) > 1 else slice(None)
+                acc = table.setdefault(int(v), [np.zeros(0, np.int64), np.zeros(0, np.int64)])
+                acc[0] = _add_counts(acc[0], sid[sel], nsamples)
+                acc[1] = _add_counts(acc[1], sid[sel], nsamples, lab_w[sel])
         if nlab:
             lab_idx = np.flatnonzero(is_label)
-            keys, counts, _ = _keyed_counts(sid[lab_idx] * ncls + lab_cls, len(sids) * ncls)
-            self.pairs.add(pa.table({"sid": sids.take(pa.array(keys // ncls)), "cls": pa.array((keys % ncls).astype(np.int32)),
-                                     "n": pa.array(counts.astype(np.int64))}))
+            keys = np.unique((sid[lab_idx] << _CLS_BITS) | lab_cls)
+            self.pairs.append(keys)
+            self.pair_count += len(keys)
+            if self.pair_count > 2 * EXACT_QUANTILE_LIMIT and len(self.pairs) > 1 and self.pair_count > 4 * len(self.pairs[0]):
+                self.pairs = [np.unique(np.concatenate(self.pairs))]
+                self.pair_count = len(self.pairs[0])
             self._update_boxes(batch, lab_idx, lab_cls, ncls)
         if T.EVAL in batch.column_names:
             self._update_eval(batch, cls, src, ncls)
@@ -835,23 +880,35 @@ class _Accumulator:
         sh = self.shared
         ncls = len(sh.classes)
         label_counts = _grow(self.label_counts, ncls)
-        samples_t = self.samples.result()
-        pairs_t = self.pairs.result()
-
-        per_sample_labels, sample_count, src_rows, split_rows = _sample_tables(samples_t, sh)
+        nsamples = sh.samples.count
+        rows = _grow(self.sample_rows, nsamples)
+        present = rows > 0
+        sample_count = int(present.sum())
+        per_sample_labels = _grow(self.sample_labels, nsamples)[present]
         no_label_samples = int((per_sample_labels == 0).sum())
 
+        def parts(table: dict) -> dict[int, tuple[int, int]]:
+            out = {}
+            for code, (r, lab) in table.items():
+                seen = r > 0
+                if seen.any():
+                    out[code] = (int(seen.sum()), int((seen & (_grow(lab, len(r)) == 0)).sum()))
+            return out
+
+        src_rows, split_rows = parts(self.by_source), parts(self.by_split)
+
         class_samples = np.zeros(ncls, np.int64)
-        classes_per_sample = np.zeros(0, np.int64)
+        cps = np.zeros(sample_count, np.int64)
         cooc: list[dict] = []
-        if pairs_t is not None and pairs_t.num_rows:
-            pc_cls = pairs_t.column("cls").to_numpy().astype(np.int64)
-            class_samples = _add_counts(class_samples, pc_cls, ncls)
-            sid_codes = _dict_codes(pairs_t.column("sid"))
-            classes_per_sample = np.bincount(sid_codes)
-            cooc = _cooccurrence(sid_codes, pc_cls, ncls, sh.classes.values)
-        cps_hist = np.bincount(classes_per_sample, minlength=1) if len(classes_per_sample) else np.zeros(1, np.int64)
-        cps_hist[0] += sample_count - len(classes_per_sample)
+        if self.pairs:
+            keys = self.pairs[0] if len(self.pairs) == 1 else np.unique(np.concatenate(self.pairs))
+            self.pairs = [keys]
+            p_sid = keys >> _CLS_BITS
+            p_cls = keys & ((1 << _CLS_BITS) - 1)
+            class_samples = _add_counts(class_samples, p_cls, ncls)
+            cps = np.bincount(p_sid, minlength=nsamples)[present]
+            cooc = _cooccurrence(p_sid, p_cls, ncls, sh.classes.values)
+        cps_hist = np.bincount(cps, minlength=1) if len(cps) else np.zeros(1, np.int64)
 
         present = np.flatnonzero(label_counts > 0)
         order = sorted(present, key=lambda c: (-label_counts[c], _sort_key(sh.classes.values[c])))
@@ -1079,68 +1136,41 @@ def _hist_doc(edges, counts) -> list[dict[str, Any]]:
             for i in range(len(counts))]
 
 
-def _dict_codes(column: "pa.ChunkedArray") -> "np.ndarray":
-    import numpy as np
-    import pyarrow.compute as pc
-
-    col = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    enc = pc.dictionary_encode(col)
-    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _sample_tables(samples_t, sh: _Shared):
-    """Labels per sample (all sources and splits together), the number of samples, and
-    {code: (samples, samples without labels)} per source and per split."""
-    import numpy as np
-    import pyarrow as pa
-
-    if samples_t is None or not samples_t.num_rows:
-        return np.zeros(0, np.int64), 0, {}, {}
-    per_sid = _group_sum(samples_t.select(["sid", "labels"]), ["sid"], ["labels"])
-    labels = per_sid.column("labels").to_numpy()
-
-    def by(key: str) -> dict[int, tuple[int, int]]:
-        g = _group_sum(samples_t.select([key, "sid", "labels"]), [key, "sid"], ["labels"])
-        k = g.column(key).to_numpy().astype(np.int64)
-        empty = (g.column("labels").to_numpy() == 0).astype(np.int64)
-        size = int(k.max()) + 1 if len(k) else 0
-        n = np.bincount(k, minlength=size)
-        e = np.bincount(k, weights=empty, minlength=size)
-        return {int(c): (int(n[c]), int(e[c])) for c in np.flatnonzero(n)}
-
-    return labels, len(labels), by("src"), by("split")
-
-
 def _cooccurrence(sid: "np.ndarray", cls: "np.ndarray", ncls: int, names: list) -> list[dict[str, Any]]:
-    """Top class pairs by the number of samples holding both (unique (sample, class) rows)."""
+    """Top class pairs by the number of samples holding both, from unique (sample, class)
+    pairs sorted by sample: element i pairs with element i+d while the sample is the same."""
     import numpy as np
 
     if not len(sid):
         return []
-    # order classes by name so that pair (a, b) has a < b
-    rank = np.zeros(len(names), np.int64)
-    rank[sorted(range(len(names)), key=lambda i: _sort_key(names[i]))] = np.arange(len(names))
-    r = rank[cls]
-    order = np.lexsort((r, sid))
-    s, c = sid[order], cls[order]
-    codes = []
-    runs = np.bincount(s)
-    for d in range(1, int(runs.max()) if len(runs) else 1):
-        same = s[:-d] == s[d:]
+    dense = ncls * ncls <= 1 << 24
+    counts = np.zeros(ncls * ncls if dense else 0, np.int64)
+    sparse: list[np.ndarray] = []
+    d = 1
+    while d < len(sid):
+        same = sid[:-d] == sid[d:]
         if not same.any():
             break
-        codes.append(c[:-d][same] * ncls + c[d:][same])
-    if not codes:
-        return []
-    allc = np.concatenate(codes)
-    uniq, counts = np.unique(allc, return_counts=True)
-    top = np.lexsort((uniq, -counts))[:TOP_PAIRS]
+        codes = cls[:-d][same] * ncls + cls[d:][same]
+        if dense:
+            counts += np.bincount(codes, minlength=ncls * ncls)
+        else:
+            sparse.append(codes)
+        d += 1
+    if dense:
+        uniq = np.flatnonzero(counts)
+        n = counts[uniq]
+    else:
+        if not sparse:
+            return []
+        uniq, n = np.unique(np.concatenate(sparse), return_counts=True)
+    top = np.lexsort((uniq, -n))[:TOP_PAIRS * 2]
     out = []
     for i in top:
-        a, b = divmod(int(uniq[i]), ncls)
-        out.append({"a": names[a], "b": names[b], "samples": int(counts[i])})
-    out.sort(key=lambda d: (-d["samples"], _sort_key(d["a"]), _sort_key(d["b"])))
-    return out
+        a, b = sorted((names[int(uniq[i]) // ncls], names[int(uniq[i]) % ncls]), key=_sort_key)
+        out.append({"a": a, "b": b, "samples": int(n[i])})
+    out.sort(key=lambda r: (-r["samples"], _sort_key(r["a"]), _sort_key(r["b"])))
+    return out[:TOP_PAIRS]
 
 
 def _distribution(values: "np.ndarray") -> dict[str, Any]:
@@ -1293,7 +1323,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    shared = _Shared(_Codes(), _Codes(), _Codes(), {})
+    shared = _Shared(_Codes(), _Codes(), _Codes(), {}, _Samples())
     main = _Accumulator(shared)
     groups: dict[tuple, _Accumulator] = {}
     compares: dict[Any, _Accumulator] = {}
@@ -1325,14 +1355,15 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
         if T.LABEL not in batch.column_names:
             batch = batch.append_column(T.LABEL, T.column_or_null(batch, T.LABEL))
         is_label = _label_mask(batch)
-        sid, sids = _dictionary(batch.column(T.SAMPLE_ID))
+        sid_local, sids = _dictionary(batch.column(T.SAMPLE_ID))
+        sid = shared.samples.codes(sids)[sid_local]
         cls = shared.classes.encode(batch.column(T.LABEL))
         src = shared.sources.encode(batch.column(T.SOURCE))
         split = shared.splits.encode(T.column_or_null(batch, T.SPLIT))
         for s in pc.unique(batch.column(T.SOURCE)).to_pylist():
             if s not in seen_sources:
                 seen_sources.append(s)
-        main.update(batch, cls, is_label, src, split, sid, sids)
+        main.update(batch, cls, is_label, src, split, sid)
         if by:
             keys = np.zeros(batch.num_rows, np.int64)
             for codes, name in zip(group_codes, by):
@@ -1341,7 +1372,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
                     raise UsageError(f"--by {name}: more than {MAX_GROUPS} distinct values",
                                      hint="group by a column with few values, such as split or source")
                 keys = keys * (MAX_GROUPS + 1) + c
-            _feed(groups, keys, batch, (cls, is_label, src, split, sid), sids, shared,
+            _feed(groups, keys, batch, (cls, is_label, src, split, sid), shared,
                   lambda k: tuple(codes.values[(k // (MAX_GROUPS + 1) ** (len(by) - 1 - i)) % (MAX_GROUPS + 1)]
                                   for i, codes in enumerate(group_codes)))
         if compare:
@@ -1349,7 +1380,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
             if len(compare_codes) > MAX_GROUPS:
                 raise UsageError(f"--compare {compare}: more than {MAX_GROUPS} distinct values",
                                  hint="compare by a column with few values, such as split, source or annotator")
-            _feed(compares, c, batch, (cls, is_label, src, split, sid), sids, shared, lambda k: compare_codes.values[k])
+            _feed(compares, c, batch, (cls, is_label, src, split, sid), shared, lambda k: compare_codes.values[k])
 
     doc: dict[str, Any] = {
         "stats_version": STATS_VERSION,
@@ -1386,7 +1417,7 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _feed(accs: dict, keys, batch, codes, sids, shared, decode) -> None:
+def _feed(accs: dict, keys, batch, codes, shared, decode) -> None:
     import numpy as np
     import pyarrow as pa
 
@@ -1397,10 +1428,10 @@ def _feed(accs: dict, keys, batch, codes, sids, shared, decode) -> None:
         if acc is None:
             acc = accs[value] = _Accumulator(shared)
         if len(uniq) == 1:
-            acc.update(batch, *codes, sids)
+            acc.update(batch, *codes)
             continue
         sel = np.flatnonzero(keys == k)
-        acc.update(batch.take(pa.array(sel)), *(c[sel] for c in codes), sids)
+        acc.update(batch.take(pa.array(sel)), *(c[sel] for c in codes))
 
 
 def stats(paths: Sequence[str | os.PathLike | None] | None, by: Sequence[str] = (), compare: str | None = None,
