@@ -141,7 +141,7 @@ def _typed_column(col: "pa.ChunkedArray") -> "pa.ChunkedArray":
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
     low = pc.utf8_lower(col)
-    if pc.all(pc.is_in(low, pa.array(["true", "false"]))).as_py():
+    if pc.all(pc.is_in(pc.drop_null(low), pa.array(["true", "false"]))).as_py():
         return pc.equal(low, "true")
     return col
 
