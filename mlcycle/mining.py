@@ -686,34 +686,6 @@ class PoolOptions:
             raise UsageError(f"--failures: must be at least 1, got {self.failures}")
 
 
-def _embedding_matrix(table: "pa.Table", column: str, origin: str) -> tuple["np.ndarray", "np.ndarray"]:
-    """(rows with an embedding, (m, d) float32 L2-normalised matrix)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if column not in table.column_names:
-        raise MlcycleError(f"{origin}: no embedding column '{column}'",
-                           hint="columns present: " + ", ".join(table.column_names))
-    col = table.column(column).combine_chunks()
-    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
-        raise MlcycleError(f"{origin}: column '{column}' has type {col.type}, expected a list of floats")
-    valid = col.is_valid().to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(valid)
-    if len(rows) == 0:
-        return rows, np.zeros((0, 0), np.float32)
-    sub = col.filter(pa.array(valid))
-    lengths = pc.list_value_length(sub).to_numpy(zero_copy_only=False)
-    d = int(lengths[0])
-    if (lengths != d).any() or d == 0:
-        bad = rows[int(np.argmax(lengths != d))] if d else rows[0]
-        raise MlcycleError(f"{origin}: row {bad + 1}: embedding has {int(lengths[rows.searchsorted(bad)])} values, the first has {d}",
-                           hint="every embedding in a column must have the same length")
-    flat = pc.list_flatten(sub).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    mat = flat.reshape(len(rows), d)
-    return rows, normalize_rows(mat)
-
-
 def normalize_rows(mat: "np.ndarray") -> "np.ndarray":
     """L2-normalise rows (float32); all-zero rows stay zero."""
     import numpy as np
@@ -812,7 +784,90 @@ def knn_search(
     return cand_idx[sel], cand_sim[sel], cand_fail[sel]
 
 
-def search_pool(result: MineResult, table: "pa.Table", pool: "pa.Table", opts: PoolOptions) -> tuple["pa.Table", dict]:
+class PoolReader:
+    """Reads the pool table in record batches, so that a large Parquet pool is streamed
+    (three passes, each holding one batch) instead of being loaded whole. Other encodings
+    (JSON Lines, Arrow, CSV, standard input) are read into memory once by ``mlcycle.io``."""
+
+    def __init__(self, path: "str | os.PathLike | None" = None, table: "pa.Table | None" = None,
+                 batch_size: int = 65536):
+        from mlcycle import io
+
+        self.batch_size = batch_size
+        self.name = io.display_name(path) if table is None else "<pool>"
+        self._table = table
+        self._parquet = None
+        if table is None:
+            p = None if path is None or str(path) == "-" else os.fspath(path)
+            if p is not None and os.path.isfile(p):
+                try:
+                    with open(p, "rb") as fh:
+                        magic = fh.read(4)
+                except OSError as exc:
+                    raise MlcycleError(f"{p}: cannot read the pool: {exc.strerror}") from None
+                if magic == b"PAR1":
+                    import pyarrow.parquet as pq
+
+                    try:
+                        self._parquet = pq.ParquetFile(p)
+                    except Exception as exc:  # pyarrow raises several types for a bad file
+                        raise MlcycleError(f"{p}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+            if self._parquet is None:
+                self._table = io.read_table(path)
+        self.column_names = (self._table.column_names if self._table is not None
+                             else self._parquet.schema_arrow.names)
+        if T.SAMPLE_ID not in self.column_names:
+            raise MlcycleError(f"{self.name}: not a label table: required column '{T.SAMPLE_ID}' is missing")
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator["pa.Table"]:
+        import pyarrow as pa
+
+        if self._table is not None:
+            t = self._table if columns is None else self._table.select(list(columns))
+            for start in range(0, max(t.num_rows, 1), self.batch_size):
+                yield t.slice(start, self.batch_size)
+            return
+        for batch in self._parquet.iter_batches(batch_size=self.batch_size, columns=list(columns) if columns else None):
+            t = pa.Table.from_batches([batch])
+            if columns is None:  # whole rows leave through the contract
+                t = T.normalize(t, origin=self.name)
+            yield t
+
+
+def _embeddings_of(t: "pa.Table", column: str, origin: str, offset: int = 0) -> tuple["np.ndarray", "np.ndarray"]:
+    """Rows of ``t`` with an embedding and their L2-normalised (m, d) float32 matrix."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = t.column(column).combine_chunks()
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type) or pa.types.is_fixed_size_list(col.type)):
+        raise MlcycleError(f"{origin}: column '{column}' has type {col.type}, expected a list of floats")
+    valid = col.is_valid().to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(valid)
+    if len(rows) == 0:
+        return rows, np.zeros((0, 0), np.float32)
+    sub = col.filter(pa.array(valid))
+    lengths = pc.list_value_length(sub).to_numpy(zero_copy_only=False)
+    d = int(lengths[0])
+    wrong = lengths != d
+    if wrong.any() or d == 0:
+        i = int(np.argmax(wrong)) if d else 0
+        raise MlcycleError(f"{origin}: row {offset + rows[i] + 1}: embedding has {int(lengths[i])} values, the first has {d}",
+                           hint="every embedding in a column must have the same length")
+    flat = pc.list_flatten(sub).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return rows, normalize_rows(flat.reshape(len(rows), d))
+
+
+def _is_in(col, values: Sequence[str]) -> "np.ndarray":
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.fill_null(pc.is_in(col, value_set=pa.array(list(values), type=pa.string())), False) \
+        .to_numpy(zero_copy_only=False).astype(bool)
+
+
+def search_pool(result: MineResult, table: "pa.Table", pool: "PoolReader | pa.Table", opts: PoolOptions) -> tuple["pa.Table", dict]:
     """Pool samples most similar to the selected failures of ``result``.
 
     Failure embeddings come from ``opts.embedding`` in the evaluated table, or, where a
@@ -820,82 +875,126 @@ def search_pool(result: MineResult, table: "pa.Table", pool: "pa.Table", opts: P
     already in the evaluated table are never chosen; nor are their near-duplicates.
     Returns the chosen pool rows (every row of each chosen sample) with ``hard_score`` =
     cosine similarity (clipped to [0, 1]), ``hard_reason`` = similar_to_failure and
-    ``hard_match`` = the failure sample it resembles, best first.
+    ``hard_match`` = the failure sample it resembles, best first. A Parquet pool is
+    streamed in batches (bounded memory).
     """
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     opts.check()
+    reader = pool if isinstance(pool, PoolReader) else PoolReader(table=pool, batch_size=opts.chunk_rows)
+    origin = reader.name if reader.name != "<pool>" else opts.origin
+    if opts.embedding not in reader.column_names:
+        raise MlcycleError(f"{origin}: no embedding column '{opts.embedding}'",
+                           hint="columns present: " + ", ".join(reader.column_names))
     failures = result.selected_samples[: opts.failures] if opts.failures else result.selected_samples
-    # embeddings by sample id: the evaluated table first, then the pool
+    if not failures:
+        raise MlcycleError("no failures to search the pool for: nothing was flagged",
+                           hint="lower --min-score or widen --reasons")
+    t_codes, t_names = _codes(table.column(T.SAMPLE_ID))
     emb_by_sample: dict[str, np.ndarray] = {}
     lab_vecs = []
-    t_codes, t_names = _codes(table.column(T.SAMPLE_ID))
     if opts.embedding in table.column_names:
-        rows, mat = _embedding_matrix(table, opts.embedding, "input table")
+        rows, mat = _embeddings_of(table, opts.embedding, "input table")
         if len(rows):
             first = _first_per_sample(t_codes, rows)
             pos = np.searchsorted(rows, first)
             lab_vecs.append(mat[pos])
             for r, p in zip(first, pos):
                 emb_by_sample[t_names[t_codes[r]]] = mat[p]
-    p_codes, p_names = _codes(pool.column(T.SAMPLE_ID))
-    prow, pmat = _embedding_matrix(pool, opts.embedding, opts.origin)
-    labeled_names = set(t_names)
-    pfirst = _first_per_sample(p_codes, prow)
-    ppos = np.searchsorted(prow, pfirst)
-    pool_sample_names = np.array(p_names, dtype=object)[p_codes[pfirst]] if len(pfirst) else np.zeros(0, object)
-    in_labeled = np.array([s in labeled_names for s in pool_sample_names], bool) if len(pfirst) else np.zeros(0, bool)
-    missing = [s for s in failures if s not in emb_by_sample]
-    if missing:
-        lookup = {s: i for i, s in enumerate(pool_sample_names)}
-        for s in missing:
-            if s in lookup:
-                emb_by_sample[s] = pmat[ppos[lookup[s]]]
+
+    cols = [T.SAMPLE_ID, opts.embedding]
+    # pass 1: pool rows of labeled samples (near-duplicate exclusion, missing failure embeddings)
+    offset = 0
+    n_labeled_rows = 0
+    labeled_in_pool: set[str] = set()
+    for t in reader.batches(cols):
+        mask = _is_in(t.column(T.SAMPLE_ID), t_names)
+        if mask.any():
+            sub = t.filter(pa.array(mask))
+            r, m = _embeddings_of(sub, opts.embedding, origin, offset)
+            if len(r):
+                lab_vecs.append(m)
+                names = sub.column(T.SAMPLE_ID).take(pa.array(r)).to_pylist()
+                labeled_in_pool.update(names)
+                for s, v in zip(names, m):
+                    emb_by_sample.setdefault(s, v)
+            n_labeled_rows += int(mask.sum())
+        offset += t.num_rows
     fail_names = [s for s in failures if s in emb_by_sample]
-    if not failures:
-        raise MlcycleError("no failures to search the pool for: nothing was flagged",
-                           hint="lower --min-score or widen --reasons")
     if not fail_names:
         raise MlcycleError(f"no embedding for any failure sample in column '{opts.embedding}'",
                            hint="add the embedding column to the evaluated table, or include the labeled samples in the pool")
     fmat = np.stack([emb_by_sample[s] for s in fail_names])
-    if in_labeled.any():
-        lab_vecs.append(pmat[ppos[in_labeled]])
     labeled = np.concatenate(lab_vecs) if lab_vecs else None
-    cand = np.flatnonzero(~in_labeled)
-    cand_mat = pmat[ppos[cand]]
-    chunks = (cand_mat[i:i + opts.chunk_rows] for i in range(0, len(cand_mat), opts.chunk_rows))
-    idx, sim, fail = knn_search(fmat, chunks, opts.k, labeled, opts.dup_threshold)
-    chosen = cand[idx]                    # positions into pfirst
-    chosen_codes = p_codes[pfirst[chosen]]
-    rank = np.full(len(p_names), np.iinfo(np.int64).max)
-    rank[chosen_codes] = np.arange(len(chosen_codes))
-    rows = np.flatnonzero(rank[p_codes] < len(chosen_codes))
-    rows = rows[np.lexsort((rows, rank[p_codes[rows]]))]
-    r = rank[p_codes[rows]]
-    out = pool.take(pa.array(rows, type=pa.int64()))
-    out = _set_column(out, T.HARD_SCORE, pa.array(np.clip(sim[r].astype(np.float64), 0.0, 1.0)))
-    out = _set_column(out, T.HARD_REASON, pa.array([SIMILAR_TO_FAILURE] * len(rows), type=pa.string()))
-    out = _set_column(out, T.HARD_MATCH, pa.array(np.array(fail_names, dtype=object)[fail[r]] if len(rows) else [], type=pa.string()))
+    if labeled is not None and labeled.shape[1] != fmat.shape[1]:
+        raise MlcycleError(f"{origin}: embeddings have {fmat.shape[1]} and {labeled.shape[1]} values in different places",
+                           hint="the pool and the evaluated table need embeddings of one model")
+
+    # pass 2: the search, one chunk at a time
+    cand_names: list["pa.Array"] = []
+    state = {"rows": 0, "cand": 0}
+
+    def chunks():
+        off = 0
+        for t in reader.batches(cols):
+            keep = ~_is_in(t.column(T.SAMPLE_ID), t_names)
+            r, m = _embeddings_of(t, opts.embedding, origin, off)
+            sel = keep[r]
+            r, m = r[sel], m[sel]
+            off += t.num_rows
+            state["rows"] = off
+            if len(r) == 0:
+                continue
+            if m.shape[1] != fmat.shape[1]:
+                raise MlcycleError(f"{origin}: pool embeddings have {m.shape[1]} values, the failures' {fmat.shape[1]}",
+                                   hint="the pool and the evaluated table need embeddings of one model")
+            cand_names.append(t.column(T.SAMPLE_ID).combine_chunks().take(pa.array(r)))
+            state["cand"] += len(r)
+            yield m
+
+    idx, sim, fail = knn_search(fmat, chunks(), opts.k, labeled, opts.dup_threshold)
+    names_all = pa.chunked_array(cand_names, type=pa.string()) if cand_names else pa.chunked_array([], type=pa.string())
+    chosen_names = names_all.take(pa.array(idx, type=pa.int64())).to_pylist() if len(idx) else []
+    # one entry per sample (a sample with several rows could appear twice)
+    seen: dict[str, int] = {}
+    for i, s in enumerate(chosen_names):
+        seen.setdefault(s, i)
+    order = sorted(seen.values())
+    chosen_names = [chosen_names[i] for i in order]
+    sim, fail = sim[order], fail[order]
+
+    # pass 3: every row of the chosen samples
+    parts = []
+    for t in reader.batches(None):
+        mask = _is_in(t.column(T.SAMPLE_ID), chosen_names)
+        if mask.any():
+            parts.append(t.filter(pa.array(mask)))
+    from mlcycle import io
+
+    out = io.concat(parts) if len(parts) > 1 else (parts[0] if parts else reader.batches(None).__next__().slice(0, 0))
+    rank_of = {s: i for i, s in enumerate(chosen_names)}
+    r = np.array([rank_of[s] for s in out.column(T.SAMPLE_ID).to_pylist()], dtype=np.int64)
+    perm = np.lexsort((np.arange(len(r)), r))
+    out = out.take(pa.array(perm, type=pa.int64()))
+    r = r[perm]
+    out = _set_column(out, T.HARD_SCORE, pa.array(np.clip(sim[r].astype(np.float64), 0.0, 1.0), type=pa.float64()))
+    out = _set_column(out, T.HARD_REASON, pa.array([SIMILAR_TO_FAILURE] * len(r), type=pa.string()))
+    match = np.array(fail_names, dtype=object)[fail[r]] if len(r) else []
+    out = _set_column(out, T.HARD_MATCH, pa.array(list(match), type=pa.string()))
     summary = {
         "failures_used": len(fail_names),
         "failures_without_embedding": len(failures) - len(fail_names),
-        "pool_samples": int(len(pfirst)),
-        "pool_samples_already_labeled": int(in_labeled.sum()),
-        "chosen": int(len(chosen)),
+        "pool_rows": int(state["rows"]),
+        "pool_candidates": int(state["cand"]),
+        "pool_samples_already_labeled": len(labeled_in_pool),
+        "chosen": len(chosen_names),
         "k": opts.k,
         "dup_threshold": opts.dup_threshold,
         "top": [
-            {"sample_id": pool_sample_names[c], "similarity": float(s), T.HARD_MATCH: fail_names[fi]}
-            for c, s, fi in list(zip(chosen, sim, fail))[:10]
+            {"sample_id": s, "similarity": float(v), T.HARD_MATCH: fail_names[fi]}
+            for s, v, fi in list(zip(chosen_names, sim, fail))[:10]
         ],
     }
     return out, summary
-
-
-def read_pool(path: str | os.PathLike | None) -> "pa.Table":
-    """The pool table (any label-table encoding)."""
-    from mlcycle import io
-
-    return io.read_table(path)

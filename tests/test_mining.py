@@ -380,8 +380,8 @@ def test_search_pool_errors_are_readable():
     pool = T.from_columns({"sample_id": ["p"], "source": ["gt"]})
     with pytest.raises(MlcycleError, match="no embedding column 'emb'"):
         mining.search_pool(res, t, pool, mining.PoolOptions(embedding="emb"))
-    pool = T.from_columns({"sample_id": ["p", "q"], "source": ["gt", "gt"], "emb": [[1.0, 0.0], [1.0, 0.0, 0.0]]})
-    with pytest.raises(MlcycleError, match="row 2: embedding has 3 values, the first has 2"):
+    pool = T.from_columns({"sample_id": ["a", "p", "q"], "source": ["gt"] * 3, "emb": [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0, 0.0]]})
+    with pytest.raises(MlcycleError, match="row 3: embedding has 3 values, the first has 2"):
         mining.search_pool(res, t, pool, mining.PoolOptions(embedding="emb"))
     pool = T.from_columns({"sample_id": ["p"], "source": ["gt"], "emb": [[1.0, 0.0]]})
     with pytest.raises(MlcycleError, match="no embedding for any failure"):
@@ -442,3 +442,31 @@ def test_evaluate_then_mine_hard_puts_the_planted_errors_on_top():
     assert "possible_missing" in by_sample["img03.jpg"]
     assert "possible_wrong_label" in by_sample["img07.jpg"]
     assert "localization" in by_sample["img11.jpg"]
+
+
+def test_parquet_pool_is_streamed_in_batches_with_the_same_result(tmp_path):
+    from mlcycle import io
+
+    rng = np.random.default_rng(4)
+    d = 6
+    fail_vec = mining.normalize_rows(rng.normal(size=(1, d)))[0]
+    t = evaluated([gt("a", 1, "cat", BOX, "fn"), pred("a", 2, "dog", [50, 50, 10, 10], 0.95, "fp")],
+                  extra={"emb": [fail_vec.tolist()] * 2})
+    res = mining.mine(t)
+    n = 40
+    emb = mining.normalize_rows(fail_vec + rng.normal(scale=0.8, size=(n, d)))
+    pool = T.from_columns({
+        "sample_id": [f"p{i:02d}.jpg" for i in range(n)], "source": ["gt"] * n,
+        "width": [640] * n, "height": [480] * n, "emb": emb.astype(float).tolist(),
+    })
+    path = tmp_path / "pool.parquet"
+    io.write_table(pool, path)
+    opts = mining.PoolOptions(embedding="emb", k=5, dup_threshold=0.99)
+    in_memory, _ = mining.search_pool(res, t, pool, opts)
+    streamed, summary = mining.search_pool(res, t, mining.PoolReader(path, batch_size=7), opts)
+    assert streamed.column("sample_id").to_pylist() == in_memory.column("sample_id").to_pylist()
+    assert streamed.column(T.HARD_SCORE).to_pylist() == in_memory.column(T.HARD_SCORE).to_pylist()
+    want = np.argsort(-(emb @ fail_vec.astype(np.float32)), kind="stable")[:5]
+    assert streamed.column("sample_id").to_pylist() == [f"p{i:02d}.jpg" for i in want]
+    assert streamed.column("width").to_pylist() == [640] * 5
+    assert summary["pool_rows"] == n and summary["pool_candidates"] == n

@@ -76,6 +76,8 @@ def mine_hard(
     if embedding is not None and pool is None:
         raise UsageError("--embedding needs --pool TABLE")
     paths = list(tables or [])
+    if pool == "-" and (not paths or "-" in paths):
+        raise UsageError("--pool -: standard input is already the evaluated table", hint="pass the evaluated table as a file")
     origin = io.display_name(paths[0]) if len(paths) == 1 else ("<inputs>" if paths else "<stdin>")
     opts = mining.MineOptions(
         method=method, per=per, top=top, min_score=min_score, reasons=wanted, source=source,
@@ -96,8 +98,8 @@ def mine_hard(
     out_table = result.table
     doc = dict(result.summary)
     if pool_opts is not None:
-        pool_table = io.read_table(pool)
-        out_table, doc["pool"] = mining.search_pool(result, table, pool_table, pool_opts)
+        reader = mining.PoolReader(pool, batch_size=pool_opts.chunk_rows)
+        out_table, doc["pool"] = mining.search_pool(result, table, reader, pool_opts)
     if json_out:
         import orjson
 
@@ -142,6 +144,6 @@ def _print_summary(doc: dict) -> None:
     if "pool" in doc:
         p = doc["pool"]
         console.info(
-            f"pool: chose {p['chosen']} of {p['pool_samples']} samples similar to {p['failures_used']} failures "
-            f"({p['pool_samples_already_labeled']} already labeled, skipped)"
+            f"pool: chose {p['chosen']} samples of {p['pool_candidates']} unlabeled pool rows, similar to "
+            f"{p['failures_used']} failures ({p['pool_samples_already_labeled']} pool samples already labeled, skipped)"
         )

@@ -126,7 +126,7 @@ def test_pool_search_outputs_similar_unlabeled_samples(runner, evaluated, tmp_pa
     rows = jsonl(r.stdout)
     assert [x["sample_id"] for x in rows] == ["p0.jpg", "p1.jpg"]
     assert all(x["hard_reason"] == "similar_to_failure" and x["hard_match"] == "a.jpg" for x in rows)
-    assert "pool: chose 2 of 5 samples similar to 1 failures (1 already labeled, skipped)" in r.stderr
+    assert "pool: chose 2 samples of 4 unlabeled pool rows, similar to 1 failures (1 pool samples already labeled, skipped)" in r.stderr
     r = runner(["mine-hard", evaluated, "--top", "1", "--pool", pool, "--embedding", "embedding", "--k", "5", "-q"])
     assert [x["sample_id"] for x in jsonl(r.stdout)] == ["p0.jpg", "p1.jpg"]  # near-duplicates of labeled data dropped
     r = runner(["mine-hard", evaluated, "--top", "1", "--pool", pool, "--embedding", "embedding", "--k", "2", "--json"])
