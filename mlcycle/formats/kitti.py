@@ -87,6 +87,18 @@ def _label_dirs(path: Path) -> list[tuple[Path, str | None]]:
     return []
 
 
+def _txt_files(d: Path) -> list[str]:
+    """Label files under ``d`` as sorted POSIX paths relative to it."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(d):
+        dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
+        rel = os.path.relpath(dirpath, d)
+        for f in filenames:
+            if f.lower().endswith(".txt"):
+                out.append(f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}")
+    return sorted(out)
+
+
 def detect(path: Path) -> bool:
     if path.is_file():
         return path.suffix.lower() == ".txt" and _first_line_ok(path)
@@ -111,17 +123,20 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         dirs = _label_dirs(path) or ([(path, None)] if path.is_dir() else [])
         if not dirs:
             raise MlcycleError(f"{path}: no KITTI label_2 folder found")
-        groups = [(d, split, sorted(f for f in os.listdir(d) if f.lower().endswith(".txt"))) for d, split in dirs]
+        groups = [(d, split, _txt_files(d)) for d, split in dirs]
     sample_ids: list[str] = []
     splits: list[str | None] = []
     files: list[Path] = []
     image_paths: list[Path | None] = []
     for d, split, names in groups:
-        images = find_images(d.parent / "image_2")
+        image_dirs: dict[str, dict[str, Path]] = {}
         for f in names:
-            stem = f[:-4]
-            img = images.get(stem)
-            sample_ids.append(img.name if img is not None else stem + ".png")
+            folder, _, name = f.rpartition("/")
+            if folder not in image_dirs:
+                image_dirs[folder] = find_images(d.parent / "image_2" / folder)
+            img = image_dirs[folder].get(name[:-4])
+            prefix = folder + "/" if folder else ""
+            sample_ids.append(prefix + (img.name if img is not None else name[:-4] + ".png"))
             image_paths.append(img)
             splits.append(split)
             files.append(d / f)

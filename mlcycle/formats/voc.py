@@ -24,7 +24,7 @@ globox and review_object_detection_metrics use, and what makes the 100 VOC image
 that project equal to their COCO form. The VOC devkit reads corners as 1-based
 inclusive pixel indices (width ``xmax - xmin + 1``); choose it with ``--corners
 inclusive``: ``bbox = [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]``; the
-writer applies the inverse. Corners are written with up to 10 significant digits
+writer applies the inverse. Corners are written with up to 12 significant digits
 (integers stay integers).
 
 XML is parsed with defusedxml: an entity bomb or external entity is refused.
@@ -138,7 +138,7 @@ def _box(el, where: str, problems: Problems):
 
 
 def t_(v: float) -> str:
-    return f"{v:.10g}"
+    return f"{v:.12g}"
 
 
 def _files(root: Path) -> tuple[list[tuple[Path, str | None, str]], dict[str, str], Path | None]:
@@ -215,7 +215,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         sid = f"{prefix}/{fname}" if prefix else fname
         stem = PurePosixPath(sid).with_suffix("").as_posix() if PurePosixPath(sid).suffix else sid
         if devkit_splits:
-            split = devkit_splits.get(xml_path.stem, devkit_splits.get(stem))
+            split = devkit_splits.get(stem, devkit_splits.get(xml_path.stem))
         key = (split, sid)
         if key in seen:
             raise MlcycleError(f"{xml_path}: image {sid!r} is described by two XML files")
@@ -252,11 +252,12 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
                 _add(part, s, pname, pb, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent + 1)
 
     # devkit: images listed in ImageSets without an XML file are samples without labels
-    have = {PurePosixPath(s).stem for s in sample_ids}
+    have = {PurePosixPath(s).with_suffix("").as_posix() if PurePosixPath(s).suffix else s for s in sample_ids}
+    have |= {PurePosixPath(s).stem for s in sample_ids}
     for stem, split in devkit_splits.items():
         if stem not in have:
             img = next(iter(sorted(images_dir.glob(stem + ".*"))), None) if images_dir is not None else None
-            sample_ids.append(img.name if img is not None else stem + ".jpg")
+            sample_ids.append(img.relative_to(images_dir).as_posix() if img is not None else stem + ".jpg")  # type: ignore[union-attr]
             sample_split.append(split)
             xml_of.append(None)
             widths.append(-1)
@@ -334,7 +335,7 @@ def _add(el, s, name, b, labels, label_sample, boxes, flags, poses, scores, part
 # --------------------------------------------------------------------------- writing
 
 def _num(v: float) -> str:
-    return f"{v:.10g}"
+    return f"{v:.12g}"
 
 
 def _value(v: Any) -> str:

@@ -144,6 +144,46 @@ def _read_names(root: Path) -> tuple[list[str], str]:
                        hint="YOLO labels hold class indices; put the class names, one a line, in classes.txt")
 
 
+def _yaml_splits(root: Path) -> set[str] | None:
+    """Split folder names declared in data.yaml (``train: images/train`` -> train,
+    ``val: ../valid/images`` -> valid); None without a YAML file naming splits."""
+    import yaml
+
+    found: set[str] | None = None
+    for y in _yaml_files(root):
+        try:
+            doc = yaml.safe_load(y.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(doc, dict):
+            continue
+        for key in ("train", "val", "test", "valid", "minival"):
+            vals = doc.get(key)
+            for v in (vals if isinstance(vals, list) else [vals]):
+                if not isinstance(v, str):
+                    continue
+                parts = PurePosixPath(v.replace("\\", "/")).parts
+                found = found if found is not None else set()
+                if "images" in parts:
+                    k = len(parts) - 1 - parts[::-1].index("images")
+                    if k + 1 < len(parts):
+                        found.add(parts[k + 1])
+                    elif k > 0:
+                        found.add(parts[k - 1])
+                elif parts and PurePosixPath(parts[-1]).suffix == ".txt":
+                    found.add(PurePosixPath(parts[-1]).stem)
+    return found
+
+
+_split_names: set[str] | None = None
+
+
+def _is_split(name: str) -> bool:
+    if _split_names is not None:
+        return name in _split_names
+    return name.lower() in SPLIT_NAMES
+
+
 def _locate(parts: tuple[str, ...], kind: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
     """For a file's folder parts (relative to the root): (split, folder parts of the
     sample id, folder parts of the image folder). ``kind`` is 'labels' or 'images'."""
@@ -152,7 +192,7 @@ def _locate(parts: tuple[str, ...], kind: str) -> tuple[str | None, tuple[str, .
         if own in parts:
             k = len(parts) - 1 - parts[::-1].index(own)
             image_base = list(parts[:k]) + [img]
-            if k + 1 < len(parts):  # labels/<split>/...
+            if k + 1 < len(parts) and _is_split(parts[k + 1]):  # labels/<split>/...
                 split = parts[k + 1]
                 return split, parts[k + 2:], tuple(image_base + [split])
             if k > 0:  # <split>/labels/...
@@ -222,6 +262,8 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     if not root.is_dir():
         raise MlcycleError(f"{path}: no such folder")
     names, names_file = _read_names(root)
+    global _split_names
+    _split_names = _yaml_splits(root)
     txts, imgs = _scan(root)
     deep = any(len(t) > 1 and (t[0] in ("labels", "Annotations") or _OBJ_DATA.match(t[0])
                    or (len(t) > 2 and t[1] == "labels")) for t in txts)
@@ -499,7 +541,12 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
             lists[split] = list_name
         doc: dict[str, Any] = {"path": "."}
         for split in split_names:
-            doc[{"valid": "val"}.get(split or "train", split or "train")] = f"images/{split}" if split else "images"
+            key = {"valid": "val"}.get(split or "train", split or "train")
+            value = f"images/{split}" if split else "images"
+            if key in doc:  # e.g. samples without a split next to a 'train' split
+                doc[key] = (doc[key] if isinstance(doc[key], list) else [doc[key]]) + [value]
+            else:
+                doc[key] = value
         if "val" not in doc and split_names:
             doc["val"] = doc.get("train") or next(v for k, v in doc.items() if k != "path")
         doc["nc"] = len(names)
