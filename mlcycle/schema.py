@@ -423,6 +423,8 @@ def loads(text: str, name: str = "<schema>") -> Schema:
             close = _close(str(rule), list(RULES))
             raise v.fail(sev.key_lines[rule], _join("severity", rule), "unknown rule id",
                          hint=f"did you mean '{close}'?" if close else "the rule ids are listed in docs/schema.md")
+        if level is False:  # YAML 1.1 reads a plain `off` as false
+            level = OFF
         if level not in SEVERITIES:
             raise v.fail(sev.value_lines[rule], _join("severity", rule),
                          f"expected one of {', '.join(SEVERITIES)}, got {_kind(level)}")

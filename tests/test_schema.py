@@ -406,3 +406,19 @@ def test_shipped_sample_schema_is_valid():
     s = S.load(Path(mlcycle.__file__).parent / "data" / "sample" / "schema.yaml")
     assert s.class_names() == ["circle", "square", "triangle"]
     assert {a.name for a in s.attributes} == {"occluded", "truncated"}
+
+
+def test_the_full_example_in_the_docs_is_a_valid_schema():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text()
+    block = doc.split("A full example, with every key:\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    s = S.loads(block, "docs/schema.md")
+    assert s.class_names() == ["person", "car", "bicycle"]
+    assert s.severity_of("attr.unknown") == "off" and s.severity_of("box.too-small") == "error"
+    assert s.box_overrides["person"].min_height == 16 and s.box_overrides["car"].min_width == 8
+    # every rule id in the docs table is a rule, and every rule is documented
+    documented = {line.split("`")[1] for line in doc.splitlines() if line.startswith("| `")}
+    assert documented == set(S.RULES)
+    for rule, (sev, scope, _) in S.RULES.items():
+        assert f"| `{rule}` | {sev} | {scope} |" in doc
