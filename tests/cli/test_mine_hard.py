@@ -34,7 +34,9 @@ def evaluated(tmp_path):
 
 
 def jsonl(text):
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    """Rows of a JSON Lines table (without the metadata header line)."""
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [r for r in rows if "__mlcycle__" not in r]
 
 
 def test_writes_a_ranked_label_table_on_stdout_and_a_summary_on_stderr(runner, evaluated):
@@ -152,3 +154,46 @@ def test_help_has_examples_and_imports_nothing_heavy():
     assert "Examples:" in r.stdout and "mlcycle mine-hard" in r.stdout
     heavy = [line for line in r.stderr.splitlines() if any(f" {m}" in line.split("|")[-1] for m in ("numpy", "pyarrow"))]
     assert heavy == []
+
+
+def test_sample_dataset_pipeline_puts_its_planted_mistakes_on_top(runner, tmp_path):
+    """ingest -> evaluate -> mine-hard on the bundled sample: its MISTAKES.md (val part)."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "mlcycle" / "data" / "sample"
+    gt, preds, ev = tmp_path / "gt.parquet", tmp_path / "preds.parquet", tmp_path / "evaluated.parquet"
+    for args in (
+        ["ingest", "coco", sample / "annotations" / "instances_val.json", "--split", "val", "--images-root", sample, "-o", gt, "-q"],
+        ["ingest", "coco-results", sample / "predictions" / "detections_val.json", "--images", gt, "--source", "detector", "-o", preds, "-q"],
+        ["evaluate", gt, preds, "-o", ev, "-q"],
+    ):
+        r = runner(args)
+        assert r.exit_code == 0, r.stderr
+    r = runner(["mine-hard", ev, "--per", "sample", "--top", "4", "--json"])
+    assert r.exit_code == 0, r.stderr
+    top = [s["sample_id"] for s in json.loads(r.stdout)["top_samples"]]
+    assert {"images/val_020.png", "images/val_021.png", "images/val_022.png"} <= set(top)
+    r = runner(["mine-hard", ev, "--per", "sample", "--top", "4", "--no-context", "-q"])
+    reasons = {(x["sample_id"], x["label_id"]): x["hard_reason"] for x in jsonl(r.stdout) if x["source"] == "gt"}
+    assert reasons[("images/val_021.png", 75)] == "possible_wrong_label"   # labelled circle, shows a triangle
+    assert reasons[("images/val_022.png", 79)] == "localization"           # shifted box
+    missing = [x for x in jsonl(r.stdout) if x["sample_id"] == "images/val_020.png"]
+    assert [x["hard_reason"] for x in missing] == ["possible_missing"]      # the circle without annotation
+
+
+def test_real_pipe_evaluate_into_mine_hard_into_head(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[2] / "mlcycle" / "data" / "sample"
+    ml = f"{sys.executable} -m mlcycle"
+    script = (
+        f"{ml} ingest coco {sample}/annotations/instances_val.json -q -o {tmp_path}/gt.parquet && "
+        f"{ml} ingest coco-results {sample}/predictions/detections_val.json --images {tmp_path}/gt.parquet -q -o {tmp_path}/p.parquet && "
+        f"{ml} evaluate {tmp_path}/gt.parquet {tmp_path}/p.parquet -q -o - --format jsonl | {ml} mine-hard --top 3 -q | head -c 20"
+    )
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert r.stdout.startswith("{") and len(r.stdout) == 20
