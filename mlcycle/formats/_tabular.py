@@ -132,12 +132,13 @@ def num(v: Any) -> str:
     return repr(f)
 
 
-def writable_attributes(table: "pa.Table", exclude: Iterable[str] = ()) -> list[str]:
-    """Attribute columns a writer may copy into a format: not command columns, not the
-    ones the format handles itself (``exclude``), not nested."""
+def writable_attributes(table: "pa.Table", exclude: Iterable[str] = (), commands: bool = False) -> list[str]:
+    """Attribute columns a writer may copy into a format: not the ones the format handles
+    itself (``exclude``), not nested, and not command columns (``eval``, ``hard_score``
+    ...) unless ``commands``."""
     import pyarrow as pa
 
-    skip = set(COMMAND_COLUMNS) | set(exclude)
+    skip = set(exclude) | (set() if commands else set(COMMAND_COLUMNS))
     return [c for c in T.attribute_columns(table)
             if c not in skip and not pa.types.is_nested(table.column(c).type)]
 

@@ -29,7 +29,8 @@ looked up by common header names (case-insensitive):
 
 Writing produces one CSV (``-o FILE.csv`` or standard output) in the common
 ``image,label,xmin,ymin,xmax,ymax,width,height`` layout, then every other core column
-that has a value, then the attribute columns (nested ones as JSON text). Floats are
+that has a value, then every attribute column, those that commands add (``eval``,
+``hard_score``, ``violations`` ...) included (nested ones as JSON text). Floats are
 written as the shortest text that reads back to the same value; ``ingest csv`` reads
 the file back without ``--columns``.
 """
@@ -319,8 +320,6 @@ def to_arrow(table: "pa.Table", source: str | None = None) -> "pa.Table":
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from mlcycle.formats._tabular import COMMAND_COLUMNS
-
     t = pick_source(table, source)
     boxes = T.bboxes(t)
     valid = ~np.isnan(boxes).all(axis=1)
@@ -340,7 +339,7 @@ def to_arrow(table: "pa.Table", source: str | None = None) -> "pa.Table":
     if T.SOURCE in t.column_names and source is not None and source not in (T.GT_SOURCE, T.DEFAULT_PRED_SOURCE):
         cols[T.SOURCE] = t.column(T.SOURCE)
     for c in T.attribute_columns(t):
-        if c in COMMAND_COLUMNS or c in cols:
+        if c in cols:
             continue
         col = t.column(c)
         if pa.types.is_nested(col.type):

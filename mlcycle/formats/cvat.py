@@ -434,7 +434,9 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
         is_label = is_label | table.column(T.SHAPE).is_valid().to_numpy(zero_copy_only=False)
 
     attr_map: dict[str, str] = dict(full_meta.get("attributes", {}))
-    for c in writable_attributes(table, HANDLED):
+    # every other attribute column becomes an <attribute>, mine-hard's hard_score and
+    # hard_reason included, so that a re-check task shows annotators why a label is there
+    for c in writable_attributes(table, HANDLED, commands=True):
         attr_map.setdefault(c, c)
     attr_map = {c: a for c, a in attr_map.items() if c in table.column_names}
     attr_vals = {c: table.column(c).to_pylist() for c in attr_map}
@@ -462,15 +464,21 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
     specs = [dict(s) for s in full_meta.get("labels", [])]
     known = {s["name"] for s in specs}
     new = sorted({lab for lab in labels if lab is not None and lab not in known})
-    for lab in new:
-        attrs = []
+    specs.extend({"name": lab, "attributes": []} for lab in new)
+    rows_by_label: dict[Any, list[int]] = {}
+    for i in np.flatnonzero(is_label).tolist():
+        rows_by_label.setdefault(labels[i], []).append(i)
+    for spec in specs:  # an attribute spec for every attribute a label's rows carry
+        spec["attributes"] = list(spec.get("attributes", []))
+        have = {a.get("name") for a in spec["attributes"]}
         for c, a in attr_map.items():
-            vals = [attr_vals[c][i] for i in range(n) if labels[i] == lab]
+            if a in have:
+                continue
+            vals = [attr_vals[c][i] for i in rows_by_label.get(spec["name"], [])]
             if any(v is not None for v in vals):
                 it = _input_type(vals)
-                attrs.append({"name": a, "mutable": "false", "input_type": it,
-                              "default_value": {"checkbox": "false", "number": "0"}.get(it, ""), "values": ""})
-        specs.append({"name": lab, "attributes": attrs})
+                spec["attributes"].append({"name": a, "mutable": "false", "input_type": it,
+                                           "default_value": {"checkbox": "false", "number": "0"}.get(it, ""), "values": ""})
 
     out = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>",
            "  <meta>", "    <task>", f"      <size>{len(order)}</size>", "      <mode>annotation</mode>", "      <labels>"]
@@ -529,7 +537,7 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
                 kind = "box" if has_box[i] else "tag"
             if kind in ("box", "ellipse", "circle") and not has_box[i]:
                 kind = "tag"
-            if kind == "box" and segs[i] is not None and shapes[i] is None:
+            if kind == "box" and segs[i] not in (None, "", "[]", "{}") and shapes[i] is None:
                 dropped_seg += 1
             a = f' label={_q(labels[i] if labels[i] is not None else "")}'
             geo = ""

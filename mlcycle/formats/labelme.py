@@ -16,14 +16,17 @@ Reading (one ``.json`` file, or a folder searched recursively for LabelMe JSON f
   mlcycle's shared vocabulary (``box`` for rectangle, ``polyline`` for linestrip, the
   others by their LabelMe names). ``group_id``, ``description`` and the shape's ``flags``
   (JSON text) are columns when any file has them; the image ``flags`` (LabelMe's
-  image-level checkboxes) are the ``image_flags`` column (JSON text). Mask shapes are
+  image-level checkboxes) are the ``image_flags`` column (JSON text); any other shape
+  key (LabelMe keeps keys it does not know) is a column of that name. Mask shapes are
   skipped with a counted warning;
 - a file without shapes is a sample row.
 
 Writing (``-o DIR``) puts one LabelMe JSON per sample at ``DIR/<sample_id with .json>``
 (``imagePath`` = the image's file name, ``imageData`` = null), refusing a sample id that
 would land outside ``DIR``. Boxes are written as rectangles, polygons from
-``segmentation``, other shapes from ``points``. Splits are not part of the format.
+``segmentation``, other shapes from ``points``; other attribute columns (VOC
+``difficult``, CVAT attributes, mine-hard's ``hard_reason`` ...) are written as extra
+shape keys. Splits are not part of the format.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._common import load_json, safe_join
-from mlcycle.formats._tabular import Problems, num, pick_source
+from mlcycle.formats._tabular import Problems, attribute_array, num, pick_source, writable_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -48,6 +51,7 @@ DESCRIPTION = "description"
 # LabelMe shape_type -> mlcycle shape vocabulary, and back
 _TO_SHAPE = {"rectangle": "box", "polygon": "polygon", "circle": "circle", "line": "line",
              "linestrip": "polyline", "point": "point", "points": "points"}
+_SHAPE_KEYS = ("label", "points", "group_id", "shape_type", "flags", "description", "mask")
 _FROM_SHAPE = {"box": "rectangle", "polygon": "polygon", "circle": "circle", "line": "line",
                "polyline": "linestrip", "point": "point", "points": "points", "ellipse": "rectangle"}
 
@@ -129,6 +133,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     rows: list[dict[str, Any]] = []
     seen: dict[str, Path] = {}
     masks = 0
+    extra_keys: list[str] = []  # shape keys LabelMe does not define (kept by LabelMe itself)
     versions: set[str] = set()
     next_id = 1
     for f in files:
@@ -206,6 +211,11 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
                 row[DESCRIPTION] = str(sh["description"])
             if sh.get("flags"):
                 row[FLAGS] = orjson.dumps(sh["flags"]).decode()
+            for key, value in sh.items():
+                if key not in _SHAPE_KEYS and value is not None:
+                    if key not in extra_keys:
+                        extra_keys.append(key)
+                    row["\0" + key] = value
             row[T.LABEL_ID] = next_id
             next_id += 1
             rows.append(row)
@@ -234,7 +244,14 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
                    (DESCRIPTION, pa.string()), (FLAGS, pa.string()), (IMAGE_FLAGS, pa.string())):
         if c == T.SHAPE or any(c in r for r in rows):
             cols[c] = pa.array([r.get(c) for r in rows], type=typ)
-    meta: dict[str, Any] = {META: {"version": sorted(versions)[-1] if versions else None}}
+    taken = set(cols) | set(T.CORE_COLUMNS) | {T.SHAPE, T.POINTS, T.GROUP_ID, DESCRIPTION, FLAGS, IMAGE_FLAGS}
+    extra_map: dict[str, str] = {}
+    for key in extra_keys:
+        col = key if key not in taken else f"labelme_{key}"
+        taken.add(col)
+        extra_map[col] = key
+        cols[col] = attribute_array([r.get("\0" + key) for r in rows])
+    meta: dict[str, Any] = {META: {"version": sorted(versions)[-1] if versions else None, "shape_keys": extra_map}}
     if options.images_root is not None:
         meta["images_root"] = str(options.images_root)
     return T.from_columns(cols, meta)
@@ -251,8 +268,16 @@ def to_documents(table: "pa.Table", source: str | None = None) -> dict[str, dict
     import numpy as np
     import orjson
 
-    version = (T.get_metadata(table).get(META) or {}).get("version") or "5.0.1"
+    meta = T.get_metadata(table).get(META) or {}
+    version = meta.get("version") or "5.0.1"
     table = pick_source(table, source)
+    # other attribute columns (VOC difficult, CVAT attributes, ...) become extra shape
+    # keys, which LabelMe keeps when it opens and saves a file
+    key_of = dict(meta.get("shape_keys") or {})
+    for c in writable_attributes(table, (T.SHAPE, T.POINTS, T.GROUP_ID, DESCRIPTION, FLAGS, IMAGE_FLAGS), commands=True):
+        key_of.setdefault(c, c)
+    key_of = {c: k for c, k in key_of.items() if c in table.column_names and k not in _SHAPE_KEYS}
+    extra = {c: table.column(c).to_pylist() for c in key_of}
     n = table.num_rows
     col = lambda c: table.column(c).to_pylist() if c in table.column_names else [None] * n  # noqa: E731
     samples = col(T.SAMPLE_ID)
@@ -294,6 +319,9 @@ def to_documents(table: "pa.Table", source: str | None = None) -> dict[str, dict
         shape: dict[str, Any] = {"label": labels[i] if labels[i] is not None else "", "points": pts,
                                  "group_id": group_ids[i], "description": descs[i] or "",
                                  "shape_type": st, "flags": orjson.loads(flags[i]) if flags[i] else {}}
+        for c, k in key_of.items():
+            if extra[c][i] is not None:
+                shape[k] = extra[c][i]
         d["shapes"].append(shape)
     return docs
 

@@ -30,7 +30,8 @@ Writing: ``-o FILE.csv`` (or standard output) writes the box CSV; ``-o DIR`` wri
 folder layout (per split ``annotations/<split>-annotations-bbox.csv`` and
 ``<split>-annotations-human-imagelabels.csv``, plus ``image_ids_and_rotation.csv`` and
 ``images.meta`` so that sizes and empty images survive). Coordinates are written as the
-shortest text that reads back to the same float; booleans as 1/0, null as -1.
+shortest text that reads back to the same float; booleans as 1/0, null as -1. Other
+attribute columns have no place in the format: they are named in a warning.
 """
 
 from __future__ import annotations
@@ -467,7 +468,11 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     first: dict[str, int] = {}
     for i, s in enumerate(samples):
         first.setdefault(s, i)
-    return {"header": header, "boxes": box_rows, "labels": label_rows,
+    from mlcycle.formats._tabular import writable_attributes
+
+    dropped = writable_attributes(t, tuple(FLAG_COLUMNS.values()) + (T.CONFIDENCE, T.ANNOTATION_SOURCE) + tuple(extra_cols),
+                                  commands=True)
+    return {"header": header, "boxes": box_rows, "labels": label_rows, "dropped": dropped,
             "images": [(s, splits[i], widths[i], heights[i]) for s, i in first.items()],
             "descriptions": meta.get("class_descriptions") or {}}
 
@@ -477,6 +482,8 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
 
     options = options or WriteOptions()
     doc = _tables(table, options.source)
+    if doc["dropped"]:
+        console.warn("columns Open Images has no place for, not written: " + ", ".join(doc["dropped"]))
     folder = output is not None and (Path(output).is_dir() or str(output).endswith(("/", os.sep)) or not Path(output).suffix)
     if not folder:
         rows = [r for part in doc["boxes"].values() for r in part]

@@ -270,3 +270,15 @@ def test_read_options_split_and_source(external):
     t = cvat.read(external / GTS / "cvat_format", ReadOptions(split="val", source="manual"))
     assert set(t.column(T.SPLIT).to_pylist()) == {"val"}
     assert set(t.column(T.SOURCE).to_pylist()) == {"manual"}
+
+
+def test_mine_hard_columns_become_attributes_with_specs(tmp_path, external):
+    t = cvat.read(external / DATUMARO / "for_images/export_task/train.xml")
+    reasons = ["localization"] + [None] * (t.num_rows - 1)
+    t = t.append_column(T.HARD_REASON, pa.array(reasons, type=pa.string()))
+    text = cvat.to_xml(t)
+    assert '<attribute name="hard_reason">localization</attribute>' in text
+    assert "<name>hard_reason</name>" in text  # declared in label1's spec
+    p = tmp_path / "a.xml"
+    p.write_text(text)
+    assert cvat.read(p).column(T.HARD_REASON).to_pylist() == reasons

@@ -214,3 +214,16 @@ def test_two_files_for_one_image_is_an_error(tmp_path):
 def test_split_option(external):
     t = labelme.read(external / GTS / "labelme_format", ReadOptions(split="train"))
     assert set(t.column(T.SPLIT).to_pylist()) == {"train"}
+
+
+def test_attributes_of_other_formats_travel_as_extra_shape_keys(tmp_path):
+    t = T.from_columns({T.SAMPLE_ID: ["a.jpg", "a.jpg"], T.SOURCE: ["gt", "gt"], T.LABEL: ["cat", "dog"],
+                        T.BBOX: np.array([[1.0, 2, 3, 4], [5.0, 6, 7, 8]]), T.WIDTH: [10, 10], T.HEIGHT: [10, 10],
+                        "difficult": [True, None], "pose": ["Left", "Right"], T.HARD_REASON: ["possible_missing", None]})
+    labelme.write(t, tmp_path / "out")
+    doc = json.loads((tmp_path / "out/a.json").read_text())
+    assert doc["shapes"][0]["difficult"] is True and "difficult" not in doc["shapes"][1]
+    assert doc["shapes"][0]["hard_reason"] == "possible_missing"
+    back = labelme.read(tmp_path / "out").to_pylist()
+    assert [(r["difficult"], r["pose"], r[T.HARD_REASON]) for r in back] == [
+        (True, "Left", "possible_missing"), (None, "Right", None)]

@@ -243,3 +243,14 @@ def test_prediction_source_puts_confidence_in_score(tmp_path):
     t = openimages.read(p, ReadOptions(image_size=(10, 10), source="detector"))
     r = t.to_pylist()[0]
     assert r[T.SCORE] == 0.25 and T.CONFIDENCE not in t.column_names and r[T.SOURCE] == "detector"
+
+
+def test_columns_without_a_place_are_named_in_a_warning(tmp_path, runner):
+    t = T.from_columns({T.SAMPLE_ID: ["a"], T.SOURCE: ["gt"], T.LABEL: ["/m/0"], T.BBOX: np.array([[1.0, 2, 3, 4]]),
+                        T.WIDTH: [10], T.HEIGHT: [10], "difficult": [True], T.OCCLUDED: [True]})
+    src = tmp_path / "t.parquet"
+    io.write_table(t, src)
+    res = runner(["export", "openimages", src, "-o", tmp_path / "b.csv"])
+    assert res.exit_code == 0 and res.stdout == ""
+    assert "not written: difficult" in res.stderr
+    assert (tmp_path / "b.csv").read_text().splitlines()[1] == "a,,/m/0,,0.1,0.4,0.2,0.6,1,-1,-1,-1,-1"
