@@ -58,6 +58,8 @@ QUANTILES = (("min", 0.0), ("p01", 0.01), ("p05", 0.05), ("p25", 0.25), ("p50", 
 # Columns that commands add: summarised in their own sections, not as attributes.
 _SPECIAL = (T.EVAL, T.EVAL_ID, T.EVAL_IOU, T.HARD_SCORE, T.HARD_REASON)
 _EVAL_KINDS = ("tp", "fp", "fn")
+# Columns no statistic reads: not even decoded when streaming Parquet.
+_UNUSED = (T.SEGMENTATION, T.LABEL_ID, T.CATEGORY_ID, T.IMAGE_ID, T.SCORE, T.EVAL_ID, T.EVAL_IOU)
 
 
 # =========================================================================== input
@@ -103,7 +105,8 @@ def _parquet_batches(path: Path, rows: int) -> Iterator["pa.Table"]:
         pf = pq.ParquetFile(path, read_dictionary=strings)
         try:
             meta = pf.schema_arrow.metadata
-            for batch in pf.iter_batches(batch_size=rows):
+            columns = [n for n in schema.names if n not in _UNUSED]
+            for batch in pf.iter_batches(batch_size=rows, columns=columns):
                 table = pa.Table.from_batches([batch])
                 if meta:
                     table = table.replace_schema_metadata(meta)
@@ -171,6 +174,22 @@ def _label_mask(table: "pa.Table") -> "np.ndarray":
     return mask
 
 
+def _unique(values: "np.ndarray", inverse: bool = False):
+    """Sorted distinct values (and the inverse index): numpy's np.unique hashes since 2.3,
+    which is far slower than sorting for integer codes."""
+    import numpy as np
+
+    if not inverse:
+        v = np.sort(values)
+        return v[np.concatenate(([True], v[1:] != v[:-1]))] if len(v) else v
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    first = np.concatenate(([True], v[1:] != v[:-1])) if len(v) else np.zeros(0, bool)
+    inv = np.empty(len(values), np.int64)
+    inv[order] = np.cumsum(first) - 1
+    return v[first], inv
+
+
 def _keyed_counts(key: "np.ndarray", size: int, weights: "np.ndarray | None" = None):
     """(distinct keys, rows per key, weight sums per key) by bincount when the key space
     is small compared with the rows, else by sorting."""
@@ -181,7 +200,7 @@ def _keyed_counts(key: "np.ndarray", size: int, weights: "np.ndarray | None" = N
         nz = np.flatnonzero(rows)
         w = np.bincount(key, weights=weights, minlength=size)[nz] if weights is not None else None
         return nz, rows[nz], w
-    uniq, inv = np.unique(key, return_inverse=True)
+    uniq, inv = _unique(key, inverse=True)
     rows = np.bincount(inv, minlength=len(uniq))
     w = np.bincount(inv, weights=weights, minlength=len(uniq)) if weights is not None else None
     return uniq, rows, w
@@ -640,7 +659,7 @@ class _Accumulator:
         self.sample_rows = _add_counts(self.sample_rows, sid, nsamples)
         self.sample_labels = _add_counts(self.sample_labels, sid, nsamples, lab_w)
         for codes, table in ((src, self.by_source), (split, self.by_split)):
-            values = np.unique(codes)
+            values = np.flatnonzero(np.bincount(codes))
             for v in values:
                 sel = codes == v if len(values) > 1 else slice(None)
                 acc = table.setdefault(int(v), [np.zeros(0, np.int64), np.zeros(0, np.int64)])
@@ -648,11 +667,11 @@ class _Accumulator:
                 acc[1] = _add_counts(acc[1], sid[sel], nsamples, lab_w[sel])
         if nlab:
             lab_idx = np.flatnonzero(is_label)
-            keys = np.unique((sid[lab_idx] << _CLS_BITS) | lab_cls)
+            keys = _unique((sid[lab_idx] << _CLS_BITS) | lab_cls)
             self.pairs.append(keys)
             self.pair_count += len(keys)
             if self.pair_count > 2 * EXACT_QUANTILE_LIMIT and len(self.pairs) > 1 and self.pair_count > 4 * len(self.pairs[0]):
-                self.pairs = [np.unique(np.concatenate(self.pairs))]
+                self.pairs = [_unique(np.concatenate(self.pairs))]
                 self.pair_count = len(self.pairs[0])
             self._update_boxes(batch, lab_idx, lab_cls, ncls)
         if T.EVAL in batch.column_names:
@@ -901,7 +920,7 @@ class _Accumulator:
         cps = np.zeros(sample_count, np.int64)
         cooc: list[dict] = []
         if self.pairs:
-            keys = self.pairs[0] if len(self.pairs) == 1 else np.unique(np.concatenate(self.pairs))
+            keys = self.pairs[0] if len(self.pairs) == 1 else _unique(np.concatenate(self.pairs))
             self.pairs = [keys]
             p_sid = keys >> _CLS_BITS
             p_cls = keys & ((1 << _CLS_BITS) - 1)
@@ -1163,7 +1182,8 @@ def _cooccurrence(sid: "np.ndarray", cls: "np.ndarray", ncls: int, names: list) 
     else:
         if not sparse:
             return []
-        uniq, n = np.unique(np.concatenate(sparse), return_counts=True)
+        uniq, inv = _unique(np.concatenate(sparse), inverse=True)
+        n = np.bincount(inv)
     top = np.lexsort((uniq, -n))[:TOP_PAIRS * 2]
     out = []
     for i in top:
@@ -1329,16 +1349,12 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
     compares: dict[Any, _Accumulator] = {}
     group_codes = [_Codes() for _ in by]
     compare_codes = _Codes()
-    columns: list[str] = []
     seen_sources: list[str] = []
     metadata: dict | None = None
     rows_in = 0
     for batch in batches:
         if metadata is None:
             metadata = T.get_metadata(batch)
-        for c in batch.column_names:
-            if c not in columns:
-                columns.append(c)
         rows_in += batch.num_rows
         for name in list(by) + ([compare] if compare else []):
             if name not in batch.column_names:
@@ -1384,7 +1400,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
 
     doc: dict[str, Any] = {
         "stats_version": STATS_VERSION,
-        "input": {"rows": rows_in, "rows_used": main.rows, "columns": columns, "sources": seen_sources,
+        "input": {"rows": rows_in, "rows_used": main.rows, "sources": seen_sources,
                   "source_filter": list(sources) or None},
     }
     doc.update(main.document())
@@ -1421,7 +1437,7 @@ def _feed(accs: dict, keys, batch, codes, shared, decode) -> None:
     import numpy as np
     import pyarrow as pa
 
-    uniq = np.unique(keys)
+    uniq = _unique(keys)
     for k in uniq:
         value = decode(int(k))
         acc = accs.get(value)

@@ -339,7 +339,6 @@ def test_parquet_is_streamed_with_dictionary_strings(tmp_path):
     assert pa.types.is_dictionary(batches[0].schema.field(T.SAMPLE_ID).type)
     from_parquet = stats.compute(stats.iter_batches([path], rows=2))
     from_memory = doc_of(t)
-    from_parquet["input"].pop("columns"), from_memory["input"].pop("columns")
     assert from_parquet == from_memory
 
 
