@@ -593,12 +593,12 @@ def mine(table: "pa.Table", opts: MineOptions | None = None) -> MineResult:
     order = np.lexsort((keep, hk, ~is_selected[keep], rank[f.sample[keep]]))
     rows = keep[order]
 
-    names = np.array(REASONS + ("",), dtype=object)
     out = table.take(pa.array(rows, type=pa.int64()))
     hs = h[rows]
     out = _set_column(out, T.HARD_SCORE, pa.array(hs, type=pa.float64(), mask=np.isnan(hs)))
     rc = code[rows]
-    out = _set_column(out, T.HARD_REASON, pa.array(names[rc], type=pa.string(), mask=rc < 0))
+    reason = pa.DictionaryArray.from_arrays(pa.array(rc, type=pa.int32(), mask=rc < 0), pa.array(REASONS, type=pa.string()))
+    out = _set_column(out, T.HARD_REASON, reason.cast(pa.string()))
     ss = row_sample_score[rows]
     out = _set_column(out, T.HARD_SAMPLE_SCORE, pa.array(ss, type=pa.float64(), mask=np.isnan(ss)))
 
