@@ -2,6 +2,11 @@
 
 ``os.wait4`` returns the resource usage of that one child, so peak RSS is per process
 (``ru_maxrss`` is in KiB on Linux).
+
+Caveat, measured: Linux carries the parent's RSS high-water mark into a forked child
+across ``exec``, so a benchmark whose own process has grown big (e.g. by generating the
+data set) would report that size for every child. Generate data in a subprocess
+(``generate_in_subprocess``) so that the measuring process stays small.
 """
 
 from __future__ import annotations
@@ -29,3 +34,10 @@ def best_of(cmd: list[str], repeat: int, env: dict | None = None) -> tuple[float
     """Median time and max peak memory over ``repeat`` runs."""
     runs = [run(cmd, env) for _ in range(repeat)]
     return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def generate_in_subprocess(script: str, args: list[str]) -> None:
+    """Run ``script --generate ARGS`` in a child so this process stays small."""
+    import sys
+
+    subprocess.run([sys.executable, script, "--generate", *args], check=True)

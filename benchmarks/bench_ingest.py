@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import best_of  # noqa: E402
+from _measure import best_of, generate_in_subprocess  # noqa: E402
 
 
 def make_coco(path: Path, n_images: int, anns_per_image: float, seed: int = 0) -> int:
@@ -66,11 +66,17 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=118287)
     ap.add_argument("--anns-per-image", type=float, default=7.27)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--generate", metavar="PATH", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.generate:
+        n = make_coco(Path(args.generate), args.images, args.anns_per_image)
+        Path(args.generate + ".count").write_text(str(n))
+        return
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "instances.json"
-        n = make_coco(src, args.images, args.anns_per_image)
+        generate_in_subprocess(__file__, [str(src), "--images", str(args.images), "--anns-per-image", str(args.anns_per_image)])
+        n = int(Path(str(src) + ".count").read_text())
         size_mb = src.stat().st_size / 1e6
         print(f"COCO file: {args.images:,} images, {n:,} annotations, {size_mb:.0f} MB", flush=True)
         out = Path(tmp) / "gt.parquet"

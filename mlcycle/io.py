@@ -277,7 +277,8 @@ def _read_csv(data: bytes, name: str) -> "pa.Table":
     types.update({c: pa.float64() for c in _CSV_BBOX})
     try:
         table = pcsv.read_csv(pa.BufferReader(data), convert_options=pcsv.ConvertOptions(
-            column_types={k: v for k, v in types.items()}, strings_can_be_null=True))
+            column_types={k: v for k, v in types.items()}, strings_can_be_null=True,
+            null_values=[""], quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise MlcycleError(f"{name}: not a readable label table CSV ({_first_line(exc)})") from None
     if all(c in table.column_names for c in _CSV_BBOX):
