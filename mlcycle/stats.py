@@ -533,24 +533,29 @@ class _Samples:
         self.count = 0
 
     def codes(self, dictionary: "pa.Array") -> "np.ndarray":
+        """Global codes for the entries of one batch's dictionary of sample ids."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
         if not pa.types.is_string(dictionary.type):
             dictionary = dictionary.cast(pa.string())
-        if self.known is None:
-            self.known = pc.unique(dictionary)
+        enc = pc.dictionary_encode(dictionary)  # a Parquet dictionary may repeat a value
+        uniq = enc.dictionary
+        remap = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = np.full(len(uniq), -1, np.int64)
+        if self.known is not None and len(uniq):
+            # probe the ids seen so far against this batch's (small) set of ids
+            pos = pc.index_in(self.known, value_set=uniq)
+            valid = _np(pos.is_valid())
+            codes[_np(pos.filter(pos.is_valid())).astype(np.int64)] = np.flatnonzero(valid)
+        new = codes < 0
+        if new.any():
+            codes[new] = self.count + np.arange(int(new.sum()))
+            fresh = uniq.filter(pa.array(new))
+            self.known = fresh if self.known is None else pa.concat_arrays([self.known, fresh])
             self.count = len(self.known)
-        else:
-            idx = pc.index_in(dictionary, value_set=self.known)
-            if idx.null_count:
-                new = pc.unique(dictionary.filter(pc.is_null(idx)))
-                self.known = pa.concat_arrays([self.known, new])
-                self.count = len(self.known)
-            else:
-                return idx.to_numpy(zero_copy_only=False).astype(np.int64)
-        return pc.index_in(dictionary, value_set=self.known).to_numpy(zero_copy_only=False).astype(np.int64)
+        return codes[remap]
 
 
 @dataclass
@@ -1166,11 +1171,13 @@ def _cooccurrence(sid: "np.ndarray", cls: "np.ndarray", ncls: int, names: list) 
     counts = np.zeros(ncls * ncls if dense else 0, np.int64)
     sparse: list[np.ndarray] = []
     d = 1
-    while d < len(sid):
-        same = sid[:-d] == sid[d:]
-        if not same.any():
+    alive = np.arange(len(sid) - 1)  # i whose sample still continues at i + d (sid is sorted)
+    while len(alive):
+        alive = alive[alive + d < len(sid)]
+        alive = alive[sid[alive] == sid[alive + d]]
+        if not len(alive):
             break
-        codes = cls[:-d][same] * ncls + cls[d:][same]
+        codes = cls[alive] * ncls + cls[alive + d]
         if dense:
             counts += np.bincount(codes, minlength=ncls * ncls)
         else:
