@@ -57,5 +57,6 @@ def export(
         table = table.filter(pc.equal(T.column_or_null(table, T.SPLIT), split))
     extra = {k: v for k, v in (("layout", layout), ("corners", corners)) if v}
     options = formats.WriteOptions(source=source, split=split, images_root=images_root, extra=extra)
-    formats.write(format_name, table, output, options)
+    with console.progress(f"writing {format_name}"):
+        formats.write(format_name, table, output, options)
     console.info(f"exported {format_name} to {output if output is not None else '<stdout>'}")

@@ -89,8 +89,9 @@ def ingest(
     )
     encoding = io.output_encoding(output, fmt)
     io.check_binary_to_terminal(output, encoding)
-    table = formats.read(name, path, options)
-    io.write_table(table, output, fmt)
+    with console.progress(f"reading {path} ({name})"):
+        table = formats.read(name, path, options)
+        io.write_table(table, output, fmt)
     console.info(f"ingested {table.num_rows} rows from {path} ({name})")
 
 
