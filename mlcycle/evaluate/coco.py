@@ -71,7 +71,7 @@ class Result:
     npig: np.ndarray        # (A, K) non-ignored gt per class
     groups: Groups
     match: np.ndarray       # (A, T', nkept) matched gt index or -1 (T' >= T: extra thresholds)
-    match_iou: np.ndarray   # (A, T', nkept)
+    match_iou: np.ndarray   # (T', nkept) IoU of the match, first range ('all')
     dt_ignore: np.ndarray   # (A, T', nkept)
     thresholds: np.ndarray  # the T' thresholds matched
 
@@ -130,64 +130,76 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     order = np.lexsort((rank, img, -sc, cat))
     cat_o, rank_o, sc_o = cat[order], rank[order], sc[order]
     rec_thrs = p.rec_thrs
+    eps = np.spacing(1)
+    kk = np.arange(K)
     for mi, max_det in enumerate(p.max_dets):
-        sel = order[rank_o < max_det]
-        c = cat_o[rank_o < max_det]
-        s = sc_o[rank_o < max_det]
+        in_m = rank_o < max_det
+        sel = order[in_m]
+        c = cat_o[in_m]
+        s = sc_o[in_m]
         n = len(sel)
-        seg_start = np.searchsorted(c, np.arange(K), side="left")
-        seg_end = np.searchsorted(c, np.arange(K), side="right")
-        nseg = seg_end - seg_start
+        seg_start = np.searchsorted(c, kk, side="left")
+        seg_end = np.searchsorted(c, kk, side="right")
+        has = seg_end > seg_start
         for a in range(A):
-            ig = dt_ignore[a][:, sel]                     # (T, n)
-            mt = matched[a][:, sel]
-            tps = mt & ~ig
-            fps = ~mt & ~ig
-            tp_cum = _segment_cumsum(tps, seg_start, c)   # int64 (T, n)
-            fp_cum = _segment_cumsum(fps, seg_start, c)
-            tp = tp_cum.astype(float)
-            fp = fp_cum.astype(float)
             npa = npig[a]
             valid_k = npa > 0
-            with np.errstate(divide="ignore", invalid="ignore"):
-                pr = tp / (fp + tp + np.spacing(1))
-            # recall: last rc of the class (0 with no detections)
-            last = seg_end - 1
-            has = nseg > 0
-            rec = np.zeros((T, K))
-            if n:
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    rc_last = tp[:, np.maximum(last, 0)] / np.maximum(npa, 1)[None, :]
-                rec = np.where(has[None, :], rc_last, 0.0)
+            if n == 0:
+                recall[:, valid_k, a, mi] = 0.0
+                precision[:, :, valid_k, a, mi] = 0.0
+                scores[:, :, valid_k, a, mi] = 0.0
+                continue
+            q, ss, rec = _accumulate_one(matched[a][:, sel], dt_ignore[a][:, sel], c, s, seg_start, has,
+                                         npa, rec_thrs, eps)
             recall[:, valid_k, a, mi] = rec[:, valid_k]
-            # first index with rc >= recThr, via the integer tp count it needs
-            need = _min_count(npa, rec_thrs)                # (K, R) int64
-            q = np.zeros((T, R, K))
-            ss = np.zeros((T, R, K))
-            if n:
-                big = int(tp_cum.max(initial=0)) + int(need.max(initial=0)) + 2
-                for t in range(T):
-                    key = c.astype(np.int64) * big + tp_cum[t]
-                    qk = np.arange(K)[:, None] * big + np.minimum(need, big - 1)
-                    idx = np.searchsorted(key, qk.ravel(), side="left").reshape(K, R)
-                    local = idx - seg_start[:, None]
-                    ok = (local < nseg[:, None]) & (need <= npa[:, None])
-                    env = _suffix_max_at(pr[t], seg_start, seg_end, np.where(ok, idx, seg_end[:, None]))
-                    q[t] = np.where(ok, env, 0.0).T
-                    ss[t] = np.where(ok, s[np.minimum(idx, n - 1)], 0.0).T
             precision[:, :, valid_k, a, mi] = q[:, :, valid_k]
             scores[:, :, valid_k, a, mi] = ss[:, :, valid_k]
     return precision, recall, scores, npig
 
 
-def _segment_cumsum(flags: np.ndarray, seg_start: np.ndarray, seg_of: np.ndarray) -> np.ndarray:
-    """Cumulative sums that restart at every class segment (exact integers)."""
-    cs = np.cumsum(flags, axis=1, dtype=np.int64)
-    if cs.shape[1] == 0:
-        return cs
-    starts = seg_start[seg_of]                       # start index of each element's segment
-    before = np.where(starts > 0, cs[:, np.maximum(starts - 1, 0)], 0)
-    return cs - before
+def _accumulate_one(mt, ig, c, s, seg_start, has, npig, rec_thrs, eps):
+    """Precision/scores at the recall points and final recall for one (area, maxDet),
+    all thresholds and classes at once, working on the true positives only.
+
+    In pycocotools' sequence (per class, detections by score), precision rises only at a
+    true positive, and every recall point lands on one (except recall 0, which lands on
+    the class's first detection), so the envelope at a recall point is the maximum of
+    ``tp / (fp + tp + eps)`` over the class's true positives from that point on. The
+    ``fp + tp`` there is the number of non-ignored detections up to the true positive.
+    """
+    T, n = mt.shape
+    K = len(seg_start)
+    R = len(rec_thrs)
+    tp_t, tp_p = np.nonzero(mt & ~ig)               # sorted by (threshold, position)
+    ig_t, ig_p = np.nonzero(ig)
+    ig_key = ig_t.astype(np.int64) * n + ig_p
+    tp_key = tp_t.astype(np.int64) * n + tp_p
+    k_of = c[tp_p].astype(np.int64)
+    seg_id = tp_t * K + k_of                        # (threshold, class) segments, contiguous
+    ntp = np.bincount(seg_id, minlength=T * K)
+    t_start = np.concatenate([[0], np.cumsum(ntp)[:-1]])
+    t_end = t_start + ntp
+    j = np.arange(len(tp_p)) - t_start[seg_id] + 1  # tp count at each true positive
+    first = seg_start[k_of]
+    ign_before = np.searchsorted(ig_key, tp_key) - np.searchsorted(ig_key, tp_t.astype(np.int64) * n + first)
+    nn = tp_p - first + 1 - ign_before                # fp + tp (non-ignored so far)
+    pr_tp = j.astype(np.float64) / (nn.astype(np.float64) + eps)
+    ntp2 = ntp.reshape(T, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rec = np.where(has[None, :], ntp2.astype(np.float64) / np.maximum(npig, 1)[None, :], 0.0)
+    need = _min_count(npig, rec_thrs)                # (K, R)
+    need_tk = np.broadcast_to(need[None], (T, K, R)).reshape(T * K, R)
+    ntp_f = ntp[:, None]
+    has_tk = np.broadcast_to(has[None, :], (T, K)).reshape(T * K)[:, None]
+    ok = np.where(need_tk == 0, has_tk, need_tk <= ntp_f)
+    qidx = np.where(need_tk == 0, t_start[:, None], t_start[:, None] + need_tk - 1)
+    qidx = np.where(ok, qidx, t_end[:, None])
+    env = _suffix_max_at(pr_tp, t_start, t_end, qidx)
+    q = np.where(ok, env, 0.0)
+    seg_first = np.broadcast_to(seg_start[None, :], (T, K)).reshape(T * K)[:, None]
+    pos = np.where(need_tk == 0, seg_first, tp_p[np.minimum(qidx, max(len(tp_p) - 1, 0))] if len(tp_p) else seg_first)
+    ss = np.where(ok, s[np.minimum(pos, n - 1)], 0.0)
+    return (q.reshape(T, K, R).transpose(0, 2, 1), ss.reshape(T, K, R).transpose(0, 2, 1), rec)
 
 
 def _min_count(npig: np.ndarray, rec_thrs: np.ndarray) -> np.ndarray:

@@ -194,15 +194,16 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
     """Greedy COCO matching for every threshold and ignore mask, all groups in lockstep.
 
     ``gt_ignore`` is (A, n_gt) bool (crowd already included). Returns
-    ``(match, iou)``: (A, T, n_kept_dets) arrays of the matched gt index (-1: none) and
-    the IoU of that match, indexed by det position in ``groups.dt_order``.
+    ``(match, iou)``: (A, T, n_kept_dets) int32 matched gt index (-1: none), and (T,
+    n_kept_dets) the IoU of the match under the first ignore mask (the others are not
+    kept, to save memory); indexed by det position in ``groups.dt_order``.
     """
     A = gt_ignore.shape[0]
     thr = np.array([min(float(t), 1 - 1e-10) for t in thresholds])
     T = len(thr)
     nd = len(groups.dt_order)
-    match = np.full((A, T, nd), -1, dtype=np.int64)
-    miou = np.zeros((A, T, nd))
+    match = np.full((A, T, nd), -1, dtype=np.int32)
+    miou = np.zeros((T, nd))
     pd, pg, piou = pairs
     if len(pd) == 0:
         return match, miou
@@ -240,34 +241,33 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
             g = sg[p]
             d = apd[lo + p]
             match[a, tt, d] = g
-            miou[a, tt, d] = aiou[lo + p]
+            if a == 0:
+                miou[tt, d] = aiou[lo + p]
             nc = ~crowd[g]
             avail[tt[nc], g[nc]] = False
     del t_idx
     return match, miou
 
 
-def class_agnostic_match(gt: Objects, dt: Objects, n_img: int, iou: float, max_det: int,
-                         iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
-    """Matching that ignores classes (for the confusion matrix): per image, COCO's greedy
-    rule at one threshold, crowd regions ignored. Returns (det -> gt index or -1,
-    gt -> det index or -1) in input indices."""
+def cross_class_match(gt: Objects, dt: Objects, n_img: int, iou: float,
+                      iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching that ignores classes (per image, by score, COCO's rule at one
+    threshold). Returns (det -> gt index or -1, IoU of that match)."""
     zero = np.zeros
     g2 = Objects(img=gt.img, cat=zero(len(gt), np.int64), box=gt.box, area=gt.area,
-                 crowd=gt.crowd, rle=gt.rle)
+                 crowd=zero(len(gt), bool), rle=gt.rle)
     d2 = Objects(img=dt.img, cat=zero(len(dt), np.int64), box=dt.box, area=dt.area,
                  score=dt.score, rle=dt.rle)
-    groups = make_groups(g2, d2, n_img, 1, max_det)
-    thr = min(iou, 1 - 1e-10)
-    pairs = candidate_pairs(g2, d2, groups, thr, iou_type)
-    crowd = gt.crowd if gt.crowd is not None else zero(len(gt), bool)
-    match, _ = greedy_match(groups, pairs, [iou], crowd[None, :], crowd, len(gt))
     d_match = np.full(len(dt), -1, np.int64)
+    d_iou = np.full(len(dt), np.nan)
+    if len(gt) == 0 or len(dt) == 0:
+        return d_match, d_iou
+    groups = make_groups(g2, d2, n_img, 1, len(dt))
+    pairs = candidate_pairs(g2, d2, groups, min(iou, 1 - 1e-10), iou_type)
+    match, miou = greedy_match(groups, pairs, [iou], zero((1, len(gt)), bool), g2.crowd, len(gt))
     d_match[groups.dt_order] = match[0, 0]
-    g_match = np.full(len(gt), -1, np.int64)
-    ok = d_match >= 0
-    g_match[d_match[ok]] = np.flatnonzero(ok)
-    return d_match, g_match
+    d_iou[groups.dt_order] = np.where(match[0, 0] >= 0, miou[0], np.nan)
+    return d_match, d_iou
 
 
 def as_pairs(*arrays: Any) -> tuple:  # pragma: no cover - tiny helper for callers

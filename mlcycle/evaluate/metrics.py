@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mlcycle.evaluate import Options, Prepared
 
 EVAL_TP, EVAL_FP, EVAL_FN = "tp", "fp", "fn"
+NONE = "(none)"
 MAX_SLICE_VALUES = 50
 NUMERIC_BINS = 4
 MAX_RENDER_CLASSES = 20
@@ -158,7 +159,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     import numpy as np
 
     from mlcycle.evaluate import coco as C
-    from mlcycle.evaluate.match import Objects, class_agnostic_match
+    from mlcycle.evaluate.match import cross_class_match
 
     params = C.Params(max_dets=list(opts.max_dets), iou_type=opts.iou_type)
     ranges = _ranges(prep, opts)
@@ -182,8 +183,8 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     # ---- per-label columns at --iou (area all, max detections), --conf applied
     g, d = prep.gt, prep.dt
     kept = res.groups.dt_order
-    m_user = res.match[0, t_user]
-    iou_user = res.match_iou[0, t_user]
+    m_user = res.match[0, t_user].astype(np.int64)
+    iou_user = res.match_iou[t_user]
     crowd = g.crowd
     d_sc = d.score[kept]
     conf_ok = d_sc >= opts.conf
@@ -241,19 +242,21 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
             curves.append({"label": name, "iou": t_v, "precision": pr.tolist(),
                            "score": res.scores[t_i, :, k, 0, -1].tolist()})
 
-    # ---- confusion matrix: class-agnostic matching at --iou, predictions >= --conf
-    keep_d = d.score >= opts.conf
-    d2 = Objects(img=d.img[keep_d], cat=d.cat[keep_d], box=d.box[keep_d], area=d.area[keep_d],
-                 score=d.score[keep_d], rle=[x for x, k in zip(d.rle, keep_d) if k] if d.rle is not None else None)
-    dm, gm = class_agnostic_match(g, d2, len(prep.samples), opts.iou, max(len(d2), 1), opts.iou_type)
+    # ---- confusion matrix at --iou/--conf: the class-aware matches are the diagonal;
+    # then the leftover predictions (fp) take leftover ground truth (fn) of another class
+    # on the same image, greedily by score at the same IoU threshold
+    d_left = np.flatnonzero(d_state == 1)
+    g_left = np.flatnonzero(g_state == 2)
+    dm, _ = cross_class_match(_subset(g, g_left), _subset(d, d_left), len(prep.samples), opts.iou, opts.iou_type)
     cm = np.zeros((K + 1, K + 1), dtype=np.int64)
-    ok = dm >= 0
-    real = ok & ~crowd[np.where(ok, dm, 0)] if len(g) else ok
-    np.add.at(cm, (g.cat[dm[real]], d2.cat[real]), 1)
-    np.add.at(cm, (np.full(int((~ok).sum()), K), d2.cat[~ok]), 1)
-    missed = (gm < 0) & ~crowd
-    np.add.at(cm, (g.cat[missed], np.full(int(missed.sum()), K)), 1)
-    confusion = {"iou": opts.iou, "conf": opts.conf, "labels": prep.classes + ["(none)"], "matrix": cm.tolist()}
+    np.add.at(cm, (d.cat[d_state == 0], d.cat[d_state == 0]), 1)
+    hit = dm >= 0
+    np.add.at(cm, (g.cat[g_left[dm[hit]]], d.cat[d_left[hit]]), 1)
+    np.add.at(cm, (np.full(int((~hit).sum()), K), d.cat[d_left[~hit]]), 1)
+    g_hit = np.zeros(len(g_left), bool)
+    g_hit[dm[hit]] = True
+    np.add.at(cm, (g.cat[g_left[~g_hit]], np.full(int((~g_hit).sum()), K)), 1)
+    confusion = {"iou": opts.iou, "conf": opts.conf, "labels": prep.classes + [NONE], "matrix": cm.tolist()}
 
     # ---- slices
     slices = []
@@ -306,12 +309,17 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
 
 
 def _subset(o, sel):
+    """The objects at ``sel`` (a boolean mask or an index array)."""
+    import numpy as np
+
     from mlcycle.evaluate.match import Objects
+
+    sel = np.flatnonzero(sel) if np.asarray(sel).dtype == bool else np.asarray(sel)
 
     return Objects(img=o.img[sel], cat=o.cat[sel], box=o.box[sel], area=o.area[sel],
                    crowd=o.crowd[sel] if o.crowd is not None else None,
                    score=o.score[sel] if o.score is not None else None,
-                   rle=[x for x, k in zip(o.rle, sel) if k] if o.rle is not None else None)
+                   rle=[o.rle[i] for i in sel.tolist()] if o.rle is not None else None)
 
 
 def _with_eval_columns(table, prep, d_state, d_gt, d_iou, g_state, g_det, g_iou) -> "pa.Table":
