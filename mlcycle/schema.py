@@ -1212,7 +1212,8 @@ def duplicate_pairs(ctx: _Ctx, min_iou: float, chunk_pairs: int = 4_000_000) -> 
     if idx.size < 2:
         return empty
     codes, _ = ctx.samples()
-    order = idx[np.lexsort((idx, ctx.label_codes[idx], codes[idx]))]
+    key = codes[idx] * (len(ctx.label_dict) + 1) + ctx.label_codes[idx]
+    order = idx[np.argsort(key, kind="stable")]   # by (sample, class), then row order
     sc, lc = codes[order], ctx.label_codes[order]
     m = order.size
     new = np.ones(m, bool)
@@ -1514,7 +1515,9 @@ def check(table: "pa.Table", schema: Schema) -> CheckResult:
             elif scope == "sample":
                 if sample_codes is None:
                     sample_codes, _ = ctx.samples()
-                hit = ctx.gt & np.isin(sample_codes, sample_codes[rows[real]])
+                flagged = np.zeros(int(sample_codes.max()) + 1 if sample_codes.size else 0, bool)
+                flagged[sample_codes[rows[real]]] = True
+                hit = ctx.gt & flagged[sample_codes]
                 r = _rows(hit)
                 mark_rows.append(r)
                 mark_rules.append(np.full(r.size, rule_index[f.rule], np.int64))
