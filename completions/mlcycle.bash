@@ -32,14 +32,114 @@ __mlcycle_cmd_ingest() {
         --image-sizes) __mlcycle_files; return ;;
         --columns) return ;;
         --box-format) __mlcycle_words "xyxy xywh cxcywh"; return ;;
+        --corners) __mlcycle_words "exclusive inclusive"; return ;;
         -o|--output) __mlcycle_files; return ;;
         --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "--split --images-root --images --source --image-size --image-sizes --allow-missing --skip-invalid --columns --box-format --normalized --list-formats -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "--split --images-root --images --source --image-size --image-sizes --allow-missing --skip-invalid --columns --box-format --normalized --corners --list-formats -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
-        0) __mlcycle_words "coco coco-results cvat yolo voc kitti images"; __mlcycle_files ;;
+        0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images"; __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_schema_check() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        -s|--schema) __mlcycle_files; return ;;
+        --keep) __mlcycle_words "all valid invalid"; return ;;
+        --report) __mlcycle_files; return ;;
+        --examples) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "-s --schema --annotate --keep --report --strict --infer --examples --json -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_stats() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --by) return ;;
+        --compare) return ;;
+        --source) return ;;
+        --plot) __mlcycle_dirs; return ;;
+        --top) return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--by --compare --source --plot --top --json -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_evaluate() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --gt-source) return ;;
+        --pred-source) return ;;
+        --iou-type) __mlcycle_words "bbox segm"; return ;;
+        --method) __mlcycle_words "coco voc voc07"; return ;;
+        --iou) return ;;
+        --max-dets) return ;;
+        --area-range) return ;;
+        --rel-area-range) return ;;
+        --by) return ;;
+        --conf) return ;;
+        --metrics) __mlcycle_files; return ;;
+        --fail-under) __mlcycle_words "AP= AP50= AP75= AP_small= AP_medium= AP_large= AR_1= AR_10= AR_100= AR_small= AR_medium= AR_large= precision= recall= f1= accuracy= mAP="; return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --metrics --json --fail-under -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_mine_hard() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --per) __mlcycle_words "label sample"; return ;;
+        --top) return ;;
+        --min-score) return ;;
+        --reasons) return ;;
+        --method) __mlcycle_words "rules objectlab"; return ;;
+        --source) return ;;
+        --iou) return ;;
+        --low-iou) return ;;
+        --conf-missing) return ;;
+        --conf-wrong) return ;;
+        --conf-spurious) return ;;
+        --conf-low) return ;;
+        --model-weight) return ;;
+        --miss-weight) return ;;
+        --aggregate) __mlcycle_words "max noisy-or"; return ;;
+        --pool) __mlcycle_files; return ;;
+        --embedding) return ;;
+        --k) return ;;
+        --failures) return ;;
+        --dup-threshold) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --no-context --pool --embedding --k --failures --dup-threshold --json -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
         *) __mlcycle_files ;;
     esac
 }
@@ -51,12 +151,14 @@ __mlcycle_cmd_export() {
         --source) return ;;
         --split) return ;;
         --images-root) __mlcycle_dirs; return ;;
+        --layout) return ;;
+        --corners) __mlcycle_words "exclusive inclusive"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "-o --output --source --split --images-root -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "-o --output --source --split --images-root --layout --corners -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
-        0) __mlcycle_words "coco coco-results cvat yolo voc kitti images" ;;
+        0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images" ;;
         1) __mlcycle_files ;;
     esac
 }
@@ -76,18 +178,23 @@ _mlcycle() {
             [[ $w == -* ]] && continue
             cmd=$w
             case "$cmd" in
-                ingest) valopts=" --split --images-root --images --source --image-size --image-sizes --columns --box-format -o --output --format " ;;
-                export) valopts=" -o --output --source --split --images-root " ;;
+                ingest) valopts=" --split --images-root --images --source --image-size --image-sizes --columns --box-format --corners -o --output --format " ;;
+                schema-check) valopts=" -s --schema --keep --report --examples -o --output --format " ;;
+                stats) valopts=" --by --compare --source --plot --top " ;;
+                evaluate) valopts=" --gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --metrics --fail-under -o --output --format " ;;
+                mine-hard) valopts=" --per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --pool --embedding --k --failures --dup-threshold -o --output --format " ;;
+                export) valopts=" -o --output --source --split --images-root --layout --corners " ;;
             esac
             continue
         fi
-        if [[ $w == -* ]]; then
+        if [[ $w == -?* ]]; then
             if [[ $valopts == *" $w "* ]]; then
                 if [[ ${COMP_WORDS[i+1]} == = ]]; then skip=2; else skip=1; fi
             fi
             continue
         fi
-        [[ $w == = ]] && continue
+        # NAME=VALUE reaches us as NAME, =, VALUE: one word
+        if [[ $w == = ]]; then skip=1; continue; fi
         ((npos++))
     done
     if [[ $prev == -* && $valopts != *" $prev "* ]]; then prev=; fi
@@ -96,12 +203,16 @@ _mlcycle() {
         if [[ $cur == -* ]]; then
             __mlcycle_words "--version -h --help"
         else
-            __mlcycle_words "ingest export"
+            __mlcycle_words "ingest schema-check stats evaluate mine-hard export"
         fi
         return 0
     fi
     case "$cmd" in
         ingest) __mlcycle_cmd_ingest "$prev" "$npos" ;;
+        schema-check) __mlcycle_cmd_schema_check "$prev" "$npos" ;;
+        stats) __mlcycle_cmd_stats "$prev" "$npos" ;;
+        evaluate) __mlcycle_cmd_evaluate "$prev" "$npos" ;;
+        mine-hard) __mlcycle_cmd_mine_hard "$prev" "$npos" ;;
         export) __mlcycle_cmd_export "$prev" "$npos" ;;
     esac
     return 0

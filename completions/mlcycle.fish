@@ -35,7 +35,7 @@ function __mlcycle_position
             continue
         end
         switch $t
-            case '-*'
+            case '-?*'
                 if contains -- $t $valopts
                     set skip 1
                 end
@@ -51,8 +51,12 @@ function __mlcycle_position
 end
 
 complete -c mlcycle -f
-complete -c mlcycle -n 'not __mlcycle_command' -f -a 'ingest export'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a 'ingest schema-check stats evaluate mine-hard export'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a ingest -d 'Read annotations or predictions in a standard format into a label table'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a schema-check -d 'Check a label table against an annotation schema (YAML), like a linter'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a stats -d 'Describe a label table: counts, box sizes, labels per sample, attributes, balance'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a evaluate -d 'Evaluate predictions against ground truth'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a mine-hard -d 'Rank the labels worth a human look: likely annotation mistakes, confusions, bad boxes'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a export -d 'Write a label table back to a standard annotation format'
 complete -c mlcycle -n 'not __mlcycle_command' -l version -d 'Print the version and exit'
 complete -c mlcycle -n 'not __mlcycle_command' -s h -l help -d 'Show this message and exit'
@@ -69,6 +73,7 @@ complete -c mlcycle -n '__mlcycle_using ingest' -l skip-invalid -d 'Skip invalid
 complete -c mlcycle -n '__mlcycle_using ingest' -l columns -x -d 'csv: which CSV column holds each field, e.g. image=filename,label=class,x1=xmin'
 complete -c mlcycle -n '__mlcycle_using ingest' -l box-format -x -a 'xyxy xywh cxcywh' -d 'csv: how the box columns are laid out. (default: xyxy)'
 complete -c mlcycle -n '__mlcycle_using ingest' -l normalized -d 'csv: box values are fractions of the image size'
+complete -c mlcycle -n '__mlcycle_using ingest' -l corners -x -a 'exclusive inclusive' -d 'voc, kitti: box corners are continuous coordinates (exclusive, default: w = xmax - xmin) or inclusive pixel indices (w = xmax - xmin + 1, the VOC devkit\'s reading)'
 complete -c mlcycle -n '__mlcycle_using ingest' -l list-formats -d 'List the formats that can be read and written, and exit'
 complete -c mlcycle -n '__mlcycle_using ingest' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
 complete -c mlcycle -n '__mlcycle_using ingest' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
@@ -76,17 +81,102 @@ complete -c mlcycle -n '__mlcycle_using ingest' -s q -l quiet -d 'Print nothing 
 complete -c mlcycle -n '__mlcycle_using ingest' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using ingest' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
 complete -c mlcycle -n '__mlcycle_using ingest' -s h -l help -d 'Show this message and exit'
-complete -c mlcycle -n '__mlcycle_using ingest; and __mlcycle_position 0 --split --images-root --images --source --image-size --image-sizes --columns --box-format -o --output --format' -a 'coco coco-results cvat yolo voc kitti images' -d '[FORMAT] PATH'
+complete -c mlcycle -n '__mlcycle_using ingest; and __mlcycle_position 0 --split --images-root --images --source --image-size --image-sizes --columns --box-format --corners -o --output --format' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images' -d '[FORMAT] PATH'
 complete -c mlcycle -n '__mlcycle_using ingest' -F
+
+# schema-check
+complete -c mlcycle -n '__mlcycle_using schema-check' -s s -l schema -r -F -d 'The schema file to check against (see docs/schema.md)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l annotate -d 'Add a \'violations\' column: the rule ids each row breaks'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l keep -x -a 'all valid invalid' -d 'Pass on all rows, only the valid ones, or only the invalid ones (invalid: breaks an error rule; with --strict a warning rule too). (default: all)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l report -r -F -d 'Write one row per violation (rule, severity, sample_id, label_id, column, value, message) as a table; encoding from the ending, JSON Lines by default'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l strict -d 'Warnings fail the check too (exit 3)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l infer -d 'Draft a schema from the data (YAML on standard output or -o) instead of checking'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l examples -x -d 'Examples shown per rule in the summary. (default: 3)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using schema-check' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using schema-check' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using schema-check' -F
+
+# stats
+complete -c mlcycle -n '__mlcycle_using stats' -l by -x -d 'Also give every statistic per value of this column (repeat for combinations)'
+complete -c mlcycle -n '__mlcycle_using stats' -l compare -x -d 'Compare the values of this column side by side (split, source, annotator, ...), with Jensen-Shannon distances and the largest differences'
+complete -c mlcycle -n '__mlcycle_using stats' -l source -x -d 'Only rows of this source (repeatable) (default: all rows)'
+complete -c mlcycle -n '__mlcycle_using stats' -l plot -x -a '(__fish_complete_directories)' -d 'Also write PNG charts into this folder (needs mlcycle(plot))'
+complete -c mlcycle -n '__mlcycle_using stats' -l top -x -d 'Rows per table on a terminal (JSON always has all). (default: 20)'
+complete -c mlcycle -n '__mlcycle_using stats' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using stats' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using stats' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using stats' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using stats' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using stats' -F
+
+# evaluate
+complete -c mlcycle -n '__mlcycle_using evaluate' -l gt-source -x -d 'Source of the ground truth rows. (default: gt)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l pred-source -x -d 'Source of the predictions (default: the one source that is not the ground truth)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l iou-type -x -a 'bbox segm' -d 'Match boxes or masks (segmentation column). (default: bbox)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l method -x -a 'coco voc voc07' -d 'COCO (pycocotools-exact), Pascal VOC all-point or VOC2007 11-point AP. (default: coco)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l iou -x -d 'IoU threshold of the per-label columns, P/R/F1 and the confusion matrix (VOC: of the AP). (default: 0.5)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l max-dets -x -d 'Max detections per image and class. (default: 1,10,100)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l area-range -x -d 'Extra size range in px² (adds AP_NAME/AR_NAME), e.g. tiny=0:16**2'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l rel-area-range -x -d 'Size range as a fraction of the image area, e.g. under5=0:5%'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l by -x -d 'Metrics per value of this column (repeatable; numbers are binned)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l conf -x -d 'Score threshold for per-label columns, P/R/F1, confusion matrix. (default: 0.0)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l metrics -r -F -d 'Write the metrics JSON here'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l fail-under -x -a 'AP= AP50= AP75= AP_small= AP_medium= AP_large= AR_1= AR_10= AR_100= AR_small= AR_medium= AR_large= precision= recall= f1= accuracy= mAP=' -d 'Exit 3 (after writing all outputs) when METRIC is below VALUE (repeatable)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using evaluate' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using evaluate' -F
+
+# mine-hard
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l per -x -a 'label sample' -d 'Rank labels or samples. (default: label)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l top -x -d 'Keep the N highest-scoring labels (or samples with --per sample)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l min-score -x -d 'Keep only scores >= X (0..1)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l reasons -x -d 'Only these reasons: possible_missing, possible_wrong_label, class_confusion, localization, duplicate, background, missed, possible_spurious, low_confidence'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l method -x -a 'rules objectlab' -d 'rules (the documented reasons) or objectlab (cleanlab\'s ObjectLab label-quality scores). (default: rules)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l source -x -d 'Prediction source to compare with gt (default: the only one)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l iou -x -d 'IoU at which boxes are the same object (use evaluate\'s --iou). (default: 0.5)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l low-iou -x -d 'Below this IoU boxes do not overlap: low bound of localization, bound of background/possible_missing. (default: 0.1)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l conf-missing -x -d 'Min score of an unmatched prediction on no ground truth to be possible_missing (else background). (default: 0.8)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l conf-wrong -x -d 'Min score of an other-class prediction to be possible_wrong_label (else class_confusion). (default: 0.8)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l conf-spurious -x -d 'Missed ground truth is possible_spurious when 1 - (best nearby score) >= S. (default: 0.95)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l conf-low -x -d 'Matched predictions below this score are low_confidence (0 turns it off). (default: 0.3)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l model-weight -x -d 'Factor on the scores of reasons that point at the model, not the labels. (default: 0.5)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l miss-weight -x -d 'Factor on the scores of missed and possible_spurious ground truth. (default: 0.25)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l aggregate -x -a 'max noisy-or' -d 'How label scores make a sample\'s score. (default: max)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l no-context -d 'Write only the flagged rows, not the other labels of their samples'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l pool -r -F -d 'Unlabeled pool: output its samples most similar to the failures instead'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l embedding -x -d 'Column holding each sample\'s embedding (list of floats)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l k -x -d 'How many pool samples to choose. (default: 100)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l failures -x -d 'Use the N top failure samples for the pool search (default: all selected)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l dup-threshold -x -d 'Cosine above which two samples are near-duplicates (dropped from the pool choice). (default: 0.95)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -F
 
 # export
 complete -c mlcycle -n '__mlcycle_using export' -s o -l output -r -F -d 'File or folder to write (file formats: standard output by default)'
 complete -c mlcycle -n '__mlcycle_using export' -l source -x -d 'Which rows to write (default: gt; the one prediction source for results)'
 complete -c mlcycle -n '__mlcycle_using export' -l split -x -d 'Write only the rows of this split'
 complete -c mlcycle -n '__mlcycle_using export' -l images-root -x -a '(__fish_complete_directories)' -d 'Folder the images are in'
+complete -c mlcycle -n '__mlcycle_using export' -l layout -x -d 'yolo: ultralytics (default), darknet or flat'
+complete -c mlcycle -n '__mlcycle_using export' -l corners -x -a 'exclusive inclusive' -d 'voc, kitti: how box corners are written (see mlcycle ingest --help)'
 complete -c mlcycle -n '__mlcycle_using export' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using export' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using export' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
 complete -c mlcycle -n '__mlcycle_using export' -s h -l help -d 'Show this message and exit'
-complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root' -a 'coco coco-results cvat yolo voc kitti images' -d 'FORMAT'
-complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 1 -o --output --source --split --images-root' -F
+complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root --layout --corners' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images' -d 'FORMAT'
+complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 1 -o --output --source --split --images-root --layout --corners' -F

@@ -53,6 +53,20 @@ _FILE_WORDS = ("FILE", "PATH", "TABLE", "INSTANCES", "SCHEMA", "JSON", "YAML", "
 _DIR_WORDS = ("DIR", "FOLDER")
 
 
+
+def _fail_under_values() -> list[str]:
+    """evaluate --fail-under METRIC=VALUE: the summary metric names, then '=' (no space)."""
+    from mlcycle.evaluate.coco import STAT_NAMES
+
+    # besides the COCO summary: the at-IoU figures and the VOC/classification headline
+    # numbers that mlcycle.evaluate.metrics.flat_metrics accepts
+    return [f"{n}=" for n in (*STAT_NAMES, "precision", "recall", "f1", "accuracy", "mAP")]
+
+
+# Values of options whose own completion cannot list them (free-form METRIC=VALUE text).
+EXTRA_VALUES = {("evaluate", "--fail-under"): _fail_under_values}
+
+
 # --------------------------------------------------------------------------- model
 
 @dataclass
@@ -188,6 +202,9 @@ def _command_doc(cmd, ctx, name: str) -> CommandDoc:
             flag = param.is_flag or getattr(param, "count", False)
             files, dirs = (False, False) if flag else _path_kind(param)
             values = [] if flag else _values_of(param, ctx)
+            extra = EXTRA_VALUES.get((name, param.opts[-1] if param.opts else ""))
+            if extra is not None and not values:
+                values = extra()
             metavar = None if flag else (param.metavar or param.type.name.upper())
             options.append(OptionDoc(
                 flags=sorted(list(param.opts) + list(param.secondary_opts), key=lambda f: f.startswith("--")),
@@ -397,13 +414,14 @@ def render_bash(tree: list[CommandDoc]) -> str:
         "            esac",
         "            continue",
         "        fi",
-        '        if [[ $w == -* ]]; then',
+        '        if [[ $w == -?* ]]; then',
         '            if [[ $valopts == *" $w "* ]]; then',
         '                if [[ ${COMP_WORDS[i+1]} == = ]]; then skip=2; else skip=1; fi',
         "            fi",
         "            continue",
         "        fi",
-        '        [[ $w == = ]] && continue',
+        "        # NAME=VALUE reaches us as NAME, =, VALUE: one word",
+        '        if [[ $w == = ]]; then skip=1; continue; fi',
         "        ((npos++))",
         "    done",
         '    if [[ $prev == -* && $valopts != *" $prev "* ]]; then prev=; fi',
@@ -442,7 +460,7 @@ def _zsh_help(text: str) -> str:
 def _zsh_action(values: list[str], files: bool, dirs: bool) -> str:
     if values:
         if any(v.endswith("=") for v in values):
-            return "{compadd -S '' -- " + " ".join(values) + "}"
+            return '{compadd -S "" -- ' + " ".join(values) + "}"
         return "(" + " ".join(values) + ")"
     if dirs:
         return "_files -/"
@@ -574,7 +592,7 @@ def render_fish(tree: list[CommandDoc]) -> str:
          "            continue",
          "        end",
          "        switch $t",
-         "            case '-*'",
+         "            case '-?*'",
          "                if contains -- $t $valopts",
          "                    set skip 1",
          "                end",

@@ -244,6 +244,20 @@ def test_bash_completes_the_value_of_option_equals(scripts):
     assert "coco" in lines[2].split()  # after --format=csv comes the first positional word
 
 
+def test_bash_completes_metric_names_for_fail_under(scripts):
+    if "evaluate" not in COMMANDS:
+        pytest.fail("evaluate is gone: drop this test")
+    got = _bash(scripts,
+                "mlcycle evaluate --fail-under AP5",
+                "mlcycle evaluate --fail-under ",
+                "mlcycle evaluate --fail-under AP50 = 0.5 ",
+                "mlcycle evaluate --method ")
+    assert got[0] == ["AP50="]
+    assert {"AP=", "AP50=", "AP_small=", "AR_100=", "precision="} <= set(got[1])
+    assert got[2] == ["gt.parquet", "images", "instances.json"]  # METRIC=VALUE is one word
+    assert got[3] == ["coco", "voc", "voc07"]
+
+
 def _need(shell: str) -> str:
     path = shutil.which(shell)
     if path is None:
@@ -291,3 +305,5 @@ def test_fish_completes_subcommands_options_values_and_paths(scripts):
     assert _fish(scripts, "mlcycle export ") == sorted(formats.names(writes=True))
     assert _fish(scripts, "mlcycle export coco ") == ["gt.parquet", "images/", "instances.json"]
     assert _fish(scripts, "mlcycle export --split ") == []
+    if "evaluate" in COMMANDS:
+        assert "AP50=" in _fish(scripts, "mlcycle evaluate --fail-under ")
