@@ -197,3 +197,14 @@ def test_real_pipe_evaluate_into_mine_hard_into_head(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert r.stdout.startswith("{") and len(r.stdout) == 20
+
+
+def test_output_exports_to_cvat_for_re_annotation(runner, evaluated, tmp_path):
+    r = runner(["mine-hard", evaluated, "--reasons", "possible_wrong_label,localization", "-q"])
+    assert r.exit_code == 0
+    out = tmp_path / "recheck.xml"
+    r = runner(["export", "cvat", "-", "-o", out, "-q"], input=r.stdout)
+    assert r.exit_code == 0, r.stderr
+    xml = out.read_text()
+    assert '<attribute name="hard_reason">possible_wrong_label</attribute>' in xml
+    assert '<attribute name="hard_reason">localization</attribute>' in xml
