@@ -68,6 +68,27 @@ def test_docgen_writes_every_file_and_removes_stale_pages(tmp_path):
         assert (tmp_path / rel).read_text() == text
 
 
+def test_the_wheel_installs_every_generated_file_where_distributions_look():
+    import fnmatch
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    data_files = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    where = {
+        "man/": "share/man/man1",
+        "completions/mlcycle.bash": "share/bash-completion/completions",
+        "completions/_mlcycle": "share/zsh/site-functions",
+        "completions/mlcycle.fish": "share/fish/vendor_completions.d",
+    }
+    for rel in GENERATED:
+        target = next(v for k, v in where.items() if rel.startswith(k))
+        assert any(fnmatch.fnmatch(rel, pattern) for pattern in data_files.get(target, [])), \
+            f"{rel} is not installed into {target} by pyproject.toml [tool.setuptools.data-files]"
+
+
 # --------------------------------------------------------------------------- man pages
 
 @pytest.mark.parametrize("page", MAN_PAGES)

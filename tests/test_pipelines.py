@@ -90,6 +90,39 @@ def test_ingest_then_export_coco_through_a_pipe_gives_the_file_back(bindir, tmp_
     assert "ingested" in out.stderr and "exported coco" in out.stderr
 
 
+SCHEMA = SAMPLE / "schema.yaml"
+
+
+def test_the_whole_loop_in_one_pipeline(bindir, tmp_path):
+    """ingest | schema-check | evaluate | mine-hard | export, each reading the one before."""
+    out = sh(bindir, f"mlcycle ingest coco-results {DETS_JSON} --images {GT_JSON} --source detector --split val -o preds.parquet\n"
+                     f"mlcycle ingest coco {GT_JSON} --split val"
+                     f" | mlcycle schema-check -s {SCHEMA} --keep valid"
+                     " | mlcycle evaluate - preds.parquet"
+                     " | mlcycle mine-hard --top 5"
+                     " | mlcycle export coco-results --source detector > hard.json", tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b""
+    _no_noise(out.stderr)
+    hard = json.loads((tmp_path / "hard.json").read_text())
+    dets = json.loads(DETS_JSON.read_text())
+    assert 0 < len(hard) <= len(dets)
+    keys = {(d["image_id"], d["category_id"], tuple(round(v, 2) for v in d["bbox"])) for d in dets}
+    assert all((h["image_id"], h["category_id"], tuple(round(v, 2) for v in h["bbox"])) in keys for h in hard)
+
+
+def test_a_failed_check_in_the_middle_shows_with_pipefail(bindir, tmp_path):
+    """schema-check --annotate exits 3 on errors but still passes the table on."""
+    out = sh(bindir, f"mlcycle ingest coco {GT_JSON}"  # no --split: the schema requires it
+                     f" | mlcycle schema-check -s {SCHEMA} --annotate"
+                     " | mlcycle stats --json > stats.json\n"
+                     'echo "status ${PIPESTATUS[*]}" >&2', tmp_path)
+    assert "status 0 3 0" in out.stderr  # pipefail would make the pipeline's status 3
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats  # the annotated table reached stats
+    _no_noise(out.stderr)
+
+
 @pytest.mark.parametrize("encoding,magic", [("parquet", b"PAR1"), ("arrow", b"\xff\xff\xff\xff"), ("jsonl", b"{")])
 def test_stdin_as_dash_in_every_table_encoding(bindir, tmp_path, encoding, magic):
     out = sh(bindir, f"mlcycle ingest coco {GT_JSON} --format {encoding} > t.{encoding}\n"
