@@ -146,8 +146,20 @@ class MineResult:
     # per-row arrays over the *input* table (for search_pool and tests)
     scores: "np.ndarray | None" = None
     reasons: "np.ndarray | None" = None
-    sample_scores: dict[str, float] = field(default_factory=dict)
     selected_samples: list[str] = field(default_factory=list)
+    sample_names: list[str] = field(default_factory=list)
+    sample_score_array: "np.ndarray | None" = None   # per sample (order of sample_names), NaN = unscored
+
+    @property
+    def sample_scores(self) -> dict[str, float]:
+        """{sample_id: hard_sample_score} of the scored samples."""
+        import numpy as np
+
+        if self.sample_score_array is None:
+            return {}
+        idx = np.flatnonzero(~np.isnan(self.sample_score_array))
+        names = np.asarray(self.sample_names, dtype=object)[idx]
+        return dict(zip(names.tolist(), self.sample_score_array[idx].tolist()))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -605,8 +617,8 @@ def mine(table: "pa.Table", opts: MineOptions | None = None) -> MineResult:
     summary = _summary(f, opts, h, code, eligible, sample_score, selected_rows, sample_order, rows)
     return MineResult(
         table=out, summary=summary, scores=h, reasons=code,
-        sample_scores={f.sample_names[i]: float(sample_score[i]) for i in np.flatnonzero(~np.isnan(sample_score))},
-        selected_samples=[f.sample_names[i] for i in sample_order],
+        selected_samples=np.asarray(f.sample_names, dtype=object)[np.asarray(sample_order, dtype=np.int64)].tolist(),
+        sample_names=f.sample_names, sample_score_array=sample_score,
     )
 
 
@@ -632,7 +644,7 @@ def _summary(f: _Frame, opts: MineOptions, h, code, eligible, sample_score, sele
             cls = f.label_names[l - 1] if l > 0 else "(none)"
             by_class.setdefault(REASONS[r], {})[cls] = int(c)
     top = []
-    for i in selected_rows[:10] if opts.per == "label" else [r for r in rows if eligible[r]][:10]:
+    for i in selected_rows[:10] if opts.per == "label" else rows[eligible[rows]][:10]:
         top.append({
             "sample_id": f.sample_names[f.sample[i]],
             "source": T.GT_SOURCE if f.is_gt[i] else f.pred_source,
@@ -819,6 +831,11 @@ class PoolReader:
         if T.SAMPLE_ID not in self.column_names:
             raise MlcycleError(f"{self.name}: not a label table: required column '{T.SAMPLE_ID}' is missing")
 
+    def empty(self) -> "pa.Table":
+        if self._table is not None:
+            return self._table.slice(0, 0)
+        return T.normalize(self._parquet.schema_arrow.empty_table(), origin=self.name)
+
     def batches(self, columns: Sequence[str] | None = None) -> Iterator["pa.Table"]:
         import pyarrow as pa
 
@@ -973,7 +990,7 @@ def search_pool(result: MineResult, table: "pa.Table", pool: "PoolReader | pa.Ta
             parts.append(t.filter(pa.array(mask)))
     from mlcycle import io
 
-    out = io.concat(parts) if len(parts) > 1 else (parts[0] if parts else reader.batches(None).__next__().slice(0, 0))
+    out = io.concat(parts) if len(parts) > 1 else (parts[0] if parts else reader.empty())
     rank_of = {s: i for i, s in enumerate(chosen_names)}
     r = np.array([rank_of[s] for s in out.column(T.SAMPLE_ID).to_pylist()], dtype=np.int64)
     perm = np.lexsort((np.arange(len(r)), r))
