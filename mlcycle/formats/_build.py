@@ -47,6 +47,11 @@ def assemble(*, sample_ids: Sequence[str], label_sample: "np.ndarray", labels: S
             if n == 0:
                 return pa.nulls(len(order), typ)
             return pa.array(values[label_idx], type=typ, mask=~is_label)
+        if typ == pa.string():
+            uniq, inverse = _factorize(values)
+            idx = pa.array(inverse[label_idx] if n else np.zeros(len(order), np.int32), type=pa.int32(),
+                           mask=~is_label)
+            return pa.DictionaryArray.from_arrays(idx, pa.array(uniq, type=pa.string())).cast(pa.string())
         vals = list(values)
         out = [vals[j] if ok else None for j, ok in zip(label_idx.tolist(), is_label.tolist())]
         return pa.array(out, type=typ)
@@ -54,13 +59,22 @@ def assemble(*, sample_ids: Sequence[str], label_sample: "np.ndarray", labels: S
     def per_sample(values: Any, typ: "pa.DataType") -> "pa.Array":
         if isinstance(values, np.ndarray) and values.dtype != object:
             return pa.array(values[row_sample], type=typ)
+        if typ == pa.string():
+            uniq, inverse = _factorize(values)
+            return pa.DictionaryArray.from_arrays(pa.array(inverse[row_sample], type=pa.int32()),
+                                                  pa.array(uniq, type=pa.string())).cast(pa.string())
         vals = list(values)
         return pa.array([vals[i] for i in row_sample.tolist()], type=typ)
 
-    sid = np.asarray(sample_ids, dtype=object)
+    # (pyarrow imports pandas to convert numpy object arrays: take strings via lists or
+    # dictionary indices instead)
+    sid_list = list(sample_ids)
     cols: dict[str, Any] = {
-        T.SAMPLE_ID: pa.array(sid[row_sample] if n_samples else [], type=pa.string()),
-        T.SOURCE: pa.array(np.full(len(order), source, dtype=object), type=pa.string()),
+        T.SAMPLE_ID: pa.DictionaryArray.from_arrays(pa.array(row_sample, type=pa.int32()),
+                                                    pa.array(sid_list, type=pa.string())).cast(pa.string())
+        if n_samples else pa.array([], type=pa.string()),
+        T.SOURCE: pa.repeat(pa.scalar(source, pa.string()), len(order)) if hasattr(pa, "repeat")
+        else pa.array([source] * len(order), type=pa.string()),
     }
     lid = np.arange(1, n + 1, dtype=np.int64)
     cols[T.LABEL_ID] = per_label(lid, pa.int64())
@@ -89,6 +103,15 @@ def assemble(*, sample_ids: Sequence[str], label_sample: "np.ndarray", labels: S
             vals = list(values)
             cols[name] = pa.array([vals[j] if ok else None for j, ok in zip(label_idx.tolist(), is_label.tolist())])
     return T.from_columns(cols, metadata or {})
+
+
+def _factorize(values: Sequence[Any]) -> tuple[list, "np.ndarray"]:
+    """(distinct values in first-seen order, int32 index of each value)."""
+    import numpy as np
+
+    index: dict[Any, int] = {}
+    inverse = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int32, count=len(values))
+    return list(index), inverse
 
 
 class Problems:

@@ -12,9 +12,10 @@ API (stable; other format modules import it):
        file name without folders, then by file stem (``a/b/x.jpg`` ~ ``x.png``) when
        that name is unique in the table.
     2. ``options.image_size`` (``--image-size WxH``): one size for every sample left.
-    3. The image header of ``paths[i]`` (or ``root / sample_id``), read with Pillow in
-       lazy mode (``Image.open(...).size`` decodes no pixels; EXIF orientation is not
-       applied: the stored size is what the boxes refer to, as in COCO).
+    3. The image header of ``paths[i]`` (or ``root / sample_id``): PNG, JPEG, GIF and
+       BMP headers are parsed directly from their first bytes, other formats with
+       Pillow in lazy mode (``Image.open(...).size``); no pixels are decoded, and EXIF
+       orientation is not applied (the stored size is what boxes refer to, as in COCO).
 
     A sample whose size cannot be found is an ``MlcycleError`` naming the image (and
     how many more are missing) with a hint about ``--image-size``/``--image-sizes``;
@@ -29,6 +30,7 @@ API (stable; other format modules import it):
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Sequence
 
@@ -62,9 +64,75 @@ def find_images(folder: Path) -> dict[str, Path]:
     return out
 
 
-def header_size(path: Path) -> tuple[int, int] | None:
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _parse_header(fh) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG, GIF or BMP from its first bytes, None for other
+    formats (Pillow handles those). Reads only the header (JPEG: up to the frame marker)."""
+    import struct
+
+    head = fh.read(32)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return struct.unpack("<HH", head[6:10])
+    if head[:2] == b"BM" and len(head) >= 26:
+        size = struct.unpack("<I", head[14:18])[0]
+        if size >= 40:
+            w, h = struct.unpack("<ii", head[18:26])
+            return w, abs(h)
+        return None
+    if head[:2] == b"\xff\xd8":
+        data = head
+        i = 2
+        while True:
+            while len(data) < i + 9:
+                more = fh.read(65536)
+                if not more:
+                    return None
+                data += more
+            if data[i] != 0xFF:
+                return None
+            marker = data[i + 1]
+            if marker == 0xFF:  # fill byte
+                i += 1
+                continue
+            if marker in _SOF:
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return w, h
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            length = struct.unpack(">H", data[i + 2:i + 4])[0]
+            i += 2 + length
+    return None
+
+
+def header_size(path: Path | str) -> tuple[int, int] | None:
     """(width, height) from the image header, None when the file does not exist.
+    PNG, JPEG, GIF and BMP headers are parsed directly (a few bytes); other formats go
+    through Pillow's lazy ``Image.open(...).size``. No pixels are decoded, and EXIF
+    orientation is not applied (the stored size is what boxes refer to, as in COCO).
     A file that exists but is not a readable image is an error naming it."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            try:
+                wh = _parse_header(fh)
+            except (IndexError, ValueError, struct.error):  # odd header: let Pillow decide
+                wh = None
+            if wh is not None and wh[0] > 0 and wh[1] > 0:
+                return int(wh[0]), int(wh[1])
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise MlcycleError(f"{path}: cannot read the image header: {exc.strerror or exc}") from None
+    return _pillow_size(path)
+
+
+def _pillow_size(path: Path | str) -> tuple[int, int] | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -139,16 +207,17 @@ def image_sizes(sample_ids: Sequence[str], root: Path | None, options: "ReadOpti
         todo[:] = False
     base = Path(options.images_root) if options.images_root is not None else root
     missing: list[str] = []
+    base_s = str(base) if base is not None else None
     for i in np.flatnonzero(todo).tolist():
         if paths is not None and paths[i] is not None:
-            target = Path(paths[i])
-        elif base is not None:
-            target = base / str(sample_ids[i])
+            target = str(paths[i])
+        elif base_s is not None:
+            target = os.path.join(base_s, str(sample_ids[i]))
         else:
-            target = Path(str(sample_ids[i]))
+            target = str(sample_ids[i])
         wh = header_size(target)
         if wh is None:
-            missing.append(str(target))
+            missing.append(target)
             continue
         widths[i], heights[i] = wh
     if missing:

@@ -92,18 +92,26 @@ def detect(path: Path) -> bool:
 # --------------------------------------------------------------------------- reading
 
 def _text(el, tag: str) -> str | None:
-    c = el.find(tag)
-    if c is None or c.text is None:
-        return None
-    t = c.text.strip()
-    return t if t else None
+    t = el.findtext(tag)
+    if t:
+        t = t.strip()
+    return t or None
+
+
+_FLAG_VALUES = {"0": False, "1": True}
 
 
 def _flag(el, tag: str) -> bool | None:
-    t = _text(el, tag)
+    t = el.findtext(tag)
     if t is None:
         return None
+    t = t.strip()
+    v = _FLAG_VALUES.get(t)
+    if v is not None:
+        return v
     t = t.lower()
+    if not t:
+        return None
     if t in ("1", "true", "yes"):
         return True
     if t in ("0", "false", "no"):
@@ -114,37 +122,45 @@ def _flag(el, tag: str) -> bool | None:
         return None
 
 
-def _box(el, where: str, problems: Problems):
+def _box(el, where, problems: Problems):
+    """[xmin, ymin, xmax, ymax] or None (reported); ``where()`` names the object."""
     bb = el.find("bndbox")
     if bb is None:
-        problems.add(f"{where}: no <bndbox>")
+        problems.add(f"{where()}: no <bndbox>")
         return None
-    vals = []
-    for tag in ("xmin", "ymin", "xmax", "ymax"):
-        t = _text(bb, tag)
-        try:
-            vals.append(float(t))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            problems.add(f"{where}: <{tag}> is {t!r}, not a number")
-            return None
+    try:
+        d = {c.tag: c.text for c in bb}
+        vals = [float(d["xmin"]), float(d["ymin"]), float(d["xmax"]), float(d["ymax"])]  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        for tag in ("xmin", "ymin", "xmax", "ymax"):
+            t = _text(bb, tag)
+            try:
+                float(t)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                problems.add(f"{where()}: <{tag}> is {t!r}, not a number")
+                return None
+        return None  # pragma: no cover
     x1, y1, x2, y2 = vals
-    if not all(v == v and abs(v) != float("inf") for v in vals):
-        problems.add(f"{where}: a corner is not finite")
+    if not (abs(x1) < _INF and abs(y1) < _INF and abs(x2) < _INF and abs(y2) < _INF):
+        problems.add(f"{where()}: a corner is not finite")
         return None
     if x2 < x1 or y2 < y1:
-        problems.add(f"{where}: box has x2 < x1 or y2 < y1 (xmin {t_(x1)}, xmax {t_(x2)}, ymin {t_(y1)}, ymax {t_(y2)})")
+        problems.add(f"{where()}: box has x2 < x1 or y2 < y1 (xmin {t_(x1)}, xmax {t_(x2)}, ymin {t_(y1)}, ymax {t_(y2)})")
         return None
     return vals
+
+
+_INF = float("inf")
 
 
 def t_(v: float) -> str:
     return f"{v:.12g}"
 
 
-def _files(root: Path) -> tuple[list[tuple[Path, str | None, str]], dict[str, str], Path | None]:
+def _files(root: Path) -> tuple[list[tuple[str, str | None, str]], dict[str, str], Path | None]:
     """(xml path, split, sample folder prefix) list, devkit split map, images folder."""
     if root.is_file():
-        return [(root, None, "")], {}, None
+        return [(str(root), None, "")], {}, None
     ann = root / "Annotations"
     if ann.is_dir():
         splits: dict[str, str] = {}
@@ -161,7 +177,7 @@ def _files(root: Path) -> tuple[list[tuple[Path, str | None, str]], dict[str, st
             dirnames.sort()
             for f in sorted(filenames):
                 if f.lower().endswith(".xml"):
-                    files.append((Path(dirpath, f), None, ""))
+                    files.append((os.path.join(dirpath, f), None, ""))
         images = root / "JPEGImages"
         return files, splits, images if images.is_dir() else None
     files = []
@@ -174,7 +190,7 @@ def _files(root: Path) -> tuple[list[tuple[Path, str | None, str]], dict[str, st
         prefix = "/".join(prefix_parts)
         for f in sorted(filenames):
             if f.lower().endswith(".xml"):
-                files.append((Path(dirpath, f), split, prefix))
+                files.append((os.path.join(dirpath, f), split, prefix))
     return files, {}, None
 
 
@@ -195,7 +211,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     sample_split: list[str | None] = []
     widths: list[int] = []
     heights: list[int] = []
-    xml_of: list[Path | None] = []
+    xml_of: list[str | None] = []
     label_sample: list[int] = []
     labels: list[str] = []
     boxes: list[list[float]] = []
@@ -207,15 +223,21 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     seen: dict[tuple[str | None, str], int] = {}
 
     for xml_path, split, prefix in files:
-        root = parse_xml(xml_path)
+        try:
+            with open(xml_path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise MlcycleError(f"{xml_path}: cannot read: {exc.strerror or exc}") from None
+        root = parse_xml(xml_path, data)
         if root.tag != "annotation":
             problems.add(f"{xml_path}: root element is <{root.tag}>, expected <annotation>")
             continue
-        fname = _text(root, "filename") or (xml_path.stem + ".jpg")
+        xml_stem = os.path.splitext(os.path.basename(xml_path))[0]
+        fname = _text(root, "filename") or (xml_stem + ".jpg")
         sid = f"{prefix}/{fname}" if prefix else fname
-        stem = PurePosixPath(sid).with_suffix("").as_posix() if PurePosixPath(sid).suffix else sid
         if devkit_splits:
-            split = devkit_splits.get(stem, devkit_splits.get(xml_path.stem))
+            stem = os.path.splitext(sid)[0]
+            split = devkit_splits.get(stem, devkit_splits.get(xml_stem))
         key = (split, sid)
         if key in seen:
             raise MlcycleError(f"{xml_path}: image {sid!r} is described by two XML files")
@@ -233,27 +255,32 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
                 w = h = -1
         widths.append(w if w > 0 else -1)
         heights.append(h if h > 0 else -1)
-        for k, obj in enumerate(root.findall("object"), start=1):
+        for k, obj in enumerate(root.iterfind("object"), start=1):
             name = _text(obj, "name")
-            where = f"{xml_path}: object {k}" + (f" ({name})" if name else "")
+
+            def where(k=k, name=name, xml_path=xml_path) -> str:
+                return f"{xml_path}: object {k}" + (f" ({name})" if name else "")
+
             if name is None:
-                problems.add(f"{where}: no <name>")
+                problems.add(f"{where()}: no <name>")
                 continue
             b = _box(obj, where, problems)
             if b is None:
                 continue
             parent = len(labels)
             _add(obj, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, None)
-            for j, part in enumerate(obj.findall("part"), start=1):
+            for j, part in enumerate(obj.findall("part") if obj.find("part") is not None else (), start=1):
                 pname = _text(part, "name")
-                pb = _box(part, f"{where} part {j}", problems)
+                pb = _box(part, lambda j=j, where=where: f"{where()} part {j}", problems)
                 if pname is None or pb is None:
                     continue
                 _add(part, s, pname, pb, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent + 1)
 
     # devkit: images listed in ImageSets without an XML file are samples without labels
-    have = {PurePosixPath(s).with_suffix("").as_posix() if PurePosixPath(s).suffix else s for s in sample_ids}
-    have |= {PurePosixPath(s).stem for s in sample_ids}
+    have: set[str] = set()
+    if devkit_splits:
+        have = {os.path.splitext(s)[0] for s in sample_ids}
+        have |= {os.path.splitext(s.rsplit("/", 1)[-1])[0] for s in sample_ids}
     for stem, split in devkit_splits.items():
         if stem not in have:
             img = next(iter(sorted(images_dir.glob(stem + ".*"))), None) if images_dir is not None else None
@@ -265,7 +292,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     widths_a = np.asarray(widths, dtype=np.int64)
     heights_a = np.asarray(heights, dtype=np.int64)
     for i in np.flatnonzero((widths_a <= 0) | (heights_a <= 0)).tolist():
-        base = options.images_root or images_dir or (xml_of[i].parent if xml_of[i] is not None else None)
+        base = options.images_root or images_dir or (os.path.dirname(xml_of[i]) if xml_of[i] is not None else None)
         if base is not None:
             wh = header_size(Path(base) / sample_ids[i])
             if wh is not None:
@@ -306,30 +333,52 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
 
 
 def _add(el, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent) -> None:
+    """Append one object (or part); one pass over its children (the hot loop)."""
     i = len(labels)
     labels.append(name)
     label_sample.append(s)
     boxes.append(b)
+    kids = {c.tag: c for c in el}
     for k in FLAGS:
-        flags[k].append(_flag(el, k))
-    poses.append(_text(el, "pose"))
-    sc = _text(el, "score") or _text(el, "confidence")
+        c = kids.get(k)
+        flags[k].append(None if c is None else _flag_text(c.text))
+    c = kids.get("pose")
+    poses.append(None if c is None or not c.text or not c.text.strip() else c.text.strip())
+    c = kids.get("score", kids.get("confidence"))
     try:
-        scores.append(float(sc) if sc is not None else None)
+        scores.append(float(c.text) if c is not None and c.text and c.text.strip() else None)
     except ValueError:
         scores.append(None)
     part_of.append(parent)
-    at = el.find("attributes")
+    at = kids.get("attributes")
     if at is not None:
         for a in at.findall("attribute"):
             an = _text(a, "name")
             if an:
                 attrs.setdefault(an, {})[i] = _text(a, "value")
-    acts = el.find("actions")
+    acts = kids.get("actions")
     if acts is not None:
         for a in acts:
             v = (a.text or "").strip()
             attrs.setdefault(f"action_{a.tag}", {})[i] = v in ("1", "true", "True")
+
+
+def _flag_text(t: str | None) -> bool | None:
+    if t is None:
+        return None
+    t = t.strip()
+    v = _FLAG_VALUES.get(t)
+    if v is not None:
+        return v
+    t = t.lower()
+    if t in ("true", "yes"):
+        return True
+    if t in ("false", "no"):
+        return False
+    try:
+        return float(t) != 0 if t else None
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- writing

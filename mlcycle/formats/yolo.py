@@ -272,32 +272,37 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
                    or (not deep and t[-1] not in NAME_FILES and not _is_list_file(root / t[-1]))]
 
     # samples: key (split, path without extension) -> [sample_id, image path or None, label file]
+    # (plain strings: this loop runs once per image and once per label file)
+    base = str(root)
+    join = os.path.join
+    splitext = os.path.splitext
     samples: dict[tuple[str | None, str], list[Any]] = {}
     for parts in imgs:
-        split, rel, _ = _locate(parts[:-1], "images")
         if len(parts) == 1 and deep:
             continue
-        stem = PurePosixPath(parts[-1]).stem
-        key = (split, str(PurePosixPath(*rel, stem)))
-        samples.setdefault(key, [str(PurePosixPath(*rel, parts[-1])), root.joinpath(*parts), None])
+        split, rel, _ = _locate(parts[:-1], "images")
+        stem, ext = splitext(parts[-1])
+        prefix = "/".join(rel) + "/" if rel else ""
+        samples.setdefault((split, prefix + stem), [prefix + parts[-1], join(base, *parts), None])
     for (split, key_path), sid in entries.items():
         samples.setdefault((split, key_path), [sid, None, None])
     for parts in label_files:
         split, rel, image_dir = _locate(parts[:-1], "labels")
-        stem = PurePosixPath(parts[-1]).stem
-        key = (split, str(PurePosixPath(*rel, stem)))
+        stem = splitext(parts[-1])[0]
+        prefix = "/".join(rel) + "/" if rel else ""
+        key = (split, prefix + stem)
         rec = samples.get(key)
         if rec is None:
-            rec = samples[key] = [str(PurePosixPath(*rel, stem + ".jpg")), None, None]
+            rec = samples[key] = [prefix + stem + ".jpg", None, None]
         if rec[1] is None:
-            rec[1] = root.joinpath(*image_dir, *PurePosixPath(rec[0]).parts)
-        rec[2] = root.joinpath(*parts)
+            rec[1] = join(base, *image_dir, *rec[0].split("/"))
+        rec[2] = join(base, *parts)
     keys = sorted(samples, key=lambda k: (k[0] or "", samples[k][0]))
     sample_ids = [samples[k][0] for k in keys]
     splits = [k[0] for k in keys]
     files = [samples[k][2] for k in keys]
     with_labels = [i for i, f in enumerate(files) if f is not None]
-    contents = [Path(files[i]).read_bytes() for i in with_labels]
+    contents = [_read(files[i]) for i in with_labels]
     problems = Problems(options.skip_invalid, "YOLO line")
     parsed = parse_lines(contents, [str(files[i]) for i in with_labels], len(names), problems, names_file)
     file_idx, cls, norm, conf = parsed
@@ -333,6 +338,14 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     return assemble(sample_ids=sample_ids, splits=splits, widths=widths, heights=heights,
                     label_sample=label_sample, labels=name_arr[cls] if len(cls) else [],
                     category_ids=cls, boxes=boxes, scores=conf, source=source, metadata=meta)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise MlcycleError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _is_list_file(p: Path) -> bool:

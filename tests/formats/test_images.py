@@ -91,3 +91,17 @@ def test_cli_ingest_images(runner, tmp_path):
     assert res.exit_code == 0
     assert "detected format: images" in res.stderr
     assert '"width":3' in res.stdout and '"height":2' in res.stdout
+
+
+@pytest.mark.parametrize("fmt, ext, kwargs", [
+    ("PNG", "png", {}), ("JPEG", "jpg", {}), ("JPEG", "jpg", {"progressive": True}),
+    ("JPEG", "jpg", {"exif": b"Exif\x00\x00" + b"MM\x00*\x00\x00\x00\x08\x00\x00" + b"\x00" * 5000}),
+    ("GIF", "gif", {}), ("BMP", "bmp", {}), ("WEBP", "webp", {}), ("TIFF", "tif", {}),
+])
+def test_header_sizes_equal_pillow(tmp_path, fmt, ext, kwargs):
+    from mlcycle.formats._images import _pillow_size, header_size
+
+    for size in [(1, 1), (640, 480), (333, 4000)]:
+        p = tmp_path / f"a.{ext}"
+        Image.new("RGB", size).save(p, fmt, **kwargs)
+        assert header_size(p) == _pillow_size(p) == size

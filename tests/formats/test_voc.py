@@ -170,3 +170,20 @@ def test_cli_ingest_voc_with_corners(runner, external):
     res = runner(["ingest", "voc", p, "--corners", "inclusive"])
     assert res.exit_code == 0, res.stderr
     assert '"bbox":[173.0,100.0,176.0,251.0]' in res.stdout
+
+
+def test_utf16_bomb_is_refused_too(tmp_path):
+    p = tmp_path / "evil.xml"
+    p.write_bytes(BOMB.decode().replace('version="1.0"', 'version="1.0" encoding="UTF-16"').encode("utf-16"))
+    with pytest.raises(MlcycleError, match="refused unsafe XML"):
+        voc.read(p, ReadOptions())
+
+
+def test_fast_path_only_without_dtd():
+    from mlcycle.formats._common import _without_dtd
+
+    assert _without_dtd(b"<annotation><filename>a.jpg</filename></annotation>")
+    assert _without_dtd(b'<?xml version="1.0" encoding="UTF-8"?><annotation/>')
+    assert not _without_dtd(BOMB) and not _without_dtd(EXTERNAL)
+    assert not _without_dtd(b'<?xml version="1.0" encoding="cp500"?><annotation/>')
+    assert not _without_dtd("<annotation/>".encode("utf-16"))
