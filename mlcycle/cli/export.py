@@ -22,6 +22,7 @@ def _complete_writable(incomplete: str) -> list[str]:
         "mlcycle export coco gt.parquet -o instances.json",
         "mlcycle ingest coco instances.json | mlcycle export coco > copy.json",
         "mlcycle export coco-results evaluated.parquet --source yolov8n -o dets.json",
+        "mlcycle export html evaluated.parquet -o report/ --metrics metrics.json",
     ],
 )
 def export(
@@ -36,6 +37,10 @@ def export(
     images_root: Annotated[Optional[Path], typer.Option("--images-root", metavar="DIR", help="Folder the images are in.")] = None,
     layout: Annotated[Optional[str], typer.Option("--layout", metavar="NAME", help="yolo: ultralytics (default), darknet or flat.")] = None,
     corners: Annotated[Optional[str], typer.Option("--corners", metavar="exclusive|inclusive", help="voc, kitti: how box corners are written (see mlcycle ingest --help).")] = None,
+    embed: Annotated[bool, typer.Option("--embed", help="html: one self-contained file, thumbnails inlined (-o report.html or DIR).")] = False,
+    limit: Annotated[Optional[int], typer.Option("--limit", metavar="N", min=0, help="html: only the first N samples in sort order.")] = None,
+    sort_by: Annotated[Optional[str], typer.Option("--sort-by", metavar="COLUMN", help="html: sample order: a column (numbers: largest first), sample_id or errors [default: hard_score, else errors, else sample_id].")] = None,
+    metrics: Annotated[Optional[Path], typer.Option("--metrics", metavar="FILE", help="html: add a metrics page from mlcycle evaluate --metrics FILE.")] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     no_color: NoColor = False,
@@ -44,6 +49,7 @@ def export(
 
     COCO writes the instances JSON (ground truth) and coco-results the detections
     list; folder formats need -o DIR. Nothing is written outside the output.
+    html writes an offline report (index.html + thumbs/) to look at the samples.
     """
     from mlcycle import console, formats, io
     from mlcycle import table as T
@@ -55,7 +61,8 @@ def export(
         import pyarrow.compute as pc
 
         table = table.filter(pc.equal(T.column_or_null(table, T.SPLIT), split))
-    extra = {k: v for k, v in (("layout", layout), ("corners", corners)) if v}
+    extra = {k: v for k, v in (("layout", layout), ("corners", corners), ("embed", embed), ("limit", limit),
+                                ("sort_by", sort_by), ("metrics", metrics)) if v is not None and v is not False and v != ""}
     options = formats.WriteOptions(source=source, split=split, images_root=images_root, extra=extra)
     with console.progress(f"writing {format_name}"):
         formats.write(format_name, table, output, options)

@@ -46,6 +46,7 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo("kitti", "mlcycle.formats.kitti", "KITTI object txt (truncated, occluded, alpha, 3D box as attributes)", output="folder"),
         FormatInfo("csv", "mlcycle.formats.csv_table", "Generic CSV: --columns image=...,label=...,x1=..., --box-format, --normalized"),
         FormatInfo("images", "mlcycle.formats.images", "A folder of images: one sample row each; class-per-folder as classification labels", output="folder"),
+        FormatInfo("html", "mlcycle.formats.html", "Offline HTML report: samples with boxes, filters, metrics charts (write only)", reads=False, output="folder"),
     )
 }
 

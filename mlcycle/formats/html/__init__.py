@@ -1,0 +1,345 @@
+"""``export html``: a self-contained, offline HTML report of a label table.
+
+The report is a folder (``index.html`` + ``thumbs/``) or, with ``embed``, one HTML file
+with the thumbnails inlined as data URIs. It needs no server and no network: the page's
+JavaScript and CSS (``static/report.js``, ``static/report.css``, hand-written) are
+inlined, the data goes in as JSON inside ``<script type="application/json">`` with
+``<``, ``>``, ``&`` and U+2028/U+2029 escaped, and the script renders every piece of
+data with ``textContent``/``setAttribute`` only. A Content-Security-Policy allows only
+that one inline script (by its hash) and no network requests.
+
+Options (``WriteOptions.extra``): ``embed`` (bool), ``limit`` (int: keep the first N
+samples in sort order), ``sort_by`` (column name, or ``sample_id``), ``metrics`` (path
+to the JSON of ``mlcycle evaluate --metrics``), ``thumb_size`` (longest side, px).
+``WriteOptions.images_root`` (else the table's ``images_root`` metadata, else the
+current folder) is where the images are: ``images_root / sample_id``.
+
+Thumbnails are made once with Pillow (JPEG draft decoding, in a thread pool) and reused
+when the report is written again into the same folder and the image has not changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from mlcycle.formats import ReadOptions, WriteOptions
+
+STATIC = Path(__file__).parent / "static"
+THUMB_SIZE = 384
+THUMBS = "thumbs"
+# Columns never put in the page: big nested data nobody reads in a table cell.
+SKIP_COLUMNS = (T.SEGMENTATION,)
+MAX_FILTER_VALUES = 200  # a column with more distinct values is not offered as a filter
+
+
+def read(path: Path, options: "ReadOptions") -> "pa.Table":
+    raise UsageError("html can be written but not read", hint="read the table the report was made from")
+
+
+def detect(path: Path) -> bool:
+    return False
+
+
+# --------------------------------------------------------------------------- data
+
+def _json_safe_columns(table: "pa.Table") -> list[str]:
+    """Columns that go into the page: everything except segmentation and float vectors
+    (embeddings), which are large and unreadable in a table cell."""
+    import pyarrow as pa
+
+    keep = []
+    for f in table.schema:
+        if f.name in SKIP_COLUMNS:
+            continue
+        t = f.type
+        if f.name != T.BBOX and (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)):
+            if pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type):
+                continue
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            continue
+        keep.append(f.name)
+    return keep
+
+
+def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -> tuple["Any", str, bool]:
+    """Indices into ``samples`` in report order, the sort column and whether descending.
+
+    Numeric columns sort by the sample's largest value, descending; text columns by the
+    smallest value, ascending; nulls last. Default: ``hard_sample_score``/``hard_score``
+    when present, else the number of ``eval`` errors (fp + fn), else ``sample_id``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    names = table.column_names
+    if sort_by is None:
+        for c in (T.HARD_SAMPLE_SCORE, T.HARD_SCORE):
+            if c in names:
+                sort_by = c
+                break
+        else:
+            sort_by = "errors" if T.EVAL in names else T.SAMPLE_ID
+    if sort_by == T.SAMPLE_ID:
+        return np.argsort(np.asarray(samples.to_numpy(zero_copy_only=False), dtype=object), kind="stable"), sort_by, False
+    codes = pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy()
+    if sort_by == "errors":
+        if T.EVAL not in names:
+            raise UsageError("--sort-by errors needs the eval column", hint="run mlcycle evaluate first")
+        ev = pc.fill_null(pc.is_in(table[T.EVAL], value_set=pa.array(["fp", "fn"])), False).to_numpy(zero_copy_only=False)
+        key = np.bincount(codes, weights=ev.astype(np.float64), minlength=len(samples))
+        return np.argsort(-key, kind="stable"), sort_by, True
+    if sort_by not in names:
+        raise UsageError(f"--sort-by {sort_by}: no such column",
+                         hint="columns: " + ", ".join(names) + ", or errors")
+    col = table[sort_by]
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
+        vals = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        key = np.full(len(samples), -np.inf)
+        ok = ~np.isnan(vals)
+        np.maximum.at(key, codes[ok], vals[ok])
+        return np.lexsort((np.arange(len(samples)), -key)), sort_by, True
+    g = pa.table({"s": codes, "v": pc.cast(col, pa.string())}).group_by("s").aggregate([("v", "min")])
+    first = np.full(len(samples), None, dtype=object)
+    first[g["s"].to_numpy()] = g["v_min"].to_numpy(zero_copy_only=False)
+    order = sorted(range(len(samples)), key=lambda i: (first[i] is None, first[i] or ""))
+    return np.asarray(order, dtype=np.int64), sort_by, False
+
+
+def _first_per_sample(table: "pa.Table", codes, n: int, column: str):
+    """The first non-null value of ``column`` for each sample (None where there is none)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    out = np.full(n, None, dtype=object)
+    if column not in table.column_names:
+        return out
+    col = table[column]
+    valid = pc.is_valid(col).to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(valid)[::-1]  # reversed: the first row wins the assignment below
+    vals = col.take(idx).to_numpy(zero_copy_only=False)
+    out[codes[idx]] = vals
+    return out
+
+
+def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None = None) -> dict[str, Any]:
+    """The page's data: samples (in report order) and rows as columns."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = T.normalize(table)
+    samples = pc.unique(table[T.SAMPLE_ID]) if table.num_rows else pa.array([], pa.string())
+    order, sort_col, desc = _sample_order(table, samples, sort_by)
+    if limit is not None:
+        order = order[:max(int(limit), 0)]
+    samples = samples.take(pa.array(order, pa.int64()))
+    idx = pc.index_in(table[T.SAMPLE_ID], value_set=samples)
+    if limit is not None:
+        keep = pc.is_valid(idx)
+        table, idx = table.filter(keep), idx.filter(keep)
+    codes = idx.to_numpy(zero_copy_only=False)
+    codes = np.asarray(codes, dtype=np.int64)
+    # rows sorted by sample (stable), so the page reads each sample's rows as one slice
+    row_order = np.argsort(codes, kind="stable")
+    table = table.take(pa.array(row_order))
+    codes = codes[row_order]
+    n = len(samples)
+    widths = _first_per_sample(table, codes, n, T.WIDTH)
+    heights = _first_per_sample(table, codes, n, T.HEIGHT)
+
+    columns = _json_safe_columns(table)
+    rows: dict[str, list] = {}
+    for c in columns:
+        if c == T.BBOX:
+            b = T.bboxes(table)
+            rows[c] = [None if np.isnan(r).any() else [round(float(v), 2) for v in r] for r in b] if len(b) else []
+        else:
+            rows[c] = table[c].to_pylist()
+    numeric, filters = [], []
+    for c in columns:
+        t = table.schema.field(c).type
+        if c in (T.BBOX, T.SAMPLE_ID, T.LABEL_ID, T.IMAGE_ID, T.EVAL_ID, T.WIDTH, T.HEIGHT, T.AREA, T.CATEGORY_ID):
+            continue
+        if pa.types.is_floating(t) or (pa.types.is_integer(t) and c not in (T.Z_ORDER, T.GROUP_ID, T.TRACK_ID, T.FRAME)):
+            numeric.append(c)
+            continue
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t) or pa.types.is_dictionary(t) \
+                or pa.types.is_integer(t) or pa.types.is_list(t):
+            try:
+                distinct = len(pc.unique(pc.list_flatten(table[c]) if pa.types.is_list(t) else table[c]))
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                continue
+            if distinct <= MAX_FILTER_VALUES:
+                filters.append(c)
+    # the well-known filters first, in the order the issue names them
+    first = [T.LABEL, T.SOURCE, T.EVAL, T.HARD_REASON, T.SPLIT]
+    filters = [c for c in first if c in filters] + [c for c in filters if c not in first]
+    starts = np.searchsorted(codes, np.arange(n + 1)).tolist()
+    return {
+        "samples": {"id": samples.to_pylist(), "w": widths.tolist(), "h": heights.tolist(),
+                    "start": starts[:-1], "end": starts[1:]},
+        "rows": rows,
+        "columns": columns,
+        "numeric": numeric,
+        "filters": filters,
+        "sort": {"by": sort_col, "desc": desc},
+        "classes": sorted(v for v in pc.unique(T.column_or_null(table, T.LABEL)).to_pylist() if v is not None),
+    }
+
+
+# --------------------------------------------------------------------------- thumbnails
+
+def _thumb(src: Path, dst: Path, size: int) -> tuple[int, int] | None:
+    """Write a JPEG thumbnail of ``src`` to ``dst`` (kept when newer than ``src``) and
+    return the image's own size; None when the image is missing or unreadable."""
+    from PIL import Image
+
+    try:
+        mtime = src.stat().st_mtime
+        with Image.open(src) as im:  # lazy: the header only
+            full = im.size
+            try:
+                if dst.stat().st_mtime >= mtime and dst.stat().st_size > 0:
+                    return full
+            except OSError:
+                pass
+            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale (fast)
+            im.thumbnail((size, size))
+            if im.mode not in ("RGB", "L"):
+                rgba = im.convert("RGBA")
+                im = Image.new("RGB", im.size, (255, 255, 255))
+                im.paste(rgba, mask=rgba.split()[-1])
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(dst.name + ".tmp")
+            im.save(tmp, "JPEG", quality=85)
+            os.replace(tmp, dst)
+        return full
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def make_thumbs(sample_ids: list[str], images_root: Path, out: Path,
+                size: int = THUMB_SIZE) -> tuple[list[str | None], list[tuple[int, int] | None]]:
+    """Thumbnail paths relative to ``out`` and the images' sizes (None where the image
+    is missing or unreadable). Thumbnails land under ``out/thumbs`` only: a sample id
+    that would leave it gets a numbered name instead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlcycle.formats._common import safe_join
+
+    thumbs_root = out / THUMBS
+    jobs = []
+    for i, sid in enumerate(sample_ids):
+        try:
+            dst = safe_join(thumbs_root, sid + ".jpg")
+        except MlcycleError:
+            dst = thumbs_root / "_" / f"{i}.jpg"
+        jobs.append((Path(images_root) / sid, dst))
+    workers = min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        sizes = list(pool.map(lambda j: _thumb(j[0], j[1], size), jobs))
+    paths = [dst.relative_to(out).as_posix() if s else None for (_, dst), s in zip(jobs, sizes)]
+    return paths, sizes
+
+
+# --------------------------------------------------------------------------- page
+
+def json_for_script(doc: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: no ``<``, ``>``,
+    ``&`` or JavaScript line separators appear literally."""
+    import orjson
+
+    raw = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    for a, b in ((b"&", b"\\u0026"), (b"<", b"\\u003c"), (b">", b"\\u003e"),
+                 ("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029")):
+        raw = raw.replace(a, b)
+    return raw.decode()
+
+
+def render_page(data: dict[str, Any], title: str = "mlcycle report") -> str:
+    import html
+
+    js = (STATIC / "report.js").read_text(encoding="utf-8")
+    css = (STATIC / "report.css").read_text(encoding="utf-8")
+    template = (STATIC / "report.html").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()
+    csp = (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
+           "img-src 'self' data: file:; connect-src 'none'; form-action 'none'; base-uri 'none'")
+    parts = {"CSP": csp, "TITLE": html.escape(title), "CSS": css, "DATA": json_for_script(data), "JS": js}
+    # one pass over the template only: text from the data is never searched for markers
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], template)
+
+
+def _load_metrics(path: Path | str) -> dict:
+    from mlcycle.formats._common import load_json
+
+    doc = load_json(Path(path))
+    if not isinstance(doc, dict):
+        raise MlcycleError(f"{path}: not a metrics document (expected a JSON object from mlcycle evaluate --metrics)")
+    return doc
+
+
+def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> None:
+    from mlcycle import io
+
+    if output is None:
+        raise UsageError("export html writes a folder", hint="pass -o DIR, e.g. mlcycle export html evaluated.parquet -o report/")
+    extra = options.extra or {}
+    embed = bool(extra.get("embed"))
+    limit = extra.get("limit")
+    if limit is not None and int(limit) < 0:
+        raise UsageError(f"--limit {limit}: must be 0 or more")
+    size = int(extra.get("thumb_size") or THUMB_SIZE)
+    metrics = _load_metrics(extra["metrics"]) if extra.get("metrics") else None
+    images_root = options.images_root or T.get_metadata(table).get("images_root") or "."
+    if options.source is not None:
+        import pyarrow.compute as pc
+
+        keep = pc.is_in(table[T.SOURCE], value_set=__import__("pyarrow").array([T.GT_SOURCE, options.source]))
+        table = table.filter(keep)
+
+    data = build_data(table, sort_by=extra.get("sort_by"), limit=limit)
+    output = Path(output)
+    if embed and output.suffix.lower() in (".html", ".htm"):
+        folder, page = output.parent, output
+    else:
+        folder, page = output, output / "index.html"
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = data["samples"]["id"]
+    if embed:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            thumbs, sizes = make_thumbs(ids, Path(images_root), Path(tmp), size)
+            data["samples"]["img"] = [
+                "data:image/jpeg;base64," + base64.b64encode((Path(tmp) / t).read_bytes()).decode() if t else None
+                for t in thumbs]
+        data["samples"]["full"] = [None] * len(ids)
+    else:
+        data["samples"]["img"], sizes = make_thumbs(ids, Path(images_root), folder, size)
+        # the original image, for the detail view (relative, so the folder can be moved
+        # together with the images); the page falls back to the thumbnail
+        rel = os.path.relpath(Path(images_root).resolve(), folder.resolve())
+        data["samples"]["full"] = [
+            (Path(rel) / s).as_posix() if t else None for s, t in zip(ids, data["samples"]["img"])]
+    # the table's width/height win; the image's own size fills the gaps
+    sm = data["samples"]
+    sm["w"] = [w if w is not None else (z[0] if z else None) for w, z in zip(sm["w"], sizes)]
+    sm["h"] = [h if h is not None else (z[1] if z else None) for h, z in zip(sm["h"], sizes)]
+    data["samples"]["path"] = [str(Path(images_root) / s) for s in ids]
+    data["metrics"] = metrics
+    data["title"] = extra.get("title") or "mlcycle report"
+    text = render_page(data, data["title"])
+    with io.atomic_output(page) as fh:
+        fh.write(text.encode("utf-8"))

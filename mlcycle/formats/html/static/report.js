@@ -1,0 +1,494 @@
+// mlcycle HTML report: renders the label table embedded as JSON in #report-data.
+// Safety rule: data is only ever written with textContent / setAttribute, never as HTML.
+// State lives in the URL hash, e.g. #filter=class:circle&filter=eval:fp&sort=hard_score&page=2
+// and the page mirrors what it shows into data-* attributes (for tests and scripts).
+"use strict";
+(function () {
+  const D = JSON.parse(document.getElementById("report-data").textContent);
+  const S = D.samples, R = D.rows, N = S.id.length;
+  const PAGE = 48, CARD_W = 300, CARD_H = 225, NULL = "\u0000null";
+  const SVGNS = "http://www.w3.org/2000/svg";
+  const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948",
+                   "#9c755f", "#ff9da7", "#17becf", "#bcbd22", "#7f7f7f", "#e377c2"];
+  const ALIAS = {"class": "label"};
+  const col = (name) => R[name] || [];
+  const GT = "gt";
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, attrs, text) {
+    const e = document.createElement(tag);
+    for (const k in attrs || {}) if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function svg(tag, attrs, text) {
+    const e = document.createElementNS(SVGNS, tag);
+    for (const k in attrs || {}) if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, attrs[k]);
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function fmt(v) {
+    if (v === null || v === undefined) return "";
+    if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(3);
+    if (Array.isArray(v)) return v.map(fmt).join(", ");
+    if (typeof v === "object") return JSON.stringify(v);
+    return String(v);
+  }
+  const key = (v) => (v === null || v === undefined ? NULL : String(v));
+  const classes = D.classes.slice();
+  const colorOf = {};
+  classes.forEach((c, i) => {
+    colorOf[c] = i < PALETTE.length ? PALETTE[i] : "hsl(" + Math.round(i * 137.5 % 360) + ",60%,45%)";
+  });
+  const color = (c) => colorOf[c] || "#888";
+
+  // ------------------------------------------------------------------ state (URL hash)
+  function readState() {
+    const p = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const filters = {};
+    for (const f of p.getAll("filter")) {
+      const i = f.indexOf(":");
+      if (i > 0) filters[ALIAS[f.slice(0, i)] || f.slice(0, i)] = f.slice(i + 1);
+    }
+    return {
+      view: p.get("view") || "samples", filters: filters, q: p.get("q") || "",
+      sort: p.get("sort") || "", desc: p.get("desc"), page: Math.max(1, parseInt(p.get("page") || "1", 10) || 1),
+      sample: p.get("sample"),
+    };
+  }
+  function writeState(st) {
+    const p = new URLSearchParams();
+    if (st.view !== "samples") p.set("view", st.view);
+    for (const c in st.filters) p.append("filter", c + ":" + st.filters[c]);
+    if (st.q) p.set("q", st.q);
+    if (st.sort) p.set("sort", st.sort);
+    if (st.desc !== null && st.desc !== undefined) p.set("desc", st.desc);
+    if (st.page > 1) p.set("page", String(st.page));
+    if (st.sample !== null && st.sample !== undefined) p.set("sample", st.sample);
+    const h = "#" + p.toString();
+    if (location.hash !== h) location.hash = h; else render();
+  }
+  let state = readState();
+
+  // ------------------------------------------------------------------ filtering and sorting
+  function rowMatches(r, filters) {
+    for (const c in filters) {
+      const v = col(c)[r], want = filters[c];
+      if (Array.isArray(v)) { if (!v.some((x) => key(x) === want)) return false; }
+      else if (key(v) !== want) return false;
+    }
+    return true;
+  }
+  function visibleSamples(st) {
+    const active = Object.keys(st.filters).length > 0, q = st.q.toLowerCase(), out = [];
+    for (let s = 0; s < N; s++) {
+      if (q && S.id[s].toLowerCase().indexOf(q) < 0) continue;
+      let ok = !active;
+      for (let r = S.start[s]; !ok && r < S.end[s]; r++) ok = rowMatches(r, st.filters);
+      if (ok) out.push(s);
+    }
+    return sortSamples(out, st);
+  }
+  const sortKeys = {};
+  function sampleKey(name) {
+    if (sortKeys[name]) return sortKeys[name];
+    const k = new Array(N).fill(null);
+    for (let s = 0; s < N; s++) {
+      if (name === "sample_id") { k[s] = S.id[s]; continue; }
+      for (let r = S.start[s]; r < S.end[s]; r++) {
+        let v;
+        if (name === "errors") v = (R.eval && (R.eval[r] === "fp" || R.eval[r] === "fn")) ? 1 : 0;
+        else if (name === "labels") v = R.label && R.label[r] !== null ? 1 : 0;
+        else v = col(name)[r];
+        if (v === null || v === undefined) continue;
+        if (name === "errors" || name === "labels") k[s] = (k[s] || 0) + v;
+        else if (typeof v === "number") k[s] = k[s] === null ? v : Math.max(k[s], v);
+        else if (k[s] === null || String(v) < k[s]) k[s] = String(v);
+      }
+    }
+    return (sortKeys[name] = k);
+  }
+  function sortSamples(list, st) {
+    if (!st.sort) return list;  // the report's own order (export --sort-by)
+    const k = sampleKey(st.sort), desc = st.desc === null ? defaultDesc(st.sort) : st.desc === "1";
+    return list.slice().sort((a, b) => {
+      const x = k[a], y = k[b];
+      if (x === y) return a - b;
+      if (x === null) return 1;
+      if (y === null) return -1;
+      return (x < y ? -1 : 1) * (desc ? -1 : 1);
+    });
+  }
+  const defaultDesc = (name) => name !== "sample_id" && (name === "errors" || name === "labels" || D.numeric.indexOf(name) >= 0);
+
+  // ------------------------------------------------------------------ drawing one sample
+  function status(r) { return R.eval ? R.eval[r] : null; }
+  function drawSample(s, width, height, withTags, full) {
+    const W = S.w[s] || guessSize(s)[0], H = S.h[s] || guessSize(s)[1];
+    const scale = Math.max(W / width, H / height);
+    const root = svg("svg", {viewBox: "0 0 " + W + " " + H, class: "view", preserveAspectRatio: "xMidYMid meet",
+                              width: Math.round(W / scale), height: Math.round(H / scale)});
+    const src = (full && S.full[s]) || S.img[s];
+    if (src) {
+      const im = svg("image", {href: src, x: 0, y: 0, width: W, height: H, preserveAspectRatio: "none"});
+      if (full && S.full[s] && S.img[s]) im.addEventListener("error", () => im.setAttribute("href", S.img[s]), {once: true});
+      root.appendChild(im);
+    } else {
+      root.appendChild(svg("rect", {class: "missing", x: 0, y: 0, width: W, height: H}));
+      const t = svg("text", {class: "missing-text", x: W / 2, y: H / 2, "font-size": 12 * scale, "text-anchor": "middle"}, "image not found");
+      root.appendChild(t);
+    }
+    const boxes = svg("g", {class: "boxes"});
+    for (let r = S.start[s]; r < S.end[s]; r++) {
+      const b = R.bbox ? R.bbox[r] : null;
+      if (!b) continue;
+      const src = R.source[r], gt = src === GT, lab = R.label ? R.label[r] : null, st = status(r);
+      const g = svg("g", {class: "box " + (gt ? "gt" : "pred") + (st ? " st-" + st : ""), "data-row": r,
+                          "data-label": key(lab), "data-source": src, "data-eval": st === null ? "" : st,
+                          "data-label-id": R.label_id ? key(R.label_id[r]) : ""});
+      if (st === "fp" || st === "fn") g.appendChild(svg("rect", {class: "halo", x: b[0], y: b[1], width: b[2], height: b[3]}));
+      g.appendChild(svg("rect", {class: "outline", x: b[0], y: b[1], width: b[2], height: b[3], stroke: color(lab)}));
+      // tags: everything in the detail view; predictions and missed ground truth in the grid
+      if (withTags === "all" || (withTags && (!gt || st === "fn"))) {
+        const fs = 11 * scale;
+        let text = lab === null ? "?" : String(lab);
+        if (!gt && R.score && R.score[r] !== null) text += " " + R.score[r].toFixed(2);
+        if (st === "fp" || st === "fn") text += " " + st.toUpperCase();
+        const ty = b[1] > fs * 1.4 ? b[1] - fs * 0.35 : b[1] + b[3] + fs * 1.05;
+        const bg = svg("rect", {class: "tag-bg", x: b[0], y: ty - fs, height: fs * 1.3,
+                                width: (text.length * 0.6 + 0.6) * fs, fill: color(lab)});
+        g.appendChild(bg);
+        g.appendChild(svg("text", {class: "tag", x: b[0] + fs * 0.3, y: ty, "font-size": fs}, text));
+      }
+      const tip = svg("title", {}, (gt ? "ground truth " : "prediction (" + src + ") ") + fmt(lab) +
+                      (st ? " — " + st : "") + (!gt && R.score && R.score[r] !== null ? " — score " + fmt(R.score[r]) : ""));
+      g.appendChild(tip);
+      boxes.appendChild(g);
+    }
+    root.appendChild(boxes);
+    return root;
+  }
+  function guessSize(s) {
+    let w = 1, h = 1;
+    for (let r = S.start[s]; r < S.end[s]; r++) {
+      const b = R.bbox ? R.bbox[r] : null;
+      if (b) { w = Math.max(w, b[0] + b[2]); h = Math.max(h, b[1] + b[3]); }
+    }
+    return [Math.ceil(w), Math.ceil(h)];
+  }
+  function counts(s) {
+    const c = {gt: 0, pred: 0, tp: 0, fp: 0, fn: 0};
+    for (let r = S.start[s]; r < S.end[s]; r++) {
+      if (!R.label || R.label[r] === null) { if (!(R.bbox && R.bbox[r])) continue; }
+      if (R.source[r] === GT) c.gt++; else c.pred++;
+      const st = status(r);
+      if (st && c[st] !== undefined && (st !== "tp" || R.source[r] !== GT)) c[st]++;
+    }
+    return c;
+  }
+
+  // ------------------------------------------------------------------ the grid
+  function card(s) {
+    const c = el("div", {class: "card", "data-sample-id": S.id[s], "data-index": s, tabindex: 0});
+    const frame = el("div", {class: "frame"});
+    frame.appendChild(drawSample(s, CARD_W, CARD_H, true, false));
+    c.appendChild(frame);
+    const cap = el("div", {class: "caption"});
+    cap.appendChild(el("div", {class: "sid", title: S.id[s]}, S.id[s]));
+    if (!S.img[s]) cap.appendChild(el("div", {class: "path", title: S.path[s]}, S.path[s]));
+    const badges = el("div", {class: "badges"}), n = counts(s);
+    badges.appendChild(el("span", {class: "badge"}, n.gt + " gt"));
+    if (n.pred) badges.appendChild(el("span", {class: "badge"}, n.pred + " pred"));
+    if (R.eval) for (const k of ["tp", "fp", "fn"]) if (n[k]) badges.appendChild(el("span", {class: "badge st-" + k}, n[k] + " " + k));
+    const split = firstValue(s, "split");
+    if (split !== null) badges.appendChild(el("span", {class: "badge muted"}, split));
+    for (const k of ["hard_sample_score", "hard_score"]) {
+      if (R[k]) { const v = sampleKey(k)[s]; if (v !== null) { badges.appendChild(el("span", {class: "badge hard"}, "hard " + v.toFixed(2))); break; } }
+    }
+    cap.appendChild(badges);
+    c.appendChild(cap);
+    c.addEventListener("click", () => openSample(s));
+    c.addEventListener("keydown", (e) => { if (e.key === "Enter") openSample(s); });
+    return c;
+  }
+  function firstValue(s, name) {
+    for (let r = S.start[s]; r < S.end[s]; r++) if (R[name] && R[name][r] !== null && R[name][r] !== undefined) return R[name][r];
+    return null;
+  }
+  function openSample(s) { state.sample = S.id[s]; writeState(state); }
+
+  function valuesOf(c) {
+    const seen = new Map();
+    for (const v of col(c)) for (const x of (Array.isArray(v) ? v : [v])) seen.set(key(x), (seen.get(key(x)) || 0) + 1);
+    return Array.from(seen.keys()).sort((a, b) => (a === NULL) - (b === NULL) || (a < b ? -1 : a > b ? 1 : 0));
+  }
+  function buildFilters() {
+    const bar = document.getElementById("filters");
+    bar.textContent = "";
+    const search = el("input", {type: "search", id: "q", placeholder: "sample id contains…", value: state.q});
+    search.addEventListener("change", () => { state.q = search.value; state.page = 1; writeState(state); });
+    bar.appendChild(labelled("search", search));
+    for (const c of D.filters) {
+      const sel = el("select", {"data-column": c, id: "filter-" + c});
+      sel.appendChild(el("option", {value: ""}, "all"));
+      for (const v of valuesOf(c)) sel.appendChild(el("option", {value: v}, v === NULL ? "(none)" : v));
+      sel.value = state.filters[c] !== undefined ? state.filters[c] : "";
+      sel.addEventListener("change", () => {
+        if (sel.value === "") delete state.filters[c]; else state.filters[c] = sel.value;
+        state.page = 1; writeState(state);
+      });
+      bar.appendChild(labelled(c === "label" ? "class" : c, sel));
+    }
+    const sort = el("select", {id: "sort"});
+    const opts = [["", "report order (" + D.sort.by + ")"], ["sample_id", "sample id"], ["labels", "number of labels"]];
+    if (R.eval) opts.push(["errors", "errors (fp + fn)"]);
+    for (const c of D.numeric) opts.push([c, c]);
+    for (const [v, t] of opts) sort.appendChild(el("option", {value: v}, t));
+    sort.value = state.sort;
+    sort.addEventListener("change", () => { state.sort = sort.value; state.desc = null; state.page = 1; writeState(state); });
+    bar.appendChild(labelled("sort", sort));
+    const dir = el("button", {type: "button", id: "sort-dir", title: "reverse the order"}, "⇅");
+    dir.addEventListener("click", () => {
+      const cur = state.desc === null ? defaultDesc(state.sort || D.sort.by) : state.desc === "1";
+      if (!state.sort) state.sort = D.sort.by;
+      state.desc = cur ? "0" : "1"; writeState(state);
+    });
+    bar.appendChild(dir);
+    const reset = el("button", {type: "button", id: "reset"}, "reset");
+    reset.addEventListener("click", () => { state = {view: "samples", filters: {}, q: "", sort: "", desc: null, page: 1, sample: null}; writeState(state); });
+    bar.appendChild(reset);
+  }
+  function labelled(text, input) {
+    const l = el("label", {class: "field"});
+    l.appendChild(el("span", {}, text));
+    l.appendChild(input);
+    return l;
+  }
+  function buildLegend() {
+    const lg = document.getElementById("legend");
+    lg.textContent = "";
+    for (const c of classes) {
+      const item = el("span", {class: "item"});
+      const sw = el("span", {class: "swatch"});
+      sw.style.background = color(c);
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(c));
+      lg.appendChild(item);
+    }
+    lg.appendChild(el("span", {class: "item key-gt"}, "ground truth"));
+    lg.appendChild(el("span", {class: "item key-pred"}, "prediction (score)"));
+    if (R.eval) {
+      lg.appendChild(el("span", {class: "item key-fp"}, "FP: false positive"));
+      lg.appendChild(el("span", {class: "item key-fn"}, "FN: missed"));
+    }
+  }
+
+  function renderGrid() {
+    const list = visibleSamples(state), pages = Math.max(1, Math.ceil(list.length / PAGE));
+    const page = Math.min(state.page, pages), grid = document.getElementById("grid");
+    grid.textContent = "";
+    const slice = list.slice((page - 1) * PAGE, page * PAGE);
+    for (const s of slice) grid.appendChild(card(s));
+    if (!slice.length) grid.appendChild(el("p", {class: "empty"}, "No sample matches these filters."));
+    const pager = document.getElementById("pager");
+    pager.textContent = "";
+    const prev = el("button", {type: "button", id: "prev"}, "‹ previous"), next = el("button", {type: "button", id: "next"}, "next ›");
+    prev.disabled = page <= 1; next.disabled = page >= pages;
+    prev.addEventListener("click", () => { state.page = page - 1; writeState(state); window.scrollTo(0, 0); });
+    next.addEventListener("click", () => { state.page = page + 1; writeState(state); window.scrollTo(0, 0); });
+    pager.appendChild(prev);
+    pager.appendChild(el("span", {}, "page " + page + " of " + pages + " · " + list.length + " of " + N + " samples"));
+    pager.appendChild(next);
+    document.getElementById("summary").textContent = list.length + " of " + N + " samples";
+    const b = document.body.dataset;
+    b.shown = String(list.length); b.total = String(N); b.page = String(page); b.pages = String(pages);
+    b.filters = JSON.stringify(state.filters);
+  }
+
+  // ------------------------------------------------------------------ detail view
+  function renderDetail() {
+    const box = document.getElementById("detail");
+    const s = state.sample === null ? -1 : S.id.indexOf(state.sample);
+    box.textContent = "";
+    if (s < 0) { box.hidden = true; document.body.dataset.detail = ""; return; }
+    box.hidden = false;
+    document.body.dataset.detail = S.id[s];
+    const panel = el("div", {class: "panel", role: "dialog", "aria-label": "sample " + S.id[s]});
+    const head = el("div", {class: "panel-head"});
+    head.appendChild(el("h2", {}, S.id[s]));
+    const close = el("button", {type: "button", id: "close", title: "close (Esc)"}, "×");
+    close.addEventListener("click", closeDetail);
+    head.appendChild(close);
+    panel.appendChild(head);
+    const info = el("p", {class: "muted"});
+    info.textContent = [(S.w[s] && S.h[s]) ? S.w[s] + "×" + S.h[s] + " px" : "size unknown",
+                        firstValue(s, "split"), S.path[s]].filter((x) => x).join(" · ");
+    panel.appendChild(info);
+    const body = el("div", {class: "panel-body"});
+    const pic = el("div", {class: "big"});
+    const W = Math.min(900, window.innerWidth - 80);
+    pic.appendChild(drawSample(s, W, Math.max(300, window.innerHeight * 0.55), "all", true));
+    if (!S.img[s]) pic.appendChild(el("p", {class: "path"}, "image not found: " + S.path[s]));
+    body.appendChild(pic);
+    body.appendChild(labelTable(s, pic));
+    panel.appendChild(body);
+    box.appendChild(panel);
+  }
+  function labelTable(s, pic) {
+    const cols = D.columns.filter((c) => c !== "sample_id");
+    const t = el("table", {class: "labels"}), tr = el("tr");
+    for (const c of cols) tr.appendChild(el("th", {}, c));
+    const thead = el("thead"); thead.appendChild(tr); t.appendChild(thead);
+    const tb = el("tbody");
+    for (let r = S.start[s]; r < S.end[s]; r++) {
+      const row = el("tr", {"data-row": r, class: status(r) ? "st-" + status(r) : ""});
+      for (const c of cols) {
+        const td = el("td", {}, fmt(col(c)[r]));
+        if (c === "label" && R.label[r] !== null) {
+          const sw = el("span", {class: "swatch"}); sw.style.background = color(R.label[r]);
+          td.insertBefore(sw, td.firstChild);
+        }
+        row.appendChild(td);
+      }
+      row.addEventListener("mouseenter", () => highlight(pic, r, true));
+      row.addEventListener("mouseleave", () => highlight(pic, r, false));
+      tb.appendChild(row);
+    }
+    t.appendChild(tb);
+    const wrap = el("div", {class: "table-wrap"}); wrap.appendChild(t);
+    return wrap;
+  }
+  function highlight(pic, r, on) {
+    for (const g of pic.querySelectorAll("g.box")) if (g.getAttribute("data-row") === String(r)) g.classList.toggle("hl", on);
+  }
+  function closeDetail() { state.sample = null; writeState(state); }
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.sample !== null) closeDetail(); });
+  document.getElementById("detail").addEventListener("click", (e) => { if (e.target.id === "detail") closeDetail(); });
+
+  // ------------------------------------------------------------------ metrics page
+  function renderMetrics() {
+    const M = D.metrics, v = document.getElementById("metrics-view");
+    v.textContent = "";
+    if (!M) { v.appendChild(el("p", {class: "empty"}, "No metrics in this report: export with --metrics metrics.json (from mlcycle evaluate --metrics).")); return; }
+    const p = M.params || {};
+    v.appendChild(el("p", {class: "muted"}, ["method " + fmt(M.method || "?"), p.gt_source ? "ground truth " + p.gt_source : null,
+      p.pred_source ? "predictions " + p.pred_source : null, M.iou_type ? "iou type " + M.iou_type : null].filter((x) => x).join(" · ")));
+    const cards = el("div", {class: "tiles", id: "metric-summary"});
+    const tile = (k, val) => { const t = el("div", {class: "tile", "data-key": k}); t.appendChild(el("div", {class: "value"}, fmt(val))); t.appendChild(el("div", {class: "key"}, k)); cards.appendChild(t); };
+    if (M.metrics && typeof M.metrics === "object") for (const k in M.metrics) if (typeof M.metrics[k] === "number" || M.metrics[k] === null) tile(k, M.metrics[k]);
+    if (M.at_iou) for (const k of ["precision", "recall", "f1", "tp", "fp", "fn"]) if (k in M.at_iou) tile(k + " @" + fmt(M.at_iou.iou), M.at_iou[k]);
+    section(v, "Summary", cards);
+    if (Array.isArray(M.per_class) && M.per_class.length) section(v, "Per class", objectTable(M.per_class, "per-class"));
+    if (M.pr_curves && Array.isArray(M.pr_curves.curves) && M.pr_curves.curves.length) section(v, "Precision–recall curves", prCharts(M.pr_curves));
+    const cm = M.confusion_matrix;
+    if (cm && Array.isArray(cm.matrix)) section(v, "Confusion matrix", confusion(cm));
+  }
+  function section(parent, title, content) {
+    const s = el("section", {class: "block"});
+    s.appendChild(el("h2", {}, title));
+    s.appendChild(content);
+    parent.appendChild(s);
+  }
+  function objectTable(rows, id) {
+    const cols = [];
+    for (const r of rows) for (const k in r) if (cols.indexOf(k) < 0 && (typeof r[k] !== "object" || r[k] === null)) cols.push(k);
+    const t = el("table", {class: "labels", id: id}), head = el("tr");
+    for (const c of cols) head.appendChild(el("th", {}, c));
+    const thead = el("thead"); thead.appendChild(head); t.appendChild(thead);
+    const tb = el("tbody");
+    for (const r of rows) {
+      const tr = el("tr");
+      for (const c of cols) {
+        const td = el("td", {}, fmt(r[c]));
+        if (c === "label" && colorOf[r[c]]) { const sw = el("span", {class: "swatch"}); sw.style.background = color(r[c]); td.insertBefore(sw, td.firstChild); }
+        tr.appendChild(td);
+      }
+      tb.appendChild(tr);
+    }
+    t.appendChild(tb);
+    const wrap = el("div", {class: "table-wrap"}); wrap.appendChild(t);
+    return wrap;
+  }
+  function prCharts(pr) {
+    const wrap = el("div", {class: "charts"}), byIou = {};
+    for (const c of pr.curves) (byIou[key(c.iou)] = byIou[key(c.iou)] || []).push(c);
+    for (const iou in byIou) {
+      const W = 360, H = 280, L = 42, B = 34, T = 14, Rm = 12, w = W - L - Rm, h = H - T - B;
+      const g = svg("svg", {viewBox: "0 0 " + W + " " + H, class: "chart pr", "data-iou": iou, width: W, height: H});
+      for (let i = 0; i <= 5; i++) {
+        const x = L + w * i / 5, y = T + h - h * i / 5;
+        g.appendChild(svg("line", {class: "grid-line", x1: L, x2: L + w, y1: y, y2: y}));
+        g.appendChild(svg("line", {class: "grid-line", x1: x, x2: x, y1: T, y2: T + h}));
+        g.appendChild(svg("text", {class: "axis", x: L - 6, y: y + 4, "text-anchor": "end"}, (i / 5).toFixed(1)));
+        g.appendChild(svg("text", {class: "axis", x: x, y: T + h + 14, "text-anchor": "middle"}, (i / 5).toFixed(1)));
+      }
+      g.appendChild(svg("text", {class: "axis-title", x: L + w / 2, y: H - 4, "text-anchor": "middle"}, "recall"));
+      g.appendChild(svg("text", {class: "axis-title", x: 11, y: T + h / 2, transform: "rotate(-90 11 " + (T + h / 2) + ")", "text-anchor": "middle"}, "precision"));
+      for (const c of byIou[iou]) {
+        const rec = pr.recall || c.recall || [], pts = [];
+        (c.precision || []).forEach((p, i) => { if (p !== null && p >= 0 && rec[i] !== undefined) pts.push((L + w * rec[i]).toFixed(1) + "," + (T + h - h * p).toFixed(1)); });
+        const line = svg("polyline", {class: "curve", points: pts.join(" "), stroke: color(c.label), "data-label": key(c.label)});
+        line.appendChild(svg("title", {}, fmt(c.label)));
+        g.appendChild(line);
+      }
+      const box = el("figure", {class: "chart-box"});
+      box.appendChild(g);
+      const cap = el("figcaption", {}, "IoU " + iou + " ");
+      for (const c of byIou[iou]) {
+        const it = el("span", {class: "item"}), sw = el("span", {class: "swatch"});
+        sw.style.background = color(c.label); it.appendChild(sw); it.appendChild(document.createTextNode(fmt(c.label))); cap.appendChild(it);
+      }
+      box.appendChild(cap);
+      wrap.appendChild(box);
+    }
+    return wrap;
+  }
+  function confusion(cm) {
+    const rows = cm.labels || cm.rows || [], cols = cm.labels || cm.columns || [], m = cm.matrix;
+    let max = 1;
+    for (const r of m) for (const x of r) max = Math.max(max, x || 0);
+    const t = el("table", {class: "confusion", id: "confusion"}), head = el("tr");
+    head.appendChild(el("th", {class: "corner"}, "truth ↓ / predicted →"));
+    for (const c of cols) head.appendChild(el("th", {}, c));
+    t.appendChild(head);
+    m.forEach((r, i) => {
+      const tr = el("tr");
+      tr.appendChild(el("th", {}, rows[i] !== undefined ? rows[i] : ""));
+      r.forEach((x, j) => {
+        const td = el("td", {class: i === j && rows[i] !== "(none)" ? "diag" : "", title: fmt(rows[i]) + " → " + fmt(cols[j])}, fmt(x));
+        const a = (x || 0) / max;
+        td.style.background = i === j ? "rgba(46,157,79," + (0.12 + 0.6 * a).toFixed(3) + ")" : x ? "rgba(214,39,40," + (0.12 + 0.6 * a).toFixed(3) + ")" : "";
+        tr.appendChild(td);
+      });
+      t.appendChild(tr);
+    });
+    const wrap = el("div", {class: "table-wrap"}); wrap.appendChild(t);
+    if (cm.iou !== undefined) wrap.appendChild(el("p", {class: "muted"}, "class-agnostic matching at IoU " + fmt(cm.iou) + (cm.conf ? ", score ≥ " + fmt(cm.conf) : "") + "; (none) row: predictions on background, (none) column: missed ground truth"));
+    return wrap;
+  }
+
+  // ------------------------------------------------------------------ main
+  let built = false;
+  function render() {
+    state = readState();
+    if (!built) { buildFilters(); buildLegend(); built = true; }
+    else syncControls();
+    const metrics = state.view === "metrics";
+    document.getElementById("samples-view").hidden = metrics;
+    document.getElementById("metrics-view").hidden = !metrics;
+    document.getElementById("tab-samples").className = metrics ? "" : "active";
+    document.getElementById("tab-metrics").className = metrics ? "active" : "";
+    if (!D.metrics) document.getElementById("tab-metrics").classList.add("dim");
+    document.body.dataset.view = state.view;
+    if (metrics) renderMetrics(); else renderGrid();
+    renderDetail();
+    document.body.dataset.ready = "1";
+  }
+  function syncControls() {
+    for (const c of D.filters) { const s = document.getElementById("filter-" + c); if (s) s.value = state.filters[c] !== undefined ? state.filters[c] : ""; }
+    document.getElementById("sort").value = state.sort;
+    document.getElementById("q").value = state.q;
+  }
+  window.addEventListener("hashchange", render);
+  render();
+})();
