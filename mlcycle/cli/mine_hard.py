@@ -17,7 +17,7 @@ _REASONS = (
 @command(
     "mine-hard",
     examples=[
-        "mlcycle evaluate gt.parquet preds.parquet | mlcycle mine-hard --top 50 | mlcycle export cvat -o recheck/",
+        "mlcycle evaluate gt.parquet preds.parquet | mlcycle mine-hard --top 50 | mlcycle export cvat -o recheck.xml",
         "mlcycle mine-hard evaluated.parquet --per sample --reasons possible_missing,possible_wrong_label --json",
         "mlcycle mine-hard evaluated.parquet --pool unlabeled.parquet --embedding embedding --k 200 -o to_label.parquet",
     ],
