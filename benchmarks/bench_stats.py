@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -79,21 +78,30 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=1_000_000)
     ap.add_argument("--file", type=Path, default=None, help="where to cache the generated table")
     ap.add_argument("--args", default="", help="extra arguments for mlcycle stats, e.g. '--compare split'")
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     path = args.file or Path(tempfile.gettempdir()) / f"mlcycle-bench-stats-{args.labels}.parquet"
-    if not path.exists():
-        t = time.perf_counter()
+    if args.generate_only:
         generate(path, args.labels)
+        return
+    if not path.exists():
+        # in a child: Linux carries a parent's RSS high-water mark into forked children
+        t = time.perf_counter()
+        subprocess.run([sys.executable, __file__, "--labels", str(args.labels), "--file", str(path),
+                        "--generate-only"], check=True)
         print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     cmd = [sys.executable, "-m", "mlcycle", "stats", str(path), "--json", *args.args.split()]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory and CPU time
     wall = time.perf_counter() - t
-    if proc.returncode:
-        sys.exit(f"mlcycle stats failed ({proc.returncode}): {proc.stderr}")
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"mlcycle stats {args.labels:,} labels {args.args}: {wall:.2f} s wall, {peak_mb:.0f} MB peak RSS")
-
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status):
+        sys.exit(f"mlcycle stats failed: {err}")
+    load = os.getloadavg()[0]
+    print(f"mlcycle stats {args.labels:,} labels {args.args}: {wall:.2f} s wall, "
+          f"{usage.ru_utime + usage.ru_stime:.2f} s CPU (user {usage.ru_utime:.2f} + sys {usage.ru_stime:.2f}), "
+          f"{usage.ru_maxrss / 1024:.0f} MB peak RSS; load average {load:.1f} on {os.cpu_count()} CPUs")
 
 if __name__ == "__main__":
     main()

@@ -121,8 +121,15 @@ def _parquet_batches(path: Path, rows: int) -> Iterator["pa.Table"]:
                            hint="the file may be truncated or still being written") from None
 
 
+def _EMPTY_STRING() -> "pa.Array":
+    import pyarrow as pa
+
+    return pa.array([""], pa.string())
+
+
 def _conform(table: "pa.Table", origin: str) -> "pa.Table":
     """``table.normalize`` for a batch, but string core columns may stay dictionaries."""
+    import numpy as np
     import pyarrow as pa
 
     for name in T.REQUIRED_COLUMNS:
@@ -142,7 +149,7 @@ def _conform(table: "pa.Table", origin: str) -> "pa.Table":
     stand_in = table.select([n for n in table.column_names if n not in keep])
     for name in keep:
         if name in T.REQUIRED_COLUMNS:
-            stand_in = stand_in.append_column(name, pa.repeat("", table.num_rows))
+            stand_in = stand_in.append_column(name, _EMPTY_STRING().take(pa.array(np.zeros(table.num_rows, np.int32))))
     out = T.normalize(stand_in, origin=origin)
     for name, col in keep.items():
         if name in out.column_names:

@@ -92,7 +92,7 @@ def _table(title: str, *columns: str, right: tuple[int, ...] = ()):
     from rich.table import Table
 
     t = Table(title=title, title_justify="left", title_style="bold", box=None, pad_edge=False,
-              header_style="bold dim", show_edge=False)
+              header_style="bold dim", show_edge=False, min_width=len(title))
     for i, c in enumerate(columns):
         t.add_column(c, justify="right" if i in right else "left", no_wrap=(i in right))
     return t
@@ -511,7 +511,7 @@ def _plot_compare(doc, plt):
         return None
     import numpy as np
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.8 + 0.3 * max(len(names), 6)),
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.8 + 0.3 * max(len(names), 10)),
                                  gridspec_kw={"width_ratios": [2, 1]})
     y = np.arange(len(names))
     h = 0.8 / len(values)
@@ -528,5 +528,6 @@ def _plot_compare(doc, plt):
         a2.bar(x + j * h, [s["share"] or 0 for s in d["boxes"]["size_buckets"]], width=h, label=_label(v))
     a2.set_xticks(x + h * (len(values) - 1) / 2, buckets)
     a2.set_ylabel("share of boxes")
-    a2.set_title("Size buckets")
+    a2.set_title(f"Size buckets by {cmp['column']}")
+    a2.legend(fontsize=8)
     return fig
