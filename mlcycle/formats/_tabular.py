@@ -132,6 +132,15 @@ def num(v: Any) -> str:
     return repr(f)
 
 
+def num_strings(values) -> list[str]:
+    """A float array as text, vectorised: the shortest text that reads back to the same
+    float (pyarrow's cast; integers without '.0', e.g. '58', '0.1', '1e-07')."""
+    import numpy as np
+    import pyarrow as pa
+
+    return pa.array(np.asarray(values, dtype=np.float64)).cast(pa.string()).to_pylist()
+
+
 def writable_attributes(table: "pa.Table", exclude: Iterable[str] = (), commands: bool = False) -> list[str]:
     """Attribute columns a writer may copy into a format: not the ones the format handles
     itself (``exclude``), not nested, and not command columns (``eval``, ``hard_score``

@@ -123,7 +123,13 @@ def _files(path: Path) -> list[Path]:
 
 
 def detect(path: Path) -> bool:
-    files = [p for p in _files(path) if p.suffix.lower() == ".csv"] if path.exists() else []
+    import itertools
+
+    if path.is_file():
+        return path.suffix.lower() == ".csv" and _auto_ok(path)
+    if not path.is_dir():
+        return False
+    files = list(itertools.islice((p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()), 5))
     return bool(files) and all(_auto_ok(p) for p in files)
 
 

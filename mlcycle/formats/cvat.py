@@ -35,6 +35,7 @@ CVAT *for images*).
 from __future__ import annotations
 
 import os
+from math import isfinite
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,8 @@ from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._common import parse_xml
-from mlcycle.formats._tabular import Problems, attribute_array, check_relative, num, pick_source, writable_attributes
+from mlcycle.formats._tabular import (Problems, attribute_array, check_relative, num, num_strings, pick_source,
+                                      writable_attributes)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -73,7 +75,11 @@ def _files(path: Path) -> list[Path]:
 
 def detect(path: Path) -> bool:
     if path.is_dir():
-        return bool(_files(path))
+        # look at a few XML files only: a VOC folder may hold 100k of them
+        import itertools
+
+        xmls = (p for p in path.iterdir() if p.suffix.lower() == ".xml" and p.is_file())
+        return any(_cvat_head(p) for p in itertools.islice(xmls, 3))
     return path.is_file() and path.suffix.lower() == ".xml" and _cvat_head(path)
 
 
@@ -167,6 +173,18 @@ def _typed(value: str | None, input_type: str | None) -> Any:
     return value
 
 
+class _Where:
+    """'file: image 'x', <box> #2' — built only when an error names it."""
+
+    __slots__ = ("prefix", "tag", "k")
+
+    def __init__(self, prefix: str, tag: str, k: int | None) -> None:
+        self.prefix, self.tag, self.k = prefix, tag, k
+
+    def __str__(self) -> str:
+        return f"{self.prefix}, <{self.tag}>" + (f" #{self.k}" if self.k is not None else "")
+
+
 class _Reader:
     def __init__(self, options: ReadOptions) -> None:
         self.options = options
@@ -177,6 +195,7 @@ class _Reader:
         self.unsupported: dict[str, int] = {}
         self.next_id = 1
         self.seen: set[str] = set()
+        self.present: set[str] = set()  # row keys any shape row has
 
     def attr_type(self, label: str | None, name: str) -> str | None:
         return self.types.get((label, name)) or self.types.get((None, name))
@@ -213,8 +232,8 @@ class _Reader:
             n_before = len(self.rows)
             counts: dict[str, int] = {}
             for el in im:
-                counts[el.tag] = counts.get(el.tag, 0) + 1
-                self.shape(el, base, f"{where_img}, <{el.tag}> #{counts[el.tag]}", el.get("label"))
+                k_tag = counts[el.tag] = counts.get(el.tag, 0) + 1
+                self.shape(el, base, (where_img, el.tag, k_tag), el.get("label"))
             if len(self.rows) == n_before:
                 self.rows.append(dict(base))
         tracks = root.findall("track")
@@ -245,23 +264,33 @@ class _Reader:
                         extra[T.GROUP_ID] = _int(t.get("group_id"))
                     if t.get("source") is not None and el.get("source") is None:
                         extra[T.ANNOTATION_SOURCE] = t.get("source")
-                    self.shape(el, {**base, **extra}, f"{name}: track {tid}, frame {frame}, <{el.tag}>", t.get("label"))
+                    self.shape(el, {**base, **extra}, (f"{name}: track {tid}, frame {frame}", el.tag, None), t.get("label"))
 
-    def shape(self, el, base: dict, where: str, label: str | None) -> None:
+    def shape(self, el, base: dict, place: tuple, label: str | None) -> None:
         tag = el.tag
         if tag not in SHAPES:
             if tag in UNSUPPORTED:
                 self.unsupported[tag] = self.unsupported.get(tag, 0) + 1
             return
+        # the place is formatted only when there is something to report
+        prefix, _, k = place
+        where = _Where(prefix, tag, k)
         row = dict(base)
         row[T.LABEL] = label or None
         row[T.SHAPE] = tag
         p = self.problems
         if tag == "box":
-            vals = [_float(el, k, where, p) for k in ("xtl", "ytl", "xbr", "ybr")]
-            if any(v is None for v in vals):
-                return
-            xtl, ytl, xbr, ybr = vals  # type: ignore[misc]
+            g = el.get
+            try:  # fast path; the slow one below names what is wrong
+                xtl, ytl, xbr, ybr = float(g("xtl")), float(g("ytl")), float(g("xbr")), float(g("ybr"))
+                ok = isfinite(xtl) and isfinite(ytl) and isfinite(xbr) and isfinite(ybr)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                vals = [_float(el, k, where, p) for k in ("xtl", "ytl", "xbr", "ybr")]
+                if any(v is None for v in vals):
+                    return
+                xtl, ytl, xbr, ybr = vals  # type: ignore[misc]
             if xbr < xtl or ybr < ytl:
                 p.add(f"{where}: box corners are reversed (xtl={el.get('xtl')}, xbr={el.get('xbr')}, "
                       f"ytl={el.get('ytl')}, ybr={el.get('ybr')})")
@@ -314,6 +343,7 @@ class _Reader:
         row["\0attrs"] = attrs
         row[T.LABEL_ID] = self.next_id
         self.next_id += 1
+        self.present.update(row)
         self.rows.append(row)
 
     def table(self) -> "pa.Table":
@@ -328,7 +358,7 @@ class _Reader:
         cols[T.LABEL] = [r.get(T.LABEL) for r in rows]
         boxes = [r.get(T.BBOX) for r in rows]
         cols[T.BBOX] = pa.array(boxes, type=pa.list_(pa.float64(), 4))
-        if any(r.get(T.SEGMENTATION) is not None for r in rows):
+        if T.SEGMENTATION in self.present:
             cols[T.SEGMENTATION] = [r.get(T.SEGMENTATION) for r in rows]
         cols[T.WIDTH] = [r.get(T.WIDTH) for r in rows]
         cols[T.HEIGHT] = [r.get(T.HEIGHT) for r in rows]
@@ -339,7 +369,7 @@ class _Reader:
         for c, typ in ((T.SHAPE, pa.string()), (T.POINTS, pa.list_(pa.float64())), (T.OCCLUDED, pa.bool_()),
                        (T.Z_ORDER, pa.int64()), (T.ANNOTATION_SOURCE, pa.string()), (T.GROUP_ID, pa.int64()),
                        (T.ROTATION, pa.float64()), (RLE, pa.string()), (T.TRACK_ID, pa.int64()), (T.FRAME, pa.int64())):
-            if any(c in r for r in rows):
+            if c in self.present:
                 cols[c] = pa.array([r.get(c) for r in rows], type=typ)
                 present.append(c)
         taken = set(cols) | set(T.CORE_COLUMNS) | set(HANDLED)
@@ -382,16 +412,17 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
 
 # --------------------------------------------------------------------------- writing
 
-def _q(v: Any) -> str:
-    from xml.sax.saxutils import quoteattr
+_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
-    return quoteattr(str(v))
+
+def _q(v: Any) -> str:
+    """An XML attribute value, quoted and escaped."""
+    return '"' + str(v).translate(_ATTR) + '"'
 
 
 def _text(v: Any) -> str:
-    from xml.sax.saxutils import escape
-
-    return escape(str(v))
+    return str(v).translate(_TEXT)
 
 
 def _attr_text(v: Any) -> str:
@@ -499,6 +530,8 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
         out.append("        </label>")
     out += ["      </labels>", "    </task>", "  </meta>"]
 
+    xtl_s, ytl_s = num_strings(boxes[:, 0]), num_strings(boxes[:, 1])
+    xbr_s, ybr_s = num_strings(boxes[:, 0] + boxes[:, 2]), num_strings(boxes[:, 1] + boxes[:, 3])
     dropped_seg = 0
     split_lost = 0
     for s in order:
@@ -543,7 +576,7 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
             geo = ""
             x, y, bw, bh = (boxes[i].tolist() if has_box[i] else (0.0, 0.0, 0.0, 0.0))
             if kind == "box":
-                geo = f" xtl={_q(num(x))} ytl={_q(num(y))} xbr={_q(num(x + bw))} ybr={_q(num(y + bh))}"
+                geo = f' xtl="{xtl_s[i]}" ytl="{ytl_s[i]}" xbr="{xbr_s[i]}" ybr="{ybr_s[i]}"'
             elif kind == "polygon":
                 seg = orjson.loads(segs[i])
                 poly = seg[0] if isinstance(seg, list) and seg and isinstance(seg[0], list) else seg

@@ -32,6 +32,7 @@ shape keys. Splits are not part of the format.
 from __future__ import annotations
 
 import posixpath
+from math import isfinite
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ DESCRIPTION = "description"
 # LabelMe shape_type -> mlcycle shape vocabulary, and back
 _TO_SHAPE = {"rectangle": "box", "polygon": "polygon", "circle": "circle", "line": "line",
              "linestrip": "polyline", "point": "point", "points": "points"}
+_NUMBER = (int, float)
 _SHAPE_KEYS = ("label", "points", "group_id", "shape_type", "flags", "description", "mask")
 _FROM_SHAPE = {"box": "rectangle", "polygon": "polygon", "circle": "circle", "line": "line",
                "polyline": "linestrip", "point": "point", "points": "points", "ellipse": "rectangle"}
@@ -72,7 +74,8 @@ def _looks_like_labelme(path: Path) -> bool:
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*.json") if p.is_file() and _looks_like_labelme(p))
+    # every JSON file; those that turn out not to be LabelMe files are skipped (counted)
+    return sorted(p for p in path.rglob("*.json") if p.is_file())
 
 
 def detect(path: Path) -> bool:
@@ -80,24 +83,26 @@ def detect(path: Path) -> bool:
         return path.suffix.lower() == ".json" and _looks_like_labelme(path)
     if not path.is_dir():
         return False
-    for k, p in enumerate(sorted(path.rglob("*.json"))):
-        if k >= 5:
-            break
-        if _looks_like_labelme(p):
-            return True
-    return False
+    import itertools
+
+    # the first few JSON files found (lazily: a folder may hold 100k label files)
+    return any(_looks_like_labelme(p) for p in itertools.islice(path.rglob("*.json"), 5))
 
 
 # --------------------------------------------------------------------------- reading
 
 def _sample_id(json_path: Path, root: Path, image_path: str | None) -> str:
-    rel_dir = PurePosixPath(json_path.parent.relative_to(root).as_posix()) if json_path.parent != root else PurePosixPath("")
+    """The image path relative to ``root`` (string operations: this runs once per file)."""
+    parent, base = str(json_path.parent), str(root)
+    rel_dir = "" if parent == base else Path(parent).relative_to(base).as_posix()
     if not image_path:
-        return posixpath.normpath((rel_dir / json_path.stem).as_posix())
+        return posixpath.join(rel_dir, json_path.stem)
     img = image_path.replace("\\", "/")
-    joined = posixpath.normpath((rel_dir / img).as_posix())
-    if joined.startswith("../") or joined == ".." or PurePosixPath(img).is_absolute():
-        return (rel_dir / PurePosixPath(img).name).as_posix()
+    if img.startswith("/"):
+        return posixpath.join(rel_dir, posixpath.basename(img))
+    joined = posixpath.normpath(posixpath.join(rel_dir, img))
+    if joined == ".." or joined.startswith("../"):
+        return posixpath.join(rel_dir, posixpath.basename(img))
     return joined
 
 
@@ -107,15 +112,15 @@ def _flat(points: Any, where: str, problems: Problems) -> list[float] | None:
         return None
     out: list[float] = []
     for p in points:
-        if (not isinstance(p, list) or len(p) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)):
+        if type(p) is not list or len(p) != 2 or type(p[0]) not in _NUMBER or type(p[1]) not in _NUMBER:
             problems.add(f"{where}: point {p!r} is not [x, y]")
             return None
-        out.append(float(p[0]))
-        out.append(float(p[1]))
-    if any(v != v or v in (float("inf"), float("-inf")) for v in out):
-        problems.add(f"{where}: a point has a non-finite value")
-        return None
+        x, y = float(p[0]), float(p[1])
+        if not (isfinite(x) and isfinite(y)):
+            problems.add(f"{where}: a point has a non-finite value")
+            return None
+        out.append(x)
+        out.append(y)
     return out
 
 
@@ -128,6 +133,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     files = _files(path)
     if not files:
         raise MlcycleError(f"{path}: no LabelMe JSON file (an object with 'shapes') here")
+    not_labelme: list[Path] = []
     root = path.parent if path.is_file() else path
     problems = Problems(options.skip_invalid, "shape")
     rows: list[dict[str, Any]] = []
@@ -140,6 +146,9 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         doc = load_json(f)
         name = str(f)
         if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
+            if path.is_dir():
+                not_labelme.append(f)
+                continue
             raise MlcycleError(f"{name}: not a LabelMe file: expected an object with a 'shapes' list")
         sample = _sample_id(f, root, doc.get("imagePath"))
         if sample in seen:
@@ -221,6 +230,13 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
             rows.append(row)
         if len(rows) == n_before:
             rows.append(base)
+    if path.is_dir() and len(not_labelme) == len(files):
+        raise MlcycleError(f"{path}: no LabelMe JSON file (an object with 'shapes') here")
+    if not_labelme:
+        from mlcycle import console
+
+        more = f" (and {len(not_labelme) - 1} more)" if len(not_labelme) > 1 else ""
+        console.info(f"skipped {len(not_labelme)} JSON file(s) that are not LabelMe files: {not_labelme[0]}{more}")
     problems.report()
     if masks:
         from mlcycle import console

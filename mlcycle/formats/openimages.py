@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._tabular import Problems, has_decimal_commas, num, pick_source, read_csv_text, to_float
+from mlcycle.formats._tabular import Problems, has_decimal_commas, num_strings, pick_source, read_csv_text, to_float
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -86,9 +86,11 @@ def detect(path: Path) -> bool:
         return path.suffix.lower() == ".csv" and (_is_box_csv(path) or _is_label_csv(path))
     if not path.is_dir():
         return False
+    import itertools
+
     ann = _ann_dir(path)
-    return any(p.suffix.lower() == ".csv" and (_is_box_csv(p) or _is_label_csv(p) or _is_image_list(p))
-               for p in sorted(ann.iterdir()))
+    csvs = (p for p in ann.iterdir() if p.suffix.lower() == ".csv")
+    return any(_is_box_csv(p) or _is_label_csv(p) or _is_image_list(p) for p in itertools.islice(csvs, 20))
 
 
 def _is_image_list(path: Path) -> bool:
@@ -452,15 +454,21 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     def flag(v: Any) -> str:
         return "-1" if v is None else ("1" if v else "0")
 
+    # fractions as text, vectorised (shortest text that reads back to the same float)
+    Wf = np.array([np.nan if v is None else float(v) for v in widths], dtype=np.float64)
+    Hf = np.array([np.nan if v is None else float(v) for v in heights], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fr = [num_strings(v) for v in (boxes[:, 0] / Wf, (boxes[:, 0] + boxes[:, 2]) / Wf,
+                                       boxes[:, 1] / Hf, (boxes[:, 1] + boxes[:, 3]) / Hf)]
+    conf_s = num_strings([np.nan if v is None else v for v in conf]) if n else []
+    flag_s = [[flag(v) for v in flags[k]] for k in FLAG_COLUMNS]
     for i in np.flatnonzero(is_label).tolist():
-        c = "" if conf[i] is None else num(conf[i])
+        c = "" if conf[i] is None else conf_s[i]
         s = "" if src[i] is None else src[i]
         lab = "" if labels[i] is None else labels[i]
         if has_box[i]:
-            x, y, w, h = boxes[i].tolist()
-            W, H = float(widths[i]), float(heights[i])
-            row = [samples[i], s, lab, c, num(x / W), num((x + w) / W), num(y / H), num((y + h) / H)]
-            row += [flag(flags[k][i]) for k in FLAG_COLUMNS]
+            row = [samples[i], s, lab, c, fr[0][i], fr[1][i], fr[2][i], fr[3][i]]
+            row += [f[i] for f in flag_s]
             row += ["" if extra[k][i] is None else str(extra[k][i]) for k in extra_cols]
             box_rows.setdefault(splits[i], []).append(row)
         else:
