@@ -251,8 +251,12 @@ def _boxes(ctx: "S._Ctx") -> list[str]:
     lines.append(f"  min_height: {_y(_floor(float(h.min())))}")
     if rw is not None:
         lines.append(f"  # smallest relative size observed: {rw:.4g} x {rh:.4g} of the image")
-    ratio = float(np.max(np.maximum(w / h, h / w)))
-    lines.append(f"  max_aspect_ratio: {_y(max(1, _ceil(ratio)))}  # largest observed: {ratio:.4g}")
+    with np.errstate(over="ignore", divide="ignore"):
+        ratio = float(np.max(np.maximum(w / h, h / w)))
+    if math.isfinite(ratio) and ratio < 1e12:
+        lines.append(f"  max_aspect_ratio: {_y(max(1, _ceil(ratio)))}  # largest observed: {ratio:.4g}")
+    else:
+        lines.append(f"  # max_aspect_ratio: not drafted (largest observed: {ratio:.4g})")
     return lines
 
 

@@ -264,3 +264,41 @@ def test_datumaro_kitti_truncation_and_occlusion(external):
     got = by_rule(r)
     assert got["attr.range"] == [("000030_10.png", 1), ("000030_11.png", 3), ("000030_11.png", 3), ("000030_11.png", 5)]
     draft_passes(t)
+
+
+# --------------------------------------------------------------------------- property
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_row = st.fixed_dictionaries({
+    "sample": st.sampled_from(["a.jpg", "b.jpg", "c/d.jpg", "e f.png"]),
+    "source": st.sampled_from(["gt", "gt", "gt", "pred"]),
+    "label": st.one_of(st.none(), st.sampled_from(["cat", "dog", "a: b", "[x]", "yes"])),
+    "box": st.one_of(st.none(), st.tuples(*[st.floats(-20, 120, allow_nan=False)] * 2,
+                                          *[st.one_of(st.floats(-5, 80), st.just(float("nan")))] * 2)),
+    "width": st.one_of(st.none(), st.sampled_from([64, 100])),
+    "split": st.one_of(st.none(), st.sampled_from(["train", "val"])),
+    "flag": st.one_of(st.none(), st.booleans()),
+    "level": st.one_of(st.none(), st.integers(-3, 3)),
+    "ratio": st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    "name": st.one_of(st.none(), st.text(max_size=6)),
+    "score": st.one_of(st.none(), st.floats(-1, 2)),
+    "label_id": st.one_of(st.none(), st.integers(0, 5)),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_row, min_size=1, max_size=12))
+def test_any_table_passes_the_schema_drafted_from_it(rows):
+    t = T.from_columns({
+        "sample_id": [r["sample"] for r in rows], "source": [r["source"] for r in rows],
+        "label_id": [r["label_id"] for r in rows],
+        "label": [r["label"] for r in rows],
+        "bbox": np.array([list(r["box"]) if r["box"] is not None else [np.nan] * 4 for r in rows], dtype=float),
+        "width": [r["width"] for r in rows], "height": [r["width"] for r in rows],
+        "split": [r["split"] for r in rows], "score": [r["score"] if r["source"] == "pred" else None for r in rows],
+        "flag": [r["flag"] for r in rows], "level": [r["level"] for r in rows],
+        "ratio": [r["ratio"] for r in rows], "name": [r["name"] for r in rows],
+    })
+    draft_passes(t)
