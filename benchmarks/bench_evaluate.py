@@ -69,7 +69,7 @@ def generate(n_images: int, seed: int, segm: bool) -> tuple[dict, list]:
     sizes = np.array(SIZES)[rng.integers(0, len(SIZES), n_images)]
     images = [{"id": int(i + 1), "file_name": f"{i + 1:012d}.jpg", "width": int(w), "height": int(h)}
               for i, (w, h) in enumerate(sizes)]
-    n_obj = np.minimum(rng.geometric(1 / 7.3, n_images) - 1 + (rng.random(n_images) < 0.3), 60)
+    n_obj = np.minimum(rng.geometric(1 / 8.0, n_images) - 1 + (rng.random(n_images) < 0.3), 60)
     img = np.repeat(np.arange(n_images), n_obj)
     n = len(img)
     W, H = sizes[img, 0].astype(float), sizes[img, 1].astype(float)
