@@ -1,0 +1,472 @@
+"""export html: the offline report. Python-side tests first, then tests that open the
+report in a real headless Chromium and check what it draws through the DOM.
+
+The browser tests need Debian's ``chromium`` (``.ci/run`` installs it and sets
+MLCYCLE_REQUIRE_BROWSER=1, so in CI its absence is a failure, not a skip).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from PIL import Image
+
+from mlcycle import formats
+from mlcycle import table as T
+from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.formats import html as H
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "mlcycle" / "data" / "sample"
+
+
+# --------------------------------------------------------------------------- helpers
+
+def sample_tables() -> tuple[pa.Table, dict]:
+    """The sample dataset's val split + detections, evaluated (eval columns, metrics)."""
+    from mlcycle.evaluate import run
+
+    gt = formats.read("coco", SAMPLE / "annotations" / "instances_val.json",
+                      formats.ReadOptions(split="val", images_root=SAMPLE))
+    preds = formats.read("coco-results", SAMPLE / "predictions" / "detections_val.json",
+                         formats.ReadOptions(images=SAMPLE / "annotations" / "instances_val.json",
+                                             source="detector", split="val"))
+    table = pa.concat_tables([T.normalize(gt), T.normalize(preds)], promote_options="permissive")
+    return run(table)
+
+
+def page_data(page: Path) -> dict:
+    text = page.read_text(encoding="utf-8")
+    start = text.index('<script type="application/json" id="report-data">') + len('<script type="application/json" id="report-data">')
+    return json.loads(text[start:text.index("</script>", start)])
+
+
+def write(table, out, images_root=None, **extra) -> Path:
+    formats.write("html", table, out, formats.WriteOptions(images_root=images_root, extra=extra))
+    return out if str(out).endswith(".html") else out / "index.html"
+
+
+def make_image(path: Path, size=(64, 48)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (120, 160, 200)).save(path)
+
+
+EVIL = ['</script><script>document.body.setAttribute("data-pwned","1")</script>',
+        '"><img src=x onerror="document.body.setAttribute(\'data-pwned\',\'2\')">',
+        "x\u2028y & <b>bold</b>"]
+
+
+def evil_table(root: Path) -> pa.Table:
+    """Class names, sample ids, attributes and sources full of markup."""
+    ids = [EVIL[1] + ".png", "ok.png", "sub/" + EVIL[0] + ".png"]
+    for sid in ids:
+        make_image(root / sid)
+    return T.from_columns({
+        T.SAMPLE_ID: [ids[0], ids[0], ids[1], ids[2]],
+        T.SOURCE: ["gt", EVIL[1], "gt", "gt"],
+        T.LABEL_ID: [1, 1, 2, 3],
+        T.LABEL: [EVIL[0], EVIL[1], EVIL[2], "cat"],
+        T.BBOX: [[1, 1, 10, 10], [2, 2, 10, 10], [5, 5, 20, 20], [0, 0, 8, 8]],
+        T.SCORE: [None, 0.5, None, None],
+        "note": [EVIL[2], EVIL[1], None, EVIL[0]],
+    })
+
+
+# --------------------------------------------------------------------------- library
+
+def test_registered_as_write_only_folder_format():
+    info = formats.info("html")
+    assert (info.reads, info.writes, info.output) == (False, True, "folder")
+    with pytest.raises(UsageError, match="'html' can be written but not read"):
+        formats.read("html", Path("report"))
+    with pytest.raises(UsageError, match="html can be written but not read"):
+        H.read(Path("report"), formats.ReadOptions())
+    with pytest.raises(UsageError, match="writes a folder"):
+        formats.write("html", T.empty_table(), None)
+
+
+def test_sample_report_folder_has_page_thumbnails_and_all_rows(tmp_path):
+    table, metrics = sample_tables()
+    page = write(table, tmp_path / "report", SAMPLE)
+    data = page_data(page)
+    sids = sorted(set(table[T.SAMPLE_ID].to_pylist()))
+    assert sorted(data["samples"]["id"]) == sids
+    # every row of the table is in the page, grouped by sample
+    assert len(data["rows"][T.SAMPLE_ID]) == table.num_rows
+    for i, sid in enumerate(data["samples"]["id"]):
+        s, e = data["samples"]["start"][i], data["samples"]["end"][i]
+        assert set(data["rows"][T.SAMPLE_ID][s:e]) == {sid}
+    assert {T.EVAL, T.EVAL_IOU, T.SCORE, T.BBOX}.issubset(data["columns"])
+    assert T.SEGMENTATION not in data["columns"]
+    assert data["filters"][:4] == [T.LABEL, T.SOURCE, T.EVAL, T.SPLIT]
+    assert data["classes"] == ["circle", "square", "triangle"]
+    # thumbnails: one small JPEG per image, inside the report folder
+    for thumb in data["samples"]["img"]:
+        with Image.open(page.parent / thumb) as im:
+            assert im.format == "JPEG" and max(im.size) <= H.THUMB_SIZE
+    # the default order puts the samples with the most errors first
+    assert data["sort"] == {"by": "errors", "desc": True}
+    assert data["metrics"] is None
+    # the detail view links the original image relative to the report
+    full = data["samples"]["full"][0]
+    assert (page.parent / full).resolve() == (SAMPLE / data["samples"]["id"][0]).resolve()
+
+
+def test_thumbnails_are_made_once(tmp_path):
+    table, _ = sample_tables()
+    page = write(table, tmp_path / "r", SAMPLE)
+    thumbs = sorted((tmp_path / "r" / "thumbs").rglob("*.jpg"))
+    before = {p: p.stat().st_mtime_ns for p in thumbs}
+    write(table, tmp_path / "r", SAMPLE)
+    assert {p: p.stat().st_mtime_ns for p in thumbs} == before
+    assert page.is_file()
+
+
+def test_metrics_are_embedded_and_tolerant(tmp_path):
+    table, metrics = sample_tables()
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    data = page_data(write(table, tmp_path / "a", SAMPLE, metrics=tmp_path / "m.json"))
+    assert data["metrics"]["per_class"] == json.loads(json.dumps(metrics["per_class"]))
+    (tmp_path / "empty.json").write_text("{}")
+    assert page_data(write(table, tmp_path / "b", SAMPLE, metrics=tmp_path / "empty.json"))["metrics"] == {}
+    (tmp_path / "list.json").write_text("[1]")
+    with pytest.raises(MlcycleError, match="not a metrics document"):
+        write(table, tmp_path / "c", SAMPLE, metrics=tmp_path / "list.json")
+
+
+def test_limit_and_sort_by(tmp_path):
+    table = T.from_columns({
+        T.SAMPLE_ID: ["a.png", "b.png", "b.png", "c.png"], T.SOURCE: ["gt"] * 4,
+        T.LABEL: ["x", "x", "y", "x"], T.BBOX: [[0, 0, 1, 1]] * 4,
+        T.HARD_SCORE: [0.1, 0.2, 0.9, None], "annotator": ["zed", "amy", "bob", "cat"],
+    })
+    data = page_data(write(table, tmp_path / "d", tmp_path))
+    assert data["samples"]["id"] == ["b.png", "a.png", "c.png"]  # hard_score, largest first, nulls last
+    assert data["sort"] == {"by": T.HARD_SCORE, "desc": True}
+    data = page_data(write(table, tmp_path / "l", tmp_path, limit=2))
+    assert data["samples"]["id"] == ["b.png", "a.png"]
+    assert len(data["rows"][T.SAMPLE_ID]) == 3
+    data = page_data(write(table, tmp_path / "s", tmp_path, sort_by="annotator"))
+    assert data["samples"]["id"] == ["b.png", "c.png", "a.png"]  # amy < cat < zed
+    data = page_data(write(table, tmp_path / "i", tmp_path, sort_by="sample_id", limit=1))
+    assert data["samples"]["id"] == ["a.png"]
+    with pytest.raises(UsageError, match="--sort-by nope: no such column"):
+        write(table, tmp_path / "e", tmp_path, sort_by="nope")
+
+
+def test_missing_images_keep_their_path_and_size(tmp_path):
+    table = T.from_columns({T.SAMPLE_ID: ["gone/x.jpg"], T.SOURCE: ["gt"], T.LABEL: ["a"],
+                            T.BBOX: [[1, 2, 3, 4]], T.WIDTH: [640], T.HEIGHT: [480]})
+    data = page_data(write(table, tmp_path / "r", tmp_path / "imgs"))
+    assert data["samples"]["img"] == [None]
+    assert data["samples"]["path"] == [str(tmp_path / "imgs" / "gone" / "x.jpg")]
+    assert (data["samples"]["w"], data["samples"]["h"]) == ([640], [480])
+
+
+def test_image_size_comes_from_the_image_when_the_table_has_none(tmp_path):
+    make_image(tmp_path / "i.png", (50, 30))
+    table = T.from_columns({T.SAMPLE_ID: ["i.png"], T.SOURCE: ["gt"], T.LABEL: ["a"], T.BBOX: [[1, 2, 3, 4]]})
+    data = page_data(write(table, tmp_path / "r", tmp_path))
+    assert (data["samples"]["w"], data["samples"]["h"]) == ([50], [30])
+
+
+def test_sample_ids_cannot_write_thumbnails_outside_the_report(tmp_path):
+    root = tmp_path / "data" / "images"
+    make_image(tmp_path / "data" / "escape.png")
+    make_image(root / "fine.png")
+    table = T.from_columns({T.SAMPLE_ID: ["../escape.png", "fine.png", str(tmp_path / "data" / "escape.png")],
+                            T.SOURCE: ["gt"] * 3, T.LABEL: ["a"] * 3, T.BBOX: [[0, 0, 2, 2]] * 3})
+    before = {p for p in tmp_path.rglob("*")}
+    out = tmp_path / "data" / "images" / "report"
+    data = page_data(write(table, out, root))
+    created = {p for p in tmp_path.rglob("*")} - before
+    assert created and all(out in p.parents or p == out for p in created)
+    assert all(t.startswith("thumbs/") for t in data["samples"]["img"])
+
+
+def test_embed_writes_one_file_with_data_uris(tmp_path):
+    table, _ = sample_tables()
+    page = write(table, tmp_path / "one.html", SAMPLE, embed=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.html"]
+    data = page_data(page)
+    assert all(u.startswith("data:image/jpeg;base64,") for u in data["samples"]["img"])
+    assert set(data["samples"]["full"]) == {None}
+    page = write(table, tmp_path / "dir", SAMPLE, embed=True)
+    assert [p.name for p in (tmp_path / "dir").iterdir()] == ["index.html"]
+
+
+def test_untrusted_text_is_escaped_in_the_page(tmp_path):
+    page = write(evil_table(tmp_path / "imgs"), tmp_path / "r", tmp_path / "imgs")
+    text = page.read_text(encoding="utf-8")
+    # only the page's own two script elements; the data block has no markup characters
+    assert text.count("<script") == 2 and text.count("</script>") == 2
+    start = text.index('id="report-data">')
+    block = text[start + len('id="report-data">'):text.index("</script>", start)]
+    for ch in "<>&\u2028\u2029":
+        assert ch not in block
+    data = json.loads(block)
+    assert EVIL[0] in data["classes"] and EVIL[1] in data["rows"][T.SOURCE]
+    assert data["rows"]["note"][:2] == [EVIL[2], EVIL[1]]
+    # a Content-Security-Policy allows only the page's own script, and no network
+    assert "script-src 'sha256-" in text and "connect-src 'none'" in text
+
+
+def test_json_for_script_round_trips():
+    doc = {"a": EVIL, "b": "\u2029</SCRIPT>&amp;"}
+    out = H.json_for_script(doc)
+    assert not set(out) & set("<>&\u2028\u2029")
+    assert json.loads(out) == doc
+
+
+def test_static_files_are_package_data():
+    import tomllib
+
+    conf = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "formats/html/static/*" in conf["tool"]["setuptools"]["package-data"]["mlcycle"]
+    assert {p.name for p in H.STATIC.iterdir()} >= {"report.js", "report.css", "report.html"}
+
+
+# --------------------------------------------------------------------------- CLI
+
+def test_cli_export_html(runner, tmp_path):
+    table, metrics = sample_tables()
+    from mlcycle import io
+
+    io.write_table(table, tmp_path / "ev.parquet")
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    res = runner(["export", "html", tmp_path / "ev.parquet", "-o", tmp_path / "rep", "--images-root", SAMPLE,
+                  "--metrics", tmp_path / "m.json", "--limit", "5", "--sort-by", "eval_iou"])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""
+    assert "exported html" in res.stderr
+    data = page_data(tmp_path / "rep" / "index.html")
+    assert len(data["samples"]["id"]) == 5 and data["sort"]["by"] == "eval_iou"
+    assert data["metrics"]["metrics"]["AP"] == pytest.approx(metrics["metrics"]["AP"])
+
+    res = runner(["export", "html", tmp_path / "ev.parquet", "-o", tmp_path / "one.html", "--embed"])
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_path / "one.html").is_file()  # images found through the table's images_root
+
+
+def test_cli_export_html_errors(runner, tmp_path):
+    table, _ = sample_tables()
+    from mlcycle import io
+
+    io.write_table(table, tmp_path / "ev.parquet")
+    res = runner(["export", "html", tmp_path / "ev.parquet"])
+    assert res.exit_code == 2 and "writes a folder" in res.stderr and res.stdout == ""
+    res = runner(["export", "html", tmp_path / "ev.parquet", "-o", tmp_path / "r", "--sort-by", "nope"])
+    assert res.exit_code == 2 and "no such column" in res.stderr
+    (tmp_path / "bad.json").write_text("{oops")
+    res = runner(["export", "html", tmp_path / "ev.parquet", "-o", tmp_path / "r", "--metrics", tmp_path / "bad.json"])
+    assert res.exit_code == 1 and "bad.json" in res.stderr and "malformed JSON" in res.stderr
+    res = runner(["ingest", "html", tmp_path / "r"])
+    assert res.exit_code == 2 and "written but not read" in res.stderr
+
+
+# --------------------------------------------------------------------------- browser
+
+def chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path = chromium_path()
+    if path is None:
+        if os.environ.get("MLCYCLE_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (MLCYCLE_REQUIRE_BROWSER=1) but not found")
+        pytest.skip("chromium not installed (apt-get install chromium); .ci/run installs it")
+    return path
+
+
+def run_chromium(chromium: str, url: str, tmp: Path, *args: str) -> str:
+    cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+           "--disable-extensions", "--mute-audio", f"--user-data-dir={tmp / 'profile'}",
+           "--window-size=1400,1000", "--virtual-time-budget=5000", *args, url]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+class Dom(HTMLParser):
+    """Just what the tests read: elements with their attributes, cards and their boxes."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict]] = []
+        self.cards: list[dict] = []
+        self.body: dict = {}
+        self.texts: list[str] = []
+        self.detail = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.elements.append((tag, a))
+        cls = (a.get("class") or "").split()
+        if tag == "body":
+            self.body = a
+        elif tag == "div" and "card" in cls:
+            self.cards.append({"id": a["data-sample-id"], "boxes": []})
+        elif tag == "div" and a.get("id") == "detail":
+            self.detail = True  # the detail view comes after the grid
+        elif tag == "g" and "box" in cls and self.cards and not self.detail:
+            self.cards[-1]["boxes"].append(a)
+
+    def handle_data(self, data):
+        self.texts.append(data)
+
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    table, metrics = sample_tables()
+    (tmp / "metrics.json").write_text(json.dumps(metrics))
+    page = write(table, tmp / "report", SAMPLE, metrics=tmp / "metrics.json")
+    return table, metrics, page
+
+
+def open_report(chromium, page: Path, tmp: Path, fragment: str = "") -> Dom:
+    return Dom(run_chromium(chromium, page.as_uri() + fragment, tmp, "--dump-dom"))
+
+
+def expected_boxes(table: pa.Table) -> dict[str, set]:
+    out: dict[str, set] = {}
+    for r in table.select([T.SAMPLE_ID, T.SOURCE, T.LABEL_ID, T.LABEL, T.BBOX, T.EVAL]).to_pylist():
+        if r[T.BBOX] is not None:
+            out.setdefault(r[T.SAMPLE_ID], set()).add((r[T.SOURCE], str(r[T.LABEL_ID]), r[T.LABEL], r[T.EVAL] or ""))
+    return out
+
+
+def drawn_boxes(card: dict) -> set:
+    return {(b["data-source"], b["data-label-id"], b["data-label"], b["data-eval"]) for b in card["boxes"]}
+
+
+def test_browser_draws_every_box_with_class_and_status(chromium, sample_report, tmp_path):
+    table, _, page = sample_report
+    dom = open_report(chromium, page, tmp_path)
+    assert dom.body.get("data-ready") == "1"
+    want = expected_boxes(table)
+    assert dom.body["data-shown"] == dom.body["data-total"] == str(len(want))
+    assert sorted(c["id"] for c in dom.cards) == sorted(want)
+    for card in dom.cards:
+        assert drawn_boxes(card) == want[card["id"]], card["id"]
+        for b in card["boxes"]:
+            cls = b["class"].split()
+            assert ("gt" in cls) == (b["data-source"] == "gt") and ("pred" in cls) == (b["data-source"] != "gt")
+            if b["data-eval"]:
+                assert "st-" + b["data-eval"] in cls
+    # every fp and fn of the evaluation is on the page
+    statuses = [b["data-eval"] for c in dom.cards for b in c["boxes"]]
+    ev = table[T.EVAL].to_pylist()
+    assert statuses.count("fp") == ev.count("fp") > 0 and statuses.count("fn") == ev.count("fn") > 0
+    # a thumbnail per card, and no element that is not ours: no <img>, two scripts
+    images = [a for t, a in dom.elements if t == "image"]
+    assert len(images) == len(dom.cards) and all(a["href"].startswith("thumbs/") for a in images)
+    assert not [t for t, _ in dom.elements if t == "img"]
+
+
+def test_browser_filters_change_what_is_shown(chromium, sample_report, tmp_path):
+    table, _, page = sample_report
+    want = expected_boxes(table)
+    dom = open_report(chromium, page, tmp_path, "#filter=class:circle&filter=source:gt")
+    with_circle = {s for s, boxes in want.items() if any(b[2] == "circle" and b[0] == "gt" for b in boxes)}
+    assert 0 < len(with_circle) < len(want)
+    assert {c["id"] for c in dom.cards} == with_circle
+    assert dom.body["data-shown"] == str(len(with_circle))
+    # the filter bar shows the filter that is applied
+    assert json.loads(dom.body["data-filters"]) == {"label": "circle", "source": "gt"}
+
+    dom = open_report(chromium, page, tmp_path, "#filter=eval:fn")
+    with_fn = {s for s, boxes in want.items() if any(b[3] == "fn" for b in boxes)}
+    assert {c["id"] for c in dom.cards} == with_fn and with_fn
+
+    dom = open_report(chromium, page, tmp_path, "#filter=class:no-such-class")
+    assert dom.cards == [] and dom.body["data-shown"] == "0"
+    assert "No sample matches these filters." in dom.texts
+
+
+def test_browser_sorting_and_search(chromium, sample_report, tmp_path):
+    table, _, page = sample_report
+    dom = open_report(chromium, page, tmp_path, "#sort=sample_id&desc=1")
+    ids = [c["id"] for c in dom.cards]
+    assert ids == sorted(ids, reverse=True)
+    dom = open_report(chromium, page, tmp_path, "#q=val_02")
+    assert {c["id"] for c in dom.cards} == {s for s in set(table[T.SAMPLE_ID].to_pylist()) if "val_02" in s}
+
+
+def test_browser_detail_view_lists_every_label(chromium, sample_report, tmp_path):
+    table, _, page = sample_report
+    sid = "images/val_022.png"
+    dom = open_report(chromium, page, tmp_path, "#sample=" + sid.replace("/", "%2F"))
+    assert dom.body["data-detail"] == sid
+    rows = [a for t, a in dom.elements if t == "tr" and "data-row" in a]
+    n = sum(1 for s in table[T.SAMPLE_ID].to_pylist() if s == sid)
+    assert len(rows) == n
+    assert sum(1 for r in rows if r.get("class") == "st-fp") == \
+        sum(1 for s, e in zip(table[T.SAMPLE_ID].to_pylist(), table[T.EVAL].to_pylist()) if s == sid and e == "fp")
+
+
+def test_browser_metrics_page(chromium, sample_report, tmp_path):
+    _, metrics, page = sample_report
+    dom = open_report(chromium, page, tmp_path, "#view=metrics")
+    assert dom.body["data-view"] == "metrics"
+    tiles = {a["data-key"] for t, a in dom.elements if t == "div" and "data-key" in a}
+    assert {"AP", "AP50", "AR_100"} <= tiles
+    curves = [a for t, a in dom.elements if t == "polyline"]
+    assert len(curves) == len(metrics["pr_curves"]["curves"])
+    assert {a["data-label"] for a in curves} == {c["label"] for c in metrics["pr_curves"]["curves"]}
+    charts = [a for t, a in dom.elements if t == "svg" and "chart" in (a.get("class") or "")]
+    assert {a["data-iou"] for a in charts} == {"0.5", "0.75"}
+    k = len(metrics["confusion_matrix"]["labels"])
+    cells = [a for t, a in dom.elements if t == "td" and "→" in (a.get("title") or "")]
+    assert len(cells) == k * k
+    # the per-class table: one row per class
+    text = " ".join(dom.texts)
+    for row in metrics["per_class"]:
+        assert row["label"] in text
+
+
+def test_browser_untrusted_text_never_runs(chromium, tmp_path):
+    page = write(evil_table(tmp_path / "imgs"), tmp_path / "r", tmp_path / "imgs")
+    for fragment in ("", "#sample=" + EVIL[1].replace("/", "%2F") + ".png", "#view=metrics",
+                     "#filter=class:" + EVIL[0].replace("/", "%2F")):
+        dom = open_report(chromium, page, tmp_path, fragment)
+        assert dom.body.get("data-ready") == "1", fragment
+        assert "data-pwned" not in dom.body, fragment
+        assert not [t for t, _ in dom.elements if t in ("img", "b")], fragment
+        assert [t for t, _ in dom.elements].count("script") == 2, fragment
+        assert not [a for _, a in dom.elements if any(k.startswith("on") for k in a)], fragment
+    # the payloads are shown as text
+    dom = open_report(chromium, page, tmp_path)
+    assert {c["id"] for c in dom.cards} == {EVIL[1] + ".png", "ok.png", "sub/" + EVIL[0] + ".png"}
+    assert EVIL[1] + ".png" in dom.texts
+    labels = {b["data-label"] for c in dom.cards for b in c["boxes"]}
+    assert labels == {EVIL[0], EVIL[1], EVIL[2], "cat"}
+
+
+def test_browser_screenshot(chromium, sample_report, tmp_path):
+    """A screenshot of the sample dataset's report; MLCYCLE_UPDATE_SCREENSHOT=1 writes it
+    to docs/img/report.png (the README's picture)."""
+    _, _, page = sample_report
+    shot = tmp_path / "report.png"
+    run_chromium(chromium, page.as_uri() + "#sort=errors", tmp_path, f"--screenshot={shot}")
+    with Image.open(shot) as im:
+        assert im.size == (1400, 1000)
+        colours = im.convert("RGB").resize((140, 100)).getcolors(140 * 100)
+        assert colours is not None and len(colours) > 50  # drawn images, not a blank page
+    if os.environ.get("MLCYCLE_UPDATE_SCREENSHOT") == "1":
+        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, REPO / "docs" / "img" / "report.png")
