@@ -28,9 +28,10 @@ class Problems:
     """Collects invalid labels: raises at the first one unless ``skip`` is set, in which
     case ``report()`` prints one counted warning naming the first few."""
 
-    def __init__(self, skip: bool, what: str = "label") -> None:
+    def __init__(self, skip: bool, what: str = "label", plural: str | None = None) -> None:
         self.skip = skip
         self.what = what
+        self.plural = plural or what + "s"
         self.items: list[str] = []
 
     def add(self, message: str, hint: str | None = None) -> None:
@@ -46,7 +47,7 @@ class Problems:
         n = len(self.items)
         first = "; ".join(self.items[:3])
         more = f" (and {n - 3} more)" if n > 3 else ""
-        console.warn(f"skipped {n} invalid {self.what}{'s' if n != 1 else ''}: {first}{more}")
+        console.warn(f"skipped {n} invalid {self.what if n == 1 else self.plural}: {first}{more}")
 
 
 def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
@@ -150,6 +151,29 @@ def writable_attributes(table: "pa.Table", exclude: Iterable[str] = (), commands
     skip = set(exclude) | (set() if commands else set(COMMAND_COLUMNS))
     return [c for c in T.attribute_columns(table)
             if c not in skip and not pa.types.is_nested(table.column(c).type)]
+
+
+def filter_keeping_samples(tab: "pa.Table", keep: "np.ndarray") -> "pa.Table":
+    """The rows where ``keep`` is true; an image that loses all its rows (an invalid box
+    skipped, a size unknown) stays, as a sample row."""
+    import pyarrow as pa
+
+    from mlcycle import io
+
+    if keep.all():
+        return tab
+    kept = tab.filter(pa.array(keep))
+    left = set(kept.column(T.SAMPLE_ID).to_pylist())
+    first: dict[str, int] = {}
+    for i, (s, k) in enumerate(zip(tab.column(T.SAMPLE_ID).to_pylist(), keep.tolist())):
+        if not k and s not in left and s not in first:
+            first[s] = i
+    if not first:
+        return kept
+    rows = tab.take(pa.array(list(first.values()), type=pa.int64()))
+    cols = {c: rows.column(c) for c in (T.SAMPLE_ID, T.SOURCE, T.WIDTH, T.HEIGHT, T.SPLIT, T.IMAGE_ID)
+            if c in rows.column_names}
+    return T.with_metadata(io.concat([kept, T.from_columns(cols)]), T.get_metadata(tab))
 
 
 def check_relative(sample_id: str, fmt: str) -> None:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError, UsageError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._tabular import Problems, has_decimal_commas, pick_source, read_csv_text, to_float
+from mlcycle.formats._tabular import Problems, filter_keeping_samples, has_decimal_commas, pick_source, read_csv_text, to_float
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -259,10 +259,7 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
     for c in header:
         if c not in used and c not in cols:
             cols[c] = _typed_column(tab.column(c))
-    out = T.from_columns(cols)
-    if not keep.all():
-        out = out.filter(pa.array(keep))
-    return out
+    return filter_keeping_samples(T.from_columns(cols), keep)
 
 
 def _sizes(tab, m: dict, sample, options: ReadOptions, path: Path, name: str, need) -> tuple:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._tabular import Problems, has_decimal_commas, num_strings, pick_source, read_csv_text, to_float
+from mlcycle.formats._tabular import Problems, filter_keeping_samples, has_decimal_commas, num_strings, pick_source, read_csv_text, to_float
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -111,7 +111,7 @@ def _subset(file: Path) -> str | None:
 class _Reader:
     def __init__(self, options: ReadOptions) -> None:
         self.options = options
-        self.problems = Problems(options.skip_invalid, "box")
+        self.problems = Problems(options.skip_invalid, "box", "boxes")
         self.parts: list[dict[str, Any]] = []  # per CSV: columns as numpy/lists
         self.extra: list[str] = []
         self.subset_of: dict[str, str | None] = {}
@@ -166,10 +166,13 @@ class _Reader:
             missing = np.isnan(xmin) | np.isnan(xmax) | np.isnan(ymin) | np.isnan(ymax)
             reversed_ = ~missing & ((xmax < xmin) | (ymax < ymin))
             for i in np.flatnonzero(missing | reversed_).tolist():
-                vals = ", ".join(f"{c}={v!r}" for c, v in zip(BOX_COLUMNS, (xmin[i], xmax[i], ymin[i], ymax[i])))
+                vals = ", ".join(f"{c}={tab.column(c)[i].as_py()!r}" for c in BOX_COLUMNS)
                 what = "a box coordinate is empty" if missing[i] else "XMax < XMin or YMax < YMin"
                 self.problems.add(f"{name}:{i + 2}: {what} ({vals})")
             part["keep"] &= ~(missing | reversed_)
+            # an image whose every box is skipped stays, as a sample row
+            self.listed.extend((part["ids"][i], part["subset"]) for i in np.flatnonzero(missing | reversed_).tolist()
+                               if part["ids"][i])
             part["box"] = (xmin, xmax, ymin, ymax)
             part["flags"] = self._flags(tab, name)
         extra = [c for c in tab.column_names if c not in STANDARD]
@@ -376,10 +379,7 @@ class _Reader:
                                        "hierarchy": self.hierarchy}}
         if opts.images_root is not None:
             meta["images_root"] = str(opts.images_root)
-        tab = T.from_columns(cols, meta)
-        if not keep.all():
-            tab = tab.filter(pa.array(keep))
-        return tab
+        return filter_keeping_samples(T.from_columns(cols, meta), keep)
 
 
 def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":

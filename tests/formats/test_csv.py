@@ -214,7 +214,9 @@ def test_bad_number_and_reversed_box_name_the_line(tmp_path, runner):
         csv_table.read(q)
     res = runner(["ingest", "csv", q, "--skip-invalid"])
     assert res.exit_code == 0 and "skipped 1 invalid row" in res.stderr
-    assert io.decode(res.stdout.encode()).column(T.SAMPLE_ID).to_pylist() == ["a.jpg"]
+    rows = io.decode(res.stdout.encode()).to_pylist()
+    # b.jpg's only box was skipped: the image stays, as a sample row
+    assert [(r[T.SAMPLE_ID], r[T.LABEL], r[T.BBOX]) for r in rows] == [("a.jpg", "cat", [1.0, 2.0, 2.0, 2.0]), ("b.jpg", None, None)]
 
 
 def test_bad_box_format_is_a_usage_error(tmp_path):

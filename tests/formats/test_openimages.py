@@ -224,12 +224,16 @@ def _csv(tmp_path: Path, body: str) -> Path:
 
 
 def test_reversed_box_names_the_line_and_skip_invalid_counts(tmp_path, runner):
-    p = _csv(tmp_path, "a,x,/m/0,1,0.1,0.2,0.1,0.2,0,0,0,0,0\na,x,/m/0,1,0.5,0.2,0.1,0.2,0,0,0,0,0\n")
+    p = _csv(tmp_path, "a,x,/m/0,1,0.1,0.2,0.1,0.2,0,0,0,0,0\na,x,/m/0,1,0.5,0.2,0.1,0.2,0,0,0,0,0\n"
+                       "z,x,/m/0,1,0.5,0.2,0.1,0.2,0,0,0,0,0\n")
     with pytest.raises(MlcycleError, match=r"b\.csv:3: XMax < XMin or YMax < YMin"):
         openimages.read(p, ReadOptions(image_size=(10, 10)))
     res = runner(["ingest", "openimages", p, "--image-size", "10x10", "--skip-invalid"])
-    assert res.exit_code == 0 and "skipped 1 invalid box" in res.stderr
-    assert io.decode(res.stdout.encode()).num_rows == 1
+    assert res.exit_code == 0 and "skipped 2 invalid boxes" in res.stderr
+    assert "b.csv:3: XMax < XMin or YMax < YMin (XMin='0.5', XMax='0.2'" in res.stderr
+    rows = io.decode(res.stdout.encode()).to_pylist()
+    # z's only box was skipped: the image stays, as a sample row
+    assert [(r[T.SAMPLE_ID], r[T.LABEL]) for r in rows] == [("a", "/m/0"), ("z", None)]
 
 
 def test_not_a_number_names_line_and_column(tmp_path):
@@ -254,3 +258,20 @@ def test_columns_without_a_place_are_named_in_a_warning(tmp_path, runner):
     assert res.exit_code == 0 and res.stdout == ""
     assert "not written: difficult" in res.stderr
     assert (tmp_path / "b.csv").read_text().splitlines()[1] == "a,,/m/0,,0.1,0.4,0.2,0.6,1,-1,-1,-1,-1"
+
+
+def test_sizes_from_image_headers_next_to_the_csv_and_allow_missing(tmp_path, runner):
+    from PIL import Image
+
+    p = _csv(tmp_path, "a,,/m/0,,0.5,1,0,0.5,,,,,\nb,,/m/1,,0,0.5,0.5,1,,,,,\n")
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (40, 20)).save(tmp_path / "images" / "a.png")
+    with pytest.raises(MlcycleError, match=r"b: image not found"):
+        openimages.read(p)
+    res = runner(["ingest", "openimages", p, "--allow-missing"])
+    assert res.exit_code == 0
+    assert "1 image(s) not found" in res.stderr and "1 box(es) on images of unknown size skipped" in res.stderr
+    rows = io.decode(res.stdout.encode()).to_pylist()
+    # b's box cannot be placed, but b stays as a sample row
+    assert [(r[T.SAMPLE_ID], r[T.LABEL], r[T.BBOX], r[T.WIDTH], r[T.HEIGHT]) for r in rows] == [
+        ("a", "/m/0", [20.0, 0.0, 20.0, 10.0], 40, 20), ("b", None, None, None, None)]
