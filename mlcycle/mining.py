@@ -578,11 +578,9 @@ def mine(table: "pa.Table", opts: MineOptions | None = None) -> MineResult:
         if opts.top is not None:
             cand = cand[: opts.top]
         selected_rows = cand
-        sample_order = []
-        seen = np.zeros(n_samples, bool)
-        first = np.unique(f.sample[selected_rows], return_index=True)
-        sample_order = first[0][np.argsort(first[1], kind="stable")]
-        seen[sample_order] = True
+        # samples in the order of their best selected label
+        uniq, first = np.unique(f.sample[selected_rows], return_index=True)
+        sample_order = uniq[np.argsort(first, kind="stable")]
     else:
         ok = ~np.isnan(sample_score) & (sample_score >= (opts.min_score or 0.0))
         cand = np.flatnonzero(ok)
