@@ -33,6 +33,7 @@ XML is parsed with defusedxml: an entity bomb or external entity is refused.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
@@ -63,13 +64,32 @@ def corners_mode(extra: dict) -> str:
 
 # --------------------------------------------------------------------------- detection
 
-def _looks_voc(p: Path) -> bool:
+def _looks_voc(p: Path | str) -> bool:
+    """An ``<annotation>`` root with ``<bndbox>`` objects, or with a ``<size>`` and no
+    objects (an empty image). CVAT's ``<annotations>`` and MIT LabelMe's polygon XML
+    (``<imagesize>``, ``<polygon>``) are not VOC."""
     try:
         with open(p, "rb") as fh:
-            head = fh.read(4096)
+            head = fh.read(1 << 14)
     except OSError:
         return False
-    return b"<annotation" in head and (b"<object" in head or b"<filename" in head or b"<size" in head)
+    if not re.search(rb"<annotation[\s>]", head):
+        return False
+    if b"<bndbox" in head:
+        return True
+    return b"<size>" in head and b"<object" not in head and b"<polygon" not in head
+
+
+def _xml_files(path: Path, depth: int) -> list[str]:
+    """XML files in ``path`` and its folders down to ``depth`` levels, sorted."""
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        level = os.path.relpath(dirpath, path).count(os.sep) + (0 if dirpath == str(path) else 1)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if level < depth else []
+        out += sorted(os.path.join(dirpath, f) for f in filenames if f.lower().endswith(".xml"))
+        if len(out) > 20:
+            break
+    return out
 
 
 def detect(path: Path) -> bool:
@@ -79,14 +99,11 @@ def detect(path: Path) -> bool:
         return False
     ann = path / "Annotations"
     if ann.is_dir():
-        first = next(ann.rglob("*.xml"), None)
-        return first is not None and _looks_voc(first)
-    for i, p in enumerate(path.rglob("*.xml")):
-        if i >= 3:
-            break
-        if _looks_voc(p):
-            return True
-    return False
+        files = _xml_files(ann, 1)
+        return bool(files) and any(_looks_voc(f) for f in files[:3])
+    # a folder of XML files, maybe one folder per split (Roboflow)
+    files = _xml_files(path, 1)
+    return bool(files) and all(_looks_voc(f) for f in files[:3])
 
 
 # --------------------------------------------------------------------------- reading
