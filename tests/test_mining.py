@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlcycle import mining
 from mlcycle import table as T
@@ -470,3 +472,46 @@ def test_parquet_pool_is_streamed_in_batches_with_the_same_result(tmp_path):
     assert streamed.column("sample_id").to_pylist() == [f"p{i:02d}.jpg" for i in want]
     assert streamed.column("width").to_pylist() == [640] * 5
     assert summary["pool_rows"] == n and summary["pool_candidates"] == n
+
+
+# --------------------------------------------------------------------------- properties
+
+@st.composite
+def _evaluated_tables(draw):
+    n = draw(st.integers(1, 40))
+    rows = []
+    for i in range(n):
+        s = f"s{draw(st.integers(0, 5))}"
+        is_gt = draw(st.booleans())
+        box = [draw(st.floats(0, 50)), draw(st.floats(0, 50)), draw(st.floats(1, 30)), draw(st.floats(1, 30))]
+        lab = draw(st.sampled_from(["a", "b"]))
+        if is_gt:
+            rows.append(gt(s, i, lab, box, draw(st.sampled_from(["tp", "fn", None]))))
+        else:
+            rows.append(pred(s, i, lab, box, draw(st.floats(0, 1)), draw(st.sampled_from(["tp", "fp", None]))))
+    rows.append(pred("s0", 999, "a", BOX, 0.5, "fp"))  # at least one prediction
+    return evaluated(rows)
+
+
+@settings(max_examples=40, deadline=None)
+@given(t=_evaluated_tables(), per=st.sampled_from(["label", "sample"]), method=st.sampled_from(["rules", "objectlab"]),
+       agg=st.sampled_from(["max", "noisy-or"]), top=st.one_of(st.none(), st.integers(1, 5)))
+def test_scores_are_in_unit_interval_and_samples_come_whole(t, per, method, agg, top):
+    res = mining.mine(t, MineOptions(per=per, method=method, aggregate=agg, top=top))
+    out = res.table
+    scores = [x for x in out.column(T.HARD_SCORE).to_pylist() if x is not None]
+    assert all(0.0 <= x <= 1.0 for x in scores)
+    assert all(0.0 <= x <= 1.0 for x in res.sample_scores.values())
+    reasons = out.column(T.HARD_REASON).to_pylist()
+    assert all((r is None) == (x is None) for r, x in zip(reasons, out.column(T.HARD_SCORE).to_pylist()))
+    assert set(reasons) - {None} <= set(mining.REASONS)
+    # every row of every chosen sample is there, once
+    chosen = set(res.selected_samples)
+    want = sum(1 for s in t.column("sample_id").to_pylist() if s in chosen)
+    assert out.num_rows == want
+    if top is not None and per == "sample":
+        assert len(chosen) <= top
+    # samples come in rank order, each as one block
+    seq = out.column("sample_id").to_pylist()
+    blocks = [s for i, s in enumerate(seq) if i == 0 or seq[i - 1] != s]
+    assert blocks == res.selected_samples
