@@ -231,3 +231,22 @@ def test_cli_bad_line_exit_1(runner, tmp_path):
     assert res.exit_code == 1
     assert res.stdout == ""
     assert "x.txt:1: malformed line" in res.stderr
+
+
+def test_cli_export_darknet_layout(runner, tmp_path):
+    table = tmp_path / "t.parquet"
+    io.write_table(sample_table(), table)
+    res = runner(["export", "yolo", table, "-o", tmp_path / "dk", "--layout", "darknet"])
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == ""
+    assert (tmp_path / "dk/obj.names").read_text() == "cat\ndog\n"
+    assert (tmp_path / "dk/train.txt").read_text() == "data/obj_train_data/a/1.jpg\n"
+    assert (tmp_path / "dk/obj_val_data/2.txt").is_file()
+
+
+def test_cli_export_yolo_needs_a_folder(runner, tmp_path):
+    table = tmp_path / "t.parquet"
+    io.write_table(sample_table(), table)
+    res = runner(["export", "yolo", table])
+    assert res.exit_code == 2
+    assert "pass -o DIR" in res.stderr and res.stdout == ""
