@@ -227,6 +227,8 @@ def _command_doc(cmd, ctx, name: str) -> CommandDoc:
 def _roff(text: str) -> str:
     """Escape text for a roff body line: backslashes, hyphen-minus, leading dot/quote."""
     text = text.replace("\\", "\\e").replace("-", "\\-")
+    # non-ASCII as groff named Unicode escapes: portable to any man/groff and locale
+    text = "".join(ch if ord(ch) < 128 else f"\\[u{ord(ch):04X}]" for ch in text)
     lines = []
     for line in text.splitlines() or [""]:
         if line.startswith((".", "'")):

@@ -127,6 +127,17 @@ def test_man_page_renders_the_options_and_examples_of_help():
         assert "--format ENCODING" in text
 
 
+def test_roff_escaping_keeps_text_literal():
+    assert docgen._roff(".starts with a dot") == "\\&.starts with a dot"
+    assert docgen._roff("'quote first") == "\\&'quote first"
+    assert docgen._roff("a\\b --x px\u00b2") == "a\\eb \\-\\-x px\\[u00B2]"
+    out = subprocess.run(["groff", "-man", "-ww", "-Tutf8"], capture_output=True, text=True,
+                         input=".TH T 1\n.SH NAME\n" + docgen._roff(".x a\\b --x px\u00b2") + "\n")
+    assert out.stderr == ""
+    plain = re.sub(r".\x08", "", out.stdout)
+    assert ".x a\\b \u2010\u2010x" not in plain and ".x a\\b --x px\u00b2" in plain
+
+
 def test_root_man_page_lists_every_command():
     page = GENERATED["man/mlcycle.1"]
     for name in COMMANDS:

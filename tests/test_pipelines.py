@@ -314,11 +314,13 @@ def test_errors_on_a_terminal_are_coloured_unless_no_color(bindir, tmp_path):
 
 # --------------------------------------------------------------------------- Ctrl-C
 
-def _loaded(pid: int, marker: str) -> bool:
+def _loaded(pid: int, *markers: str) -> bool:
+    """Whether the process has loaded a shared library named like one of ``markers``."""
     try:
-        return marker in Path(f"/proc/{pid}/maps").read_text()
+        maps = Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
+    return any(m in maps for m in markers)
 
 
 def _interrupt_after_start(bindir: Path, args: list[str], cwd: Path) -> tuple[int, str, float]:
@@ -329,7 +331,7 @@ def _interrupt_after_start(bindir: Path, args: list[str], cwd: Path) -> tuple[in
                             # a shell's background job ignores SIGINT; Ctrl-C reaches a foreground one
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     start = time.monotonic()
-    while proc.poll() is None and not (_loaded(proc.pid, "orjson") or _loaded(proc.pid, "libarrow")):
+    while proc.poll() is None and not _loaded(proc.pid, "orjson", "msgspec", "libarrow", "_multiarray_umath"):
         if time.monotonic() - start > 60:
             break
         time.sleep(0.002)
