@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 STATS_VERSION = 1
-BATCH_ROWS = 1 << 20
+BATCH_ROWS = 1 << 19
 
 # COCO's object size buckets (pixels of area); half-open here: small < 32², medium < 96².
 SMALL_AREA = 32.0 ** 2
@@ -102,7 +102,8 @@ def _parquet_batches(path: Path, rows: int) -> Iterator["pa.Table"]:
         schema = pq.ParquetFile(path).schema_arrow
         # strings come as dictionaries: Parquet stores them so, and codes are what we count
         strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        pf = pq.ParquetFile(path, read_dictionary=strings)
+        # pre_buffer=False: reading column by column keeps less in memory and costs less CPU
+        pf = pq.ParquetFile(path, read_dictionary=strings, pre_buffer=False)
         try:
             meta = pf.schema_arrow.metadata
             columns = [n for n in schema.names if n not in _UNUSED]
@@ -1177,19 +1178,26 @@ def _cooccurrence(sid: "np.ndarray", cls: "np.ndarray", ncls: int, names: list) 
     dense = ncls * ncls <= 1 << 24
     counts = np.zeros(ncls * ncls if dense else 0, np.int64)
     sparse: list[np.ndarray] = []
+    n = len(sid)
+    # sid is sorted: the classes of a sample are a run; rem[i] = elements left in i's run
+    starts = np.flatnonzero(np.concatenate(([True], sid[1:] != sid[:-1])))
+    ends = np.append(starts[1:], n)
+    rem = (np.repeat(ends, np.diff(np.append(starts, n))) - np.arange(n)).astype(np.int32)
+    index_type = np.int32 if n < 2 ** 31 and ncls * ncls < 2 ** 31 else np.int64
+    cls = cls.astype(index_type)
+    row = cls * ncls  # first class of a pair, scaled
+    alive = np.flatnonzero(rem > 1).astype(index_type)  # i whose sample continues at i + d
+    rem_alive = rem[alive]
     d = 1
-    alive = np.arange(len(sid) - 1)  # i whose sample still continues at i + d (sid is sorted)
     while len(alive):
-        alive = alive[alive + d < len(sid)]
-        alive = alive[sid[alive] == sid[alive + d]]
-        if not len(alive):
-            break
-        codes = cls[alive] * ncls + cls[alive + d]
+        codes = row[alive] + cls[alive + d]
         if dense:
             counts += np.bincount(codes, minlength=ncls * ncls)
         else:
             sparse.append(codes)
         d += 1
+        keep = rem_alive > d
+        alive, rem_alive = alive[keep], rem_alive[keep]
     if dense:
         uniq = np.flatnonzero(counts)
         n = counts[uniq]
