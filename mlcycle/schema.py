@@ -866,7 +866,7 @@ def _attr_values(ctx: _Ctx, spec: AttrSpec, present: "np.ndarray") -> tuple["np.
             bad = present.copy()
         if numbers is not None and spec.type == "int":
             finite = np.isfinite(numbers)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(all="ignore"):
                 frac = finite & (numbers != np.round(numbers))
             bad = bad | (present & (frac | (~finite & ~np.isnan(numbers))))
             if pa.types.is_floating(t):
@@ -928,7 +928,7 @@ def _rules_attributes(ctx: _Ctx) -> Iterator[_Found]:
                          _concat("'", spec.name, "' should be ", spec.type, ", got ", _take(text, rows)))
         ok = present & ~bad_type
         if spec.type in ("int", "float") and numbers is not None and (spec.min is not None or spec.max is not None):
-            with np.errstate(invalid="ignore"):
+            with np.errstate(all="ignore"):
                 out = np.zeros(ctx.n, bool)
                 if spec.min is not None:
                     out |= ~(numbers >= spec.min)
@@ -992,7 +992,7 @@ def _rules_boxes(ctx: _Ctx) -> Iterator[_Found]:
     rows = _rows(box & ~finite)
     if rows.size:
         yield _Found("box.not-finite", rows, T.BBOX, _box_text(b[rows]), "a box coordinate is NaN or infinite")
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         pos = finite & (w > 0) & (h > 0)
     rows = _rows(box & finite & ~pos)
     if rows.size:
@@ -1012,7 +1012,7 @@ def _rules_boxes(ctx: _Ctx) -> Iterator[_Found]:
                          "the image width/height is unknown, so the box could not be checked against it")
     if s.inside_image:
         tol = s.tolerance
-        with np.errstate(invalid="ignore"):
+        with np.errstate(all="ignore"):
             out = (x < -tol) | (y < -tol) | (x + w > W + tol) | (y + h > H + tol)
         rows = _rows(good & sized & out)
         if rows.size:
@@ -1028,7 +1028,7 @@ def _rules_boxes(ctx: _Ctx) -> Iterator[_Found]:
 
     any_limit = lambda attr: getattr(rules, attr) is not None or any(getattr(r, attr) is not None for r in s.box_overrides.values())  # noqa: E731
     small = np.zeros(ctx.n, bool)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(all="ignore"):
         if any_limit("min_width"):
             small |= w < limit("min_width")
         if any_limit("min_height"):
@@ -1043,7 +1043,7 @@ def _rules_boxes(ctx: _Ctx) -> Iterator[_Found]:
                      _concat("box ", _num_text(w[rows]), "x", _num_text(h[rows]), " of class '",
                              _take(ctx.label_text, rows), "' is below the minimum size"))
     if any_limit("max_aspect_ratio"):
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(all="ignore"):
             ratio = np.maximum(w / h, h / w)
             over = ratio > limit("max_aspect_ratio")
         rows = _rows(good & over)
@@ -1203,7 +1203,7 @@ def duplicate_pairs(ctx: _Ctx, min_iou: float, chunk_pairs: int = 4_000_000) -> 
     sample whose IoU is above ``min_iou``. Vectorised: rows are sorted by (sample, class);
     every pair within a group is generated with numpy, in chunks of ``chunk_pairs``."""
     b = ctx.boxes
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         ok = ctx.gt_label & np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0)
     if T.ISCROWD in ctx.table.column_names:
         ok &= ~T.numpy_column(ctx.table, T.ISCROWD, fill=False, dtype=bool)
@@ -1241,9 +1241,10 @@ def duplicate_pairs(ctx: _Ctx, min_iou: float, chunk_pairs: int = 4_000_000) -> 
             a, c = b[order[pi]], b[order[pj]]
             iw = np.minimum(a[:, 0] + a[:, 2], c[:, 0] + c[:, 2]) - np.maximum(a[:, 0], c[:, 0])
             ih = np.minimum(a[:, 1] + a[:, 3], c[:, 1] + c[:, 3]) - np.maximum(a[:, 1], c[:, 1])
-            inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-            union = a[:, 2] * a[:, 3] + c[:, 2] * c[:, 3] - inter
-            iou = inter / union
+            with np.errstate(all="ignore"):
+                inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+                union = a[:, 2] * a[:, 3] + c[:, 2] * c[:, 3] - inter
+                iou = inter / union
             hit = iou > min_iou
             out_i.append(order[pi[hit]])
             out_j.append(order[pj[hit]])
@@ -1307,7 +1308,7 @@ def _rules_predictions(ctx: _Ctx) -> Iterator[_Found]:
         rows = _rows(P & np.isnan(score) & ~_is_nan_value(ctx.table))
         if rows.size:
             yield _Found("pred.score-missing", rows, T.SCORE, None, "the prediction has no score")
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         bad = ~((score >= 0) & (score <= 1)) & (~np.isnan(score) | _is_nan_value(ctx.table))
     rows = _rows(P & bad)
     if rows.size:
@@ -1323,7 +1324,7 @@ def _rules_predictions(ctx: _Ctx) -> Iterator[_Found]:
     if T.BBOX in ctx.table.column_names:
         has_box = ctx.table.column(T.BBOX).is_valid().to_numpy(zero_copy_only=False)
         b = ctx.boxes
-        with np.errstate(invalid="ignore"):
+        with np.errstate(all="ignore"):
             bad = ~(np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0))
         rows = _rows(P & has_box & bad)
         if rows.size:

@@ -50,14 +50,13 @@ def _ceil(x: float, digits: int = 2) -> Any:
 
 def infer(table: "Any", origin: str = "<stdin>") -> str:
     """A draft schema (YAML text) for the data in ``table``."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     ctx = S._Ctx(table, S.Schema())
     L = ctx.gt_label
     counts = S.class_counts(ctx, L)
     counts = {k: v for k, v in counts.items() if v > 0}
-    codes, sample_ids = ctx.samples() if table.num_rows else (np.zeros(0, np.int64), [])
+    codes = ctx.samples()[0] if table.num_rows else np.zeros(0, np.int64)
     n_samples = len(np.unique(codes[ctx.gt])) if table.num_rows else 0
     out: list[str] = [
         f"# Drafted by `mlcycle schema-check --infer` from {origin}:",
@@ -111,14 +110,12 @@ def infer(table: "Any", origin: str = "<stdin>") -> str:
 
     # -- safety net: whatever the draft still reports as an error on this data becomes a warning
     severity: dict[str, tuple[str, str]] = {}
-    for col in unsupported:
+    if unsupported:
         severity["attr.unknown"] = ("off", f"columns of types the schema cannot describe: {', '.join(unsupported)}")
     text = "\n".join(out) + "\n"
     draft = S.loads(text + _severity_block(severity), "<draft>")
     result = S.check(table, draft)
     if result.errors:
-        import pyarrow.compute as pc  # noqa: F811
-
         v = result.violations.filter(pc.equal(result.violations.column("severity"), S.ERROR))
         for rule, cnt in zip(*np.unique(np.asarray(v.column("rule").to_pylist(), dtype=object), return_counts=True)):
             severity.setdefault(rule, (S.WARNING, f"{cnt} violations in the data it was drafted from"))
@@ -174,8 +171,7 @@ def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
             typ = "bool"
         elif pa.types.is_integer(t) or pa.types.is_floating(t):
             v = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)[present]
-            integral = pa.types.is_integer(t) or bool(np.all(v == np.round(v)) and np.all(np.isfinite(v)))
-            typ = "int" if integral and pa.types.is_integer(t) else "float"
+            typ = "int" if pa.types.is_integer(t) else "float"
             finite = v[np.isfinite(v)]
             if finite.size == v.size:
                 lo, hi = _num(finite.min()), _num(finite.max())
@@ -226,7 +222,7 @@ def _boxes(ctx: "S._Ctx") -> list[str]:
         return ["# no ground-truth boxes: no box rules"]
     has_box = table.column(T.BBOX).is_valid().to_numpy(zero_copy_only=False)
     b = ctx.boxes
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         good = L & has_box & np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0)
     lines = ["boxes:"]
     if (L & ~has_box).any():
@@ -290,8 +286,6 @@ def _samples(ctx: "S._Ctx", codes: np.ndarray) -> list[str]:
 
 
 def _dataset(ctx: "S._Ctx", counts: dict) -> list[str]:
-    import pyarrow as pa
-
     table = ctx.table
     lines = ["dataset:"]
     ids = T.numpy_column(table, T.LABEL_ID, dtype=np.float64) if T.LABEL_ID in table.column_names else None

@@ -422,3 +422,48 @@ def test_the_full_example_in_the_docs_is_a_valid_schema():
     assert documented == set(S.RULES)
     for rule, (sev, scope, _) in S.RULES.items():
         assert f"| `{rule}` | {sev} | {scope} |" in doc
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ANY_ROW = st.fixed_dictionaries({
+    "sample_id": st.sampled_from(["a", "b", "c"]),
+    "source": st.sampled_from(["gt", "gt", "pred"]),
+    "label": st.one_of(st.none(), st.sampled_from(["person", "car", "automobile", "dog"])),
+    "bbox": st.one_of(st.none(), st.lists(st.one_of(st.floats(-10, 700), st.just(float("nan"))), min_size=4, max_size=4)),
+    "width": st.one_of(st.none(), st.just(640)),
+    "height": st.one_of(st.none(), st.just(480)),
+    "split": st.one_of(st.none(), st.sampled_from(["train", "val", "other"])),
+    "score": st.one_of(st.none(), st.floats(-1, 2)),
+    "label_id": st.one_of(st.none(), st.integers(0, 4)),
+    "category_id": st.one_of(st.none(), st.integers(1, 4)),
+    "truncation": st.one_of(st.none(), st.floats(-1, 2)),
+    "pose": st.one_of(st.none(), st.sampled_from(["front", "up"])),
+    "plate": st.one_of(st.none(), st.sampled_from(["A-1", "bad"])),
+    "occluded": st.one_of(st.none(), st.booleans()),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_ANY_ROW, min_size=1, max_size=15))
+def test_check_invariants_on_random_tables(rows):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text()
+    spec = S.loads(doc.split("A full example, with every key:\n\n```yaml\n", 1)[1].split("```", 1)[0])
+    t = make(rows)
+    r = S.check(t, spec)
+    rep = r.violations.to_pylist()
+    for v in rep:
+        assert v["rule"] in S.RULES and v["severity"] == spec.severity_of(v["rule"]) and v["message"]
+        assert -1 <= v["row"] < t.num_rows
+        assert (v["row"] == -1) == (S.RULES[v["rule"]][1] == "dataset")
+    ann = r.violations_column().to_pylist()
+    assert len(ann) == t.num_rows
+    label_rules = [(v["row"], v["rule"]) for v in rep if S.RULES[v["rule"]][1] == "label"]
+    assert sorted(label_rules) == sorted((i, x) for i, xs in enumerate(ann) for x in xs if S.RULES[x][1] == "label")
+    for strict in (False, True):
+        valid = r.apply(t, keep="valid", strict=strict).num_rows
+        assert valid + r.apply(t, keep="invalid", strict=strict).num_rows == t.num_rows
+    assert r.failed() == any(v["severity"] == "error" for v in rep)
