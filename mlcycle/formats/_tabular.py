@@ -199,6 +199,11 @@ def pick_source(table: "pa.Table", source: str | None) -> "pa.Table":
         else:
             raise MlcycleError(f"no rows with source '{want}' to export (sources: {', '.join(avail) or 'none'})",
                                hint="choose one with --source")
+    others = [s for s in avail if s != want]
+    if others:
+        from mlcycle import console
+
+        console.info(f"writing the rows of source '{want}'; not written: {', '.join(others)} (choose with --source)")
     return T.filter_source(table, want)
 
 

@@ -223,3 +223,18 @@ def test_bad_box_format_is_a_usage_error(tmp_path):
     p = write(tmp_path, "image,label\na.jpg,cat\n")
     with pytest.raises(UsageError, match="--box-format 'xyz'"):
         csv_table.read(p, ReadOptions(box_format="xyz"))
+
+
+def test_export_writes_one_source_and_says_which_others_it_left(tmp_path, runner):
+    t = T.from_columns({T.SAMPLE_ID: ["a.jpg", "a.jpg"], T.SOURCE: ["gt", "yolo"], T.LABEL: ["cat", "cat"],
+                        T.BBOX: np.array([[1.0, 2, 3, 4], [1.0, 2, 3, 5]]), T.SCORE: [None, 0.5]})
+    src = tmp_path / "t.parquet"
+    io.write_table(t, src)
+    res = runner(["export", "csv", src])
+    assert res.exit_code == 0
+    assert "not written: yolo" in res.stderr
+    assert len(res.stdout.splitlines()) == 2
+    res = runner(["export", "csv", src, "--source", "yolo"])
+    assert res.exit_code == 0 and "not written: gt" in res.stderr
+    back = csv_table.read(write(tmp_path, res.stdout, "p.csv"), ReadOptions(source="yolo"))
+    assert back.column(T.SCORE).to_pylist() == [0.5] and back.column(T.SOURCE).to_pylist() == ["yolo"]
