@@ -153,12 +153,15 @@ __mlcycle_cmd_export() {
         --images-root) __mlcycle_dirs; return ;;
         --layout) return ;;
         --corners) __mlcycle_words "exclusive inclusive"; return ;;
+        --limit) return ;;
+        --sort-by) return ;;
+        --metrics) __mlcycle_files; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "-o --output --source --split --images-root --layout --corners -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "-o --output --source --split --images-root --layout --corners --embed --limit --sort-by --metrics -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
-        0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images" ;;
+        0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images html" ;;
         1) __mlcycle_files ;;
     esac
 }
@@ -183,7 +186,7 @@ _mlcycle() {
                 stats) valopts=" --by --compare --source --plot --top " ;;
                 evaluate) valopts=" --gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --metrics --fail-under -o --output --format " ;;
                 mine-hard) valopts=" --per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --pool --embedding --k --failures --dup-threshold -o --output --format " ;;
-                export) valopts=" -o --output --source --split --images-root --layout --corners " ;;
+                export) valopts=" -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics " ;;
             esac
             continue
         fi

@@ -174,9 +174,13 @@ complete -c mlcycle -n '__mlcycle_using export' -l split -x -d 'Write only the r
 complete -c mlcycle -n '__mlcycle_using export' -l images-root -x -a '(__fish_complete_directories)' -d 'Folder the images are in'
 complete -c mlcycle -n '__mlcycle_using export' -l layout -x -d 'yolo: ultralytics (default), darknet or flat'
 complete -c mlcycle -n '__mlcycle_using export' -l corners -x -a 'exclusive inclusive' -d 'voc, kitti: how box corners are written (see mlcycle ingest --help)'
+complete -c mlcycle -n '__mlcycle_using export' -l embed -d 'html: one self-contained file, thumbnails inlined (-o report.html or DIR)'
+complete -c mlcycle -n '__mlcycle_using export' -l limit -x -d 'html: only the first N samples in sort order'
+complete -c mlcycle -n '__mlcycle_using export' -l sort-by -x -d 'html: sample order: a column (numbers: largest first), sample_id or errors (default: hard_score, else errors, else sample_id)'
+complete -c mlcycle -n '__mlcycle_using export' -l metrics -r -F -d 'html: add a metrics page from mlcycle evaluate --metrics FILE'
 complete -c mlcycle -n '__mlcycle_using export' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using export' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using export' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
 complete -c mlcycle -n '__mlcycle_using export' -s h -l help -d 'Show this message and exit'
-complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root --layout --corners' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images' -d 'FORMAT'
-complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 1 -o --output --source --split --images-root --layout --corners' -F
+complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images html' -d 'FORMAT'
+complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 1 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -F

@@ -4,6 +4,7 @@
 // and the page mirrors what it shows into data-* attributes (for tests and scripts).
 "use strict";
 (function () {
+  const t0 = performance.now();
   const D = JSON.parse(document.getElementById("report-data").textContent);
   const S = D.samples, R = D.rows, N = S.id.length;
   const PAGE = 48, CARD_W = 300, CARD_H = 225, NULL = "\u0000null";
@@ -138,7 +139,7 @@
       const t = svg("text", {class: "missing-text", x: W / 2, y: H / 2, "font-size": 12 * scale, "text-anchor": "middle"}, "image not found");
       root.appendChild(t);
     }
-    const boxes = svg("g", {class: "boxes"});
+    const boxes = svg("g", {class: "boxes"}), tags = svg("g", {class: "tags"}), alerts = svg("g", {class: "tags"});
     for (let r = S.start[s]; r < S.end[s]; r++) {
       const b = R.bbox ? R.bbox[r] : null;
       if (!b) continue;
@@ -155,10 +156,12 @@
         if (!gt && R.score && R.score[r] !== null) text += " " + R.score[r].toFixed(2);
         if (st === "fp" || st === "fn") text += " " + st.toUpperCase();
         const ty = b[1] > fs * 1.4 ? b[1] - fs * 0.35 : b[1] + b[3] + fs * 1.05;
-        const bg = svg("rect", {class: "tag-bg", x: b[0], y: ty - fs, height: fs * 1.3,
-                                width: (text.length * 0.6 + 0.6) * fs, fill: color(lab)});
-        g.appendChild(bg);
-        g.appendChild(svg("text", {class: "tag", x: b[0] + fs * 0.3, y: ty, "font-size": fs}, text));
+        const tw = (text.length * 0.6 + 0.6) * fs, tx = Math.max(0, Math.min(b[0], W - tw));  // keep it inside
+        // tags go in layers above all boxes; errors on top so they are never hidden
+        const t = svg("g", {class: "tag-group" + (st ? " st-" + st : ""), "data-row": r});
+        t.appendChild(svg("rect", {class: "tag-bg", x: tx, y: ty - fs, height: fs * 1.3, width: tw, fill: color(lab)}));
+        t.appendChild(svg("text", {class: "tag", x: tx + fs * 0.3, y: ty, "font-size": fs}, text));
+        (st === "fp" || st === "fn" ? alerts : tags).appendChild(t);
       }
       const tip = svg("title", {}, (gt ? "ground truth " : "prediction (" + src + ") ") + fmt(lab) +
                       (st ? " — " + st : "") + (!gt && R.score && R.score[r] !== null ? " — score " + fmt(R.score[r]) : ""));
@@ -166,6 +169,8 @@
       boxes.appendChild(g);
     }
     root.appendChild(boxes);
+    root.appendChild(tags);
+    root.appendChild(alerts);
     return root;
   }
   function guessSize(s) {
@@ -335,7 +340,9 @@
     box.appendChild(panel);
   }
   function labelTable(s, pic) {
-    const cols = D.columns.filter((c) => c !== "sample_id");
+    const first = ["source", "label", "score", "eval", "eval_iou", "hard_score", "hard_reason", "bbox", "label_id"];
+    const cols = first.filter((c) => D.columns.indexOf(c) >= 0)
+      .concat(D.columns.filter((c) => c !== "sample_id" && first.indexOf(c) < 0));
     const t = el("table", {class: "labels"}), tr = el("tr");
     for (const c of cols) tr.appendChild(el("th", {}, c));
     const thead = el("thead"); thead.appendChild(tr); t.appendChild(thead);
@@ -483,6 +490,7 @@
     if (metrics) renderMetrics(); else renderGrid();
     renderDetail();
     document.body.dataset.ready = "1";
+    document.body.dataset.renderMs = (performance.now() - t0).toFixed(0);
   }
   function syncControls() {
     for (const c of D.filters) { const s = document.getElementById("filter-" + c); if (s) s.value = state.filters[c] !== undefined ? state.filters[c] : ""; }
