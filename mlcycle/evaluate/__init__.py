@@ -260,10 +260,12 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     g_rle = d_rle = None
     d_area = wh[d_rows]
     if segm:
-        g_rle, g_marea = _rles(table, g_rows, boxes, W, H, origin)
-        d_rle, d_marea = _rles(table, d_rows, boxes, W, H, origin)
-        g_area = np.where(np.isnan(g_area), g_marea, g_area)
-        d_area = np.where(box_ok[d_rows], d_area, d_marea)
+        g_rle, d_rle = _rles(table, [g_rows, d_rows], boxes, W, H, origin)
+        # mask areas only where no area is given: gt without area/box, preds without box
+        g_need = np.flatnonzero(np.isnan(g_area))
+        g_area[g_need] = mask_areas([g_rle[i] for i in g_need.tolist()])
+        d_need = np.flatnonzero(~box_ok[d_rows])
+        d_area[d_need] = mask_areas([d_rle[i] for i in d_need.tolist()])
     gt = Objects(img=img_index[s_codes[g_rows]], cat=row_cls[g_rows], box=boxes[g_rows], area=g_area,
                  crowd=crowd[g_rows], rle=g_rle)
     dt = Objects(img=d_img_all[d_rows], cat=row_cls[d_rows], box=boxes[d_rows], area=d_area,
@@ -277,7 +279,7 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
                     opts.gt_source, pred_source)
 
 
-def _rles(table: "pa.Table", rows: "np.ndarray", boxes, W, H, origin: str):
+def _rles(table: "pa.Table", row_sets: "list[np.ndarray]", boxes, W, H, origin: str) -> list[list]:
     """pycocotools RLEs for the given rows, built as ``COCO.annToRLE`` builds them:
     polygons -> ``frPyObjects`` + ``merge`` (image height/width from the row), an
     uncompressed RLE -> ``frPyObjects``, a compressed RLE as it is; a row with a box but
@@ -286,34 +288,95 @@ def _rles(table: "pa.Table", rows: "np.ndarray", boxes, W, H, origin: str):
     import orjson
     from pycocotools import mask as mask_utils
 
-    segs = T.column_or_null(table, T.SEGMENTATION).take(rows).to_pylist() if len(rows) else []
-    out: list = [None] * len(rows)
-    polys: dict[tuple[int, int], list] = {}
-    for j, (text, r) in enumerate(zip(segs, rows.tolist())):
-        if text is None:
-            x, y, w, h = boxes[r]
-            obj: Any = [[x, y, x, y + h, x + w, y + h, x + w, y]]
+    import gc
+
+    import numpy as np
+    import pyarrow.compute as pc
+
+    col = T.column_or_null(table, T.SEGMENTATION).combine_chunks()
+    enabled = gc.isenabled()
+    gc.disable()  # hundreds of thousands of small dicts: the collector would rescan them
+    try:
+        # fast path over the whole column at once: compressed RLE text parsed by a
+        # vectorised regex instead of JSON
+        m = pc.extract_regex(col, _RLE_TEXT)
+        ok = m.is_valid().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, bool)
+        if ok.any():
+            fast = np.flatnonzero(ok)
+            okm = pa_array(ok)
+            hh = pc.cast(m.field("h").filter(okm), "int64").to_numpy()
+            ww = pc.cast(m.field("w").filter(okm), "int64").to_numpy()
+            cc = m.field("c").filter(okm)
+            where = np.full(len(col), -1, np.int64)
+            where[fast] = np.arange(len(fast))
         else:
-            try:
-                obj = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                raise MlcycleError(f"{origin}: row {r + 1}: segmentation is not valid JSON") from None
-        if isinstance(obj, dict) and isinstance(obj.get("counts"), str):
-            out[j] = obj
-            continue
+            where = np.full(len(col), -1, np.int64)
+            hh = ww = cc = None
+        return [_rles_unsafe(col, rows, where, hh, ww, cc, boxes, W, H, origin) for rows in row_sets]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# the JSON text mlcycle's readers write for a compressed RLE (orjson, no spaces); a
+# counts string with a backslash (JSON-escaped) takes the general path
+_RLE_TEXT = r'^\{"size":\[(?P<h>[0-9]+),(?P<w>[0-9]+)\],"counts":"(?P<c>[^"\\]*)"\}$'
+
+
+def _rles_unsafe(col, rows, where, hh, ww, cc, boxes, W, H, origin):
+    import numpy as np
+    import orjson
+    from pycocotools import mask as mask_utils
+
+    out: list = [None] * len(rows)
+    if not len(rows):
+        return out
+    pos = where[rows]
+    fast = np.flatnonzero(pos >= 0)
+    if len(fast):
+        p = pos[fast]
+        counts = cc.take(pa_array(p)).to_pylist()
+        for j, h_, w_, c_ in zip(fast.tolist(), hh[p].tolist(), ww[p].tolist(), counts):
+            out[j] = {"size": [h_, w_], "counts": c_}
+    slow_idx = np.flatnonzero(pos < 0)
+    segs = col.take(pa_array(rows[slow_idx])).to_pylist() if len(slow_idx) else []
+    have = [int(slow_idx[j]) for j, t in enumerate(segs) if t is not None]
+    texts = [t for t in segs if t is not None]
+    try:
+        parsed = orjson.loads("[" + ",".join(texts) + "]") if texts else []
+    except orjson.JSONDecodeError:
+        bad = next(j for j, t in zip(have, texts) if _bad_json(t))
+        raise MlcycleError(f"{origin}: row {int(rows[bad]) + 1}: segmentation is not valid JSON") from None
+    objs: list = [None] * len(rows)
+    for j, o in zip(have, parsed):
+        if type(o) is dict and type(o.get("counts")) is str:
+            out[j] = o  # compressed RLE: used as it is
+        else:
+            objs[j] = o
+    rest = [j for j in range(len(rows)) if out[j] is None]
+    if not rest:
+        return out
+    Hs = H[rows[rest]]
+    Ws = W[rows[rest]]
+    polys: dict[tuple[int, int], list] = {}
+    for j, h_, w_ in zip(rest, Hs.tolist(), Ws.tolist()):
+        r = int(rows[j])
+        obj = objs[j]
+        if obj is None:
+            x, y, w, h = boxes[r].tolist()
+            obj = [[x, y, x, y + h, x + w, y + h, x + w, y]]
         if isinstance(obj, dict) and "size" in obj and isinstance(obj.get("counts"), list):
-            h_, w_ = obj["size"]
-            out[j] = mask_utils.frPyObjects(obj, h_, w_)
+            out[j] = mask_utils.frPyObjects(obj, obj["size"][0], obj["size"][1])
             continue
-        if np.isnan(H[r]) or np.isnan(W[r]):
+        if h_ != h_ or w_ != w_:  # NaN
             raise MlcycleError(f"{origin}: row {r + 1}: polygon segmentation needs the image size",
                                hint="the row's width and height columns are empty")
-        hw = (int(H[r]), int(W[r]))
         if not isinstance(obj, list) or not obj or not all(isinstance(p, list) for p in obj):
             raise MlcycleError(f"{origin}: row {r + 1}: segmentation is neither polygons nor RLE")
+        hw = (int(h_), int(w_))
         if len(obj[0]) > 4 and all(len(p) > 4 for p in obj):
             polys.setdefault(hw, []).append((j, obj))
-        else:
+        else:  # frPyObjects treats a first list of 4 numbers as boxes: keep its exact call
             try:
                 rl = mask_utils.frPyObjects(obj, hw[0], hw[1])
             except Exception as exc:
@@ -327,10 +390,34 @@ def _rles(table: "pa.Table", rows: "np.ndarray", boxes, W, H, origin: str):
             m = len(obj)
             out[j] = rl[k] if m == 1 else mask_utils.merge(rl[k:k + m])
             k += m
-    # pycocotools' area() overflows a uint8 size with more than 255 objects: chunk it
-    areas = np.concatenate([np.asarray(mask_utils.area(out[i:i + 255]), dtype=np.float64).reshape(-1)
-                            for i in range(0, len(out), 255)]) if out else np.zeros(0)
-    return out, areas
+    return out
+
+
+def pa_array(values):
+    import pyarrow as pa
+
+    return pa.array(values)
+
+
+def _bad_json(text: str) -> bool:
+    import orjson
+
+    try:
+        orjson.loads(text)
+        return False
+    except orjson.JSONDecodeError:
+        return True
+
+
+def mask_areas(rles: list) -> "np.ndarray":
+    """Areas of RLEs (pycocotools' ``area``; chunked: it overflows past 255 objects)."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    if not rles:
+        return np.zeros(0)
+    return np.concatenate([np.asarray(mask_utils.area(rles[i:i + 255]), dtype=np.float64).reshape(-1)
+                           for i in range(0, len(rles), 255)])
 
 
 # --------------------------------------------------------------------------- run

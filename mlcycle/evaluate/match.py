@@ -156,27 +156,39 @@ def candidate_pairs(gt: Objects, dt: Objects, groups: Groups, min_thr: float,
 
 
 def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
-    """Mask IoUs with pycocotools' C routine, one call per group that has both sides."""
+    """Mask IoUs with pycocotools' C routine (``maskUtils.iou``, as ``computeIoU``).
+
+    One call per image (all its detections against all its ground truth, cross-class
+    pairs dropped afterwards): the C routine skips pairs whose boxes do not overlap, and
+    one call per image costs far less than one per image-class group.
+    """
     from pycocotools import mask as mask_utils
 
     nd = len(groups.dt_order)
-    dg = groups.dt_group
-    starts = np.flatnonzero(np.r_[True, dg[1:] != dg[:-1]])
-    ends = np.r_[starts[1:], nd]
+    dt_order, gt_order = groups.dt_order, groups.gt_order
+    n_cat = max(groups.n_cat, 1)
+    d_img = groups.dt_group // n_cat
+    g_img = groups.gt_group // n_cat
     crowd_all = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
-    # cheap pre-filter: groups where some det box overlaps some gt box at all
-    out_d, out_g, out_iou = [], [], []
+    d_starts = np.flatnonzero(np.r_[True, d_img[1:] != d_img[:-1]])
+    d_ends = np.r_[d_starts[1:], nd]
+    imgs = d_img[d_starts]
+    g_lo = np.searchsorted(g_img, imgs, side="left")
+    g_hi = np.searchsorted(g_img, imgs, side="right")
     g_rle, d_rle = gt.rle, dt.rle
-    gt_order, dt_order = groups.gt_order, groups.dt_order
-    for s, e, a, b in zip(starts.tolist(), ends.tolist(), gs[starts].tolist(), ge[starts].tolist()):
+    dgrp, ggrp = groups.dt_group, groups.gt_group
+    crowd_int = crowd_all.astype(np.uint8)
+    out_d, out_g, out_iou = [], [], []
+    for s, e, a, b in zip(d_starts.tolist(), d_ends.tolist(), g_lo.tolist(), g_hi.tolist()):
         if a == b:
             continue
         gidx = gt_order[a:b]
         didx = dt_order[s:e]
-        ious = mask_utils.iou([d_rle[i] for i in didx], [g_rle[i] for i in gidx],
-                              [int(c) for c in crowd_all[gidx]])
-        ious = np.asarray(ious, dtype=np.float64).reshape(len(didx), len(gidx))
-        di, gj = np.nonzero(ious >= min_thr)
+        ious = mask_utils.iou([d_rle[i] for i in didx.tolist()], [g_rle[i] for i in gidx.tolist()],
+                              crowd_int[gidx].tolist())
+        ious = np.asarray(ious, dtype=np.float64).reshape(e - s, b - a)
+        same = dgrp[s:e, None] == ggrp[None, a:b]
+        di, gj = np.nonzero(same & (ious >= min_thr))
         if len(di):
             out_d.append(s + di)
             out_g.append(gidx[gj])
