@@ -7,11 +7,14 @@ Two halves:
   schema *before* any data is read: an unknown key, a wrong type, a bad regular
   expression or an unknown rule id is reported as ``file:line: <key>: <what>``
   (``MlcycleError``, exit 1). The result is a plain, frozen ``Schema``.
-- **The rules.** ``check(table, schema)`` runs one function per rule group over the
-  whole table at once (numpy / pyarrow compute; no Python loop per row — the duplicate
-  check groups by image and class). Each rule has a stable id (``box.outside-image``,
-  ``attr.missing``, ``class.unknown`` ...) and a default severity (``RULES``) that the
-  schema's ``severity:`` map may change (``error``, ``warning`` or ``off``).
+- **The rules.** Each rule has a stable id (``box.outside-image``, ``attr.missing``,
+  ``class.unknown`` ...), a default severity (``RULES``) that the schema's ``severity:``
+  map may change (``error``, ``warning`` or ``off``), and one function
+  (``RULE_FUNCS[rule_id]``, registered with ``@_rule``) that checks it over the whole
+  table at once with numpy / pyarrow compute — no Python loop per row; the duplicate
+  check groups by image and class. ``check(table, schema)`` runs the functions of the
+  rules that are not off; arrays several rules share (label codes, boxes, per-attribute
+  validity) are computed once per check in ``_Ctx``.
 
 A violation has a *scope*:
 
@@ -695,6 +698,7 @@ class _Ctx:
         self.label_text = lab
         self._boxes = None
         self._samples = None
+        self.cache: dict[str, Any] = {}   # arrays several rules share, computed on first use
 
     # -- lazily computed shared arrays
     @property
@@ -783,50 +787,144 @@ def _fmt(x: float | None) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+# ------------------------------------------------------------------- rule registry
+
+RuleFunc = Callable[["_Ctx"], Iterator[_Found]]
+RULE_FUNCS: dict[str, RuleFunc] = {}
+
+
+def _rule(rule_id: str) -> Callable[[RuleFunc], RuleFunc]:
+    """Register the function that checks one rule (each yields that rule's findings)."""
+
+    def deco(fn: RuleFunc) -> RuleFunc:
+        assert rule_id in RULES, rule_id
+        RULE_FUNCS[rule_id] = fn
+        return fn
+
+    return deco
+
+
 # ------------------------------------------------------------------- classes
 
-def _rules_classes(ctx: _Ctx) -> Iterator[_Found]:
-    s = ctx.schema
-    if s.classes is None:
+def _class_masks(ctx: _Ctx) -> tuple["np.ndarray", "np.ndarray", dict]:
+    """(known class, synonym of a class, synonym -> class) per row; cached."""
+    if "classes" not in ctx.cache:
+        s = ctx.schema
+        synonyms = {syn: c.name for c in s.classes for syn in c.synonyms}
+        ctx.cache["classes"] = (ctx.in_classes(s.class_names()), ctx.in_classes(synonyms), synonyms)
+    return ctx.cache["classes"]
+
+
+@_rule("class.unknown")
+def rule_class_unknown(ctx: _Ctx) -> Iterator[_Found]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if ctx.schema.classes is None:
         return
-    names = {c.name for c in s.classes}
-    synonyms = {syn: c.name for c in s.classes for syn in c.synonyms}
-    label = ctx.label_text
-    known = ctx.in_classes(names)
-    is_syn = ctx.in_classes(synonyms)
-    has_label = ctx.label_codes < len(ctx.label_dict)
+    known, is_syn, _ = _class_masks(ctx)
     rows = _rows(ctx.gt_label & ~known & ~is_syn)   # a box with no class is unknown too
     if rows.size:
-        text = _take(label, rows)
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
+        text = _take(ctx.label_text, rows)
         msg = pc.if_else(pc.is_valid(text), _concat("class '", text, "' is not in the schema"),
                          pa.scalar("the label has a box but no class", pa.string()))
         yield _Found("class.unknown", rows, T.LABEL, text, msg)
+
+
+@_rule("class.synonym")
+def rule_class_synonym(ctx: _Ctx) -> Iterator[_Found]:
+    import pyarrow as pa
+
+    if ctx.schema.classes is None:
+        return
+    _, is_syn, synonyms = _class_masks(ctx)
     rows = _rows(ctx.gt_label & is_syn)
     if rows.size:
-        import pyarrow as pa
-
         target = pa.array(ctx.per_label(synonyms, "", dtype=object)[rows], pa.string())
-        yield _Found("class.synonym", rows, T.LABEL, _take(label, rows),
-                     _concat("'", _take(label, rows), "' is a synonym: use '", target, "'"))
-    ids = {c.name: c.id for c in s.classes if c.id is not None}
-    if ids and T.CATEGORY_ID in ctx.table.column_names:
-        want = ctx.per_label({k: float(v) for k, v in ids.items()}, np.nan, dtype=np.float64)
-        have = T.numpy_column(ctx.table, T.CATEGORY_ID, dtype=np.float64)
-        bad = ctx.gt_label & ~np.isnan(want) & ~np.isnan(have) & (have != want)
-        rows = _rows(bad)
-        if rows.size:
-            yield _Found("class.id-mismatch", rows, T.CATEGORY_ID, _num_text(have[rows]),
-                         _concat("category_id ", _num_text(have[rows]), " but the schema gives '",
-                                 _take(label, rows), "' id ", _num_text(want[rows])))
+        text = _take(ctx.label_text, rows)
+        yield _Found("class.synonym", rows, T.LABEL, text, _concat("'", text, "' is a synonym: use '", target, "'"))
+
+
+@_rule("class.id-mismatch")
+def rule_class_id_mismatch(ctx: _Ctx) -> Iterator[_Found]:
+    s = ctx.schema
+    ids = {c.name: float(c.id) for c in s.classes or () if c.id is not None}
+    if not ids or T.CATEGORY_ID not in ctx.table.column_names:
+        return
+    want = ctx.per_label(ids, np.nan, dtype=np.float64)
+    have = T.numpy_column(ctx.table, T.CATEGORY_ID, dtype=np.float64)
+    rows = _rows(ctx.gt_label & ~np.isnan(want) & ~np.isnan(have) & (have != want))
+    if rows.size:
+        yield _Found("class.id-mismatch", rows, T.CATEGORY_ID, _num_text(have[rows]),
+                     _concat("category_id ", _num_text(have[rows]), " but the schema gives '",
+                             _take(ctx.label_text, rows), "' id ", _num_text(want[rows])))
 
 
 # ------------------------------------------------------------------- attributes
 
 _INT_RE = r"^\s*[+-]?\d+\s*$"
 _FLOAT_RE = r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$|^\s*[+-]?(inf|nan)\s*$"
+
+
+@dataclass
+class _AttrState:
+    """What every attribute rule needs to know about one attribute, computed once."""
+
+    spec: AttrSpec
+    absent: bool
+    applies: "np.ndarray"        # label rows of the classes it applies to
+    required: "np.ndarray"       # label rows on which it is required
+    valid: "np.ndarray"          # value present (not null, not NaN)
+    present: "np.ndarray"        # ground-truth label rows with a value
+    bad_type: "np.ndarray"
+    numbers: "np.ndarray | None"
+    _text: Any = None
+    ctx: Any = None
+
+    @property
+    def text(self) -> "pa.Array":
+        if self._text is None:
+            self._text = self.ctx.text(self.spec.name)
+        return self._text
+
+    @property
+    def ok(self) -> "np.ndarray":
+        return self.present & ~self.bad_type
+
+
+def _attr_states(ctx: _Ctx) -> list[_AttrState]:
+    if "attrs" in ctx.cache:
+        return ctx.cache["attrs"]
+    import pyarrow as pa
+
+    out = []
+    L = ctx.gt_label
+    for spec in ctx.schema.attributes or ():
+        applies = L & ctx.in_classes(spec.classes) if spec.classes is not None else L
+        req_classes = spec.required_classes()
+        if req_classes is None:
+            required = L
+        elif req_classes:
+            required = L & ctx.in_classes(req_classes)
+        else:
+            required = np.zeros(ctx.n, bool)
+        absent = spec.name not in ctx.table.column_names
+        if absent:
+            none = np.zeros(ctx.n, bool)
+            out.append(_AttrState(spec, True, applies, required, none, none, none, None, ctx=ctx))
+            continue
+        col = ctx.table.column(spec.name)
+        valid = col.is_valid().to_numpy(zero_copy_only=False) if ctx.n else np.zeros(0, bool)
+        if pa.types.is_floating(col.type):  # NaN counts as missing
+            valid = valid & ~np.isnan(col.to_numpy(zero_copy_only=False))
+        present = L & valid
+        if present.any():
+            bad_type, numbers = _attr_values(ctx, spec, present)
+        else:
+            bad_type, numbers = np.zeros(ctx.n, bool), None
+        out.append(_AttrState(spec, False, applies, required, valid, present, bad_type, numbers, ctx=ctx))
+    ctx.cache["attrs"] = out
+    return out
 
 
 def _attr_values(ctx: _Ctx, spec: AttrSpec, present: "np.ndarray") -> tuple["np.ndarray", "np.ndarray | None"]:
@@ -838,8 +936,7 @@ def _attr_values(ctx: _Ctx, spec: AttrSpec, present: "np.ndarray") -> tuple["np.
     if pa.types.is_dictionary(col.type):
         col = col.cast(col.type.value_type)
     t = col.type
-    n = ctx.n
-    bad = np.zeros(n, bool)
+    bad = np.zeros(ctx.n, bool)
     numbers = None
     is_text = pa.types.is_string(t) or pa.types.is_large_string(t)
     if spec.type == "bool":
@@ -858,8 +955,7 @@ def _attr_values(ctx: _Ctx, spec: AttrSpec, present: "np.ndarray") -> tuple["np.
             numbers = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         elif is_text:
             ok = pc.fill_null(pc.match_substring_regex(col, _INT_RE if spec.type == "int" else _FLOAT_RE), False)
-            okn = ok.to_numpy(zero_copy_only=False)
-            bad = present & ~okn
+            bad = present & ~ok.to_numpy(zero_copy_only=False)
             safe = pc.if_else(ok, col, pa.scalar(None, pa.string()))
             numbers = pc.cast(pc.utf8_trim_whitespace(safe), pa.float64()).to_numpy(zero_copy_only=False)
         else:
@@ -869,99 +965,107 @@ def _attr_values(ctx: _Ctx, spec: AttrSpec, present: "np.ndarray") -> tuple["np.
             with np.errstate(all="ignore"):
                 frac = finite & (numbers != np.round(numbers))
             bad = bad | (present & (frac | (~finite & ~np.isnan(numbers))))
-            if pa.types.is_floating(t):
-                bad |= present & np.isnan(numbers)
     elif spec.type == "string":
         if not is_text:
             bad = present.copy()
     return bad, numbers
 
 
-def _rules_attributes(ctx: _Ctx) -> Iterator[_Found]:
+@_rule("attr.missing")
+def rule_attr_missing(ctx: _Ctx) -> Iterator[_Found]:
+    for a in _attr_states(ctx):
+        name = a.spec.name
+        rows = _rows(a.required & ~a.valid)
+        if rows.size:
+            how = "is absent (class '" if a.absent else "is missing on class '"
+            yield _Found("attr.missing", rows, name, None,
+                         _concat("required attribute '", name, "' ", how, _take(ctx.label_text, rows), "'" + (")" if a.absent else "")))
+
+
+@_rule("attr.type")
+def rule_attr_type(ctx: _Ctx) -> Iterator[_Found]:
+    for a in _attr_states(ctx):
+        rows = _rows(a.bad_type)
+        if rows.size:
+            text = _take(a.text, rows)
+            yield _Found("attr.type", rows, a.spec.name, text,
+                         _concat("'", a.spec.name, "' should be ", a.spec.type, ", got ", text))
+
+
+@_rule("attr.range")
+def rule_attr_range(ctx: _Ctx) -> Iterator[_Found]:
+    for a in _attr_states(ctx):
+        spec = a.spec
+        if a.numbers is None or (spec.min is None and spec.max is None):
+            continue
+        out = np.zeros(ctx.n, bool)
+        with np.errstate(all="ignore"):
+            if spec.min is not None:
+                out |= ~(a.numbers >= spec.min)
+            if spec.max is not None:
+                out |= ~(a.numbers <= spec.max)
+        rows = _rows(a.ok & out)
+        if rows.size:
+            vals = _num_text(a.numbers[rows])
+            yield _Found("attr.range", rows, spec.name, vals,
+                         _concat("'", spec.name, "' = ", vals, " is outside [",
+                                 _fmt(spec.min) if spec.min is not None else "-inf", ", ",
+                                 _fmt(spec.max) if spec.max is not None else "inf", "]"))
+
+
+@_rule("attr.enum")
+def rule_attr_enum(ctx: _Ctx) -> Iterator[_Found]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    for a in _attr_states(ctx):
+        if a.spec.type != "enum" or not a.present.any():
+            continue
+        member = pc.is_in(a.text, value_set=pa.array(list(a.spec.values), pa.string())).to_numpy(zero_copy_only=False)
+        rows = _rows(a.ok & ~member)
+        if rows.size:
+            text = _take(a.text, rows)
+            yield _Found("attr.enum", rows, a.spec.name, text,
+                         _concat("'", a.spec.name, "' = ", text, " is not one of ", ", ".join(a.spec.values)))
+
+
+@_rule("attr.pattern")
+def rule_attr_pattern(ctx: _Ctx) -> Iterator[_Found]:
+    import pyarrow.compute as pc
+
+    for a in _attr_states(ctx):
+        if a.spec.type != "string" or a.spec.pattern is None or not a.present.any():
+            continue
+        match = pc.fill_null(pc.match_substring_regex(a.text, full_match_pattern(a.spec.pattern)), False)
+        rows = _rows(a.ok & ~match.to_numpy(zero_copy_only=False))
+        if rows.size:
+            text = _take(a.text, rows)
+            yield _Found("attr.pattern", rows, a.spec.name, text,
+                         _concat("'", a.spec.name, "' = ", text, " does not match ", a.spec.pattern))
+
+
+@_rule("attr.not-applicable")
+def rule_attr_not_applicable(ctx: _Ctx) -> Iterator[_Found]:
+    for a in _attr_states(ctx):
+        if a.spec.classes is None:
+            continue
+        rows = _rows(ctx.gt_label & ~a.applies & a.valid)
+        if rows.size:
+            yield _Found("attr.not-applicable", rows, a.spec.name, _take(a.text, rows),
+                         _concat("'", a.spec.name, "' does not apply to class '", _take(ctx.label_text, rows), "'"))
+
+
+@_rule("attr.unknown")
+def rule_attr_unknown(ctx: _Ctx) -> Iterator[_Found]:
     s = ctx.schema
     if s.attributes is None:
         return
-    table = ctx.table
-    L = ctx.gt_label
-    for spec in s.attributes:
-        applies = L & ctx.in_classes(spec.classes) if spec.classes is not None else L
-        req_classes = spec.required_classes()
-        if req_classes is None:
-            required = L
-        elif req_classes:
-            required = L & ctx.in_classes(req_classes)
-        else:
-            required = np.zeros(ctx.n, bool)
-        if spec.name not in table.column_names:
-            rows = _rows(required)
-            if rows.size:
-                yield _Found("attr.missing", rows, spec.name, None,
-                             _concat("required attribute '", spec.name, "' is absent (class '",
-                                     _take(ctx.label_text, rows), "')"))
-            continue
-        col = table.column(spec.name)
-        valid = col.is_valid().to_numpy(zero_copy_only=False) if ctx.n else np.zeros(0, bool)
-        if pa.types.is_floating(col.type):  # NaN counts as missing
-            valid = valid & ~np.isnan(col.to_numpy(zero_copy_only=False))
-        rows = _rows(required & ~valid)
-        if rows.size:
-            yield _Found("attr.missing", rows, spec.name, None,
-                         _concat("required attribute '", spec.name, "' is missing on class '",
-                                 _take(ctx.label_text, rows), "'"))
-        if spec.classes is not None:
-            rows = _rows(L & ~applies & valid)
-            if rows.size:
-                yield _Found("attr.not-applicable", rows, spec.name, _take(ctx.text(spec.name), rows),
-                             _concat("'", spec.name, "' does not apply to class '", _take(ctx.label_text, rows), "'"))
-        present = L & valid
-        if not present.any():
-            continue
-        bad_type, numbers = _attr_values(ctx, spec, present)
-        text = None
-        rows = _rows(bad_type)
-        if rows.size:
-            text = ctx.text(spec.name)
-            yield _Found("attr.type", rows, spec.name, _take(text, rows),
-                         _concat("'", spec.name, "' should be ", spec.type, ", got ", _take(text, rows)))
-        ok = present & ~bad_type
-        if spec.type in ("int", "float") and numbers is not None and (spec.min is not None or spec.max is not None):
-            with np.errstate(all="ignore"):
-                out = np.zeros(ctx.n, bool)
-                if spec.min is not None:
-                    out |= ~(numbers >= spec.min)
-                if spec.max is not None:
-                    out |= ~(numbers <= spec.max)
-            rows = _rows(ok & out)
-            if rows.size:
-                yield _Found("attr.range", rows, spec.name, _num_text(numbers[rows]),
-                             _concat("'", spec.name, "' = ", _num_text(numbers[rows]), " is outside [",
-                                     _fmt(spec.min) if spec.min is not None else "-inf", ", ",
-                                     _fmt(spec.max) if spec.max is not None else "inf", "]"))
-        if spec.type == "enum":
-            text = text if text is not None else ctx.text(spec.name)
-            member = pc.is_in(text, value_set=pa.array(list(spec.values), pa.string())).to_numpy(zero_copy_only=False)
-            rows = _rows(ok & ~member)
-            if rows.size:
-                yield _Found("attr.enum", rows, spec.name, _take(text, rows),
-                             _concat("'", spec.name, "' = ", _take(text, rows), " is not one of ",
-                                     ", ".join(spec.values)))
-        if spec.type == "string" and spec.pattern is not None:
-            text = text if text is not None else ctx.text(spec.name)
-            match = pc.fill_null(pc.match_substring_regex(text, full_match_pattern(spec.pattern)), False)
-            rows = _rows(ok & ~match.to_numpy(zero_copy_only=False))
-            if rows.size:
-                yield _Found("attr.pattern", rows, spec.name, _take(text, rows),
-                             _concat("'", spec.name, "' = ", _take(text, rows), " does not match ", spec.pattern))
     declared = {a.name for a in s.attributes}
-    for name in T.attribute_columns(table):
+    for name in T.attribute_columns(ctx.table):
         if name in declared or name in COMMAND_COLUMNS or name in GEOMETRY_COLUMNS:
             continue
-        col = table.column(name)
-        valid = col.is_valid().to_numpy(zero_copy_only=False) if ctx.n else np.zeros(0, bool)
-        rows = _rows(L & valid)
+        valid = ctx.table.column(name).is_valid().to_numpy(zero_copy_only=False) if ctx.n else np.zeros(0, bool)
+        rows = _rows(ctx.gt_label & valid)
         if rows.size:
             yield _Found("attr.unknown", rows, name, _take(ctx.text(name), rows),
                          f"column '{name}' is not an attribute in the schema")
@@ -974,142 +1078,230 @@ def _box_text(b: "np.ndarray") -> "pa.Array":
                    _num_text(b[:, 3]), "]")
 
 
-def _rules_boxes(ctx: _Ctx) -> Iterator[_Found]:
-    s = ctx.schema
-    L = ctx.gt_label
-    table = ctx.table
-    has_box = T.column_or_null(table, T.BBOX).is_valid().to_numpy(zero_copy_only=False) if ctx.n else np.zeros(0, bool)
-    if s.boxes_required:
-        rows = _rows(L & ~has_box)
-        if rows.size:
-            yield _Found("box.missing", rows, T.BBOX, None, _concat("label of class '", _take(ctx.label_text, rows), "' has no box"))
-    if not has_box.any():
-        return
-    b = ctx.boxes
-    x, y, w, h = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    box = L & has_box
-    finite = np.isfinite(b).all(axis=1)
-    rows = _rows(box & ~finite)
-    if rows.size:
-        yield _Found("box.not-finite", rows, T.BBOX, _box_text(b[rows]), "a box coordinate is NaN or infinite")
-    with np.errstate(all="ignore"):
-        pos = finite & (w > 0) & (h > 0)
-    rows = _rows(box & finite & ~pos)
-    if rows.size:
-        yield _Found("box.non-positive", rows, T.BBOX, _box_text(b[rows]),
-                     _concat("box width ", _num_text(w[rows]), " x height ", _num_text(h[rows]), " is not positive"))
-    good = box & pos
-    W = T.numpy_column(table, T.WIDTH, dtype=np.float64)
-    H = T.numpy_column(table, T.HEIGHT, dtype=np.float64)
-    sized = np.isfinite(W) & np.isfinite(H) & (W > 0) & (H > 0)
-    rules = s.box_rules
-    needs_size = s.inside_image or rules.min_relative_width is not None or rules.min_relative_height is not None or any(
-        r.min_relative_width is not None or r.min_relative_height is not None for r in s.box_overrides.values())
-    if needs_size:
-        rows = _rows(good & ~sized)
-        if rows.size:
-            yield _Found("box.no-image-size", rows, T.WIDTH, None,
-                         "the image width/height is unknown, so the box could not be checked against it")
-    if s.inside_image:
-        tol = s.tolerance
+@dataclass
+class _BoxState:
+    has_box: "np.ndarray"
+    finite: "np.ndarray"
+    good: "np.ndarray"           # ground-truth label rows with a finite box of positive size
+    W: "np.ndarray"
+    H: "np.ndarray"
+    sized: "np.ndarray"          # the image size is known
+
+
+def _box_state(ctx: _Ctx) -> _BoxState:
+    if "boxes" not in ctx.cache:
+        table = ctx.table
+        has_box = table.column(T.BBOX).is_valid().to_numpy(zero_copy_only=False) if (
+            ctx.n and T.BBOX in table.column_names) else np.zeros(ctx.n, bool)
+        b = ctx.boxes
+        finite = np.isfinite(b).all(axis=1)
         with np.errstate(all="ignore"):
-            out = (x < -tol) | (y < -tol) | (x + w > W + tol) | (y + h > H + tol)
-        rows = _rows(good & sized & out)
-        if rows.size:
-            yield _Found("box.outside-image", rows, T.BBOX, _box_text(b[rows]),
-                         _concat("box ", _box_text(b[rows]), " leaves the ", _num_text(W[rows]), "x",
-                                 _num_text(H[rows]), " image"))
+            pos = finite & (b[:, 2] > 0) & (b[:, 3] > 0)
+        W = T.numpy_column(table, T.WIDTH, dtype=np.float64)
+        H = T.numpy_column(table, T.HEIGHT, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            sized = np.isfinite(W) & np.isfinite(H) & (W > 0) & (H > 0)
+        ctx.cache["boxes"] = _BoxState(has_box, finite, ctx.gt_label & has_box & pos, W, H, sized)
+    return ctx.cache["boxes"]
 
-    def limit(attr: str) -> "np.ndarray":
-        default = getattr(rules, attr)
-        per = {k: getattr(r, attr) for k, r in s.box_overrides.items()}
-        per = {k: (np.nan if v is None else v) for k, v in per.items()}
-        return ctx.per_label(per, np.nan if default is None else default, dtype=np.float64)
 
-    any_limit = lambda attr: getattr(rules, attr) is not None or any(getattr(r, attr) is not None for r in s.box_overrides.values())  # noqa: E731
+def _box_limit(ctx: _Ctx, attr: str) -> "np.ndarray | None":
+    """Per-row limit (NaN: none) from the default box rules and the per-class overrides."""
+    s = ctx.schema
+    default = getattr(s.box_rules, attr)
+    per = {k: getattr(r, attr) for k, r in s.box_overrides.items()}
+    if default is None and all(v is None for v in per.values()):
+        return None
+    per = {k: (np.nan if v is None else v) for k, v in per.items()}
+    return ctx.per_label(per, np.nan if default is None else default, dtype=np.float64)
+
+
+@_rule("box.missing")
+def rule_box_missing(ctx: _Ctx) -> Iterator[_Found]:
+    if not ctx.schema.boxes_required:
+        return
+    rows = _rows(ctx.gt_label & ~_box_state(ctx).has_box)
+    if rows.size:
+        yield _Found("box.missing", rows, T.BBOX, None, _concat("label of class '", _take(ctx.label_text, rows), "' has no box"))
+
+
+@_rule("box.not-finite")
+def rule_box_not_finite(ctx: _Ctx) -> Iterator[_Found]:
+    st = _box_state(ctx)
+    rows = _rows(ctx.gt_label & st.has_box & ~st.finite)
+    if rows.size:
+        yield _Found("box.not-finite", rows, T.BBOX, _box_text(ctx.boxes[rows]), "a box coordinate is NaN or infinite")
+
+
+@_rule("box.non-positive")
+def rule_box_non_positive(ctx: _Ctx) -> Iterator[_Found]:
+    st = _box_state(ctx)
+    rows = _rows(ctx.gt_label & st.has_box & st.finite & ~st.good)
+    if rows.size:
+        b = ctx.boxes[rows]
+        yield _Found("box.non-positive", rows, T.BBOX, _box_text(b),
+                     _concat("box width ", _num_text(b[:, 2]), " x height ", _num_text(b[:, 3]), " is not positive"))
+
+
+@_rule("box.no-image-size")
+def rule_box_no_image_size(ctx: _Ctx) -> Iterator[_Found]:
+    s = ctx.schema
+    relative = any(getattr(r, k) is not None for r in (s.box_rules, *s.box_overrides.values())
+                   for k in ("min_relative_width", "min_relative_height"))
+    if not (s.inside_image or relative):
+        return
+    st = _box_state(ctx)
+    rows = _rows(st.good & ~st.sized)
+    if rows.size:
+        yield _Found("box.no-image-size", rows, T.WIDTH, None,
+                     "the image width/height is unknown, so the box could not be checked against it")
+
+
+@_rule("box.outside-image")
+def rule_box_outside_image(ctx: _Ctx) -> Iterator[_Found]:
+    s = ctx.schema
+    if not s.inside_image:
+        return
+    st = _box_state(ctx)
+    b, tol = ctx.boxes, s.tolerance
+    with np.errstate(all="ignore"):
+        out = (b[:, 0] < -tol) | (b[:, 1] < -tol) | (b[:, 0] + b[:, 2] > st.W + tol) | (b[:, 1] + b[:, 3] > st.H + tol)
+    rows = _rows(st.good & st.sized & out)
+    if rows.size:
+        yield _Found("box.outside-image", rows, T.BBOX, _box_text(b[rows]),
+                     _concat("box ", _box_text(b[rows]), " leaves the ", _num_text(st.W[rows]), "x",
+                             _num_text(st.H[rows]), " image"))
+
+
+@_rule("box.too-small")
+def rule_box_too_small(ctx: _Ctx) -> Iterator[_Found]:
+    st = _box_state(ctx)
+    b = ctx.boxes
+    w, h = b[:, 2], b[:, 3]
     small = np.zeros(ctx.n, bool)
     with np.errstate(all="ignore"):
-        if any_limit("min_width"):
-            small |= w < limit("min_width")
-        if any_limit("min_height"):
-            small |= h < limit("min_height")
-        if any_limit("min_relative_width"):
-            small |= sized & (w / W < limit("min_relative_width"))
-        if any_limit("min_relative_height"):
-            small |= sized & (h / H < limit("min_relative_height"))
-    rows = _rows(good & small)
+        for attr, value, relative in (("min_width", w, None), ("min_height", h, None),
+                                      ("min_relative_width", w, st.W), ("min_relative_height", h, st.H)):
+            limit = _box_limit(ctx, attr)
+            if limit is None:
+                continue
+            small |= (value < limit) if relative is None else (st.sized & (value / relative < limit))
+    rows = _rows(st.good & small)
     if rows.size:
         yield _Found("box.too-small", rows, T.BBOX, _box_text(b[rows]),
                      _concat("box ", _num_text(w[rows]), "x", _num_text(h[rows]), " of class '",
                              _take(ctx.label_text, rows), "' is below the minimum size"))
-    if any_limit("max_aspect_ratio"):
-        with np.errstate(all="ignore"):
-            ratio = np.maximum(w / h, h / w)
-            over = ratio > limit("max_aspect_ratio")
-        rows = _rows(good & over)
-        if rows.size:
-            yield _Found("box.aspect-ratio", rows, T.BBOX, _num_text(ratio[rows]),
-                         _concat("aspect ratio ", _num_text(ratio[rows]), " of class '", _take(ctx.label_text, rows),
-                                 "' is above the maximum"))
+
+
+@_rule("box.aspect-ratio")
+def rule_box_aspect_ratio(ctx: _Ctx) -> Iterator[_Found]:
+    limit = _box_limit(ctx, "max_aspect_ratio")
+    if limit is None:
+        return
+    st = _box_state(ctx)
+    w, h = ctx.boxes[:, 2], ctx.boxes[:, 3]
+    with np.errstate(all="ignore"):
+        ratio = np.maximum(w / h, h / w)
+        over = ratio > limit
+    rows = _rows(st.good & over)
+    if rows.size:
+        yield _Found("box.aspect-ratio", rows, T.BBOX, _num_text(ratio[rows]),
+                     _concat("aspect ratio ", _num_text(ratio[rows]), " of class '", _take(ctx.label_text, rows),
+                             "' is above the maximum"))
 
 
 # ------------------------------------------------------------------- samples
 
-def _first_rows(codes: "np.ndarray", mask: "np.ndarray", n_codes: int) -> tuple["np.ndarray", "np.ndarray"]:
+def _first_rows(codes: "np.ndarray", mask: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
     """For each code that occurs on a ``mask`` row: (code, its first such row)."""
     idx = np.flatnonzero(mask)
     u, first = np.unique(codes[idx], return_index=True)
     return u, idx[first].astype(np.int64)
 
 
-def _rules_samples(ctx: _Ctx) -> Iterator[_Found]:
+@_rule("sample.missing-value")
+def rule_sample_missing_value(ctx: _Ctx) -> Iterator[_Found]:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
-    s = ctx.schema
-    G = ctx.gt
-    if not G.any():
+    if not ctx.gt.any():
         return
     table = ctx.table
-    codes, sample_ids = ctx.samples()
-    nsamp = len(sample_ids)
-    # required columns / allowed values: one violation per sample (its first offending row)
-    for name in s.required_columns:
-        col = T.column_or_null(table, name) if name in T.CORE_COLUMNS else (
-            table.column(name) if name in table.column_names else pa.chunked_array([pa.nulls(ctx.n)]))
+    codes, _ = ctx.samples()
+    for name in ctx.schema.required_columns:
+        if name in table.column_names:
+            col = table.column(name)
+        elif name in T.CORE_COLUMNS:
+            col = T.column_or_null(table, name)
+        else:
+            col = pa.chunked_array([pa.nulls(ctx.n)])
         valid = col.is_valid().to_numpy(zero_copy_only=False)
-        u, rows = _first_rows(codes, G & ~valid, nsamp)
+        _, rows = _first_rows(codes, ctx.gt & ~valid)
         if rows.size:
             what = "is absent" if name not in table.column_names else "is null"
             yield _Found("sample.missing-value", rows, name, None, f"required column '{name}' {what}")
-    for name, allowed in s.allowed_values.items():
-        if name not in table.column_names:
+
+
+@_rule("sample.value")
+def rule_sample_value(ctx: _Ctx) -> Iterator[_Found]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not ctx.gt.any():
+        return
+    codes, _ = ctx.samples()
+    for name, allowed in ctx.schema.allowed_values.items():
+        if name not in ctx.table.column_names:
             continue
         text = ctx.text(name)
         ok = pc.fill_null(pc.is_in(text, value_set=pa.array(list(allowed), pa.string())), True)
-        u, rows = _first_rows(codes, G & ~ok.to_numpy(zero_copy_only=False), nsamp)
+        _, rows = _first_rows(codes, ctx.gt & ~ok.to_numpy(zero_copy_only=False))
         if rows.size:
             yield _Found("sample.value", rows, name, _take(text, rows),
                          _concat("'", name, "' = ", _take(text, rows), " is not one of ", ", ".join(allowed)))
-    if s.allow_empty and s.min_labels is None and s.max_labels is None:
+
+
+def _labels_per_sample(ctx: _Ctx) -> tuple["np.ndarray", "np.ndarray"]:
+    """(ground-truth labels, first ground-truth row) per sample that has ground-truth rows."""
+    if "per_sample" not in ctx.cache:
+        codes, sample_ids = ctx.samples()
+        counts = np.bincount(codes[ctx.gt_label], minlength=len(sample_ids))
+        u, first = _first_rows(codes, ctx.gt)
+        ctx.cache["per_sample"] = (counts[u], first)
+    return ctx.cache["per_sample"]
+
+
+@_rule("sample.empty")
+def rule_sample_empty(ctx: _Ctx) -> Iterator[_Found]:
+    if ctx.schema.allow_empty or not ctx.gt.any():
         return
-    counts = np.bincount(codes[ctx.gt_label], minlength=nsamp)
-    u, first = _first_rows(codes, G, nsamp)
-    c = counts[u]
-    if not s.allow_empty:
-        rows = first[c == 0]
-        if rows.size:
-            yield _Found("sample.empty", rows, T.LABEL, "0", "the sample has no labels")
-    if s.min_labels is not None:
-        sel = (c > 0) & (c < s.min_labels)
-        if sel.any():
-            yield _Found("sample.too-few-labels", first[sel], T.LABEL, _num_text(c[sel]),
-                         _concat(_num_text(c[sel]), " labels, fewer than ", s.min_labels))
-    if s.max_labels is not None:
-        sel = c > s.max_labels
-        if sel.any():
-            yield _Found("sample.too-many-labels", first[sel], T.LABEL, _num_text(c[sel]),
-                         _concat(_num_text(c[sel]), " labels, more than ", s.max_labels))
+    c, first = _labels_per_sample(ctx)
+    rows = first[c == 0]
+    if rows.size:
+        yield _Found("sample.empty", rows, T.LABEL, "0", "the sample has no labels")
+
+
+@_rule("sample.too-few-labels")
+def rule_sample_too_few(ctx: _Ctx) -> Iterator[_Found]:
+    lo = ctx.schema.min_labels
+    if lo is None or not ctx.gt.any():
+        return
+    c, first = _labels_per_sample(ctx)
+    sel = (c > 0) & (c < lo)
+    if sel.any():
+        yield _Found("sample.too-few-labels", first[sel], T.LABEL, _num_text(c[sel]),
+                     _concat(_num_text(c[sel]), " labels, fewer than ", lo))
+
+
+@_rule("sample.too-many-labels")
+def rule_sample_too_many(ctx: _Ctx) -> Iterator[_Found]:
+    hi = ctx.schema.max_labels
+    if hi is None or not ctx.gt.any():
+        return
+    c, first = _labels_per_sample(ctx)
+    sel = c > hi
+    if sel.any():
+        yield _Found("sample.too-many-labels", first[sel], T.LABEL, _num_text(c[sel]),
+                     _concat(_num_text(c[sel]), " labels, more than ", hi))
 
 
 # ------------------------------------------------------------------- dataset
@@ -1126,76 +1318,106 @@ def _dataset_found(rule: str, items: list[tuple[str, str]], column: str = T.LABE
                   pa.array([v for v, _ in items], pa.string()), pa.array([m for _, m in items], pa.string()))
 
 
-def _rules_dataset(ctx: _Ctx) -> Iterator[_Found]:
+def _class_universe(ctx: _Ctx, counts: dict[str, int]) -> list[str]:
+    """The classes the count rules speak about: the schema's, else those present."""
+    names = ctx.schema.class_names() if ctx.schema.classes is not None else None
+    return names if names is not None else sorted(k for k, v in counts.items() if v)
+
+
+@_rule("dataset.min-examples")
+def rule_dataset_min_examples(ctx: _Ctx) -> Iterator[_Found]:
+    s = ctx.schema
+    per_class = {c.name: c.min_examples for c in s.classes or () if c.min_examples is not None}
+    if s.min_examples is None and not per_class:
+        return
+    counts = class_counts(ctx, ctx.gt_label)
+    found = []
+    for name in _class_universe(ctx, counts):          # a loop over classes, not rows
+        need = per_class.get(name, s.min_examples)
+        have = counts.get(name, 0)
+        if need is not None and have < need:
+            found.append((name, f"class '{name}' has {have} labels, fewer than {need}"))
+    if found:
+        yield _dataset_found("dataset.min-examples", found)
+
+
+@_rule("dataset.min-examples-per-split")
+def rule_dataset_min_examples_per_split(ctx: _Ctx) -> Iterator[_Found]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    s = ctx.schema
+    need = ctx.schema.min_examples_per_split
+    if need is None or T.SPLIT not in ctx.table.column_names:
+        return
     L = ctx.gt_label
-    names = s.class_names() if s.classes is not None else None
-    per_class_min = {c.name: c.min_examples for c in s.classes or () if c.min_examples is not None}
-    # minimum examples per class (loops over classes, not rows)
-    if s.min_examples is not None or per_class_min or s.min_examples_per_split is not None or s.max_imbalance is not None:
-        counts = class_counts(ctx, L)
-        universe = names if names is not None else sorted(k for k, v in counts.items() if v)
-        found = []
+    universe = _class_universe(ctx, class_counts(ctx, L))
+    split = ctx.text(T.SPLIT)
+    splits = [x for x in pc.unique(pc.filter(split, pa.array(L))).to_pylist() if x is not None]
+    found = []
+    for sp in sorted(splits):
+        sc = class_counts(ctx, L & pc.fill_null(pc.equal(split, sp), False).to_numpy(zero_copy_only=False))
         for name in universe:
-            need = per_class_min.get(name, s.min_examples)
-            have = counts.get(name, 0)
-            if need is not None and have < need:
-                found.append((name, f"class '{name}' has {have} labels, fewer than {need}"))
-        if found:
-            yield _dataset_found("dataset.min-examples", found)
-        if s.min_examples_per_split is not None and T.SPLIT in ctx.table.column_names:
-            split = ctx.text(T.SPLIT)
-            splits = [x for x in pc.unique(pc.filter(split, pa.array(L))).to_pylist() if x is not None]
-            found = []
-            for sp in sorted(splits):
-                in_split = L & pc.fill_null(pc.equal(split, sp), False).to_numpy(zero_copy_only=False)
-                sc = class_counts(ctx, in_split)
-                for name in universe:
-                    have = sc.get(name, 0)
-                    if have < s.min_examples_per_split:
-                        found.append((f"{name}@{sp}", f"class '{name}' has {have} labels in split '{sp}', "
-                                                      f"fewer than {s.min_examples_per_split}"))
-            if found:
-                yield _dataset_found("dataset.min-examples-per-split", found)
-        if s.max_imbalance is not None:
-            present = {k: v for k, v in counts.items() if v > 0 and (names is None or k in names)}
-            if len(present) >= 2:
-                most = max(present, key=present.get)
-                least = min(present, key=present.get)
-                ratio = present[most] / present[least]
-                if ratio > s.max_imbalance:
-                    yield _dataset_found("dataset.imbalance", [(
-                        f"{ratio:.4g}", f"'{most}' ({present[most]}) outnumbers '{least}' ({present[least]}) "
-                                        f"{ratio:.4g}:1, more than {_fmt(s.max_imbalance)}:1")])
-    # duplicate label ids within a source
-    if s.unique_label_ids and T.LABEL_ID in ctx.table.column_names:
+            have = sc.get(name, 0)
+            if have < need:
+                found.append((f"{name}@{sp}", f"class '{name}' has {have} labels in split '{sp}', fewer than {need}"))
+    if found:
+        yield _dataset_found("dataset.min-examples-per-split", found)
+
+
+@_rule("dataset.imbalance")
+def rule_dataset_imbalance(ctx: _Ctx) -> Iterator[_Found]:
+    s = ctx.schema
+    if s.max_imbalance is None:
+        return
+    names = set(s.class_names()) if s.classes is not None else None
+    counts = class_counts(ctx, ctx.gt_label)
+    present = {k: v for k, v in counts.items() if v > 0 and (names is None or k in names)}
+    if len(present) < 2:
+        return
+    most = max(present, key=present.get)
+    least = min(present, key=present.get)
+    ratio = present[most] / present[least]
+    if ratio > s.max_imbalance:
+        yield _dataset_found("dataset.imbalance", [(
+            f"{ratio:.4g}", f"'{most}' ({present[most]}) outnumbers '{least}' ({present[least]}) "
+                            f"{ratio:.4g}:1, more than {_fmt(s.max_imbalance)}:1")])
+
+
+@_rule("dataset.duplicate-label")
+def rule_dataset_duplicate_label(ctx: _Ctx) -> Iterator[_Found]:
+    if ctx.schema.duplicate_iou is None:
+        return
+    i, j, iou = duplicate_pairs(ctx, ctx.schema.duplicate_iou)
+    if j.size:
+        # report each duplicate once, against the first label it repeats
+        jj, first = np.unique(j, return_index=True)
+        i, iou = i[first], iou[first]
         ids = T.numpy_column(ctx.table, T.LABEL_ID, dtype=np.float64)
-        has = ctx.is_label & ~np.isnan(ids)
-        if has.any():
-            src = pc.dictionary_encode(ctx.table.column(T.SOURCE).combine_chunks()).indices.to_numpy(zero_copy_only=False)
-            idx = np.flatnonzero(has)
-            order = idx[np.lexsort((idx, ids[idx], src[idx]))]
-            same = (ids[order][1:] == ids[order][:-1]) & (src[order][1:] == src[order][:-1])
-            rows = np.sort(order[1:][same]).astype(np.int64)
-            if rows.size:
-                yield _Found("dataset.duplicate-label-id", rows, T.LABEL_ID, _num_text(ids[rows]),
-                             _concat("label_id ", _num_text(ids[rows]), " is used more than once in source '",
-                                     _take(ctx.table.column(T.SOURCE).combine_chunks(), rows), "'"))
-    if s.duplicate_iou is not None:
-        i, j, iou = duplicate_pairs(ctx, s.duplicate_iou)
-        if j.size:
-            # report each duplicate once, against the first label it repeats
-            jj, first = np.unique(j, return_index=True)
-            i, iou = i[first], iou[first]
-            ids = T.numpy_column(ctx.table, T.LABEL_ID, dtype=np.float64)
-            yield _Found("dataset.duplicate-label", jj, T.BBOX, _num_text(iou),
-                         _concat("same class '", _take(ctx.label_text, jj), "' as label_id ", _num_text(ids[i]),
-                                 " with IoU ", _num_text(iou)))
-    if s.split_overlap and T.SPLIT in ctx.table.column_names:
-        yield from _split_overlap(ctx)
+        yield _Found("dataset.duplicate-label", jj, T.BBOX, _num_text(iou),
+                     _concat("same class '", _take(ctx.label_text, jj), "' as label_id ", _num_text(ids[i]),
+                             " with IoU ", _num_text(iou)))
+
+
+@_rule("dataset.duplicate-label-id")
+def rule_dataset_duplicate_label_id(ctx: _Ctx) -> Iterator[_Found]:
+    import pyarrow.compute as pc
+
+    if not ctx.schema.unique_label_ids or T.LABEL_ID not in ctx.table.column_names:
+        return
+    ids = T.numpy_column(ctx.table, T.LABEL_ID, dtype=np.float64)
+    has = ctx.is_label & ~np.isnan(ids)
+    if not has.any():
+        return
+    source = ctx.table.column(T.SOURCE).combine_chunks()
+    src = pc.dictionary_encode(source).indices.to_numpy(zero_copy_only=False)
+    idx = np.flatnonzero(has)
+    order = idx[np.lexsort((idx, ids[idx], src[idx]))]
+    same = (ids[order][1:] == ids[order][:-1]) & (src[order][1:] == src[order][:-1])
+    rows = np.sort(order[1:][same]).astype(np.int64)     # every repeat after the first
+    if rows.size:
+        yield _Found("dataset.duplicate-label-id", rows, T.LABEL_ID, _num_text(ids[rows]),
+                     _concat("label_id ", _num_text(ids[rows]), " is used more than once in source '",
+                             _take(source, rows), "'"))
 
 
 def duplicate_pairs(ctx: _Ctx, min_iou: float, chunk_pairs: int = 4_000_000) -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
@@ -1256,11 +1478,14 @@ def duplicate_pairs(ctx: _Ctx, min_iou: float, chunk_pairs: int = 4_000_000) -> 
     return i[srt], j[srt], iou[srt]
 
 
-def _split_overlap(ctx: _Ctx) -> Iterator[_Found]:
+@_rule("dataset.split-overlap")
+def rule_dataset_split_overlap(ctx: _Ctx) -> Iterator[_Found]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     s = ctx.schema
+    if not s.split_overlap or T.SPLIT not in ctx.table.column_names:
+        return
     split = ctx.text(T.SPLIT)
     valid = ctx.gt & split.is_valid().to_numpy(zero_copy_only=False)
     if not valid.any():
@@ -1298,51 +1523,67 @@ def _split_overlap(ctx: _Ctx) -> Iterator[_Found]:
 
 # ------------------------------------------------------------------- predictions
 
-def _rules_predictions(ctx: _Ctx) -> Iterator[_Found]:
-    s = ctx.schema
-    P = ctx.pred_label
-    if not P.any():
-        return
+def _pred_scores(ctx: _Ctx) -> tuple["np.ndarray", "np.ndarray"]:
+    """(score as float with NaN for null, True where the score is a NaN value, not null)."""
     score = T.numpy_column(ctx.table, T.SCORE, dtype=np.float64)
-    if s.score_required:
-        rows = _rows(P & np.isnan(score) & ~_is_nan_value(ctx.table))
-        if rows.size:
-            yield _Found("pred.score-missing", rows, T.SCORE, None, "the prediction has no score")
+    if T.SCORE in ctx.table.column_names:
+        nan_value = ctx.table.column(T.SCORE).is_valid().to_numpy(zero_copy_only=False) & np.isnan(score)
+    else:
+        nan_value = np.zeros(ctx.n, bool)
+    return score, nan_value
+
+
+@_rule("pred.score-missing")
+def rule_pred_score_missing(ctx: _Ctx) -> Iterator[_Found]:
+    if not ctx.schema.score_required or not ctx.pred_label.any():
+        return
+    score, nan_value = _pred_scores(ctx)
+    rows = _rows(ctx.pred_label & np.isnan(score) & ~nan_value)
+    if rows.size:
+        yield _Found("pred.score-missing", rows, T.SCORE, None, "the prediction has no score")
+
+
+@_rule("pred.score-range")
+def rule_pred_score_range(ctx: _Ctx) -> Iterator[_Found]:
+    if not ctx.pred_label.any():
+        return
+    score, nan_value = _pred_scores(ctx)
     with np.errstate(all="ignore"):
-        bad = ~((score >= 0) & (score <= 1)) & (~np.isnan(score) | _is_nan_value(ctx.table))
-    rows = _rows(P & bad)
+        bad = ~((score >= 0) & (score <= 1)) & (~np.isnan(score) | nan_value)
+    rows = _rows(ctx.pred_label & bad)
     if rows.size:
         yield _Found("pred.score-range", rows, T.SCORE, _num_text(score[rows]),
                      _concat("score ", _num_text(score[rows]), " is outside [0, 1]"))
-    if s.classes is not None and s.pred_classes_known:
-        known = ctx.in_classes(s.class_names())
-        has_label = ctx.label_codes < len(ctx.label_dict)
-        rows = _rows(P & has_label & ~known)
-        if rows.size:
-            yield _Found("pred.class-unknown", rows, T.LABEL, _take(ctx.label_text, rows),
-                         _concat("predicted class '", _take(ctx.label_text, rows), "' is not in the schema"))
-    if T.BBOX in ctx.table.column_names:
-        has_box = ctx.table.column(T.BBOX).is_valid().to_numpy(zero_copy_only=False)
-        b = ctx.boxes
-        with np.errstate(all="ignore"):
-            bad = ~(np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0))
-        rows = _rows(P & has_box & bad)
-        if rows.size:
-            yield _Found("pred.box-invalid", rows, T.BBOX, _box_text(b[rows]), "the predicted box is not a valid box")
 
 
-def _is_nan_value(table: "pa.Table") -> "np.ndarray":
-    """True where the score is a NaN value rather than null."""
-    if T.SCORE not in table.column_names:
-        return np.zeros(table.num_rows, bool)
-    col = table.column(T.SCORE)
-    valid = col.is_valid().to_numpy(zero_copy_only=False)
-    return valid & np.isnan(T.numpy_column(table, T.SCORE, dtype=np.float64))
+@_rule("pred.class-unknown")
+def rule_pred_class_unknown(ctx: _Ctx) -> Iterator[_Found]:
+    s = ctx.schema
+    if s.classes is None or not s.pred_classes_known or not ctx.pred_label.any():
+        return
+    known = ctx.in_classes(s.class_names())
+    has_label = ctx.label_codes < len(ctx.label_dict)
+    rows = _rows(ctx.pred_label & has_label & ~known)
+    if rows.size:
+        text = _take(ctx.label_text, rows)
+        yield _Found("pred.class-unknown", rows, T.LABEL, text,
+                     _concat("predicted class '", text, "' is not in the schema"))
 
 
-RULE_GROUPS: tuple[Callable[[_Ctx], Iterator[_Found]], ...] = (
-    _rules_classes, _rules_attributes, _rules_boxes, _rules_samples, _rules_dataset, _rules_predictions,
-)
+@_rule("pred.box-invalid")
+def rule_pred_box_invalid(ctx: _Ctx) -> Iterator[_Found]:
+    if not ctx.pred_label.any() or T.BBOX not in ctx.table.column_names:
+        return
+    has_box = ctx.table.column(T.BBOX).is_valid().to_numpy(zero_copy_only=False)
+    b = ctx.boxes
+    with np.errstate(all="ignore"):
+        bad = ~(np.isfinite(b).all(axis=1) & (b[:, 2] > 0) & (b[:, 3] > 0))
+    rows = _rows(ctx.pred_label & has_box & bad)
+    if rows.size:
+        yield _Found("pred.box-invalid", rows, T.BBOX, _box_text(b[rows]), "the predicted box is not a valid box")
+
+
+assert set(RULE_FUNCS) == set(RULES), sorted(set(RULES) - set(RULE_FUNCS))
 
 
 # =========================================================================== results
@@ -1479,10 +1720,8 @@ def check(table: "pa.Table", schema: Schema) -> CheckResult:
     label_id = T.column_or_null(table, T.LABEL_ID).combine_chunks()
     sample_id = table.column(T.SAMPLE_ID).combine_chunks() if table.num_rows else pa.array([], pa.string())
     source = table.column(T.SOURCE).combine_chunks() if table.num_rows else pa.array([], pa.string())
-    for group in RULE_GROUPS:
-        for f in group(ctx):
-            if f.rule not in rule_index:
-                continue
+    for rule in rule_ids:                      # rules that are off are not computed
+        for f in RULE_FUNCS[rule](ctx):
             rows = np.asarray(f.rows, dtype=np.int64)
             k = rows.size
             scope = RULES[f.rule][1]

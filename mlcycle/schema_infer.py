@@ -291,14 +291,14 @@ def _dataset(ctx: "S._Ctx", counts: dict) -> list[str]:
     ids = T.numpy_column(table, T.LABEL_ID, dtype=np.float64) if T.LABEL_ID in table.column_names else None
     if ids is not None:
         s = S.Schema(unique_label_ids=True)
-        dup = [f for f in S._rules_dataset(S._Ctx(table, s)) if f.rule == "dataset.duplicate-label-id"]
+        dup = list(S.rule_dataset_duplicate_label_id(S._Ctx(table, s)))
         if dup:
             lines.append(f"  unique_label_ids: false  # {dup[0].rows.size} repeated label_ids observed")
         else:
             lines.append("  unique_label_ids: true")
     if T.SPLIT in table.column_names:
         s = S.Schema(split_overlap=True, unique_label_ids=False)
-        found = list(S._split_overlap(S._Ctx(table, s)))
+        found = list(S.rule_dataset_split_overlap(S._Ctx(table, s)))
         if found:
             lines.append(f"  split_overlap: false  # {found[0].rows.size} samples are in more than one split")
         else:

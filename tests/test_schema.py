@@ -467,3 +467,15 @@ def test_check_invariants_on_random_tables(rows):
         valid = r.apply(t, keep="valid", strict=strict).num_rows
         assert valid + r.apply(t, keep="invalid", strict=strict).num_rows == t.num_rows
     assert r.failed() == any(v["severity"] == "error" for v in rep)
+
+
+def test_one_function_per_rule_and_rules_that_are_off_are_not_run(monkeypatch):
+    assert set(S.RULE_FUNCS) == set(S.RULES)
+
+    def boom(ctx):
+        raise AssertionError("an 'off' rule was computed")
+        yield  # pragma: no cover
+
+    monkeypatch.setitem(S.RULE_FUNCS, "dataset.duplicate-label", boom)
+    r = S.check(make([gt(), gt()]), schema("dataset: {duplicate_iou: 0.5}\nseverity: {dataset.duplicate-label: off}"))
+    assert r.violations.num_rows == 0
