@@ -224,8 +224,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "mlcycle-bench")
     ap.add_argument("--skip", action="append", default=[], help="tool to leave out (repeatable)")
+    ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
+    if args.generate_only:
+        prepare(args.work, args.images, args.seed, args.iou_type)
+        return
+    # generate in a child process: Linux carries a process's RSS high-water mark into the
+    # children it forks, so the measuring process must stay small
+    subprocess.run([sys.executable, __file__, "--generate-only", "--images", str(args.images),
+                    "--iou-type", args.iou_type, "--seed", str(args.seed), "--work", str(args.work)], check=True)
     paths = prepare(args.work, args.images, args.seed, args.iou_type)
     py = sys.executable
     mlcycle = [py, "-m", "mlcycle", "evaluate", str(paths["gt_parquet"]), str(paths["dt_parquet"]),
@@ -248,7 +256,8 @@ def main() -> None:
 
     ref = results.get("pycocotools", results.get("mlcycle"))
     hot = results.get("hotcoco")
-    n_gt = len(json.loads(paths["gt_json"].read_text())["annotations"])
+    n_gt = int(subprocess.run([sys.executable, "-c", "import json,sys; print(len(json.load(open(sys.argv[1]))['annotations']))",
+                               str(paths["gt_json"])], capture_output=True, text=True, check=True).stdout)
     print(f"\n{args.iou_type}, {args.images} images, {n_gt} ground truth, median of {args.repeat} (whole process)")
     print("| tool | time | peak memory | time / hotcoco | max |Δ| vs pycocotools (12 stats) |")
     print("|---|---|---|---|---|")

@@ -233,3 +233,15 @@ def test_thresholds_are_pycocotools_linspace():
     assert iou_thresholds()[8] == 0.8999999999999999
     r = recall_thresholds()
     assert len(r) == 101 and r[70] == 0.7000000000000001
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=datasets())
+def test_ids_from_zero_equal_pycocotools_with_ids_from_one(tmp_path, data):
+    """mlcycle matches by row: annotation ids 0.. give what pycocotools gives for ids 1.."""
+    gt, dets = data
+    if not dets:
+        return
+    zero_based = {**gt, "annotations": [{**a, "id": a["id"] - 1} for a in gt["annotations"]]}
+    res, summary = engine(write_coco(tmp_path, zero_based, dets))
+    assert_same(pycoco(gt, dets), res, summary)
