@@ -197,16 +197,17 @@ def prepare(work: Path, n_images: int, seed: int, iou_type: str) -> dict[str, Pa
 
 # --------------------------------------------------------------------------- timing
 
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one whole process."""
-    timer = shutil.which("time") or "/usr/bin/time"
+def measure(cmd: list[str]) -> tuple[float, float, float, str]:
+    """(wall seconds, CPU seconds (user + system), peak RSS in MB, stdout) of one whole
+    process, from /usr/bin/time."""
+    timer = "/usr/bin/time" if os.path.exists("/usr/bin/time") else shutil.which("time")
     t0 = time.perf_counter()
-    p = subprocess.run([timer, "-f", "%M", *cmd], capture_output=True, text=True)
+    p = subprocess.run([timer, "-f", "%U %S %M", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed ({p.returncode}): {p.stderr[-2000:]}")
-    rss_kb = float(p.stderr.strip().splitlines()[-1])
-    return wall, rss_kb / 1024, p.stdout
+    user, system, rss_kb = (float(v) for v in p.stderr.strip().splitlines()[-1].split())
+    return wall, user + system, rss_kb / 1024, p.stdout
 
 
 def stats_of(tool: str, stdout: str) -> list[float]:
@@ -241,30 +242,32 @@ def main() -> None:
     tools = {"mlcycle": mlcycle}
     for name, code in PEERS.items():
         tools[name] = [py, "-c", code, str(paths["gt_json"]), str(paths["dt_json"]), args.iou_type]
+    tools = {k: v for k, v in tools.items() if k not in args.skip}
+    runs: dict[str, list] = {name: [] for name in tools}
+    outs: dict[str, str] = {}
+    # round robin, so that a change in the machine's load hits every tool alike
+    for _ in range(args.repeat):
+        for name, cmd in tools.items():
+            wall, cpu, rss, outs[name] = measure(cmd)
+            runs[name].append((wall, cpu, rss))
+            print(f"{name:17s} {wall:7.2f} s wall  {cpu:7.2f} s cpu  {rss:7.0f} MB", file=sys.stderr)
     results: dict[str, dict] = {}
-    for name, cmd in tools.items():
-        if name in args.skip:
-            continue
-        runs = []
-        for _ in range(args.repeat):
-            wall, rss, out = measure(cmd)
-            runs.append((wall, rss))
-        results[name] = {"time": statistics.median(r[0] for r in runs), "rss": max(r[1] for r in runs),
-                         "stats": stats_of(name, out), "runs": [round(r[0], 3) for r in runs]}
-        print(f"{name:17s} {results[name]['time']:7.2f} s  {results[name]['rss']:7.0f} MB  runs {results[name]['runs']}",
-              file=sys.stderr)
+    for name, rs in runs.items():
+        results[name] = {"time": statistics.median(r[0] for r in rs), "cpu": statistics.median(r[1] for r in rs),
+                         "rss": max(r[2] for r in rs), "stats": stats_of(name, outs[name])}
 
     ref = results.get("pycocotools", results.get("mlcycle"))
     hot = results.get("hotcoco")
     n_gt = int(subprocess.run([sys.executable, "-c", "import json,sys; print(len(json.load(open(sys.argv[1]))['annotations']))",
                                str(paths["gt_json"])], capture_output=True, text=True, check=True).stdout)
     print(f"\n{args.iou_type}, {args.images} images, {n_gt} ground truth, median of {args.repeat} (whole process)")
-    print("| tool | time | peak memory | time / hotcoco | max |Δ| vs pycocotools (12 stats) |")
-    print("|---|---|---|---|---|")
+    print("| tool | wall time | CPU time | peak memory | wall / hotcoco | CPU / hotcoco | max abs diff vs pycocotools (12 stats) |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in results.items():
         ratio = f"{r['time'] / hot['time']:.2f}x" if hot else "-"
+        cratio = f"{r['cpu'] / hot['cpu']:.2f}x" if hot else "-"
         diff = max(abs(a - b) for a, b in zip(r["stats"], ref["stats"])) if ref else float("nan")
-        print(f"| {name} | {r['time']:.2f} s | {r['rss']:.0f} MB | {ratio} | {diff:.1e} |")
+        print(f"| {name} | {r['time']:.2f} s | {r['cpu']:.2f} s | {r['rss']:.0f} MB | {ratio} | {cratio} | {diff:.1e} |")
     if "mlcycle" in results and "pycocotools" in results:
         same = results["mlcycle"]["stats"] == results["pycocotools"]["stats"]
         print(f"\nmlcycle stats bit-identical to pycocotools: {same}")

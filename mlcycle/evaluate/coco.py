@@ -77,9 +77,10 @@ class Result:
 
 
 def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
-             ranges: Sequence[Range], extra_thresholds: Sequence[float] = ()) -> Result:
+             ranges: Sequence[Range], extra_thresholds: Sequence[float] = (), full: bool = True) -> Result:
     """Match and accumulate. ``extra_thresholds`` are matched too (for per-label output)
-    but not accumulated."""
+    but not accumulated. ``full=False`` skips the precision arrays the summary never
+    reads (see ``accumulate``); every reported number is the same."""
     p = params
     crowd = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
     groups = make_groups(gt, dt, n_img, n_cat, p.max_dets[-1])
@@ -100,17 +101,19 @@ def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
             continue
         dt_ignore[a] = np.where(matched, gt_ignore[a][np.where(matched, m, 0)], r.dt_out[kept][None, :])
     precision, recall, scores, npig = accumulate(groups, dt, match[:, :len(p.iou_thrs)] >= 0,
-                                                 dt_ignore[:, :len(p.iou_thrs)], gt, gt_ignore, n_cat, p)
+                                                 dt_ignore[:, :len(p.iou_thrs)], gt, gt_ignore, n_cat, p, full)
     return Result(p, list(ranges), precision, recall, scores, npig, groups, match, miou, dt_ignore, thresholds)
 
 
 def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.ndarray,
-               gt: Objects, gt_ignore: np.ndarray, n_cat: int, p: Params):
+               gt: Objects, gt_ignore: np.ndarray, n_cat: int, p: Params, full: bool = True):
     """``COCOeval.accumulate`` for all classes at once.
 
     Per class, detections are in the order pycocotools concatenates them (image order,
     then rank in the image) and stably sorted by -score; each max-detections value keeps
-    a subsequence of that order.
+    a subsequence of that order. With ``full=False`` precision and scores are computed
+    for the largest max-detections value only (the summary never reads the others; they
+    stay -1) and recall for the smaller ones.
     """
     T, R, K, M = len(p.iou_thrs), len(p.rec_thrs), n_cat, len(p.max_dets)
     A = gt_ignore.shape[0]
@@ -132,7 +135,23 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     rec_thrs = p.rec_thrs
     eps = np.spacing(1)
     kk = np.arange(K)
+    cat_k = cat.astype(np.int64)
     for mi, max_det in enumerate(p.max_dets):
+        if not full and mi < M - 1:
+            cols = rank < max_det                           # kept order
+            n_m = int(cols.sum())
+            has = np.bincount(cat_k[cols], minlength=K) > 0
+            cat_m = cat_k[cols]
+            for a in range(A):
+                npa = npig[a]
+                valid_k = npa > 0
+                key = np.flatnonzero((matched[a] & ~dt_ignore[a])[:, cols])
+                t_of = key // max(n_m, 1)
+                ntp = np.bincount(t_of * K + cat_m[key - t_of * n_m], minlength=T * K).reshape(T, K)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rec = np.where(has[None, :], ntp / np.maximum(npa, 1)[None, :], 0.0)
+                recall[:, valid_k, a, mi] = rec[:, valid_k]
+            continue
         in_m = rank_o < max_det
         sel = order[in_m]
         c = cat_o[in_m]

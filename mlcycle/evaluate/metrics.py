@@ -176,7 +176,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     user_t = np.flatnonzero(iou_thrs == opts.iou)
     extra = [] if len(user_t) else [opts.iou]
     t_user = int(user_t[0]) if len(user_t) else len(iou_thrs)
-    res = C.evaluate(prep.gt, prep.dt, len(prep.samples), len(prep.classes), params, ranges, extra)
+    res = C.evaluate(prep.gt, prep.dt, len(prep.samples), len(prep.classes), params, ranges, extra, full=False)
     custom = list(opts.area_ranges) + list(opts.rel_area_ranges)
     summary = C.summarize(res, custom)
 
@@ -267,7 +267,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
                 sub_g = _subset(g, gsel)
                 sub_d = _subset(d, dsel)
                 sub_r = [C.Range(rg.name, rg.gt_out[gsel], rg.dt_out[dsel]) for rg in ranges[:n_base]]
-                sres = C.evaluate(sub_g, sub_d, len(prep.samples), K, params, sub_r)
+                sres = C.evaluate(sub_g, sub_d, len(prep.samples), K, params, sub_r, full=False)
                 sm = C.summarize(sres, custom)
                 slices.append({"column": spec["column"], "kind": "sample", "value": v,
                                "images": int(img_in.sum()), "num_gt": int((~sub_g.crowd).sum()),

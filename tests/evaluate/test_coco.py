@@ -245,3 +245,27 @@ def test_ids_from_zero_equal_pycocotools_with_ids_from_one(tmp_path, data):
     zero_based = {**gt, "annotations": [{**a, "id": a["id"] - 1} for a in gt["annotations"]]}
     res, summary = engine(write_coco(tmp_path, zero_based, dets))
     assert_same(pycoco(gt, dets), res, summary)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=datasets())
+def test_summary_mode_reports_the_same_numbers(tmp_path, data):
+    """The CLI skips precision arrays the summary never reads; recall and stats are equal."""
+    from mlcycle.evaluate import coco as C
+
+    gt, dets = data
+    if not dets:
+        return
+    res, summary = engine(write_coco(tmp_path, gt, dets))
+    fast = C.evaluate(*_engine_inputs(write_coco(tmp_path, gt, dets, name="y")), full=False)
+    assert np.array_equal(res.recall, fast.recall)
+    assert np.array_equal(res.precision[..., -1], fast.precision[..., -1])
+    assert C.summarize(fast) == summary
+
+
+def _engine_inputs(table):
+    from mlcycle.evaluate import Options, choose_pred_source, coco as C, metrics, prepare
+
+    opts = Options()
+    prep = prepare(table, opts, choose_pred_source(table, "gt", None))
+    return (prep.gt, prep.dt, len(prep.samples), len(prep.classes), C.Params(), metrics._ranges(prep, opts))
