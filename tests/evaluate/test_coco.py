@@ -269,3 +269,44 @@ def _engine_inputs(table):
     opts = Options()
     prep = prepare(table, opts, choose_pred_source(table, "gt", None))
     return (prep.gt, prep.dt, len(prep.samples), len(prep.classes), C.Params(), metrics._ranges(prep, opts))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=datasets())
+def test_per_label_columns_equal_pycocotools_matches(tmp_path, data):
+    """eval/eval_id of each prediction = pycocotools' dtMatches/dtIgnore at IoU 0.5,
+    area 'all', maxDets 100 (prediction label_id = loadRes id)."""
+    from mlcycle.evaluate import run
+
+    gt, dets = data
+    if not dets:
+        return
+    E = pycoco(gt, dets)
+    out, _ = run(write_coco(tmp_path, gt, dets))
+    rows = out.to_pylist()
+    pred = {r["label_id"]: r for r in rows if r["source"] == "pred"}
+    seen = set()
+    for e in E.evalImgs:
+        if e is None or e["aRng"] != [0, 1e10]:
+            continue
+        for j, did in enumerate(e["dtIds"]):
+            m, ig = int(e["dtMatches"][0, j]), bool(e["dtIgnore"][0, j])
+            want = None if (m and ig) else ("tp" if m else "fp")
+            assert pred[did]["eval"] == want, did
+            assert pred[did]["eval_id"] == (m if m else None)
+            seen.add(did)
+    # predictions beyond 100 per image and class, or of unknown classes: null
+    for did, r in pred.items():
+        if did not in seen:
+            assert r["eval"] is None
+    gt_rows = {r["label_id"]: r for r in rows if r["source"] == "gt" and r["label_id"] is not None}
+    for e in E.evalImgs:
+        if e is None or e["aRng"] != [0, 1e10]:
+            continue
+        for j, gid in enumerate(e["gtIds"]):
+            if gt_rows[gid]["iscrowd"]:
+                assert gt_rows[gid]["eval"] is None
+            else:
+                m = int(e["gtMatches"][0, j])
+                assert gt_rows[gid]["eval"] == ("tp" if m else "fn")
+                assert gt_rows[gid]["eval_id"] == (m if m else None)
