@@ -76,6 +76,13 @@ def schema_check(
     if schema_path is None:
         raise UsageError("missing --schema", hint="mlcycle schema-check -s schema.yaml [TABLE] (or --infer to draft one)")
     spec = schema.load(schema_path)          # the schema is validated before the data is read
+    if report is not None:                   # ... and the report's place before any output
+        from mlcycle.errors import MlcycleError
+
+        if report.is_dir():
+            raise UsageError(f"--report {report}: is a folder; give a file name such as violations.jsonl")
+        if not (report.parent if str(report.parent) else Path(".")).is_dir():
+            raise MlcycleError(f"--report {report}: folder {report.parent} does not exist")
     encoding = io.output_encoding(output, fmt)
     if not json_out:
         io.check_binary_to_terminal(output, encoding)

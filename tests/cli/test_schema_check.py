@@ -219,3 +219,12 @@ def test_real_pipe_ingest_schema_check_and_the_sample_schema(tmp_path):
     assert again.returncode == 0, again.stderr.decode()
     doc = json.loads(again.stdout)
     assert doc["passed"] is True and doc["labels"] > 0 and doc["rules"] == []
+
+
+def test_report_in_a_missing_folder_fails_before_any_output(runner, files, tmp_path):
+    s, t = files(bad=True)
+    r = runner(["schema-check", "-s", s, t, "--report", tmp_path / "nope" / "r.jsonl"])
+    assert r.exit_code == 1 and r.stdout == ""
+    assert "folder" in r.stderr and "does not exist" in r.stderr
+    r = runner(["schema-check", "-s", s, t, "--report", tmp_path])
+    assert r.exit_code == 2 and r.stdout == ""
