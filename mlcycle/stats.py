@@ -573,7 +573,6 @@ class _Shared:
     classes: _Codes
     splits: _Codes
     sources: _Codes
-    values: dict  # attribute name -> _Codes
     samples: _Samples
 
 
@@ -987,8 +986,6 @@ class _Accumulator:
         }
 
     def _boxes_doc(self, order, label_counts) -> dict[str, Any]:
-        import numpy as np
-
         nb = max(self.boxes, 1)
         ncls = len(self.shared.classes)
         cb = _grow(self.class_buckets, ncls)
@@ -1026,8 +1023,6 @@ class _Accumulator:
         }
 
     def _attr_doc(self, a: _Attr, order) -> dict[str, Any]:
-        import numpy as np
-
         classes = self.shared.classes.values
         ncls = len(classes)
         kind = "categorical" if a.kind == "list_categorical" else a.kind
@@ -1365,7 +1360,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    shared = _Shared(_Codes(), _Codes(), _Codes(), {}, _Samples())
+    shared = _Shared(_Codes(), _Codes(), _Codes(), _Samples())
     main = _Accumulator(shared)
     groups: dict[tuple, _Accumulator] = {}
     compares: dict[Any, _Accumulator] = {}
