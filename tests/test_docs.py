@@ -313,6 +313,73 @@ def test_zsh_script_is_valid_and_describes_every_command(scripts):
     assert out.stdout.strip() == "_mlcycle", out.stderr
 
 
+def _zsh_tab(zsh: str, scripts: Path, lines: list[str]) -> list[str]:
+    """Type each line and TAB into an interactive zsh on a pseudo-terminal; what it shows."""
+    import pty
+    import select
+    import time
+
+    def read_quiet(fd: int, quiet: float = 0.5, limit: float = 15.0) -> str:
+        out, end, last = b"", time.monotonic() + limit, None
+        while time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out, last = out + chunk, time.monotonic()
+            elif last is not None and time.monotonic() - last > quiet:
+                break
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode("utf-8", "replace"))
+
+    setup = (f"PROMPT='> '; autoload -Uz compinit; compinit -u -D; source {scripts / '_mlcycle'}; "
+             "setopt autolist nolistambiguous; LISTMAX=1000")
+    shown = []
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: an interactive zsh without user config
+        os.chdir(scripts / "work")
+        os.environ.update(TERM="dumb", HOME=str(scripts))
+        os.execv(zsh, [zsh, "-f", "-i"])
+    try:
+        # wait until zsh ran the setup: the marker is computed, so its echo does not match
+        os.write(fd, setup.encode() + b"; print READY-$((40+2))\n")
+        seen, end = "", time.monotonic() + 30
+        while "READY-42" not in seen and time.monotonic() < end:
+            seen += read_quiet(fd, quiet=0.2, limit=1.0)
+        assert "READY-42" in seen, seen
+        read_quiet(fd, quiet=0.2, limit=0.5)  # the prompt after it
+        for line in lines:
+            os.write(fd, line.encode() + b"\t")
+            shown.append(read_quiet(fd))
+            os.write(fd, b"\x15")  # Ctrl-U: clear the line for the next one
+            read_quiet(fd, quiet=0.2, limit=0.5)
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return shown
+
+
+def test_zsh_completes_subcommands_options_values_and_paths(scripts):
+    zsh = _need("zsh")
+    from mlcycle import formats
+
+    shown = _zsh_tab(zsh, scripts, ["mlcycle ", "mlcycle ingest --format ", "mlcycle export ",
+                                    "mlcycle ingest --images-root ", "mlcycle export coco ",
+                                    "mlcycle evaluate --fail-under AP5"])
+    assert all(name in shown[0] for name in COMMANDS), shown[0]
+    assert "Read annotations" in shown[0]  # with descriptions
+    assert {"arrow", "csv", "jsonl", "parquet"} <= set(shown[1].split()), shown[1]
+    assert all(name in shown[2].split() for name in formats.names(writes=True)), shown[2]
+    assert "images/" in shown[3]
+    assert "gt.parquet" in shown[4] and "instances.json" in shown[4]
+    if "evaluate" in COMMANDS:
+        assert "AP50=" in shown[5]
+
+
 def _fish(scripts: Path, line: str) -> list[str]:
     fish = _need("fish")
     cmd = f"source {scripts / 'mlcycle.fish'}; complete -C {_fish_quote(line)}"
