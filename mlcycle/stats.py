@@ -854,6 +854,10 @@ class _Accumulator:
             a.missing += int((~valid).sum())
             a.missing_class = _add_counts(a.missing_class, lab_cls[~valid], ncls)
             kind = _attr_kind(col.type)
+            if a.arrow_type == "null" and not pa.types.is_null(col.type):  # all null so far
+                a.kind, a.arrow_type = kind, _type_name(col.type)
+            if kind != a.kind and pa.types.is_null(col.type):
+                continue  # all missing in this batch: counted above
             if kind != a.kind:  # the column changed type between inputs: summarise as text
                 if a.kind == "categorical" or kind in ("categorical", "number", "bool"):
                     a.kind = "categorical"

@@ -354,6 +354,13 @@ def test_several_inputs_with_different_attribute_columns(tmp_path):
     assert (occ["true"], occ["missing"], occ["rows"]) == (1, 1, 2)
 
 
+def test_attribute_null_in_one_input_takes_the_type_of_the_next(tmp_path):
+    a = T.from_columns({T.SAMPLE_ID: ["a"], T.SOURCE: ["gt"], T.LABEL: ["cat"], "conf": pa.nulls(1)})
+    b = T.from_columns({T.SAMPLE_ID: ["b"], T.SOURCE: ["gt"], T.LABEL: ["dog"], "conf": [0.5]})
+    (conf,) = stats.compute([a, b])["attributes"]
+    assert conf["type"] == "number" and conf["missing"] == 1 and conf["quantiles"]["max"] == 0.5
+
+
 def test_quantiles_exact_then_sketched(monkeypatch):
     q = stats.Quantiles()
     q.add(np.array([1.0, 2.0, 3.0, 4.0, np.nan]))
@@ -405,6 +412,26 @@ def test_voc_100_images_class_counts_match_their_annotations(external):
     assert d["counts"]["labels"] == 273 and d["counts"]["classes"] == 20
     occ = {a["name"]: a for a in d["attributes"]}["occluded"]
     assert occ["true"] + occ["false"] == 273
+
+
+def test_voc_xml_100_images_class_counts_and_difficult(external):
+    from defusedxml import ElementTree
+
+    from mlcycle import formats
+
+    folder = external / "rafaelpadilla__review_object_detection_metrics/data/database/gts/pascalvoc_format"
+    want: dict[str, int] = {}
+    difficult = 0
+    for xml in sorted(folder.glob("*.xml")):
+        for obj in ElementTree.parse(xml).getroot().iter("object"):
+            name = obj.findtext("name").strip()
+            want[name] = want.get(name, 0) + 1
+            difficult += obj.findtext("difficult", "0").strip() == "1"
+    d = doc_of(formats.read("voc", folder, formats.ReadOptions()))
+    assert {r["label"]: r["labels"] for r in d["counts"]["per_class"]} == want
+    assert d["counts"]["samples"] == 100 and d["counts"]["labels"] == 273
+    assert difficult == 38  # stated in the fixtures' README
+    assert {a["name"]: a for a in d["attributes"]}["difficult"]["true"] == 38
 
 
 def test_coco_val2014_100_crowd_and_sizes(external):
