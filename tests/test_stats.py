@@ -486,3 +486,48 @@ def test_plot_writes_pngs(tmp_path):
     for p in files:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in (tmp_path / "charts").iterdir() if p.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- property: batching
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def test_any_batching_gives_the_same_document():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    row = st.tuples(
+        st.sampled_from(["s1", "s2", "s3", "s4"]),
+        st.sampled_from(["gt", "gt", "pred"]),
+        st.sampled_from(["cat", "dog", "bird", None]),
+        st.tuples(st.integers(-5, 90), st.integers(-5, 90), st.integers(0, 60), st.integers(0, 60)),
+        st.sampled_from(["train", "val", None]),
+        st.sampled_from([True, False, None]),
+    )
+
+    @settings(max_examples=40, deadline=None)
+    @given(st.lists(row, min_size=1, max_size=30), st.integers(1, 7))
+    def check(rows, size):
+        t = T.from_columns({
+            T.SAMPLE_ID: [r[0] for r in rows], T.SOURCE: [r[1] for r in rows], T.LABEL: [r[2] for r in rows],
+            T.BBOX: np.array([r[3] if r[2] is not None else NAN4 for r in rows], dtype=float),
+            T.WIDTH: [100] * len(rows), T.HEIGHT: [80] * len(rows),
+            T.SPLIT: [r[4] for r in rows], "occluded": pa.array([r[5] for r in rows], pa.bool_()),
+        })
+        whole = stats.compute([t], compare="split")
+        parts = stats.compute([t.slice(i, size) for i in range(0, t.num_rows, size)], compare="split")
+        assert _close(json.loads(json.dumps(whole)), json.loads(json.dumps(parts)))
+        c = whole["counts"]
+        assert c["labels"] == sum(r[2] is not None for r in rows)
+        assert c["samples"] == len({r[0] for r in rows})
+        assert sum(d["labels"] for d in c["per_class"]) == c["labels"]
+
+    check()
