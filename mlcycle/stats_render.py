@@ -23,10 +23,14 @@ _SHADES = " ░▒▓█"
 
 # =========================================================================== text helpers
 
-def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
+_bar_width = [BAR_WIDTH]  # narrowed by render() on narrow terminals
+
+
+def bar(fraction: float | None, width: int | None = None) -> str:
     """A horizontal bar of ``width`` cells filled to ``fraction`` (eighths of a cell)."""
     if fraction is None or fraction != fraction:
         return ""
+    width = _bar_width[0] if width is None else width
     f = min(max(fraction, 0.0), 1.0)
     eighths = int(round(f * width * 8))
     full, part = divmod(eighths, 8)
@@ -65,9 +69,13 @@ def _fmt(x: float | None) -> str:
 
 def render(doc: dict[str, Any], out, top: int = 20) -> None:
     """Print the report for a stats document to the rich console ``out``."""
-    for item in renderables(doc, top=top):
-        out.print(item)
-        out.print()
+    _bar_width[0] = BAR_WIDTH if out.width >= 110 else 10
+    try:
+        for item in renderables(doc, top=top):
+            out.print(item)
+            out.print()
+    finally:
+        _bar_width[0] = BAR_WIDTH
 
 
 def renderables(doc: dict[str, Any], top: int = 20) -> list:
@@ -252,7 +260,7 @@ def _per_sample(ps: dict, top: int) -> list:
         t = _table(f"{title} (mean {dist['mean']:.2f}, median {dist['p50']}, max {dist['max']})",
                    first, "samples", "share", "", right=(0, 1, 2))
         for name, n, share in rows:
-            t.add_row(name, _int(n), _pct(share), f"[yellow]{bar(n / peak, 15)}[/]")
+            t.add_row(name, _int(n), _pct(share), f"[yellow]{bar(n / peak, min(15, _bar_width[0]))}[/]")
         return t
 
     parts = [table("Labels per sample", "labels", ps["labels"]), table("Classes per sample", "classes", ps["classes"])]
