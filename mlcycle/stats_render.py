@@ -81,10 +81,8 @@ def render(doc: dict[str, Any], out, top: int = 20) -> None:
 def renderables(doc: dict[str, Any], top: int = 20) -> list:
     items: list = []
     items += _section(doc, top, title=None)
-    for group in doc.get("groups") or []:
-        label = ", ".join(f"{escape(k)}={_name(v)}" for k, v in group["by"].items())
-        items.append(_rule(f"group {label}"))
-        items += _section(group, top, title=label)
+    if doc.get("groups"):
+        items += _groups(doc["groups"], top)
     if doc.get("compare"):
         items += _compare(doc["compare"], top)
     return items
@@ -323,6 +321,33 @@ def _hard(h: dict, top: int):
     for r in h["reasons"][:top]:
         t.add_row(_name(r["reason"]), _int(r["count"]), _pct(r["share"]), f"[red]{bar(r['count'] / peak)}[/]")
     return t
+
+
+def _groups(groups: list[dict], top: int) -> list:
+    """--by: one row per group, then labels per class with a column per group (the JSON
+    has every statistic per group)."""
+    columns = list(groups[0]["by"])
+    names = [", ".join(_name(g["by"][c]) for c in columns) for g in groups]
+    items: list = [_rule("by " + ", ".join(escape(c) for c in columns))]
+    t = _table("Groups", ", ".join(escape(c) for c in columns), "samples", "labels", "classes", "no labels",
+               "small", "medium", "large", "rel. size", right=tuple(range(1, 9)))
+    for name, g in zip(names, groups):
+        c, b = g["counts"], g["boxes"]
+        t.add_row(name, _int(c["samples"]), _int(c["labels"]), _int(c["classes"]), _int(c["samples_without_labels"]),
+                  *(_pct(x["share"]) for x in b["size_buckets"]), _fmt(b["relative_size"]["p50"]))
+    items.append(t)
+    labels: dict = {}
+    for j, g in enumerate(groups):
+        for c in g["counts"]["per_class"]:
+            labels.setdefault(c["label"], [0] * len(groups))[j] = c["labels"]
+    order = sorted(labels, key=lambda k: (-sum(labels[k]), "" if k is None else str(k)))
+    ct = _table("Labels per class and group", "class", *names, right=tuple(range(1, len(names) + 1)))
+    for k in order[:top]:
+        ct.add_row(_name(k), *(_int(n) for n in labels[k]))
+    if len(order) > top:
+        ct.add_row(f"[dim]… {len(order) - top} more[/]", *("" for _ in names))
+    items.append(ct)
+    return items
 
 
 def _compare(cmp: dict, top: int) -> list:

@@ -463,6 +463,10 @@ def test_render_escapes_text_from_data():
     text = con.export_text()
     assert "[bold]evil[/bold]" in text and "[red]x" in text
     assert "Classes" in text and "Jensen" in text
+    con = Console(record=True, width=160, color_system=None)
+    stats_render.render(doc_of(t, by=["split"]), con)
+    text = con.export_text()
+    assert "Labels per class and group" in text and "[bold]evil[/bold]" in text
 
 
 def test_bar():
