@@ -470,3 +470,42 @@ def test_browser_screenshot(chromium, sample_report, tmp_path):
     if os.environ.get("MLCYCLE_UPDATE_SCREENSHOT") == "1":
         (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, REPO / "docs" / "img" / "report.png")
+
+
+def test_browser_pages_placeholders_and_image_level_labels(chromium, tmp_path):
+    n = 60
+    ids = [f"set/{i:03d}.jpg" for i in range(n)]
+    rows = {T.SAMPLE_ID: [], T.SOURCE: [], T.LABEL: [], T.BBOX: [], T.SCORE: [], T.WIDTH: [], T.HEIGHT: [], T.EVAL: []}
+
+    def add(sid, source, label, bbox, score, ev):
+        for k, v in zip(rows, (sid, source, label, bbox, score, 100, 80, ev)):
+            rows[k].append(v)
+
+    for i, sid in enumerate(ids):
+        if i % 3 == 0:  # a box
+            add(sid, "gt", "dog", [10, 10, 30, 20], None, "tp")
+        elif i % 3 == 1:  # classification: a class for the whole image, and a prediction
+            add(sid, "gt", "cat", None, None, "tp")
+            add(sid, "model", "cat" if i % 2 else "dog", None, 0.75, "tp" if i % 2 else "fp")
+        else:  # a sample row: no labels at all
+            add(sid, "gt", None, None, None, None)
+    page = write(T.from_columns(rows), tmp_path / "r", tmp_path / "no-images", sort_by="sample_id")
+
+    dom = open_report(chromium, page, tmp_path)
+    assert (dom.body["data-shown"], dom.body["data-page"], dom.body["data-pages"]) == (str(n), "1", "2")
+    assert [c["id"] for c in dom.cards] == ids[:48]
+    dom = open_report(chromium, page, tmp_path, "#page=2")
+    assert [c["id"] for c in dom.cards] == ids[48:]
+    # every missing image is a placeholder naming the path it looked for
+    assert len([a for t, a in dom.elements if t == "rect" and a.get("class") == "missing"]) == 12
+    assert str(tmp_path / "no-images" / ids[59]) in dom.texts
+    # image-level labels are chips with their class, source and status; boxes are drawn
+    chips = [a for t, a in dom.elements if t == "span" and "chip" in (a.get("class") or "").split()]
+    want = [(s, lab, src, ev or "") for s, src, lab, b, ev in zip(rows[T.SAMPLE_ID], rows[T.SOURCE], rows[T.LABEL],
+                                                                   rows[T.BBOX], rows[T.EVAL])
+            if s in ids[48:] and lab is not None and b is None]
+    assert sorted((a["data-label"], a["data-source"], a["data-eval"]) for a in chips) == sorted(w[1:] for w in want)
+    assert sum(len(c["boxes"]) for c in dom.cards) == sum(1 for i in range(48, n) if i % 3 == 0)
+    # a class filter finds image-level labels too
+    dom = open_report(chromium, page, tmp_path, "#filter=source:model&filter=eval:fp")
+    assert {c["id"] for c in dom.cards} == {ids[i] for i in range(n) if i % 3 == 1 and i % 2 == 0}

@@ -211,10 +211,31 @@
       if (R[k]) { const v = sampleKey(k)[s]; if (v !== null) { badges.appendChild(el("span", {class: "badge hard"}, "hard " + v.toFixed(2))); break; } }
     }
     cap.appendChild(badges);
+    const chips = imageLabels(s);
+    if (chips) cap.appendChild(chips);
     c.appendChild(cap);
     c.addEventListener("click", () => openSample(s));
     c.addEventListener("keydown", (e) => { if (e.key === "Enter") openSample(s); });
     return c;
+  }
+  // image-level labels (a class, no box: classification) as chips under the image
+  function imageLabels(s) {
+    let box = null;
+    for (let r = S.start[s]; r < S.end[s]; r++) {
+      if (!R.label || R.label[r] === null || (R.bbox && R.bbox[r])) continue;
+      const gt = R.source[r] === GT, st = status(r);
+      box = box || el("div", {class: "chips"});
+      const chip = el("span", {class: "chip " + (gt ? "gt" : "pred") + (st ? " st-" + st : ""), "data-row": r,
+                               "data-label": key(R.label[r]), "data-source": R.source[r], "data-eval": st === null ? "" : st});
+      const sw = el("span", {class: "swatch"}); sw.style.background = color(R.label[r]);
+      chip.appendChild(sw);
+      let text = (gt ? "" : R.source[r] + ": ") + R.label[r];
+      if (!gt && R.score && R.score[r] !== null) text += " " + R.score[r].toFixed(2);
+      if (st) text += " " + st.toUpperCase();
+      chip.appendChild(document.createTextNode(text));
+      box.appendChild(chip);
+    }
+    return box;
   }
   function firstValue(s, name) {
     for (let r = S.start[s]; r < S.end[s]; r++) if (R[name] && R[name][r] !== null && R[name][r] !== undefined) return R[name][r];
@@ -321,6 +342,11 @@
     const panel = el("div", {class: "panel", role: "dialog", "aria-label": "sample " + S.id[s]});
     const head = el("div", {class: "panel-head"});
     head.appendChild(el("h2", {}, S.id[s]));
+    for (const [id, text, d] of [["detail-prev", "‹", -1], ["detail-next", "›", 1]]) {
+      const b = el("button", {type: "button", id: id, title: d < 0 ? "previous sample (←)" : "next sample (→)"}, text);
+      b.addEventListener("click", () => step(d));
+      head.appendChild(b);
+    }
     const close = el("button", {type: "button", id: "close", title: "close (Esc)"}, "×");
     close.addEventListener("click", closeDetail);
     head.appendChild(close);
@@ -334,6 +360,8 @@
     const W = Math.min(900, window.innerWidth - 80);
     pic.appendChild(drawSample(s, W, Math.max(300, window.innerHeight * 0.55), "all", true));
     if (!S.img[s]) pic.appendChild(el("p", {class: "path"}, "image not found: " + S.path[s]));
+    const chips = imageLabels(s);
+    if (chips) pic.appendChild(chips);
     body.appendChild(pic);
     body.appendChild(labelTable(s, pic));
     panel.appendChild(body);
@@ -369,7 +397,17 @@
     for (const g of pic.querySelectorAll("g.box")) if (g.getAttribute("data-row") === String(r)) g.classList.toggle("hl", on);
   }
   function closeDetail() { state.sample = null; writeState(state); }
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.sample !== null) closeDetail(); });
+  function step(delta) {  // the previous / next sample of the filtered, sorted list
+    const list = visibleSamples(state), i = list.indexOf(S.id.indexOf(state.sample));
+    const j = i + delta;
+    if (i >= 0 && j >= 0 && j < list.length) { state.sample = S.id[list[j]]; state.page = Math.floor(j / PAGE) + 1; writeState(state); }
+  }
+  document.addEventListener("keydown", (e) => {
+    if (state.sample === null) return;
+    if (e.key === "Escape") closeDetail();
+    else if (e.key === "ArrowLeft") step(-1);
+    else if (e.key === "ArrowRight") step(1);
+  });
   document.getElementById("detail").addEventListener("click", (e) => { if (e.target.id === "detail") closeDetail(); });
 
   // ------------------------------------------------------------------ metrics page
