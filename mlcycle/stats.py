@@ -480,7 +480,8 @@ def _grow_stats(arr: "np.ndarray", size: int) -> "np.ndarray":
 def _add_counts(acc: "np.ndarray", codes: "np.ndarray", size: int, weights=None) -> "np.ndarray":
     import numpy as np
 
-    acc = _grow(acc, size)
+    if acc.shape[0] < size:  # grow with room to spare: per-sample arrays grow every batch
+        acc = _grow(acc, max(size, acc.shape[0] + acc.shape[0] // 2))
     if len(codes):
         counts = np.bincount(codes, weights=weights, minlength=size)
         acc[: len(counts)] += counts.astype(acc.dtype, copy=False)
@@ -667,16 +668,19 @@ class _Accumulator:
 
         # per sample: bincount over global sample codes (memory: samples, not rows)
         nsamples = sh.samples.count
-        lab_w = is_label.astype(np.int64)
+        lab_sid = sid[is_label]
         self.sample_rows = _add_counts(self.sample_rows, sid, nsamples)
-        self.sample_labels = _add_counts(self.sample_labels, sid, nsamples, lab_w)
+        self.sample_labels = _add_counts(self.sample_labels, lab_sid, nsamples)
         for codes, table in ((src, self.by_source), (split, self.by_split)):
             values = np.flatnonzero(np.bincount(codes))
             for v in values:
-                sel = codes == v if len(values) > 1 else slice(None)
                 acc = table.setdefault(int(v), [np.zeros(0, np.int64), np.zeros(0, np.int64)])
-                acc[0] = _add_counts(acc[0], sid[sel], nsamples)
-                acc[1] = _add_counts(acc[1], sid[sel], nsamples, lab_w[sel])
+                if len(values) > 1:
+                    acc[0] = _add_counts(acc[0], sid[codes == v], nsamples)
+                    acc[1] = _add_counts(acc[1], lab_sid[codes[is_label] == v], nsamples)
+                else:
+                    acc[0] = _add_counts(acc[0], sid, nsamples)
+                    acc[1] = _add_counts(acc[1], lab_sid, nsamples)
         if nlab:
             lab_idx = np.flatnonzero(is_label)
             keys = _unique((sid[lab_idx] << _CLS_BITS) | lab_cls)
@@ -706,7 +710,8 @@ class _Accumulator:
     def _update_boxes(self, batch, lab_idx, lab_cls, ncls) -> None:
         import numpy as np
 
-        boxes = T.bboxes(batch)[lab_idx]
+        boxes = T.bboxes(batch)
+        boxes = boxes[lab_idx] if len(lab_idx) < len(boxes) else boxes
         has = np.all(np.isfinite(boxes), axis=1)
         self.no_box += int((~has).sum())
         boxes = boxes[has]
@@ -916,18 +921,18 @@ class _Accumulator:
         ncls = len(sh.classes)
         label_counts = _grow(self.label_counts, ncls)
         nsamples = sh.samples.count
-        rows = _grow(self.sample_rows, nsamples)
+        rows = _grow(self.sample_rows, nsamples)[:nsamples]
         present = rows > 0
         sample_count = int(present.sum())
-        per_sample_labels = _grow(self.sample_labels, nsamples)[present]
+        per_sample_labels = _grow(self.sample_labels, nsamples)[:nsamples][present]
         no_label_samples = int((per_sample_labels == 0).sum())
 
         def parts(table: dict) -> dict[int, tuple[int, int]]:
             out = {}
             for code, (r, lab) in table.items():
-                seen = r > 0
+                seen = _grow(r, nsamples)[:nsamples] > 0
                 if seen.any():
-                    out[code] = (int(seen.sum()), int((seen & (_grow(lab, len(r)) == 0)).sum()))
+                    out[code] = (int(seen.sum()), int((seen & (_grow(lab, nsamples)[:nsamples] == 0)).sum()))
             return out
 
         src_rows, split_rows = parts(self.by_source), parts(self.by_split)
