@@ -509,3 +509,18 @@ def test_browser_pages_placeholders_and_image_level_labels(chromium, tmp_path):
     # a class filter finds image-level labels too
     dom = open_report(chromium, page, tmp_path, "#filter=source:model&filter=eval:fp")
     assert {c["id"] for c in dom.cards} == {ids[i] for i in range(n) if i % 3 == 1 and i % 2 == 0}
+
+
+def test_output_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    table = T.from_columns({T.SAMPLE_ID: ["a.png"], T.SOURCE: ["gt"]})
+    with pytest.raises(UsageError, match="is a file; export html writes a folder"):
+        write(table, tmp_path / "taken", tmp_path)
+    assert (tmp_path / "taken").read_text() == "x"
+
+
+def test_source_keeps_ground_truth_and_one_prediction_source(tmp_path):
+    table = T.from_columns({T.SAMPLE_ID: ["a.png"] * 3, T.SOURCE: ["gt", "m1", "m2"], T.LABEL: ["x"] * 3,
+                            T.BBOX: [[0, 0, 1, 1]] * 3})
+    formats.write("html", table, tmp_path / "r", formats.WriteOptions(source="m2", images_root=tmp_path))
+    assert page_data(tmp_path / "r" / "index.html")["rows"][T.SOURCE] == ["gt", "m2"]

@@ -91,7 +91,7 @@ def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -
         else:
             sort_by = "errors" if T.EVAL in names else T.SAMPLE_ID
     if sort_by == T.SAMPLE_ID:
-        return np.argsort(np.asarray(samples.to_numpy(zero_copy_only=False), dtype=object), kind="stable"), sort_by, False
+        return pc.array_sort_indices(samples).to_numpy(), sort_by, False
     codes = pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy()
     if sort_by == "errors":
         if T.EVAL not in names:
@@ -110,10 +110,10 @@ def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -
         np.maximum.at(key, codes[ok], vals[ok])
         return np.lexsort((np.arange(len(samples)), -key)), sort_by, True
     g = pa.table({"s": codes, "v": pc.cast(col, pa.string())}).group_by("s").aggregate([("v", "min")])
-    first = np.full(len(samples), None, dtype=object)
-    first[g["s"].to_numpy()] = g["v_min"].to_numpy(zero_copy_only=False)
-    order = sorted(range(len(samples)), key=lambda i: (first[i] is None, first[i] or ""))
-    return np.asarray(order, dtype=np.int64), sort_by, False
+    first = pa.array([None] * len(samples), pa.string())
+    first = pc.replace_with_mask(first, pc.is_in(pa.array(np.arange(len(samples))), value_set=g["s"]),
+                                 g["v_min"].take(pc.sort_indices(g["s"])).combine_chunks())
+    return pc.array_sort_indices(first, null_placement="at_end").to_numpy(), sort_by, False
 
 
 def _first_per_sample(table: "pa.Table", codes, n: int, column: str):
@@ -162,8 +162,11 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
     rows: dict[str, list] = {}
     for c in columns:
         if c == T.BBOX:
-            b = T.bboxes(table)
-            rows[c] = [None if np.isnan(r).any() else [round(float(v), 2) for v in r] for r in b] if len(b) else []
+            b = T.bboxes(table).reshape(-1, 4)
+            missing = np.flatnonzero(np.isnan(b).any(axis=1))
+            rows[c] = np.round(b, 2).tolist()
+            for i in missing:  # rows without a box (sample rows, image-level labels)
+                rows[c][i] = None
         else:
             rows[c] = table[c].to_pylist()
     numeric, filters = [], []
@@ -303,11 +306,11 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
     size = int(extra.get("thumb_size") or THUMB_SIZE)
     metrics = _load_metrics(extra["metrics"]) if extra.get("metrics") else None
     images_root = options.images_root or T.get_metadata(table).get("images_root") or "."
-    if options.source is not None:
+    if options.source is not None:  # the ground truth and this one prediction source
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        keep = pc.is_in(table[T.SOURCE], value_set=__import__("pyarrow").array([T.GT_SOURCE, options.source]))
-        table = table.filter(keep)
+        table = table.filter(pc.is_in(table[T.SOURCE], value_set=pa.array([T.GT_SOURCE, options.source])))
 
     data = build_data(table, sort_by=extra.get("sort_by"), limit=limit)
     output = Path(output)
@@ -315,7 +318,13 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
         folder, page = output.parent, output
     else:
         folder, page = output, output / "index.html"
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: is a file; export html writes a folder",
+                         hint="pass a folder name, or --embed -o report.html for one file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MlcycleError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") from None
     ids = data["samples"]["id"]
     if embed:
         import tempfile
