@@ -524,3 +524,30 @@ def test_source_keeps_ground_truth_and_one_prediction_source(tmp_path):
                             T.BBOX: [[0, 0, 1, 1]] * 3})
     formats.write("html", table, tmp_path / "r", formats.WriteOptions(source="m2", images_root=tmp_path))
     assert page_data(tmp_path / "r" / "index.html")["rows"][T.SOURCE] == ["gt", "m2"]
+
+
+def test_browser_metrics_page_of_voc_and_classification_documents(chromium, tmp_path):
+    from mlcycle.evaluate import run
+
+    table, _ = sample_tables()
+    _, voc = run(table.drop_columns([T.EVAL, T.EVAL_ID, T.EVAL_IOU]), method="voc")
+    (tmp_path / "voc.json").write_text(json.dumps(voc))
+    dom = open_report(chromium, write(table, tmp_path / "v", SAMPLE, metrics=tmp_path / "voc.json"), tmp_path, "#view=metrics")
+    assert {a["data-key"] for t, a in dom.elements if t == "div" and "data-key" in a} >= {"mAP"}
+    assert {a["data-label"] for t, a in dom.elements if t == "polyline"} == set(voc["per_class"])  # curves from per_class
+    assert [a.get("id") for t, a in dom.elements if t == "table"].count("per-class") == 1
+
+    cls = T.from_columns({T.SAMPLE_ID: ["a", "b", "c", "a", "b", "c"], T.SOURCE: ["gt"] * 3 + ["pred"] * 3,
+                          T.LABEL: ["cat", "dog", "cat", "cat", "cat", "dog"], T.SCORE: [None] * 3 + [0.9, 0.8, 0.7]})
+    cls, doc = run(cls)
+    (tmp_path / "cls.json").write_text(json.dumps(doc))
+    dom = open_report(chromium, write(cls, tmp_path / "c", tmp_path, metrics=tmp_path / "cls.json"), tmp_path, "#view=metrics")
+    keys = {a["data-key"] for t, a in dom.elements if t == "div" and "data-key" in a}
+    assert {"accuracy", "macro f1", "micro precision"} <= keys
+    cells = [a for t, a in dom.elements if t == "td" and "→" in (a.get("title") or "")]
+    assert len(cells) == 2 * 3  # rows: true classes; columns: predicted + (none)
+    assert [a["title"] for a in cells if a.get("class") == "diag"] == ["cat → cat", "dog → dog"]
+    # the samples page shows the image-level labels with their status
+    dom = open_report(chromium, tmp_path / "c" / "index.html", tmp_path)
+    chips = {(a["data-label"], a["data-source"], a["data-eval"]) for t, a in dom.elements if t == "span" and "data-label" in a}
+    assert ("dog", "pred", "fp") in chips and ("cat", "gt", "tp") in chips

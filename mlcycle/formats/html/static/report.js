@@ -420,11 +420,30 @@
       p.pred_source ? "predictions " + p.pred_source : null, M.iou_type ? "iou type " + M.iou_type : null].filter((x) => x).join(" · ")));
     const cards = el("div", {class: "tiles", id: "metric-summary"});
     const tile = (k, val) => { const t = el("div", {class: "tile", "data-key": k}); t.appendChild(el("div", {class: "value"}, fmt(val))); t.appendChild(el("div", {class: "key"}, k)); cards.appendChild(t); };
-    if (M.metrics && typeof M.metrics === "object") for (const k in M.metrics) if (typeof M.metrics[k] === "number" || M.metrics[k] === null) tile(k, M.metrics[k]);
+    // every document of evaluate (coco, voc, classification) and older or hand-made ones:
+    // each part is drawn only when its keys are there
+    const shown = {};
+    const numbers = (obj, prefix) => {
+      if (!obj || typeof obj !== "object") return;
+      for (const k in obj) if ((typeof obj[k] === "number" || obj[k] === null) && !shown[prefix + k]) { shown[prefix + k] = 1; tile(prefix + k, obj[k]); }
+    };
+    numbers(M.metrics, "");
+    if (typeof M.accuracy === "number") numbers({accuracy: M.accuracy}, "");
     if (M.at_iou) for (const k of ["precision", "recall", "f1", "tp", "fp", "fn"]) if (k in M.at_iou) tile(k + " @" + fmt(M.at_iou.iou), M.at_iou[k]);
-    section(v, "Summary", cards);
-    if (Array.isArray(M.per_class) && M.per_class.length) section(v, "Per class", objectTable(M.per_class, "per-class"));
-    if (M.pr_curves && Array.isArray(M.pr_curves.curves) && M.pr_curves.curves.length) section(v, "Precision–recall curves", prCharts(M.pr_curves));
+    for (const avg of ["macro", "micro", "weighted"]) numbers(M[avg], avg + " ");
+    numbers(M.top_k_accuracy, "top-");
+    if (cards.childNodes.length) section(v, "Summary", cards);
+    let perClass = M.per_class;
+    if (perClass && !Array.isArray(perClass) && typeof perClass === "object")  // {class: {...}} (voc, classification)
+      perClass = Object.keys(perClass).map((k) => Object.assign({label: k}, perClass[k]));
+    if (Array.isArray(perClass) && perClass.length) section(v, "Per class", objectTable(perClass, "per-class"));
+    let pr = M.pr_curves;
+    if (!(pr && Array.isArray(pr.curves)) && Array.isArray(perClass)) {  // voc: a curve in each class's row
+      const iou = M.iou !== undefined ? M.iou : (M.params || {}).iou;
+      pr = {curves: perClass.filter((r) => Array.isArray(r.precision) && Array.isArray(r.recall))
+                             .map((r) => ({label: r.label, iou: iou, precision: r.precision, recall: r.recall}))};
+    }
+    if (pr && Array.isArray(pr.curves) && pr.curves.length) section(v, "Precision–recall curves", prCharts(pr));
     const cm = M.confusion_matrix;
     if (cm && Array.isArray(cm.matrix)) section(v, "Confusion matrix", confusion(cm));
   }
@@ -500,9 +519,10 @@
       const tr = el("tr");
       tr.appendChild(el("th", {}, rows[i] !== undefined ? rows[i] : ""));
       r.forEach((x, j) => {
-        const td = el("td", {class: i === j && rows[i] !== "(none)" ? "diag" : "", title: fmt(rows[i]) + " → " + fmt(cols[j])}, fmt(x));
+        const diag = rows[i] === cols[j] && rows[i] !== "(none)";
+        const td = el("td", {class: diag ? "diag" : "", title: fmt(rows[i]) + " → " + fmt(cols[j])}, fmt(x));
         const a = (x || 0) / max;
-        td.style.background = i === j ? "rgba(46,157,79," + (0.12 + 0.6 * a).toFixed(3) + ")" : x ? "rgba(214,39,40," + (0.12 + 0.6 * a).toFixed(3) + ")" : "";
+        td.style.background = diag ? "rgba(46,157,79," + (0.12 + 0.6 * a).toFixed(3) + ")" : x ? "rgba(214,39,40," + (0.12 + 0.6 * a).toFixed(3) + ")" : "";
         tr.appendChild(td);
       });
       t.appendChild(tr);
