@@ -191,6 +191,27 @@ def test_a_reader_that_stops_early_ends_the_pipeline_quietly(bindir, tmp_path, b
         assert out.stdout.count(b"\n") == 1
 
 
+@pytest.fixture(scope="module")
+def big_table(bindir, big_coco) -> Path:
+    out = big_coco.with_suffix(".parquet")
+    done = sh(bindir, f"mlcycle ingest coco {big_coco} -q -o {out}", big_coco.parent)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+@pytest.mark.parametrize("producer", ["export coco {t}", "stats {t} --json", "schema-check --infer {t}",
+                                      "evaluate {t} {t} --json"])
+def test_every_kind_of_output_ends_quietly_when_the_reader_stops(bindir, tmp_path, big_table, producer):
+    name = producer.split()[0]
+    if subprocess.run([str(bindir / "mlcycle"), name, "--help"], capture_output=True).returncode != 0:
+        pytest.fail(f"mlcycle {name} is gone: drop it from this test")
+    out = sh(bindir, f"mlcycle {producer.format(t=big_table)} | head -c 10\n"
+                     'echo "status ${PIPESTATUS[*]}" >&2', tmp_path)
+    _no_noise(out.stderr)
+    assert "status 0 0" in out.stderr, out.stderr
+    assert len(out.stdout) == 10
+
+
 def test_a_closed_pipe_with_binary_output_is_quiet_too(bindir, tmp_path, big_coco):
     out = sh(bindir, f"mlcycle ingest coco {big_coco} --format parquet | head -c 4\n"
                      'echo "status ${PIPESTATUS[*]}" >&2', tmp_path)
