@@ -157,7 +157,9 @@ def test_every_command_has_help_with_examples_a_man_page_and_a_readme_entry(name
     assert all(e.strip().startswith("mlcycle ") or "| mlcycle" in e for e in examples)
     assert (REPO / "man" / f"mlcycle-{name}.1").is_file(), "run make docs"
     readme = (REPO / "README.md").read_text()
-    assert f"mlcycle {name}" in readme, f"README.md has no entry for {name}"
+    assert re.search(rf"^##+ `?(mlcycle )?{re.escape(name)}(?![\w-])", readme, flags=re.M), \
+        f"README.md has no section for {name} (a '## {name}' heading with an example)"
+    assert f"mlcycle {name}" in readme
 
 
 # --------------------------------------------------------------------------- instant
