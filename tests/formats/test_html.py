@@ -225,12 +225,28 @@ def test_json_for_script_round_trips():
     assert json.loads(out) == doc
 
 
+def test_thumbnail_urls_are_percent_encoded(tmp_path):
+    from urllib.parse import unquote
+
+    sid = "odd dir/a#1?%20.png"
+    make_image(tmp_path / "imgs" / sid)
+    table = T.from_columns({T.SAMPLE_ID: [sid], T.SOURCE: ["gt"], T.LABEL: ["a"], T.BBOX: [[1, 1, 2, 2]]})
+    data = page_data(write(table, tmp_path / "r", tmp_path / "imgs"))
+    thumb, full = data["samples"]["img"][0], data["samples"]["full"][0]
+    assert "#" not in thumb and "?" not in thumb and " " not in thumb
+    assert (tmp_path / "r" / unquote(thumb)).is_file()
+    assert (tmp_path / "r" / unquote(full)).resolve() == (tmp_path / "imgs" / sid).resolve()
+
+
 def test_static_files_are_package_data():
     import tomllib
 
     conf = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "formats/html/static/*" in conf["tool"]["setuptools"]["package-data"]["mlcycle"]
     assert {p.name for p in H.STATIC.iterdir()} >= {"report.js", "report.css", "report.html"}
+    # they are inlined into the page: nothing in them may close their element early
+    assert "</script" not in (H.STATIC / "report.js").read_text().lower()
+    assert "</style" not in (H.STATIC / "report.css").read_text().lower()
 
 
 # --------------------------------------------------------------------------- CLI
@@ -376,6 +392,18 @@ def test_browser_draws_every_box_with_class_and_status(chromium, sample_report, 
     images = [a for t, a in dom.elements if t == "image"]
     assert len(images) == len(dom.cards) and all(a["href"].startswith("thumbs/") for a in images)
     assert not [t for t, _ in dom.elements if t == "img"]
+    assert not [a for _, a in dom.elements if "data-broken" in a]  # every thumbnail loaded
+
+
+def test_browser_loads_thumbnails_of_odd_file_names(chromium, tmp_path):
+    ids = ["odd dir/a#1?%20.png", "b&c;d'.png", "ünï cødé.png"]
+    for sid in ids:
+        make_image(tmp_path / "imgs" / sid)
+    table = T.from_columns({T.SAMPLE_ID: ids, T.SOURCE: ["gt"] * 3, T.LABEL: ["a"] * 3, T.BBOX: [[1, 1, 2, 2]] * 3})
+    dom = open_report(chromium, write(table, tmp_path / "r", tmp_path / "imgs"), tmp_path)
+    assert sorted(c["id"] for c in dom.cards) == sorted(ids)
+    assert len([a for t, a in dom.elements if t == "image"]) == 3
+    assert not [a for _, a in dom.elements if "data-broken" in a]
 
 
 def test_browser_filters_change_what_is_shown(chromium, sample_report, tmp_path):

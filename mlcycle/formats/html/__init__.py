@@ -256,6 +256,13 @@ def make_thumbs(sample_ids: list[str], images_root: Path, out: Path,
     return paths, sizes
 
 
+def url(path: str) -> str:
+    """A relative path as a URL (``#``, ``?``, ``%``, spaces ... percent-encoded)."""
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
 # --------------------------------------------------------------------------- page
 
 def json_for_script(doc: Any) -> str:
@@ -336,12 +343,13 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
                 for t in thumbs]
         data["samples"]["full"] = [None] * len(ids)
     else:
-        data["samples"]["img"], sizes = make_thumbs(ids, Path(images_root), folder, size)
+        thumbs, sizes = make_thumbs(ids, Path(images_root), folder, size)
+        data["samples"]["img"] = [url(t) if t else None for t in thumbs]
         # the original image, for the detail view (relative, so the folder can be moved
         # together with the images); the page falls back to the thumbnail
         rel = os.path.relpath(Path(images_root).resolve(), folder.resolve())
         data["samples"]["full"] = [
-            (Path(rel) / s).as_posix() if t else None for s, t in zip(ids, data["samples"]["img"])]
+            url((Path(rel) / s).as_posix()) if t else None for s, t in zip(ids, data["samples"]["img"])]
     # the table's width/height win; the image's own size fills the gaps
     sm = data["samples"]
     sm["w"] = [w if w is not None else (z[0] if z else None) for w, z in zip(sm["w"], sizes)]

@@ -133,6 +133,10 @@
     if (src) {
       const im = svg("image", {href: src, x: 0, y: 0, width: W, height: H, preserveAspectRatio: "none"});
       if (full && S.full[s] && S.img[s]) im.addEventListener("error", () => im.setAttribute("href", S.img[s]), {once: true});
+      else im.addEventListener("error", () => {  // a thumbnail that did not load (report moved?)
+        root.setAttribute("data-broken", "1");
+        im.replaceWith(svg("rect", {class: "missing", x: 0, y: 0, width: W, height: H}));
+      }, {once: true});
       root.appendChild(im);
     } else {
       root.appendChild(svg("rect", {class: "missing", x: 0, y: 0, width: W, height: H}));
