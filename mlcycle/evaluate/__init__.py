@@ -260,12 +260,14 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     g_rle = d_rle = None
     d_area = wh[d_rows]
     if segm:
-        g_rle, d_rle = _rles(table, [g_rows, d_rows], boxes, W, H, origin)
+        seg_col = T.column_or_null(table, T.SEGMENTATION).combine_chunks()
+        g_rle = Masks(seg_col, g_rows, boxes, W, H, origin)
+        d_rle = Masks(seg_col, d_rows, boxes, W, H, origin)
         # mask areas only where no area is given: gt without area/box, preds without box
         g_need = np.flatnonzero(np.isnan(g_area))
-        g_area[g_need] = mask_areas([g_rle[i] for i in g_need.tolist()])
+        g_area[g_need] = g_rle.areas(g_need)
         d_need = np.flatnonzero(~box_ok[d_rows])
-        d_area[d_need] = mask_areas([d_rle[i] for i in d_need.tolist()])
+        d_area[d_need] = d_rle.areas(d_need)
     gt = Objects(img=img_index[s_codes[g_rows]], cat=row_cls[g_rows], box=boxes[g_rows], area=g_area,
                  crowd=crowd[g_rows], rle=g_rle)
     dt = Objects(img=d_img_all[d_rows], cat=row_cls[d_rows], box=boxes[d_rows], area=d_area,
@@ -279,43 +281,50 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
                     opts.gt_source, pred_source)
 
 
-def _rles(table: "pa.Table", row_sets: "list[np.ndarray]", boxes, W, H, origin: str) -> list[list]:
-    """pycocotools RLEs for the given rows, built as ``COCO.annToRLE`` builds them:
-    polygons -> ``frPyObjects`` + ``merge`` (image height/width from the row), an
-    uncompressed RLE -> ``frPyObjects``, a compressed RLE as it is; a row with a box but
-    no mask gets the box as a polygon (as ``loadRes`` does for box results)."""
-    import numpy as np
-    import orjson
-    from pycocotools import mask as mask_utils
+class Masks:
+    """The masks of some table rows, turned into pycocotools RLEs only when asked for
+    (``take``), in batches: most predictions never meet a ground truth of their class on
+    their image, and their masks are never needed.
 
-    import gc
+    RLEs are built as ``COCO.annToRLE`` builds them: polygons -> ``frPyObjects`` +
+    ``merge`` (image height/width from the row), an uncompressed RLE -> ``frPyObjects``, a
+    compressed RLE as it is; a row with a box but no mask gets the box as a polygon (as
+    ``loadRes`` does for box results)."""
 
-    import numpy as np
-    import pyarrow.compute as pc
+    def __init__(self, col: "pa.Array", rows: "np.ndarray", boxes, W, H, origin: str, cache=None):
+        self.col, self.rows, self.boxes, self.W, self.H, self.origin = col, rows, boxes, W, H, origin
+        self.cache: dict[int, Any] = {} if cache is None else cache  # table row -> RLE, shared by subsets
 
-    col = T.column_or_null(table, T.SEGMENTATION).combine_chunks()
-    enabled = gc.isenabled()
-    gc.disable()  # hundreds of thousands of small dicts: the collector would rescan them
-    try:
-        # fast path over the whole column at once: compressed RLE text parsed by a
-        # vectorised regex instead of JSON
-        m = pc.extract_regex(col, _RLE_TEXT)
-        ok = m.is_valid().to_numpy(zero_copy_only=False) if len(col) else np.zeros(0, bool)
-        if ok.any():
-            fast = np.flatnonzero(ok)
-            okm = pa_array(ok)
-            hh = pc.cast(m.field("h").filter(okm), "int64").to_numpy()
-            ww = pc.cast(m.field("w").filter(okm), "int64").to_numpy()
-            cc = m.field("c").filter(okm)
-            where = np.full(len(col), -1, np.int64)
-            where[fast] = np.arange(len(fast))
-        else:
-            where = np.full(len(col), -1, np.int64)
-            hh = ww = cc = None
-        return [_rles_unsafe(col, rows, where, hh, ww, cc, boxes, W, H, origin) for rows in row_sets]
-    finally:
-        if enabled:
-            gc.enable()
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, idx: "np.ndarray") -> "Masks":
+        return Masks(self.col, self.rows[idx], self.boxes, self.W, self.H, self.origin, self.cache)
+
+    def take(self, idx: "np.ndarray") -> list:
+        """RLE dicts for the objects at positions ``idx``."""
+        import gc
+
+        import numpy as np
+
+        idx = np.asarray(idx, dtype=np.int64)
+        if not len(idx):
+            return []
+        enabled = gc.isenabled()
+        gc.disable()  # many small dicts: the collector would rescan them again and again
+        try:
+            rows = self.rows[idx].tolist()
+            cache = self.cache
+            missing = np.array([r for r in rows if r not in cache], dtype=np.int64)
+            if len(missing):
+                cache.update(zip(missing.tolist(), _rles(self.col, missing, self.boxes, self.W, self.H, self.origin)))
+            return [cache[r] for r in rows]
+        finally:
+            if enabled:
+                gc.enable()
+
+    def areas(self, idx: "np.ndarray") -> "np.ndarray":
+        return mask_areas(self.take(idx))
 
 
 # the JSON text mlcycle's readers write for a compressed RLE (orjson, no spaces); a
@@ -323,23 +332,28 @@ def _rles(table: "pa.Table", row_sets: "list[np.ndarray]", boxes, W, H, origin: 
 _RLE_TEXT = r'^\{"size":\[(?P<h>[0-9]+),(?P<w>[0-9]+)\],"counts":"(?P<c>[^"\\]*)"\}$'
 
 
-def _rles_unsafe(col, rows, where, hh, ww, cc, boxes, W, H, origin):
+def _rles(col, rows, boxes, W, H, origin):
     import numpy as np
     import orjson
+    import pyarrow as pa
+    import pyarrow.compute as pc
     from pycocotools import mask as mask_utils
 
     out: list = [None] * len(rows)
-    if not len(rows):
-        return out
-    pos = where[rows]
-    fast = np.flatnonzero(pos >= 0)
+    sub = col.take(pa.array(rows))
+    # fast path: compressed RLE text parsed by a vectorised regex instead of JSON
+    m = pc.extract_regex(sub, _RLE_TEXT)
+    okm = m.is_valid()
+    ok = okm.to_numpy(zero_copy_only=False)
+    fast = np.flatnonzero(ok)
     if len(fast):
-        p = pos[fast]
-        counts = cc.take(pa_array(p)).to_pylist()
-        for j, h_, w_, c_ in zip(fast.tolist(), hh[p].tolist(), ww[p].tolist(), counts):
+        hh = pc.cast(m.field("h").filter(okm), "int64").to_numpy().tolist()
+        ww = pc.cast(m.field("w").filter(okm), "int64").to_numpy().tolist()
+        cc = m.field("c").filter(okm).to_pylist()
+        for j, h_, w_, c_ in zip(fast.tolist(), hh, ww, cc):
             out[j] = {"size": [h_, w_], "counts": c_}
-    slow_idx = np.flatnonzero(pos < 0)
-    segs = col.take(pa_array(rows[slow_idx])).to_pylist() if len(slow_idx) else []
+    slow_idx = np.flatnonzero(~ok)
+    segs = sub.filter(pc.invert(okm)).to_pylist() if len(slow_idx) else []
     have = [int(slow_idx[j]) for j, t in enumerate(segs) if t is not None]
     texts = [t for t in segs if t is not None]
     try:
@@ -365,16 +379,18 @@ def _rles_unsafe(col, rows, where, hh, ww, cc, boxes, W, H, origin):
         if obj is None:
             x, y, w, h = boxes[r].tolist()
             obj = [[x, y, x, y + h, x + w, y + h, x + w, y]]
-        if isinstance(obj, dict) and "size" in obj and isinstance(obj.get("counts"), list):
-            out[j] = mask_utils.frPyObjects(obj, obj["size"][0], obj["size"][1])
-            continue
+        if type(obj) is dict:
+            if "size" in obj and isinstance(obj.get("counts"), list):
+                out[j] = mask_utils.frPyObjects(obj, obj["size"][0], obj["size"][1])
+                continue
+            raise MlcycleError(f"{origin}: row {r + 1}: segmentation is neither polygons nor RLE")
         if h_ != h_ or w_ != w_:  # NaN
             raise MlcycleError(f"{origin}: row {r + 1}: polygon segmentation needs the image size",
                                hint="the row's width and height columns are empty")
-        if not isinstance(obj, list) or not obj or not all(isinstance(p, list) for p in obj):
+        if type(obj) is not list or not obj or type(obj[0]) is not list:
             raise MlcycleError(f"{origin}: row {r + 1}: segmentation is neither polygons nor RLE")
         hw = (int(h_), int(w_))
-        if len(obj[0]) > 4 and all(len(p) > 4 for p in obj):
+        if len(obj[0]) > 4 and (len(obj) == 1 or all(type(p) is list and len(p) > 4 for p in obj)):
             polys.setdefault(hw, []).append((j, obj))
         else:  # frPyObjects treats a first list of 4 numbers as boxes: keep its exact call
             try:
@@ -384,19 +400,21 @@ def _rles_unsafe(col, rows, where, hh, ww, cc, boxes, W, H, origin):
             out[j] = mask_utils.merge(rl) if isinstance(rl, list) else rl
     for (h, w), items in polys.items():
         flat = [p for _, obj in items for p in obj]
-        rl = mask_utils.frPyObjects(flat, h, w)
+        try:
+            rl = mask_utils.frPyObjects(flat, h, w)
+        except Exception:  # find the bad one and say which row it is
+            for j, obj in items:
+                try:
+                    mask_utils.frPyObjects(obj, h, w)
+                except Exception as exc:
+                    raise MlcycleError(f"{origin}: row {int(rows[j]) + 1}: bad polygon segmentation ({exc})") from None
+            raise
         k = 0
         for j, obj in items:
             m = len(obj)
             out[j] = rl[k] if m == 1 else mask_utils.merge(rl[k:k + m])
             k += m
     return out
-
-
-def pa_array(values):
-    import pyarrow as pa
-
-    return pa.array(values)
 
 
 def _bad_json(text: str) -> bool:

@@ -175,27 +175,48 @@ def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
     imgs = d_img[d_starts]
     g_lo = np.searchsorted(g_img, imgs, side="left")
     g_hi = np.searchsorted(g_img, imgs, side="right")
-    g_rle, d_rle = gt.rle, dt.rle
     dgrp, ggrp = groups.dt_group, groups.gt_group
     crowd_int = crowd_all.astype(np.uint8)
+    # only objects that meet the other side in their group need a mask at all
+    d_part = (ge - gs) > 0                                   # per det position
+    g_part = np.zeros(len(gt_order), bool)
+    if len(ggrp):
+        lo = np.searchsorted(dgrp, ggrp, side="left")
+        hi = np.searchsorted(dgrp, ggrp, side="right")
+        g_part = hi > lo
+    dp_all = np.flatnonzero(d_part)                          # det positions with a mask
+    gp_all = np.flatnonzero(g_part)
+    d_rles = take_masks(dt.rle, dt_order[dp_all])
+    g_rles = take_masks(gt.rle, gt_order[gp_all])
+    d_a = np.searchsorted(dp_all, d_starts)
+    d_b = np.searchsorted(dp_all, d_ends)
+    g_a = np.searchsorted(gp_all, g_lo)
+    g_b = np.searchsorted(gp_all, g_hi)
     out_d, out_g, out_iou = [], [], []
-    for s, e, a, b in zip(d_starts.tolist(), d_ends.tolist(), g_lo.tolist(), g_hi.tolist()):
-        if a == b:
+    for da, db, ga, gb in zip(d_a.tolist(), d_b.tolist(), g_a.tolist(), g_b.tolist()):
+        if da == db or ga == gb:
             continue
-        gidx = gt_order[a:b]
-        didx = dt_order[s:e]
-        ious = mask_utils.iou([d_rle[i] for i in didx.tolist()], [g_rle[i] for i in gidx.tolist()],
-                              crowd_int[gidx].tolist())
-        ious = np.asarray(ious, dtype=np.float64).reshape(e - s, b - a)
-        same = dgrp[s:e, None] == ggrp[None, a:b]
+        dp = dp_all[da:db]
+        gp = gp_all[ga:gb]
+        gidx = gt_order[gp]
+        ious = mask_utils.iou(d_rles[da:db], g_rles[ga:gb], crowd_int[gidx].tolist())
+        ious = np.asarray(ious, dtype=np.float64).reshape(db - da, gb - ga)
+        same = dgrp[dp][:, None] == ggrp[gp][None, :]
         di, gj = np.nonzero(same & (ious >= min_thr))
         if len(di):
-            out_d.append(s + di)
+            out_d.append(dp[di])
             out_g.append(gidx[gj])
             out_iou.append(ious[di, gj])
     if not out_d:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(out_d), np.concatenate(out_g), np.concatenate(out_iou)
+
+
+def take_masks(rle, idx: np.ndarray) -> list:
+    """RLEs at ``idx`` from a list or a lazy ``mlcycle.evaluate.Masks``."""
+    if hasattr(rle, "take"):
+        return rle.take(idx)
+    return [rle[i] for i in np.asarray(idx).tolist()]
 
 
 # --------------------------------------------------------------------------- matching

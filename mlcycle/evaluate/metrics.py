@@ -319,7 +319,8 @@ def _subset(o, sel):
     return Objects(img=o.img[sel], cat=o.cat[sel], box=o.box[sel], area=o.area[sel],
                    crowd=o.crowd[sel] if o.crowd is not None else None,
                    score=o.score[sel] if o.score is not None else None,
-                   rle=[o.rle[i] for i in sel.tolist()] if o.rle is not None else None)
+                   rle=None if o.rle is None else (o.rle.subset(sel) if hasattr(o.rle, "subset")
+                                                    else [o.rle[i] for i in sel.tolist()]))
 
 
 def _with_eval_columns(table, prep, d_state, d_gt, d_iou, g_state, g_det, g_iou) -> "pa.Table":
