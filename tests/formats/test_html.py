@@ -579,3 +579,120 @@ def test_browser_metrics_page_of_voc_and_classification_documents(chromium, tmp_
     dom = open_report(chromium, tmp_path / "c" / "index.html", tmp_path)
     chips = {(a["data-label"], a["data-source"], a["data-eval"]) for t, a in dom.elements if t == "span" and "data-label" in a}
     assert ("dog", "pred", "fp") in chips and ("cat", "gt", "tp") in chips
+
+
+class Cdp:
+    """A minimal Chrome DevTools Protocol client over --remote-debugging-pipe (NUL-separated
+    JSON on fds 3 and 4; no websocket, no extra dependency), to drive the page like a user."""
+
+    def __init__(self, chromium: str, tmp: Path):
+        to_chrome_r, self.to_chrome = os.pipe()
+        self.from_chrome, from_chrome_w = os.pipe()
+
+        def fds():  # in the child: its fd 3 reads our commands, fd 4 carries its answers
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        self.proc = subprocess.Popen(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+             f"--user-data-dir={tmp / 'cdp-profile'}", "--window-size=1400,1000", "--remote-debugging-pipe",
+             "about:blank"],
+            preexec_fn=fds, pass_fds=(3, 4), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self.buf, self.next_id, self.session = b"", 0, None
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if self.session and not method.startswith("Target."):
+            msg["sessionId"] = self.session
+        os.write(self.to_chrome, json.dumps(msg).encode() + b"\0")
+        while True:
+            while b"\0" not in self.buf:
+                chunk = os.read(self.from_chrome, 1 << 16)
+                assert chunk, "chromium closed the DevTools pipe"
+                self.buf += chunk
+            raw, self.buf = self.buf.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self.next_id:
+                assert "error" not in reply, reply
+                return reply["result"]
+
+    def open(self, url: str) -> None:
+        target = self.call("Target.createTarget", url=url)["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.wait("document.body && document.body.dataset.ready === '1'")
+
+    def js(self, expression: str):
+        res = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in res, res
+        return res["result"].get("value")
+
+    def wait(self, condition: str, timeout: float = 20.0):
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.js(f"!!({condition})"):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {condition}")
+
+    def close(self) -> None:
+        try:
+            self.call("Browser.close")
+        except (AssertionError, OSError):
+            pass
+        self.proc.wait(timeout=30)
+        os.close(self.to_chrome)
+        os.close(self.from_chrome)
+
+
+def test_browser_controls_work_like_a_user_uses_them(chromium, sample_report, tmp_path):
+    table, _, page = sample_report
+    want = expected_boxes(table)
+    cdp = Cdp(chromium, tmp_path)
+    try:
+        cdp.open(page.as_uri())
+        cards = "Array.from(document.querySelectorAll('#grid .card')).map(c => c.dataset.sampleId)"
+        assert sorted(cdp.js(cards)) == sorted(want)
+        # choose a class in the filter bar: the grid and the URL follow
+        cdp.js("const s = document.getElementById('filter-label'); s.value = 'square'; s.dispatchEvent(new Event('change'))")
+        cdp.wait("location.hash.includes('filter=label%3Asquare')")
+        assert set(cdp.js(cards)) == {s for s, boxes in want.items() if any(b[2] == "square" for b in boxes)}
+        # then eval = fn: one row must match both (a missed square)
+        cdp.js("const e = document.getElementById('filter-eval'); e.value = 'fn'; e.dispatchEvent(new Event('change'))")
+        cdp.wait("document.body.dataset.filters.includes('fn')")
+        assert set(cdp.js(cards)) == {s for s, boxes in want.items() if any(b[2] == "square" and b[3] == "fn" for b in boxes)}
+        # open a card: its labels in a table; Escape closes it
+        first = cdp.js(cards)[0]
+        cdp.js("document.querySelector('#grid .card').click()")
+        cdp.wait(f"document.body.dataset.detail === {json.dumps(first)}")
+        rows = cdp.js("document.querySelectorAll('#detail tbody tr').length")
+        assert rows == sum(1 for s in table[T.SAMPLE_ID].to_pylist() if s == first)
+        cdp.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}))")
+        cdp.wait("document.getElementById('detail').hidden")
+        # reset clears every filter; sorting by sample id from the menu
+        cdp.js("document.getElementById('reset').click()")
+        cdp.wait(f"document.body.dataset.shown === '{len(want)}'")
+        cdp.js("const o = document.getElementById('sort'); o.value = 'sample_id'; o.dispatchEvent(new Event('change'))")
+        cdp.wait("location.hash.includes('sort=sample_id')")
+        assert cdp.js(cards) == sorted(want)
+        # the arrow keys step through the samples in the grid's order
+        cdp.js("document.querySelector('#grid .card').click()")
+        cdp.wait(f"document.body.dataset.detail === {json.dumps(sorted(want)[0])}")
+        cdp.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'ArrowRight'}))")
+        cdp.wait(f"document.body.dataset.detail === {json.dumps(sorted(want)[1])}")
+        cdp.js("document.getElementById('close').click()")
+        cdp.wait("document.getElementById('detail').hidden")
+        cdp.js("document.getElementById('sort-dir').click()")
+        cdp.wait("location.hash.includes('desc=1')")
+        assert cdp.js(cards) == sorted(want, reverse=True)
+        # the metrics tab
+        cdp.js("document.getElementById('tab-metrics').click()")
+        cdp.wait("document.body.dataset.view === 'metrics'")
+        assert cdp.js("document.querySelectorAll('#confusion td').length") > 0
+    finally:
+        cdp.close()
