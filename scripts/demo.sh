@@ -21,7 +21,7 @@ if "$MLCYCLE" schema-check --help >/dev/null 2>&1; then
 fi
 if "$MLCYCLE" stats --help >/dev/null 2>&1; then
   step mlcycle stats train.parquet gt.parquet --compare split
-  "$MLCYCLE" stats "$OUT/train.parquet" "$OUT/gt.parquet" --compare split --json > "$OUT/stats.json"
+  "$MLCYCLE" stats "$OUT/train.parquet" "$OUT/gt.parquet" --compare split --json --plot "$OUT/charts" > "$OUT/stats.json"
   "$MLCYCLE" stats "$OUT/train.parquet" "$OUT/gt.parquet" --compare split || true
 fi
 if "$MLCYCLE" evaluate --help >/dev/null 2>&1; then
@@ -30,7 +30,6 @@ if "$MLCYCLE" evaluate --help >/dev/null 2>&1; then
   if "$MLCYCLE" mine-hard --help >/dev/null 2>&1; then
     step mlcycle mine-hard evaluated.parquet --top 10
     "$MLCYCLE" mine-hard "$OUT/evaluated.parquet" --top 10 -o "$OUT/hard.parquet"
-    "$MLCYCLE" mine-hard "$OUT/evaluated.parquet" --top 10 --format csv | cut -d, -f1-4 | head -n 11 >&2
   fi
 fi
 step mlcycle export coco gt.parquet
