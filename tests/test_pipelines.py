@@ -212,6 +212,17 @@ def test_every_kind_of_output_ends_quietly_when_the_reader_stops(bindir, tmp_pat
     assert len(out.stdout) == 10
 
 
+def test_help_into_a_closed_pipe_is_quiet(bindir, tmp_path):
+    out = sh(bindir, "mlcycle --help | head -n 1\n"
+                     'echo "status ${PIPESTATUS[*]}" >&2\n'
+                     # a reader gone before help is written: click's rule, exit 1, but quiet
+                     "mlcycle ingest --help | (exec 0<&-; sleep 0.5)", tmp_path)
+    _no_noise(out.stderr)
+    assert out.stdout.startswith(b"Usage: mlcycle") and out.stdout.count(b"\n") == 1
+    assert "status 0 0" in out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr  # nothing but the status line
+
+
 def test_a_closed_pipe_with_binary_output_is_quiet_too(bindir, tmp_path, big_coco):
     out = sh(bindir, f"mlcycle ingest coco {big_coco} --format parquet | head -c 4\n"
                      'echo "status ${PIPESTATUS[*]}" >&2', tmp_path)
