@@ -150,6 +150,9 @@ def test_limit_and_sort_by(tmp_path):
     data = page_data(write(table, tmp_path / "d", tmp_path))
     assert data["samples"]["id"] == ["b.png", "a.png", "c.png"]  # hard_score, largest first, nulls last
     assert data["sort"] == {"by": T.HARD_SCORE, "desc": True}
+    assert data["filters"] == [T.LABEL, T.SOURCE, "annotator"] and data["numeric"] == [T.HARD_SCORE]
+    data = page_data(write(table.append_column("difficult", pa.array([0, 1, 0, 1])), tmp_path / "f", tmp_path))
+    assert "difficult" in data["filters"] and "difficult" in data["numeric"]
     data = page_data(write(table, tmp_path / "l", tmp_path, limit=2))
     assert data["samples"]["id"] == ["b.png", "a.png"]
     assert len(data["rows"][T.SAMPLE_ID]) == 3

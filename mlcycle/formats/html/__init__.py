@@ -41,6 +41,7 @@ THUMBS = "thumbs"
 # Columns never put in the page: big nested data nobody reads in a table cell.
 SKIP_COLUMNS = (T.SEGMENTATION,)
 MAX_FILTER_VALUES = 200  # a column with more distinct values is not offered as a filter
+MAX_INT_FILTER_VALUES = 20  # integer columns are sort keys; with this few values, filters too
 
 
 def read(path: Path, options: "ReadOptions") -> "pa.Table":
@@ -176,7 +177,9 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
             continue
         if pa.types.is_floating(t) or (pa.types.is_integer(t) and c not in (T.Z_ORDER, T.GROUP_ID, T.TRACK_ID, T.FRAME)):
             numeric.append(c)
-            continue
+            # a small integer code (VOC difficult 0/1, a level 1..5) is also a filter
+            if not (pa.types.is_integer(t) and len(pc.unique(table[c])) <= MAX_INT_FILTER_VALUES):
+                continue
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_boolean(t) or pa.types.is_dictionary(t) \
                 or pa.types.is_integer(t) or pa.types.is_list(t):
             try:
