@@ -130,12 +130,15 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     sc = dt.score[kept]
     # class, then -score, then image order, then rank within the image: the stable
     # argsort of the concatenation pycocotools builds
-    order = np.lexsort((rank, img, -sc, cat))
+    # kept detections are in (image, class, rank) order already, so a stable sort by
+    # (class, -score) gives (class, -score, image, rank)
+    order = np.lexsort((-sc, cat))
     cat_o, rank_o, sc_o = cat[order], rank[order], sc[order]
     rec_thrs = p.rec_thrs
     eps = np.spacing(1)
     kk = np.arange(K)
     cat_k = cat.astype(np.int64)
+    tp_all = [matched[a] & ~dt_ignore[a] for a in range(A)]   # (T, nkept) per range
     for mi, max_det in enumerate(p.max_dets):
         if not full and mi < M - 1:
             cols = rank < max_det                           # kept order
@@ -145,7 +148,7 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
             for a in range(A):
                 npa = npig[a]
                 valid_k = npa > 0
-                key = np.flatnonzero((matched[a] & ~dt_ignore[a])[:, cols])
+                key = np.flatnonzero(tp_all[a][:, cols])
                 t_of = key // max(n_m, 1)
                 ntp = np.bincount(t_of * K + cat_m[key - t_of * n_m], minlength=T * K).reshape(T, K)
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -168,7 +171,7 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
                 precision[:, :, valid_k, a, mi] = 0.0
                 scores[:, :, valid_k, a, mi] = 0.0
                 continue
-            q, ss, rec = _accumulate_one(matched[a][:, sel], dt_ignore[a][:, sel], c, s, seg_start, has,
+            q, ss, rec = _accumulate_one(tp_all[a][:, sel], dt_ignore[a][:, sel], c, s, seg_start, has,
                                          npa, rec_thrs, eps)
             recall[:, valid_k, a, mi] = rec[:, valid_k]
             precision[:, :, valid_k, a, mi] = q[:, :, valid_k]
@@ -176,7 +179,7 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     return precision, recall, scores, npig
 
 
-def _accumulate_one(mt, ig, c, s, seg_start, has, npig, rec_thrs, eps):
+def _accumulate_one(tpm, ig, c, s, seg_start, has, npig, rec_thrs, eps):
     """Precision/scores at the recall points and final recall for one (area, maxDet),
     all thresholds and classes at once, working on the true positives only.
 
@@ -186,14 +189,15 @@ def _accumulate_one(mt, ig, c, s, seg_start, has, npig, rec_thrs, eps):
     ``tp / (fp + tp + eps)`` over the class's true positives from that point on. The
     ``fp + tp`` there is the number of non-ignored detections up to the true positive.
     """
-    T, n = mt.shape
+    T, n = tpm.shape
     K = len(seg_start)
     R = len(rec_thrs)
     # flat indices (t * n + position): np.flatnonzero is far faster than 2-D np.nonzero
-    tp_key = np.flatnonzero(mt & ~ig)               # sorted by (threshold, position)
+    tp_key = np.flatnonzero(tpm)                    # sorted by (threshold, position)
     tp_t = tp_key // n
     tp_p = tp_key - tp_t * n
-    ig_cum = np.concatenate([[0], np.cumsum(ig.ravel(), dtype=np.int64)])   # ignored before flat index
+    ig_cum = np.zeros(T * n + 1, dtype=np.int64 if T * n >= 2 ** 31 else np.int32)
+    np.cumsum(ig.ravel(), out=ig_cum[1:])           # ignored detections before a flat index
     k_of = c[tp_p].astype(np.int64)
     seg_id = tp_t * K + k_of                        # (threshold, class) segments, contiguous
     ntp = np.bincount(seg_id, minlength=T * K)

@@ -100,15 +100,24 @@ def _box_iou_pairs(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np.ndar
     """IoU of box pairs exactly as pycocotools' ``bbIou`` (maskApi.c) computes it."""
     dx, dy, dw, dh = db[:, 0], db[:, 1], db[:, 2], db[:, 3]
     gx, gy, gw, gh = gb[:, 0], gb[:, 1], gb[:, 2], gb[:, 3]
+    # same operations, same order as the C code; in place to spare temporaries
+    w = np.minimum(dw + dx, gw + gx)
+    w -= np.maximum(dx, gx)
+    h = np.minimum(dh + dy, gh + gy)
+    h -= np.maximum(dy, gy)
+    none = (w <= 0) | (h <= 0)
+    inter = w
+    inter *= h
     da = dw * dh
-    ga = gw * gh
-    w = np.minimum(dw + dx, gw + gx) - np.maximum(dx, gx)
-    h = np.minimum(dh + dy, gh + gy) - np.maximum(dy, gy)
-    inter = w * h
-    union = np.where(crowd, da, da + ga - inter)
+    union = gw * gh
+    union += da                      # da + ga (addition commutes exactly)
+    union -= inter
+    if crowd.any():
+        union[crowd] = da[crowd]
+    iou = inter
     with np.errstate(divide="ignore", invalid="ignore"):
-        iou = inter / union
-    iou[(w <= 0) | (h <= 0)] = 0.0
+        iou /= union
+    iou[none] = 0.0
     return iou
 
 
