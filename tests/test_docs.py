@@ -198,6 +198,18 @@ def test_a_completion_request_imports_nothing_heavy(words, expect):
     assert not mods & set(HEAVY), f"completing {words!r} imports {sorted(mods & set(HEAVY))}"
 
 
+@pytest.mark.parametrize("shell,env", [
+    ("zsh", {"_MLCYCLE_COMPLETE": "complete_zsh", "_TYPER_COMPLETE_ARGS": "mlcycle ingest --format "}),
+    ("fish", {"_MLCYCLE_COMPLETE": "complete_fish", "_TYPER_COMPLETE_FISH_ACTION": "get-args",
+              "_TYPER_COMPLETE_ARGS": "mlcycle ingest --format "}),
+])
+def test_zsh_and_fish_completion_requests_import_nothing_heavy(shell, env):
+    mods, out = _imported([], **env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "parquet" in out.stdout
+    assert not mods & set(HEAVY), f"{shell} completion imports {sorted(mods & set(HEAVY))}"
+
+
 # --------------------------------------------------------------------------- completions
 
 @pytest.fixture
