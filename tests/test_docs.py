@@ -162,6 +162,45 @@ def test_every_command_has_help_with_examples_a_man_page_and_a_readme_entry(name
     assert f"mlcycle {name}" in readme
 
 
+def _mlcycle_calls(line: str):
+    """(command, words) of every `mlcycle COMMAND ...` in a shell line."""
+    import shlex
+
+    for seg in re.split(r"\||&&|;|\$\(", line.split(" #")[0]):
+        try:
+            words = shlex.split(seg.strip())
+        except ValueError:
+            continue
+        if len(words) >= 2 and words[0] == "mlcycle" and not words[1].startswith("-"):
+            yield words[1], words[2:]
+
+
+def _bad_calls(lines) -> list[str]:
+    flags = {d.name: {f for o in d.options for f in o.flags} for d in TREE[1:]}
+    bad = []
+    for line in lines:
+        for cmd, words in _mlcycle_calls(line):
+            if cmd not in flags:
+                bad.append(f"unknown command {cmd!r}: {line}")
+                continue
+            for w in words:
+                if w.startswith("-") and w != "-" and not re.match(r"-\d", w) and w.split("=")[0] not in flags[cmd]:
+                    bad.append(f"mlcycle {cmd} has no option {w.split('=')[0]}: {line}")
+    return bad
+
+
+def test_help_examples_use_real_commands_and_options():
+    assert _bad_calls(e for d in TREE for e in d.examples) == []
+
+
+def test_readme_and_docs_examples_use_real_commands_and_options():
+    bad = []
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for block in re.findall(r"```(?:sh|bash|console|shell)\n(.*?)```", path.read_text(), flags=re.S):
+            bad += [f"{path.relative_to(REPO)}: {b}" for b in _bad_calls(ln.lstrip("$ ") for ln in block.splitlines())]
+    assert bad == [], "\n".join(bad)
+
+
 # --------------------------------------------------------------------------- instant
 
 def _imported(args: list[str], **env) -> tuple[set[str], subprocess.CompletedProcess]:
