@@ -121,6 +121,24 @@ def _encode(col: "pa.ChunkedArray"):
     return np.asarray(idx, dtype=np.int64), enc.dictionary.to_pylist()
 
 
+def _boxes(table: "pa.Table") -> "np.ndarray":
+    """``table.bboxes`` without combining chunks first: (n, 4) float64, NaN where null."""
+    import numpy as np
+
+    if T.BBOX not in table.column_names or table.num_rows == 0:
+        return T.bboxes(table)
+    parts = []
+    for chunk in table.column(T.BBOX).chunks:
+        n = len(chunk)
+        # child nulls (under null boxes) come out as NaN
+        arr = chunk.values.to_numpy(zero_copy_only=False)[chunk.offset * 4:(chunk.offset + n) * 4].reshape(n, 4)
+        if chunk.null_count:
+            arr = np.array(arr, dtype=np.float64)
+            arr[~chunk.is_valid().to_numpy(zero_copy_only=False)] = np.nan
+        parts.append(arr)
+    return np.concatenate(parts).astype(np.float64, copy=False) if len(parts) != 1 else np.array(parts[0], dtype=np.float64)
+
+
 def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     import numpy as np
     import pyarrow.compute as pc
@@ -176,12 +194,12 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
             class_id.setdefault(c["name"], c.get("id") if isinstance(c.get("id"), int) else None)
     cid_rows = gt_lab & cat_valid
     if cid_rows.any():
-        cats = np.asarray(cat_col, dtype=np.float64)
-        for code in np.unique(l_codes[cid_rows]).tolist():
+        cats = np.asarray(cat_col, dtype=np.float64)[cid_rows]
+        codes, first = np.unique(l_codes[cid_rows], return_index=True)
+        for code, i in zip(codes.tolist(), first.tolist()):
             name = l_values[code]
             if class_id.get(name) is None:
-                first = np.flatnonzero(cid_rows & (l_codes == code))[0]
-                class_id[name] = int(cats[first])
+                class_id[name] = int(cats[i])
     for code in np.flatnonzero(present).tolist():
         class_id.setdefault(l_values[code], None)
     classes = sorted(class_id, key=lambda k: (class_id[k] is None, class_id[k] if class_id[k] is not None else 0, k))
@@ -189,7 +207,7 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     code_to_cls = np.array([cls_index.get(v, -1) for v in l_values] + [-1], dtype=np.int64)
     row_cls = code_to_cls[l_codes]  # -1 (null label) indexes the trailing -1
 
-    boxes = T.bboxes(table)
+    boxes = _boxes(table)
     box_ok = ~np.isnan(boxes).any(axis=1)
     segm = opts.iou_type == "segm"
     seg_valid = T.column_or_null(table, T.SEGMENTATION).is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
