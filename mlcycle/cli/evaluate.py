@@ -133,7 +133,7 @@ def evaluate(
     stderr; --metrics FILE / --json give the full metrics JSON (docs/evaluate.md).
     Labels without boxes are evaluated as classification.
     """
-    from mlcycle import console, io
+    from mlcycle import io
     from mlcycle.errors import CheckFailed
     from mlcycle.evaluate import Options, run
     from mlcycle.evaluate import metrics as M

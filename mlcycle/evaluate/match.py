@@ -24,7 +24,7 @@ a ground truth whose annotation id is 0 is matched like any other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -258,7 +258,6 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
     detseq = np.cumsum(newdet) - 1
     step_bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2), side="left")
     crowd = np.asarray(gt_crowd, dtype=bool)
-    t_idx = np.arange(T)[:, None]
     for a in range(A):
         nonign = ~gt_ignore[a, pg]
         # within each det: ignored block first, so the chosen pair is the last candidate
@@ -287,7 +286,6 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
                 miou[tt, d] = aiou[lo + p]
             nc = ~crowd[g]
             avail[tt[nc], g[nc]] = False
-    del t_idx
     return match, miou
 
 
@@ -310,7 +308,3 @@ def cross_class_match(gt: Objects, dt: Objects, n_img: int, iou: float,
     d_match[groups.dt_order] = match[0, 0]
     d_iou[groups.dt_order] = np.where(match[0, 0] >= 0, miou[0], np.nan)
     return d_match, d_iou
-
-
-def as_pairs(*arrays: Any) -> tuple:  # pragma: no cover - tiny helper for callers
-    return tuple(arrays)

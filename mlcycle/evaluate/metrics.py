@@ -8,7 +8,6 @@ rich tables. Every key is documented in docs/evaluate.md.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
@@ -31,14 +30,6 @@ def _version() -> str:
     from mlcycle import __version__
 
     return __version__
-
-
-def _f(x: float | None) -> float | None:
-    """JSON-safe float: NaN/inf -> None."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -276,12 +267,10 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
             for col, v, name, inside in label_slices:
                 if col != spec["column"]:
                     continue
-                a = [rg.name for rg in ranges].index(name)
                 sm = {"AP": C._summ(res, True, None, name, top), "AP50": C._summ(res, True, .5, name, top),
                       "AP75": C._summ(res, True, .75, name, top), f"AR_{top}": C._summ(res, False, None, name, top)}
                 slices.append({"column": col, "kind": "label", "value": v,
                                "num_gt": int((inside & ~crowd).sum()), "metrics": sm})
-                del a
 
     area_params = {n: list(v) for n, v in C.DEFAULT_AREAS.items()}
     area_params.update({n: list(v) for n, v in opts.area_ranges.items()})
