@@ -250,3 +250,18 @@ def test_cli_export_yolo_needs_a_folder(runner, tmp_path):
     res = runner(["export", "yolo", table])
     assert res.exit_code == 2
     assert "pass -o DIR" in res.stderr and res.stdout == ""
+
+
+def test_cli_image_sizes_from_another_table(runner, external, tmp_path):
+    gts = voc100(external)
+    sizes = tmp_path / "voc.parquet"
+    res = runner(["ingest", "voc", gts / "pascalvoc_format", "-o", sizes])
+    assert res.exit_code == 0, res.stderr
+    res = runner(["ingest", gts / "yolo_format", "--image-sizes", sizes])
+    assert res.exit_code == 0, res.stderr
+    assert "detected format: yolo" in res.stderr
+    rows_ = [json.loads(x) for x in res.stdout.splitlines() if x.strip() and '"__mlcycle__"' not in x]
+    assert sum(1 for r in rows_ if r.get("label")) == 273
+    res = runner(["ingest", "yolo", gts / "yolo_format"])
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "image not found" in res.stderr and "--image-sizes" in res.stderr
