@@ -265,3 +265,15 @@ def test_cli_image_sizes_from_another_table(runner, external, tmp_path):
     res = runner(["ingest", "yolo", gts / "yolo_format"])
     assert res.exit_code == 1 and res.stdout == ""
     assert "image not found" in res.stderr and "--image-sizes" in res.stderr
+
+
+def test_predictions_round_trip_with_confidence(tmp_path):
+    t = T.from_columns({T.SAMPLE_ID: ["a.jpg", "a.jpg"], T.SOURCE: ["yolov8n"] * 2, T.LABEL: ["cat", "dog"],
+                        T.BBOX: np.array([[10.0, 20, 30, 40], [1, 2, 3, 4]]), T.SCORE: [0.91, 0.25],
+                        T.WIDTH: [640, 640], T.HEIGHT: [480, 480]})
+    yolo.write(t, tmp_path / "o", WriteOptions())
+    assert (tmp_path / "o/labels/a.txt").read_text().splitlines()[0].endswith(" 0.910000")
+    back = yolo.read(tmp_path / "o", ReadOptions(image_size=(640, 480), source="yolov8n"))
+    got = rows(back)
+    assert [r[T.SCORE] for r in got] == [0.91, 0.25]
+    assert np.allclose([r[T.BBOX] for r in got], [[10, 20, 30, 40], [1, 2, 3, 4]], atol=640e-6)
