@@ -147,6 +147,7 @@ def evaluate(
     )
     bounds = parse_bounds(fail_under)
     write_table = output is not None or (not json_out and not _stdout_is_terminal())
+    opts.annotate = write_table
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, fmt))
     table = io.read_tables(tables)

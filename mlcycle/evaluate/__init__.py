@@ -50,6 +50,7 @@ class Options:
     by: Sequence[str] = ()
     conf: float = 0.0
     origin: str = "<input>"
+    annotate: bool = True   # build the per-label output table (False: metrics only)
 
 
 @dataclass

@@ -194,7 +194,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     g_iou = np.full(len(g), np.nan)
     g_iou[m_user[tp_sel]] = iou_user[tp_sel]
     g_state = np.where(crowd, -1, np.where(g_det >= 0, 0, 2)).astype(np.int8)
-    out = _with_eval_columns(table, prep, d_state, d_gt, d_iou, g_state, g_det, g_iou)
+    out = _with_eval_columns(table, prep, d_state, d_gt, d_iou, g_state, g_det, g_iou) if opts.annotate else table
 
     # ---- per-class counts at --iou/--conf
     K = len(prep.classes)
@@ -358,7 +358,7 @@ def voc(table: "pa.Table", opts: "Options", pred_source: str) -> tuple["pa.Table
                       "inclusive_pixels": True}}
     doc.setdefault("inputs", {"rows": table.num_rows})
     doc.setdefault("warnings", [])
-    if hasattr(voc_mod, "annotate"):
+    if opts.annotate and hasattr(voc_mod, "annotate"):
         table = voc_mod.annotate(table, gt_source=opts.gt_source, pred_source=pred_source, iou=opts.iou,
                                  inclusive=True)
     return table, doc
@@ -376,7 +376,7 @@ def classification(table: "pa.Table", opts: "Options", pred_source: str) -> tupl
            "params": {"gt_source": opts.gt_source, "pred_source": pred_source}}
     doc.setdefault("inputs", {"rows": table.num_rows})
     doc.setdefault("warnings", [])
-    if hasattr(cls_mod, "annotate"):
+    if opts.annotate and hasattr(cls_mod, "annotate"):
         table = cls_mod.annotate(table, gt_source=opts.gt_source, pred_source=pred_source)
     return table, doc
 
@@ -424,10 +424,12 @@ def check_bounds(doc: dict, bounds: dict[str, float]) -> list[str]:
 # --------------------------------------------------------------------------- render
 
 def render(doc: dict) -> None:
-    """Summary tables on stderr (rich)."""
-    from rich.table import Table
-
+    """Summary tables on stderr (rich); nothing with -q."""
     from mlcycle import console
+
+    if console.is_quiet():
+        return
+    from rich.table import Table
 
     esc = console.escape
 
