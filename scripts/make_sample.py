@@ -151,19 +151,37 @@ def main(out: Path) -> None:
                     bbox = [bbox[0] + 0.3 * bbox[2], bbox[1] - 0.2 * bbox[3], bbox[2] * 1.1, bbox[3] * 1.15]
                     bbox = [round(b, 2) for b in bbox]
                     kind = f"{split}: {name}: annotation {ann_id} box {bbox} is shifted from {lab['bbox']} (sloppy box)"
+                attributes = {"occluded": lab["occluded"], "truncated": lab["truncated"]}
+                category = cat_id[cls]
+                # schema slips, in train only (what `schema-check` is for): a label that
+                # lacks `occluded`, a box that leaves the image, a class under a synonym
+                if split == "train" and kind is None and lab["area"] > 400:
+                    if "no_occluded" not in planned:
+                        planned["no_occluded"] = name
+                        del attributes["occluded"]
+                        kind = f"{split}: {name}: annotation {ann_id} has no `occluded` attribute (schema slip)"
+                    elif "outside" not in planned and name != planned["no_occluded"] and bbox[0] + bbox[2] < W - 20:
+                        planned["outside"] = name
+                        bbox = [bbox[0], bbox[1], float(W - bbox[0] + 12), bbox[3]]
+                        kind = f"{split}: {name}: annotation {ann_id} box {bbox} leaves the image by 12 px (schema slip)"
+                    elif "synonym" not in planned and cls == "circle" and "outside" in planned and name != planned["outside"]:
+                        planned["synonym"] = name
+                        category = 4
+                        kind = f"{split}: {name}: annotation {ann_id} is labelled `disc`, a synonym of circle (schema slip)"
                 if kind:
                     mistakes.append(kind)
                 anns.append({
-                    "id": ann_id, "image_id": image_id, "category_id": cat_id[cls], "bbox": bbox,
+                    "id": ann_id, "image_id": image_id, "category_id": category, "bbox": bbox,
                     "area": lab["area"], "iscrowd": 0, "segmentation": [],
-                    "attributes": {"occluded": lab["occluded"], "truncated": lab["truncated"]},
+                    "attributes": attributes,
                 })
                 ann_id += 1
             for d in dets:
                 results.append({"image_id": image_id, "category_id": cat_id[d["cls"]], "bbox": d["bbox"], "score": d["score"]})
+        cats = categories + ([{"id": 4, "name": "disc", "supercategory": "shape"}] if "synonym" in planned else [])
         doc = {"info": {"description": "mlcycle sample dataset (synthetic shapes)", "version": "1.0", "year": 2026},
                "licenses": [{"id": 1, "name": "CC0-1.0", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
-               "images": images, "annotations": anns, "categories": categories}
+               "images": images, "annotations": anns, "categories": cats}
         (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc, indent=1) + "\n")
         (out / "predictions" / f"detections_{split}.json").write_text(json.dumps(results) + "\n")
     (out / "MISTAKES.md").write_text("# Deliberate annotation mistakes\n\n" + "".join(f"- {m}\n" for m in mistakes))
