@@ -303,8 +303,33 @@ def cross_class_match(gt: Objects, dt: Objects, n_img: int, iou: float,
     if len(gt) == 0 or len(dt) == 0:
         return d_match, d_iou
     groups = make_groups(g2, d2, n_img, 1, len(dt))
-    pairs = candidate_pairs(g2, d2, groups, min(iou, 1 - 1e-10), iou_type)
+    if iou_type == "segm":
+        pairs = _segm_pairs_where_boxes_meet(g2, d2, groups, min(iou, 1 - 1e-10))
+    else:
+        pairs = candidate_pairs(g2, d2, groups, min(iou, 1 - 1e-10), iou_type)
     match, miou = greedy_match(groups, pairs, [iou], zero((1, len(gt)), bool), g2.crowd, len(gt))
     d_match[groups.dt_order] = match[0, 0]
     d_iou[groups.dt_order] = np.where(match[0, 0] >= 0, miou[0], np.nan)
     return d_match, d_iou
+
+
+def _segm_pairs_where_boxes_meet(gt: Objects, dt: Objects, groups: Groups, min_thr: float):
+    """Mask IoU pairs, computed only for detections whose box meets a ground-truth box
+    of the image (a detection without a box, or ground truth without one, is always
+    compared). For the diagnostic cross-class pass: masks are costly, most boxes never
+    meet."""
+    d_box_ok = ~np.isnan(dt.box).any(axis=1)
+    if np.isnan(gt.box).any():
+        return candidate_pairs(gt, dt, groups, min_thr, "segm")
+    pd, _, _ = candidate_pairs(gt, dt, groups, np.nextafter(0.0, 1.0), "bbox")
+    meet = np.zeros(len(groups.dt_order), bool)
+    meet[pd] = True
+    meet |= ~d_box_ok[groups.dt_order]
+    if meet.all():
+        return candidate_pairs(gt, dt, groups, min_thr, "segm")
+    # a view of the groups with only the detections that meet something
+    sub = Groups(n_img=groups.n_img, n_cat=groups.n_cat, gt_order=groups.gt_order, gt_group=groups.gt_group,
+                 dt_order=groups.dt_order[meet], dt_group=groups.dt_group[meet], dt_rank=groups.dt_rank[meet],
+                 dt_dropped=groups.dt_dropped)
+    pd, pg, piou = candidate_pairs(gt, dt, sub, min_thr, "segm")
+    return np.flatnonzero(meet)[pd], pg, piou
