@@ -97,10 +97,14 @@ def make_groups(gt: Objects, dt: Objects, n_img: int, n_cat: int, max_det: int) 
 # --------------------------------------------------------------------------- IoU
 
 def _box_iou_pairs(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np.ndarray:
-    """IoU of box pairs exactly as pycocotools' ``bbIou`` (maskApi.c) computes it."""
-    dx, dy, dw, dh = db[:, 0], db[:, 1], db[:, 2], db[:, 3]
-    gx, gy, gw, gh = gb[:, 0], gb[:, 1], gb[:, 2], gb[:, 3]
-    # same operations, same order as the C code; in place to spare temporaries
+    """IoU of box pairs ((n, 4) arrays) exactly as pycocotools' ``bbIou`` computes it."""
+    return _box_iou_cols(*(np.ascontiguousarray(db[:, i]) for i in range(4)),
+                         *(np.ascontiguousarray(gb[:, i]) for i in range(4)), crowd)
+
+
+def _box_iou_cols(dx, dy, dw, dh, gx, gy, gw, gh, crowd: np.ndarray) -> np.ndarray:
+    """IoU of box pairs given as contiguous columns, exactly as pycocotools' ``bbIou``
+    (maskApi.c): same operations in the same order, done in place."""
     w = np.minimum(dw + dx, gw + gx)
     w -= np.maximum(dx, gx)
     h = np.minimum(dh + dy, gh + gy)
@@ -112,7 +116,7 @@ def _box_iou_pairs(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np.ndar
     union = gw * gh
     union += da                      # da + ga (addition commutes exactly)
     union -= inter
-    if crowd.any():
+    if crowd.any():                  # crowd: intersection over the detection's area
         union[crowd] = da[crowd]
     iou = inter
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -138,6 +142,10 @@ def candidate_pairs(gt: Objects, dt: Objects, groups: Groups, min_thr: float,
         return _segm_pairs(gt, dt, groups, gs, ge, min_thr)
     out_d, out_g, out_iou = [], [], []
     crowd_all = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
+    # contiguous columns in group order: 1-D gathers are much faster than row gathers
+    dcols = [np.ascontiguousarray(dt.box[groups.dt_order, i]) for i in range(4)]
+    gcols = [np.ascontiguousarray(gt.box[groups.gt_order, i]) for i in range(4)]
+    gcrowd = crowd_all[groups.gt_order]
     csum = np.cumsum(counts)
     start = 0
     while start < nd:
@@ -151,12 +159,10 @@ def candidate_pairs(gt: Objects, dt: Objects, groups: Groups, min_thr: float,
             dpos = np.repeat(np.arange(start, stop), cnt)
             offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
             gpos = np.repeat(gs[start:stop], cnt) + offs
-            gidx = groups.gt_order[gpos]
-            didx = groups.dt_order[dpos]
-            iou = _box_iou_pairs(dt.box[didx], gt.box[gidx], crowd_all[gidx])
-            keep = iou >= min_thr
+            iou = _box_iou_cols(*(c[dpos] for c in dcols), *(c[gpos] for c in gcols), gcrowd[gpos])
+            keep = np.flatnonzero(iou >= min_thr)
             out_d.append(dpos[keep])
-            out_g.append(gidx[keep])
+            out_g.append(groups.gt_order[gpos[keep]])
             out_iou.append(iou[keep])
         start = stop
     if not out_d:
