@@ -163,20 +163,39 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
         seg_start = np.searchsorted(c, kk, side="left")
         seg_end = np.searchsorted(c, kk, side="right")
         has = seg_end > seg_start
-        for a in range(A):
-            npa = npig[a]
-            valid_k = npa > 0
-            if n == 0:
+        def one(a: int):
+            return _accumulate_one(tp_all[a][:, sel], dt_ignore[a][:, sel], c, s, seg_start, has,
+                                   npig[a], rec_thrs, eps)
+
+        # the ranges are independent and the work is in large numpy operations, which
+        # release the GIL: threads use the second core
+        results = _map(one, range(A)) if n else [None] * A
+        for a, r in enumerate(results):
+            valid_k = npig[a] > 0
+            if r is None:
                 recall[:, valid_k, a, mi] = 0.0
                 precision[:, :, valid_k, a, mi] = 0.0
                 scores[:, :, valid_k, a, mi] = 0.0
                 continue
-            q, ss, rec = _accumulate_one(tp_all[a][:, sel], dt_ignore[a][:, sel], c, s, seg_start, has,
-                                         npa, rec_thrs, eps)
+            q, ss, rec = r
             recall[:, valid_k, a, mi] = rec[:, valid_k]
             precision[:, :, valid_k, a, mi] = q[:, :, valid_k]
             scores[:, :, valid_k, a, mi] = ss[:, :, valid_k]
     return precision, recall, scores, npig
+
+
+def _map(fn, items) -> list:
+    """``list(map(fn, items))`` on a few threads when there is more than one core."""
+    import os
+
+    items = list(items)
+    workers = min(len(items), os.cpu_count() or 1, 4)
+    if workers < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _accumulate_one(tpm, ig, c, s, seg_start, has, npig, rec_thrs, eps):
