@@ -70,7 +70,7 @@ class Result:
     scores: np.ndarray      # (T, R, K, A, M)
     npig: np.ndarray        # (A, K) non-ignored gt per class
     groups: Groups
-    match: np.ndarray       # (A, T', nkept) matched gt index or -1 (T' >= T: extra thresholds)
+    match: np.ndarray       # (T', nkept) matched gt index or -1, first range ('all'); T' >= T: extra thresholds
     match_iou: np.ndarray   # (T', nkept) IoU of the match, first range ('all')
     dt_ignore: np.ndarray   # (A, T', nkept)
     thresholds: np.ndarray  # the T' thresholds matched
@@ -88,20 +88,14 @@ def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
     min_thr = min(min(float(t), 1 - 1e-10) for t in thresholds)
     pairs = candidate_pairs(gt, dt, groups, min_thr, p.iou_type)
     gt_ignore = np.stack([crowd | r.gt_out for r in ranges]) if len(ranges) else np.zeros((0, len(gt)), bool)
-    match, miou = greedy_match(groups, pairs, thresholds, gt_ignore, crowd, len(gt))
-    # dtIg: matched to an ignored gt, or unmatched and outside the range
+    match, miou, matched, dt_ignore = greedy_match(groups, pairs, thresholds, gt_ignore, crowd, len(gt))
+    # dtIg: matched to an ignored gt (already in dt_ignore), or unmatched and outside the range
     kept = groups.dt_order
-    A, Tx, nd = match.shape
-    dt_ignore = np.zeros((A, Tx, nd), dtype=bool)
     for a, r in enumerate(ranges):
-        m = match[a]
-        matched = m >= 0
-        if not matched.any():
-            dt_ignore[a] = r.dt_out[kept][None, :]
-            continue
-        dt_ignore[a] = np.where(matched, gt_ignore[a][np.where(matched, m, 0)], r.dt_out[kept][None, :])
-    precision, recall, scores, npig = accumulate(groups, dt, match[:, :len(p.iou_thrs)] >= 0,
-                                                 dt_ignore[:, :len(p.iou_thrs)], gt, gt_ignore, n_cat, p, full)
+        dt_ignore[a] |= ~matched[a] & r.dt_out[kept][None, :]
+    T = len(p.iou_thrs)
+    precision, recall, scores, npig = accumulate(groups, dt, matched[:, :T], dt_ignore[:, :T],
+                                                 gt, gt_ignore, n_cat, p, full)
     return Result(p, list(ranges), precision, recall, scores, npig, groups, match, miou, dt_ignore, thresholds)
 
 

@@ -238,23 +238,27 @@ def take_masks(rle, idx: np.ndarray) -> list:
 
 def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                  thresholds: Sequence[float], gt_ignore: np.ndarray, gt_crowd: np.ndarray,
-                 n_gt: int) -> tuple[np.ndarray, np.ndarray]:
+                 n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Greedy COCO matching for every threshold and ignore mask, all groups in lockstep.
 
     ``gt_ignore`` is (A, n_gt) bool (crowd already included). Returns
-    ``(match, iou)``: (A, T, n_kept_dets) int32 matched gt index (-1: none), and (T,
-    n_kept_dets) the IoU of the match under the first ignore mask (the others are not
-    kept, to save memory); indexed by det position in ``groups.dt_order``.
+    ``(match, iou, matched, to_ignored)``, indexed by det position in
+    ``groups.dt_order``: under the first ignore mask, (T, n) the matched gt index (int32,
+    -1: none) and the IoU of the match; under every mask, (A, T, n) bool whether the det
+    is matched and whether the gt it matched is ignored (only flags are kept for the
+    other masks, to save memory).
     """
     A = gt_ignore.shape[0]
     thr = np.array([min(float(t), 1 - 1e-10) for t in thresholds])
     T = len(thr)
     nd = len(groups.dt_order)
-    match = np.full((A, T, nd), -1, dtype=np.int32)
+    match = np.full((T, nd), -1, dtype=np.int32)
     miou = np.zeros((T, nd))
+    matched = np.zeros((A, T, nd), dtype=bool)
+    to_ignored = np.zeros((A, T, nd), dtype=bool)
     pd, pg, piou = pairs
     if len(pd) == 0:
-        return match, miou
+        return match, miou, matched, to_ignored
     rank = groups.dt_rank[pd]
     # base order: rank-major (lockstep steps), then det, then IoU, then gt input order
     base = np.lexsort((pg, piou, pd, rank))
@@ -265,7 +269,8 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
     step_bounds = np.searchsorted(rank, np.arange(int(rank[-1]) + 2), side="left")
     crowd = np.asarray(gt_crowd, dtype=bool)
     for a in range(A):
-        nonign = ~gt_ignore[a, pg]
+        ign_a = gt_ignore[a]
+        nonign = ~ign_a[pg]
         # within each det: ignored block first, so the chosen pair is the last candidate
         order = np.argsort(detseq * 2 + nonign, kind="stable")
         apd, apg, aiou = pd[order], pg[order], piou[order]
@@ -287,12 +292,14 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
             p = best[tt, kk]
             g = sg[p]
             d = apd[lo + p]
-            match[a, tt, d] = g
             if a == 0:
+                match[tt, d] = g
                 miou[tt, d] = aiou[lo + p]
+            matched[a, tt, d] = True
+            to_ignored[a, tt, d] = ign_a[g]
             nc = ~crowd[g]
             avail[tt[nc], g[nc]] = False
-    return match, miou
+    return match, miou, matched, to_ignored
 
 
 def cross_class_match(gt: Objects, dt: Objects, n_img: int, iou: float,
@@ -313,9 +320,9 @@ def cross_class_match(gt: Objects, dt: Objects, n_img: int, iou: float,
         pairs = _segm_pairs_where_boxes_meet(g2, d2, groups, min(iou, 1 - 1e-10))
     else:
         pairs = candidate_pairs(g2, d2, groups, min(iou, 1 - 1e-10), iou_type)
-    match, miou = greedy_match(groups, pairs, [iou], zero((1, len(gt)), bool), g2.crowd, len(gt))
-    d_match[groups.dt_order] = match[0, 0]
-    d_iou[groups.dt_order] = np.where(match[0, 0] >= 0, miou[0], np.nan)
+    match, miou, _, _ = greedy_match(groups, pairs, [iou], zero((1, len(gt)), bool), g2.crowd, len(gt))
+    d_match[groups.dt_order] = match[0]
+    d_iou[groups.dt_order] = np.where(match[0] >= 0, miou[0], np.nan)
     return d_match, d_iou
 
 

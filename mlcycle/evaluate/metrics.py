@@ -174,7 +174,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     # ---- per-label columns at --iou (area all, max detections), --conf applied
     g, d = prep.gt, prep.dt
     kept = res.groups.dt_order
-    m_user = res.match[0, t_user].astype(np.int64)
+    m_user = res.match[t_user].astype(np.int64)
     iou_user = res.match_iou[t_user]
     crowd = g.crowd
     d_sc = d.score[kept]
