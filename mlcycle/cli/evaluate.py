@@ -17,6 +17,24 @@ def _stdout_is_terminal() -> bool:
         return False
 
 
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of returning every large block
+    to the kernel. The evaluation allocates many large temporary arrays; with glibc's
+    defaults each one is a fresh mmap whose pages the kernel must zero again, which cost
+    as much system time as the computation itself (20k images: 1.3 s -> 0.6 s system
+    time). Same as MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_; a no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)        # M_MMAP_THRESHOLD: blocks up to 1 GiB from the heap
+        libc.mallopt(-1, (1 << 31) - 1)  # M_TRIM_THRESHOLD: keep freed heap memory
+    except (OSError, AttributeError):
+        pass
+
+
 def _number(text: str, option: str, relative: bool = False) -> float:
     from mlcycle.errors import UsageError
 
@@ -139,6 +157,7 @@ def evaluate(
     from mlcycle.evaluate import metrics as M
 
     setup(quiet, verbose, no_color)
+    _keep_freed_memory()
     opts = Options(
         gt_source=gt_source, pred_source=pred_source, iou_type=iou_type, method=method, iou=iou,
         max_dets=parse_max_dets(max_dets), area_ranges=parse_ranges(area_range, "--area-range"),
