@@ -33,4 +33,6 @@ def test_quick_start_runs_as_written(tmp_path):
     proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    assert (tmp_path / "gt.parquet").exists() and (tmp_path / "copy.json").exists()
+    for made in ("gt.parquet", "train.parquet", "stats.json", "metrics.json", "evaluated.parquet", "hard.parquet",
+                 "report/index.html", "copy.json"):
+        assert (tmp_path / made).exists(), made
