@@ -197,12 +197,12 @@ def prepare(work: Path, n_images: int, seed: int, iou_type: str) -> dict[str, Pa
 
 # --------------------------------------------------------------------------- timing
 
-def measure(cmd: list[str]) -> tuple[float, float, float, str]:
+def measure(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float, str]:
     """(wall seconds, CPU seconds (user + system), peak RSS in MB, stdout) of one whole
     process, from /usr/bin/time."""
     timer = "/usr/bin/time" if os.path.exists("/usr/bin/time") else shutil.which("time")
     t0 = time.perf_counter()
-    p = subprocess.run([timer, "-f", "%U %S %M", *cmd], capture_output=True, text=True)
+    p = subprocess.run([timer, "-f", "%U %S %M", *cmd], capture_output=True, text=True, cwd=cwd)
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise RuntimeError(f"{cmd[:3]} failed ({p.returncode}): {p.stderr[-2000:]}")
@@ -211,7 +211,7 @@ def measure(cmd: list[str]) -> tuple[float, float, float, str]:
 
 
 def stats_of(tool: str, stdout: str) -> list[float]:
-    if tool == "mlcycle":
+    if tool.startswith("mlcycle"):
         return list(json.loads(stdout)["metrics"].values())[:12]
     line = next(x for x in stdout.splitlines() if x.startswith("STATS"))
     return json.loads(line[5:])
@@ -225,6 +225,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "mlcycle-bench")
     ap.add_argument("--skip", action="append", default=[], help="tool to leave out (repeatable)")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also time the mlcycle package in DIR (e.g. `git archive HEAD~1 mlcycle | tar -x -C DIR`) "
+                         "as 'mlcycle-baseline', for a before/after in the same run")
     ap.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -235,11 +238,16 @@ def main() -> None:
     # children it forks, so the measuring process must stay small
     subprocess.run([sys.executable, __file__, "--generate-only", "--images", str(args.images),
                     "--iou-type", args.iou_type, "--seed", str(args.seed), "--work", str(args.work)], check=True)
-    paths = prepare(args.work, args.images, args.seed, args.iou_type)
+    paths = {k: p.resolve() for k, p in prepare(args.work, args.images, args.seed, args.iou_type).items()}
     py = sys.executable
     mlcycle = [py, "-m", "mlcycle", "evaluate", str(paths["gt_parquet"]), str(paths["dt_parquet"]),
                "--iou-type", args.iou_type, "--json", "-q"]
     tools = {"mlcycle": mlcycle}
+    cwds: dict[str, Path] = {}
+    if args.baseline:
+        # `python -m` puts the working directory first on sys.path
+        tools["mlcycle-baseline"] = mlcycle
+        cwds["mlcycle-baseline"] = args.baseline.resolve()
     for name, code in PEERS.items():
         tools[name] = [py, "-c", code, str(paths["gt_json"]), str(paths["dt_json"]), args.iou_type]
     tools = {k: v for k, v in tools.items() if k not in args.skip}
@@ -248,7 +256,7 @@ def main() -> None:
     # round robin, so that a change in the machine's load hits every tool alike
     for _ in range(args.repeat):
         for name, cmd in tools.items():
-            wall, cpu, rss, outs[name] = measure(cmd)
+            wall, cpu, rss, outs[name] = measure(cmd, cwds.get(name))
             runs[name].append((wall, cpu, rss))
             print(f"{name:17s} {wall:7.2f} s wall  {cpu:7.2f} s cpu  {rss:7.0f} MB", file=sys.stderr)
     results: dict[str, dict] = {}

@@ -305,44 +305,66 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
 def cross_class_match(gt: Objects, dt: Objects, n_img: int, iou: float,
                       iou_type: str = "bbox") -> tuple[np.ndarray, np.ndarray]:
     """Greedy matching that ignores classes (per image, by score, COCO's rule at one
-    threshold). Returns (det -> gt index or -1, IoU of that match)."""
+    threshold). Returns (det -> gt index or -1, IoU of that match).
+
+    Only the detections that have a candidate at all are sorted and matched: greedy
+    matching takes the detections of an image in score order, and one without a
+    candidate takes nothing, so leaving it out changes no other detection's match (the
+    confusion matrix's leftovers are mostly such detections)."""
     zero = np.zeros
-    g2 = Objects(img=gt.img, cat=zero(len(gt), np.int64), box=gt.box, area=gt.area,
-                 crowd=zero(len(gt), bool), rle=gt.rle)
-    d2 = Objects(img=dt.img, cat=zero(len(dt), np.int64), box=dt.box, area=dt.area,
-                 score=dt.score, rle=dt.rle)
     d_match = np.full(len(dt), -1, np.int64)
     d_iou = np.full(len(dt), np.nan)
     if len(gt) == 0 or len(dt) == 0:
         return d_match, d_iou
-    groups = make_groups(g2, d2, n_img, 1, len(dt))
-    if iou_type == "segm":
-        pairs = _segm_pairs_where_boxes_meet(g2, d2, groups, min(iou, 1 - 1e-10))
-    else:
-        pairs = candidate_pairs(g2, d2, groups, min(iou, 1 - 1e-10), iou_type)
+    thr = min(iou, 1 - 1e-10)
+    g2 = Objects(img=gt.img, cat=zero(len(gt), np.int64), box=gt.box, area=gt.area,
+                 crowd=zero(len(gt), bool), rle=gt.rle)
+    cand = _cross_candidates(g2, dt, n_img, thr, iou_type)
+    if not len(cand):
+        return d_match, d_iou
+    d2 = Objects(img=dt.img[cand], cat=zero(len(cand), np.int64), box=dt.box[cand], area=dt.area[cand],
+                 score=dt.score[cand], rle=_take_subset(dt.rle, cand))
+    groups = make_groups(g2, d2, n_img, 1, len(cand))
+    pairs = candidate_pairs(g2, d2, groups, thr, iou_type)
     match, miou, _, _ = greedy_match(groups, pairs, [iou], zero((1, len(gt)), bool), g2.crowd, len(gt))
-    d_match[groups.dt_order] = match[0]
-    d_iou[groups.dt_order] = np.where(match[0] >= 0, miou[0], np.nan)
+    rows = cand[groups.dt_order]
+    d_match[rows] = match[0]
+    d_iou[rows] = np.where(match[0] >= 0, miou[0], np.nan)
     return d_match, d_iou
 
 
-def _segm_pairs_where_boxes_meet(gt: Objects, dt: Objects, groups: Groups, min_thr: float):
-    """Mask IoU pairs, computed only for detections whose box meets a ground-truth box
-    of the image (a detection without a box, or ground truth without one, is always
-    compared). For the diagnostic cross-class pass: masks are costly, most boxes never
-    meet."""
-    d_box_ok = ~np.isnan(dt.box).any(axis=1)
+def _take_subset(rle, idx: np.ndarray):
+    if rle is None:
+        return None
+    if hasattr(rle, "subset"):
+        return rle.subset(idx)
+    return [rle[i] for i in idx.tolist()]
+
+
+def _cross_candidates(gt: Objects, dt: Objects, n_img: int, thr: float, iou_type: str) -> np.ndarray:
+    """Indices of the detections with a possible cross-class match, without sorting the
+    detections: pairs are generated per detection against the ground truth of its image.
+
+    Boxes: the detections with a pair at IoU >= ``thr``. Masks: the detections whose box
+    meets a ground-truth box of the image (masks are costly and most boxes never meet; a
+    detection without a box, or any detection when some ground truth has no box, is
+    always a candidate)."""
+    nd = len(dt)
+    g_order = np.argsort(gt.img, kind="stable")
+    d_img = dt.img.astype(np.int64)
+    pre = Groups(n_img=n_img, n_cat=1, gt_order=g_order, gt_group=gt.img[g_order].astype(np.int64),
+                 dt_order=np.arange(nd), dt_group=d_img, dt_rank=np.zeros(nd, np.int64),
+                 dt_dropped=np.zeros(0, np.int64))
+    if iou_type != "segm":
+        pd, _, _ = candidate_pairs(gt, dt, pre, thr, "bbox")
+        return np.unique(pd)
+    on_gt_img = np.zeros(max(n_img, 1), bool)
+    on_gt_img[gt.img] = True
+    with_gt = on_gt_img[d_img]
     if np.isnan(gt.box).any():
-        return candidate_pairs(gt, dt, groups, min_thr, "segm")
-    pd, _, _ = candidate_pairs(gt, dt, groups, np.nextafter(0.0, 1.0), "bbox")
-    meet = np.zeros(len(groups.dt_order), bool)
+        return np.flatnonzero(with_gt)
+    pd, _, _ = candidate_pairs(gt, dt, pre, np.nextafter(0.0, 1.0), "bbox")
+    meet = np.zeros(nd, bool)
     meet[pd] = True
-    meet |= ~d_box_ok[groups.dt_order]
-    if meet.all():
-        return candidate_pairs(gt, dt, groups, min_thr, "segm")
-    # a view of the groups with only the detections that meet something
-    sub = Groups(n_img=groups.n_img, n_cat=groups.n_cat, gt_order=groups.gt_order, gt_group=groups.gt_group,
-                 dt_order=groups.dt_order[meet], dt_group=groups.dt_group[meet], dt_rank=groups.dt_rank[meet],
-                 dt_dropped=groups.dt_dropped)
-    pd, pg, piou = candidate_pairs(gt, dt, sub, min_thr, "segm")
-    return np.flatnonzero(meet)[pd], pg, piou
+    meet |= np.isnan(dt.box).any(axis=1) & with_gt
+    return np.flatnonzero(meet)
