@@ -95,12 +95,14 @@ def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
         dt_ignore[a] |= ~matched[a] & r.dt_out[kept][None, :]
     T = len(p.iou_thrs)
     precision, recall, scores, npig = accumulate(groups, dt, matched[:, :T], dt_ignore[:, :T],
-                                                 gt, gt_ignore, n_cat, p, full)
+                                                 gt, gt_ignore, n_cat, p, full,
+                                                 dt_out=[r.dt_out[kept] for r in ranges])
     return Result(p, list(ranges), precision, recall, scores, npig, groups, match, miou, dt_ignore, thresholds)
 
 
 def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.ndarray,
-               gt: Objects, gt_ignore: np.ndarray, n_cat: int, p: Params, full: bool = True):
+               gt: Objects, gt_ignore: np.ndarray, n_cat: int, p: Params, full: bool = True,
+               dt_out: Sequence[np.ndarray] | None = None):
     """``COCOeval.accumulate`` for all classes at once.
 
     Per class, detections are in the order pycocotools concatenates them (image order,
@@ -108,6 +110,12 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     a subsequence of that order. With ``full=False`` precision and scores are computed
     for the largest max-detections value only (the summary never reads the others; they
     stay -1) and recall for the smaller ones.
+
+    ``dt_out`` (per range, kept order: the detection is outside the range) lets the
+    largest max-detections value work on the matched detections only: an unmatched
+    detection is ignored exactly when it is outside the range, so the ignored counts
+    the precision needs come from one cumulative sum over the detections plus a
+    correction over the matched ones, instead of passes over (thresholds x detections).
     """
     T, R, K, M = len(p.iou_thrs), len(p.rec_thrs), n_cat, len(p.max_dets)
     A = gt_ignore.shape[0]
@@ -139,12 +147,17 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
             n_m = int(cols.sum())
             has = np.bincount(cat_k[cols], minlength=K) > 0
             cat_m = cat_k[cols]
+            nk = len(cols)
             for a in range(A):
                 npa = npig[a]
                 valid_k = npa > 0
-                key = np.flatnonzero(tp_all[a][:, cols])
-                t_of = key // max(n_m, 1)
-                ntp = np.bincount(t_of * K + cat_m[key - t_of * n_m], minlength=T * K).reshape(T, K)
+                # true positives of the whole (T, nkept) array, then those within max_det
+                # (no (T, n) copy of the selected columns)
+                key = np.flatnonzero(tp_all[a])
+                t_of = key // max(nk, 1)
+                p_of = key - t_of * nk
+                inm = cols[p_of]
+                ntp = np.bincount(t_of[inm] * K + cat_k[p_of[inm]], minlength=T * K).reshape(T, K)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rec = np.where(has[None, :], ntp / np.maximum(npa, 1)[None, :], 0.0)
                 recall[:, valid_k, a, mi] = rec[:, valid_k]
@@ -157,9 +170,17 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
         seg_start = np.searchsorted(c, kk, side="left")
         seg_end = np.searchsorted(c, kk, side="right")
         has = seg_end > seg_start
+        if dt_out is not None:
+            pos_of = np.full(len(kept), -1, np.int64)      # kept index -> sorted position
+            pos_of[sel] = np.arange(n)
+
         def one(a: int):
-            return _accumulate_one(tp_all[a][:, sel], dt_ignore[a][:, sel], c, s, seg_start, has,
-                                   npig[a], rec_thrs, eps)
+            if dt_out is None:
+                tp_t, tp_p, ign_before = _tp_ignored(tp_all[a][:, sel], dt_ignore[a][:, sel], seg_start, c)
+            else:
+                tp_t, tp_p, ign_before = _tp_ignored_sparse(tp_all[a], matched[a], dt_ignore[a], dt_out[a],
+                                                            sel, pos_of, seg_start, c)
+            return _accumulate_one(tp_t, tp_p, ign_before, T, n, c, s, seg_start, has, npig[a], rec_thrs, eps)
 
         # the ranges are independent and the work is in large numpy operations, which
         # release the GIL: threads use the second core
@@ -192,7 +213,56 @@ def _map(fn, items) -> list:
         return list(pool.map(fn, items))
 
 
-def _accumulate_one(tpm, ig, c, s, seg_start, has, npig, rec_thrs, eps):
+def _tp_ignored(tpm, ig, seg_start, c):
+    """True positives of (T, n) arrays in sorted order as (threshold, position), and
+    per true positive the number of ignored detections of its class before it."""
+    T, n = tpm.shape
+    # flat indices (t * n + position): np.flatnonzero is far faster than 2-D np.nonzero
+    tp_key = np.flatnonzero(tpm)                    # sorted by (threshold, position)
+    tp_t = tp_key // n
+    tp_p = tp_key - tp_t * n
+    ig_cum = np.zeros(T * n + 1, dtype=np.int64 if T * n >= 2 ** 31 else np.int32)
+    np.cumsum(ig.ravel(), out=ig_cum[1:])           # ignored detections before a flat index
+    first = seg_start[c[tp_p]]
+    return tp_t, tp_p, ig_cum[tp_key] - ig_cum[tp_t * n + first]
+
+
+def _tp_ignored_sparse(tp, matched, ig, out, sel, pos_of, seg_start, c):
+    """``_tp_ignored`` from the matched detections only (same integers).
+
+    ``tp``/``matched``/``ig`` are (T, nkept) in kept order, ``out`` (nkept,) whether a
+    detection is outside the range, ``sel`` the kept indices in sorted order (within
+    max_det) and ``pos_of`` its inverse (-1: beyond max_det). A detection unmatched at a
+    threshold is ignored there exactly when it is outside the range, so the ignored
+    detections before sorted position p at threshold t are
+    ``#out[first:p] + sum over detections q in [first, p) matched at t of (ig - out)``.
+    """
+    T = tp.shape[0]
+    n = len(sel)
+    out_s = out[sel]
+    cx = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(out_s, out=cx[1:])                     # out detections before a position
+    cand = np.flatnonzero(matched.any(axis=0))       # kept indices matched at some threshold
+    P = pos_of[cand]
+    P = np.sort(P[P >= 0])                           # their sorted positions, increasing
+    K_idx = sel[P]
+    nI = len(P)
+    tpc = tp[:, K_idx]                               # (T, nI)
+    w = matched[:, K_idx].astype(np.int64) * (ig[:, K_idx].astype(np.int64) - out[K_idx].astype(np.int64)[None, :])
+    wx = np.zeros((T, nI + 1), dtype=np.int64)
+    np.cumsum(w, axis=1, out=wx[:, 1:])              # correction before a compact index
+    key = np.flatnonzero(tpc)                        # sorted by (threshold, position)
+    tp_t = key // max(nI, 1)
+    tp_j = key - tp_t * nI
+    tp_p = P[tp_j]
+    k_of = c[tp_p]
+    first = seg_start[k_of]
+    j_first = np.searchsorted(P, first, side="left")   # first compact index of the class
+    ign_before = (cx[tp_p] - cx[first]) + (wx[tp_t, tp_j] - wx[tp_t, j_first])
+    return tp_t, tp_p, ign_before
+
+
+def _accumulate_one(tp_t, tp_p, ign_before, T, n, c, s, seg_start, has, npig, rec_thrs, eps):
     """Precision/scores at the recall points and final recall for one (area, maxDet),
     all thresholds and classes at once, working on the true positives only.
 
@@ -202,15 +272,8 @@ def _accumulate_one(tpm, ig, c, s, seg_start, has, npig, rec_thrs, eps):
     ``tp / (fp + tp + eps)`` over the class's true positives from that point on. The
     ``fp + tp`` there is the number of non-ignored detections up to the true positive.
     """
-    T, n = tpm.shape
     K = len(seg_start)
     R = len(rec_thrs)
-    # flat indices (t * n + position): np.flatnonzero is far faster than 2-D np.nonzero
-    tp_key = np.flatnonzero(tpm)                    # sorted by (threshold, position)
-    tp_t = tp_key // n
-    tp_p = tp_key - tp_t * n
-    ig_cum = np.zeros(T * n + 1, dtype=np.int64 if T * n >= 2 ** 31 else np.int32)
-    np.cumsum(ig.ravel(), out=ig_cum[1:])           # ignored detections before a flat index
     k_of = c[tp_p].astype(np.int64)
     seg_id = tp_t * K + k_of                        # (threshold, class) segments, contiguous
     ntp = np.bincount(seg_id, minlength=T * K)
@@ -218,7 +281,6 @@ def _accumulate_one(tpm, ig, c, s, seg_start, has, npig, rec_thrs, eps):
     t_end = t_start + ntp
     j = np.arange(len(tp_p)) - t_start[seg_id] + 1  # tp count at each true positive
     first = seg_start[k_of]
-    ign_before = ig_cum[tp_key] - ig_cum[tp_t * n + first]
     nn = tp_p - first + 1 - ign_before                # fp + tp (non-ignored so far)
     pr_tp = j.astype(np.float64) / (nn.astype(np.float64) + eps)
     ntp2 = ntp.reshape(T, K)
