@@ -346,9 +346,9 @@ class Masks:
         return mask_areas(self.take(idx))
 
 
-# the JSON text mlcycle's readers write for a compressed RLE (orjson, no spaces); a
-# counts string with a backslash (JSON-escaped) takes the general path
-_RLE_TEXT = r'^\{"size":\[(?P<h>[0-9]+),(?P<w>[0-9]+)\],"counts":"(?P<c>[^"\\]*)"\}$'
+# the JSON text mlcycle's readers write for a compressed RLE (orjson, no spaces); the
+# counts characters are '0'..'o', of which JSON escapes only the backslash (as two)
+_RLE_TEXT = r'^\{"size":\[(?P<h>[0-9]+),(?P<w>[0-9]+)\],"counts":"(?P<c>(?:[^"\\]|\\\\)*)"\}$'
 
 
 def _rles(col, rows, boxes, W, H, origin):
@@ -368,9 +368,16 @@ def _rles(col, rows, boxes, W, H, origin):
     if len(fast):
         hh = pc.cast(m.field("h").filter(okm), "int64").to_numpy().tolist()
         ww = pc.cast(m.field("w").filter(okm), "int64").to_numpy().tolist()
-        cc = m.field("c").filter(okm).to_pylist()
-        for j, h_, w_, c_ in zip(fast.tolist(), hh, ww, cc):
-            out[j] = {"size": [h_, w_], "counts": c_}
+        cf = m.field("c").filter(okm)
+        if pc.any(pc.match_substring(cf, "\\")).as_py():
+            cf = pc.replace_substring(cf, "\\\\", "\\")  # JSON's escaped backslash
+        # bytes: pycocotools reads them as they are (a str is encoded on every use)
+        cc = cf.cast(pa.binary()).to_pylist()
+        fast_rles = [{"size": [h_, w_], "counts": c_} for h_, w_, c_ in zip(hh, ww, cc)]
+        if len(fast) == len(rows):
+            return fast_rles
+        for j, r_ in zip(fast.tolist(), fast_rles):
+            out[j] = r_
     slow_idx = np.flatnonzero(~ok)
     segs = sub.filter(pc.invert(okm)).to_pylist() if len(slow_idx) else []
     have = [int(slow_idx[j]) for j, t in enumerate(segs) if t is not None]

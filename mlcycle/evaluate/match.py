@@ -170,28 +170,32 @@ def candidate_pairs(gt: Objects, dt: Objects, groups: Groups, min_thr: float,
     return np.concatenate(out_d), np.concatenate(out_g), np.concatenate(out_iou)
 
 
+# a second process computes half of the mask IoUs when there are at least this many
+# detections with a mask to compare (pycocotools' C routines hold the GIL: threads
+# would not run them in parallel)
+PARALLEL_MASKS_MIN = 20_000
+
+
 def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
     """Mask IoUs with pycocotools' C routine (``maskUtils.iou``, as ``computeIoU``).
 
     One call per image (all its detections against all its ground truth, cross-class
     pairs dropped afterwards): the C routine skips pairs whose boxes do not overlap, and
-    one call per image costs far less than one per image-class group.
+    one call per image costs far less than one per image-class group. On Linux with a
+    second core, a forked process takes the later half of the images (building their
+    masks and IoUs) while this one does the first half.
     """
-    from pycocotools import mask as mask_utils
-
     nd = len(groups.dt_order)
     dt_order, gt_order = groups.dt_order, groups.gt_order
     n_cat = max(groups.n_cat, 1)
     d_img = groups.dt_group // n_cat
     g_img = groups.gt_group // n_cat
-    crowd_all = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
     d_starts = np.flatnonzero(np.r_[True, d_img[1:] != d_img[:-1]])
     d_ends = np.r_[d_starts[1:], nd]
     imgs = d_img[d_starts]
     g_lo = np.searchsorted(g_img, imgs, side="left")
     g_hi = np.searchsorted(g_img, imgs, side="right")
     dgrp, ggrp = groups.dt_group, groups.gt_group
-    crowd_int = crowd_all.astype(np.uint8)
     # only objects that meet the other side in their group need a mask at all
     d_part = (ge - gs) > 0                                   # per det position
     g_part = np.zeros(len(gt_order), bool)
@@ -201,20 +205,52 @@ def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
         g_part = hi > lo
     dp_all = np.flatnonzero(d_part)                          # det positions with a mask
     gp_all = np.flatnonzero(g_part)
-    d_rles = take_masks(dt.rle, dt_order[dp_all])
-    g_rles = take_masks(gt.rle, gt_order[gp_all])
     d_a = np.searchsorted(dp_all, d_starts)
     d_b = np.searchsorted(dp_all, d_ends)
     g_a = np.searchsorted(gp_all, g_lo)
     g_b = np.searchsorted(gp_all, g_hi)
+    use = (d_a < d_b) & (g_a < g_b)
+    d_a, d_b, g_a, g_b = d_a[use], d_b[use], g_a[use], g_b[use]
+    crowd_all = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
+    ctx = (gt, dt, groups, dp_all, gp_all, crowd_all.astype(np.uint8), min_thr)
+    if not len(d_a):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    if len(dp_all) >= PARALLEL_MASKS_MIN and _can_fork():
+        # split where half of the detections with a mask are done
+        half = int(np.searchsorted(d_b, len(dp_all) // 2))
+        half = min(max(half, 1), len(d_a) - 1) if len(d_a) > 1 else len(d_a)
+        first = (d_a[:half], d_b[:half], g_a[:half], g_b[:half])
+        second = (d_a[half:], d_b[half:], g_a[half:], g_b[half:])
+        if len(second[0]):
+            pairs2, pending = _in_child(_segm_ious, ctx, second)
+            pairs1 = _segm_ious(ctx, first)
+            pairs2 = pending() if pairs2 is None else pairs2
+            if pairs2 is None:              # the child failed: do it here (errors surface)
+                pairs2 = _segm_ious(ctx, second)
+            return tuple(np.concatenate([a, b]) for a, b in zip(pairs1, pairs2))
+    return _segm_ious(ctx, (d_a, d_b, g_a, g_b))
+
+
+def _segm_ious(ctx, ranges) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same-group pairs with mask IoU >= min_thr for the images in ``ranges``
+    (per image: slices of ``dp_all`` and ``gp_all``)."""
+    from pycocotools import mask as mask_utils
+
+    gt, dt, groups, dp_all, gp_all, crowd_int, min_thr = ctx
+    d_a, d_b, g_a, g_b = ranges
+    if not len(d_a):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    dgrp, ggrp = groups.dt_group, groups.gt_group
+    gt_order = groups.gt_order
+    d0, d1, g0, g1 = int(d_a[0]), int(d_b[-1]), int(g_a[0]), int(g_b[-1])
+    d_rles = take_masks(dt.rle, groups.dt_order[dp_all[d0:d1]])
+    g_rles = take_masks(gt.rle, gt_order[gp_all[g0:g1]])
     out_d, out_g, out_iou = [], [], []
     for da, db, ga, gb in zip(d_a.tolist(), d_b.tolist(), g_a.tolist(), g_b.tolist()):
-        if da == db or ga == gb:
-            continue
         dp = dp_all[da:db]
         gp = gp_all[ga:gb]
         gidx = gt_order[gp]
-        ious = mask_utils.iou(d_rles[da:db], g_rles[ga:gb], crowd_int[gidx].tolist())
+        ious = mask_utils.iou(d_rles[da - d0:db - d0], g_rles[ga - g0:gb - g0], crowd_int[gidx].tolist())
         ious = np.asarray(ious, dtype=np.float64).reshape(db - da, gb - ga)
         same = dgrp[dp][:, None] == ggrp[gp][None, :]
         di, gj = np.nonzero(same & (ious >= min_thr))
@@ -225,6 +261,56 @@ def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
     if not out_d:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(out_d), np.concatenate(out_g), np.concatenate(out_iou)
+
+
+def _can_fork() -> bool:
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) >= 2
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) >= 2
+
+
+def _in_child(fn, *args):
+    """Run ``fn(*args)`` in a forked process. Returns ``(None, pending)``; ``pending()``
+    waits and gives the result, or None when the child failed (the caller then runs
+    ``fn`` itself, so that any error surfaces normally)."""
+    import os
+    import pickle
+
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+    except OSError:
+        return None, lambda: None
+    if pid == 0:  # pragma: no cover - the child; coverage does not follow forks
+        code = 1
+        try:
+            os.close(r)
+            data = pickle.dumps(fn(*args), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(w, "wb") as fh:
+                fh.write(data)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+
+    def pending():
+        with os.fdopen(r, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or not data:
+            return None
+        try:
+            return pickle.loads(data)
+        except Exception:
+            return None
+
+    return None, pending
 
 
 def take_masks(rle, idx: np.ndarray) -> list:

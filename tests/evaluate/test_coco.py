@@ -310,3 +310,77 @@ def test_per_label_columns_equal_pycocotools_matches(tmp_path, data):
                 m = int(e["gtMatches"][0, j])
                 assert gt_rows[gid]["eval"] == ("tp" if m else "fn")
                 assert gt_rows[gid]["eval_id"] == (m if m else None)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=datasets(max_images=4, segm=True))
+def test_segm_with_a_second_process_equals_pycocotools(tmp_path, monkeypatch, data):
+    # large inputs compute half of the mask IoUs in a forked process; force it here
+    from mlcycle.evaluate import match
+
+    gt, dets = data
+    if not dets:
+        return
+    monkeypatch.setattr(match, "PARALLEL_MASKS_MIN", 1)
+    table = write_coco(tmp_path, gt, dets)
+    E = pycoco(gt, dets, "segm")
+    res, summary = engine(table, iou_type="segm")
+    assert_same(E, res, summary)
+
+
+def _two_image_segm(tmp_path):
+    from pycocotools import mask as mu
+
+    images = [{"id": i, "file_name": f"im{i}.jpg", "width": 200, "height": 200} for i in (1, 2)]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 50, 50], "area": 2500.0, "iscrowd": 0,
+             "segmentation": [[10, 10, 60, 10, 60, 60, 10, 60]]} for i in (1, 2)]
+    dets = []
+    for i in (1, 2):
+        r = mu.frPyObjects([[12, 12, 58, 12, 58, 61, 12, 61]], 200, 200)[0]
+        dets.append({"image_id": i, "category_id": 1, "score": 0.9,
+                     "segmentation": {"size": r["size"], "counts": r["counts"].decode()}})
+    gt = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "c1"}]}
+    return gt, dets
+
+
+def test_bad_mask_in_the_second_process_half_is_reported_like_any(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from mlcycle import table as T
+    from mlcycle.errors import MlcycleError
+    from mlcycle.evaluate import match
+
+    monkeypatch.setattr(match, "PARALLEL_MASKS_MIN", 1)
+    gt, dets = _two_image_segm(tmp_path)
+    table = write_coco(tmp_path, gt, dets)
+    seg = table.column(T.SEGMENTATION).to_pylist()
+    src = table.column(T.SOURCE).to_pylist()
+    last = max(i for i, s in enumerate(src) if s != "gt")   # the detection on image 2
+    seg[last] = "{not json"
+    table = table.set_column(table.column_names.index(T.SEGMENTATION), T.SEGMENTATION, pa.array(seg, pa.string()))
+    with pytest.raises(MlcycleError, match=f"row {last + 1}: segmentation is not valid JSON"):
+        engine(table, iou_type="segm")
+
+
+def test_rle_text_with_escaped_backslash_is_read_exactly(tmp_path):
+    # compressed RLE counts use '0'..'o', which includes the backslash JSON escapes
+    from pycocotools import mask as mu
+
+    gt, dets = _two_image_segm(tmp_path)
+    found = None
+    for w in range(20, 120):
+        for h in range(20, 120, 7):
+            r = mu.frPyObjects([[11, 9, 11 + w, 9, 11 + w, 9 + h, 11, 9 + h]], 200, 200)[0]
+            if b"\\" in r["counts"]:
+                found = r
+                break
+        if found:
+            break
+    assert found is not None
+    dets[0]["segmentation"] = {"size": found["size"], "counts": found["counts"].decode()}
+    table = write_coco(tmp_path, gt, dets)
+    E = pycoco(gt, dets, "segm")
+    res, summary = engine(table, iou_type="segm")
+    assert_same(E, res, summary)
+    assert summary["AP"] == E.stats[0]
