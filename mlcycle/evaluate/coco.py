@@ -134,7 +134,7 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     # argsort of the concatenation pycocotools builds
     # kept detections are in (image, class, rank) order already, so a stable sort by
     # (class, -score) gives (class, -score, image, rank)
-    order = np.lexsort((-sc, cat))
+    order = _class_score_order(cat, sc, K)
     cat_o, rank_o, sc_o = cat[order], rank[order], sc[order]
     rec_thrs = p.rec_thrs
     eps = np.spacing(1)
@@ -197,6 +197,15 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
             precision[:, :, valid_k, a, mi] = q[:, :, valid_k]
             scores[:, :, valid_k, a, mi] = ss[:, :, valid_k]
     return precision, recall, scores, npig
+
+
+def _class_score_order(cat: np.ndarray, sc: np.ndarray, n_cat: int) -> np.ndarray:
+    """``np.lexsort((-sc, cat))``. The class pass sorts 16-bit keys when the classes fit,
+    which numpy does with a (stable) radix sort instead of a second comparison sort."""
+    if n_cat > np.iinfo(np.uint16).max or not len(cat):
+        return np.lexsort((-sc, cat))
+    by_score = np.argsort(-sc, kind="stable")
+    return by_score[np.argsort(cat[by_score].astype(np.uint16), kind="stable")]
 
 
 def _map(fn, items) -> list:

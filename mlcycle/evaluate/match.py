@@ -77,7 +77,7 @@ def make_groups(gt: Objects, dt: Objects, n_img: int, n_cat: int, max_det: int) 
     gt_order = np.argsort(gkey, kind="stable")
     dkey = group_key(dt.img, dt.cat, n_cat)
     # stable: within a group, -score then input order (== mergesort argsort of -score)
-    dt_sorted = np.lexsort((-dt.score, dkey)) if len(dt) else np.zeros(0, np.int64)
+    dt_sorted = _group_score_order(dkey, dt.score)
     dk = dkey[dt_sorted]
     if len(dk):
         starts = np.flatnonzero(np.r_[True, dk[1:] != dk[:-1]])
@@ -92,6 +92,21 @@ def make_groups(gt: Objects, dt: Objects, n_img: int, n_cat: int, max_det: int) 
         dt_order=dt_sorted[keep], dt_group=dk[keep], dt_rank=rank[keep],
         dt_dropped=dt_sorted[~keep],
     )
+
+
+def _group_score_order(key: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """``np.lexsort((-score, key))``: by key, then by descending score, then input order.
+
+    Detectors write each image's detections by descending score, so a stable sort by
+    key alone (fast on input already grouped by image) usually leaves every group in
+    score order already; that is checked, and the full sort is done only otherwise."""
+    if not len(key):
+        return np.zeros(0, np.int64)
+    order = np.argsort(key, kind="stable")
+    k, sc = key[order], score[order]
+    if bool(np.all((sc[1:] <= sc[:-1]) | (k[1:] != k[:-1]))):
+        return order
+    return np.lexsort((-score, key))
 
 
 # --------------------------------------------------------------------------- IoU

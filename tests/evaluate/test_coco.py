@@ -384,3 +384,20 @@ def test_rle_text_with_escaped_backslash_is_read_exactly(tmp_path):
     res, summary = engine(table, iou_type="segm")
     assert_same(E, res, summary)
     assert summary["AP"] == E.stats[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(keys=st.lists(st.integers(0, 6), max_size=60), scores=st.lists(SCORE | st.just(-0.0), max_size=60),
+       presorted=st.booleans())
+def test_sort_shortcuts_equal_lexsort(keys, scores, presorted):
+    # the detection orders behind every number: group/class, then -score, then input order
+    from mlcycle.evaluate.coco import _class_score_order
+    from mlcycle.evaluate.match import _group_score_order
+
+    n = min(len(keys), len(scores))
+    key, sc = np.array(keys[:n], dtype=np.int64), np.array(scores[:n], dtype=np.float64)
+    if presorted:  # as detectors write them: by image, then descending score
+        o = np.lexsort((-sc, key))
+        key, sc = key[o], sc[o]
+    assert np.array_equal(_group_score_order(key, sc), np.lexsort((-sc, key)))
+    assert np.array_equal(_class_score_order(key, sc, 7), np.lexsort((-sc, key)))
