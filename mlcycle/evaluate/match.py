@@ -28,8 +28,10 @@ from typing import Sequence
 
 import numpy as np
 
-# pairs are generated in chunks of about this many to bound memory
-_PAIR_CHUNK = 4_000_000
+# pairs are generated in chunks of about this many to bound memory; small chunks
+# reuse the same (already mapped) memory, large ones cost page faults (20k images:
+# 4M -> 250k took ~0.3 s of system time off and ~150 MB off the peak)
+_PAIR_CHUNK = 250_000
 
 
 @dataclass

@@ -401,3 +401,20 @@ def test_sort_shortcuts_equal_lexsort(keys, scores, presorted):
         key, sc = key[o], sc[o]
     assert np.array_equal(_group_score_order(key, sc), np.lexsort((-sc, key)))
     assert np.array_equal(_class_score_order(key, sc, 7), np.lexsort((-sc, key)))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=datasets())
+def test_bbox_with_pairs_in_many_chunks_equals_pycocotools(tmp_path, monkeypatch, data):
+    # large inputs generate box pairs in chunks; force several chunks here
+    from mlcycle.evaluate import match
+
+    gt, dets = data
+    if not dets:
+        return
+    monkeypatch.setattr(match, "_PAIR_CHUNK", 3)
+    table = write_coco(tmp_path, gt, dets)
+    E = pycoco(gt, dets, "bbox")
+    res, summary = engine(table)
+    assert_same(E, res, summary)
