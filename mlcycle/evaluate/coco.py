@@ -71,16 +71,20 @@ class Result:
     npig: np.ndarray        # (A, K) non-ignored gt per class
     groups: Groups
     match: np.ndarray       # (T', nkept) matched gt index or -1, first range ('all'); T' >= T: extra thresholds
+                            # (only the rows evaluate()'s match_rows asks for, when given)
     match_iou: np.ndarray   # (T', nkept) IoU of the match, first range ('all')
     dt_ignore: np.ndarray   # (A, T', nkept)
     thresholds: np.ndarray  # the T' thresholds matched
 
 
 def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
-             ranges: Sequence[Range], extra_thresholds: Sequence[float] = (), full: bool = True) -> Result:
+             ranges: Sequence[Range], extra_thresholds: Sequence[float] = (), full: bool = True,
+             match_rows: Sequence[int] | None = None) -> Result:
     """Match and accumulate. ``extra_thresholds`` are matched too (for per-label output)
     but not accumulated. ``full=False`` skips the precision arrays the summary never
-    reads (see ``accumulate``); every reported number is the same."""
+    reads (see ``accumulate``); every reported number is the same. ``match_rows``
+    (indices into the thresholds matched) keeps ``Result.match``/``match_iou`` for those
+    thresholds only, in that order (default: all)."""
     p = params
     crowd = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
     groups = make_groups(gt, dt, n_img, n_cat, p.max_dets[-1])
@@ -88,7 +92,8 @@ def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
     min_thr = min(min(float(t), 1 - 1e-10) for t in thresholds)
     pairs = candidate_pairs(gt, dt, groups, min_thr, p.iou_type)
     gt_ignore = np.stack([crowd | r.gt_out for r in ranges]) if len(ranges) else np.zeros((0, len(gt)), bool)
-    match, miou, matched, dt_ignore = greedy_match(groups, pairs, thresholds, gt_ignore, crowd, len(gt))
+    match, miou, matched, dt_ignore = greedy_match(groups, pairs, thresholds, gt_ignore, crowd, len(gt),
+                                                   keep=match_rows)
     # dtIg: matched to an ignored gt (already in dt_ignore), or unmatched and outside the range
     kept = groups.dt_order
     for a, r in enumerate(ranges):

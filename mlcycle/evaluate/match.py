@@ -341,7 +341,7 @@ def take_masks(rle, idx: np.ndarray) -> list:
 
 def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                  thresholds: Sequence[float], gt_ignore: np.ndarray, gt_crowd: np.ndarray,
-                 n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                 n_gt: int, keep: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Greedy COCO matching for every threshold and ignore mask, all groups in lockstep.
 
     ``gt_ignore`` is (A, n_gt) bool (crowd already included). Returns
@@ -349,14 +349,19 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
     ``groups.dt_order``: under the first ignore mask, (T, n) the matched gt index (int32,
     -1: none) and the IoU of the match; under every mask, (A, T, n) bool whether the det
     is matched and whether the gt it matched is ignored (only flags are kept for the
-    other masks, to save memory).
+    other masks, to save memory). ``keep`` (threshold indices) limits the gt index and
+    IoU arrays to those thresholds' rows, in that order.
     """
     A = gt_ignore.shape[0]
     thr = np.array([min(float(t), 1 - 1e-10) for t in thresholds])
     T = len(thr)
     nd = len(groups.dt_order)
-    match = np.full((T, nd), -1, dtype=np.int32)
-    miou = np.zeros((T, nd))
+    keep_idx = np.arange(T) if keep is None else np.asarray(keep, dtype=np.int64)
+    row_of = np.full(T, -1, np.int64)
+    row_of[keep_idx] = np.arange(len(keep_idx))
+    all_rows = keep is None or np.array_equal(keep_idx, np.arange(T))
+    match = np.full((len(keep_idx), nd), -1, dtype=np.int32)
+    miou = np.zeros((len(keep_idx), nd))
     matched = np.zeros((A, T, nd), dtype=bool)
     to_ignored = np.zeros((A, T, nd), dtype=bool)
     pd, pg, piou = pairs
@@ -396,8 +401,14 @@ def greedy_match(groups: Groups, pairs: tuple[np.ndarray, np.ndarray, np.ndarray
             g = sg[p]
             d = apd[lo + p]
             if a == 0:
-                match[tt, d] = g
-                miou[tt, d] = aiou[lo + p]
+                if all_rows:
+                    match[tt, d] = g
+                    miou[tt, d] = aiou[lo + p]
+                else:
+                    rw = row_of[tt]
+                    sel = rw >= 0
+                    match[rw[sel], d[sel]] = g[sel]
+                    miou[rw[sel], d[sel]] = aiou[lo + p[sel]]
             matched[a, tt, d] = True
             to_ignored[a, tt, d] = ign_a[g]
             nc = ~crowd[g]

@@ -167,15 +167,16 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     user_t = np.flatnonzero(iou_thrs == opts.iou)
     extra = [] if len(user_t) else [opts.iou]
     t_user = int(user_t[0]) if len(user_t) else len(iou_thrs)
-    res = C.evaluate(prep.gt, prep.dt, len(prep.samples), len(prep.classes), params, ranges, extra, full=False)
+    res = C.evaluate(prep.gt, prep.dt, len(prep.samples), len(prep.classes), params, ranges, extra, full=False,
+                     match_rows=[t_user])
     custom = list(opts.area_ranges) + list(opts.rel_area_ranges)
     summary = C.summarize(res, custom)
 
     # ---- per-label columns at --iou (area all, max detections), --conf applied
     g, d = prep.gt, prep.dt
     kept = res.groups.dt_order
-    m_user = res.match[t_user].astype(np.int64)
-    iou_user = res.match_iou[t_user]
+    m_user = res.match[0].astype(np.int64)      # the one row kept: threshold t_user
+    iou_user = res.match_iou[0]
     crowd = g.crowd
     d_sc = d.score[kept]
     conf_ok = d_sc >= opts.conf
