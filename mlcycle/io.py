@@ -188,7 +188,6 @@ def _split_jsonl_header(data: bytes) -> tuple[dict | None, bytes, int]:
 
 def _read_jsonl(data: bytes, name: str) -> "pa.Table":
     import pyarrow as pa
-    import pyarrow.json as pj
 
     meta, body, skipped = _split_jsonl_header(data)
     if not body.strip():

@@ -317,7 +317,6 @@ def score_rules(f: _Frame, opts: MineOptions) -> tuple["np.ndarray", "np.ndarray
     crowd_g = f.crowd[gg]
 
     # ---- per prediction: best overlaps (0 = nothing)
-    u_any = _segmax(n, pp, iou, np.ones(len(pp), bool), 0.0)
     u_other = _segmax(n, pp, iou, ~same & ~crowd_g, 0.0)
     u_same_tp = _segmax(n, pp, iou, same & f.tp[gg], 0.0)
     u_same_free = _segmax(n, pp, iou, same & ~f.tp[gg] & ~crowd_g, 0.0)
@@ -895,7 +894,6 @@ def search_pool(result: MineResult, table: "pa.Table", pool: "PoolReader | pa.Ta
     """
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     opts.check()
     reader = pool if isinstance(pool, PoolReader) else PoolReader(table=pool, batch_size=opts.chunk_rows)

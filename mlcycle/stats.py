@@ -264,7 +264,6 @@ class Quantiles:
     _MAX_EXP = 35.0   # log(1.6e15)
 
     def __init__(self) -> None:
-        import numpy as np
 
         self.n = 0
         self.total = 0.0
@@ -651,7 +650,6 @@ class _Accumulator:
     def update(self, batch: "pa.Table", cls: "np.ndarray", is_label: "np.ndarray",
                src: "np.ndarray", split: "np.ndarray", sid: "np.ndarray") -> None:
         import numpy as np
-        import pyarrow as pa
 
         n = batch.num_rows
         if not n:

@@ -218,7 +218,6 @@ def column_or_null(table: "pa.Table", name: str) -> "pa.ChunkedArray":
 
 def numpy_column(table: "pa.Table", name: str, fill: Any = None, dtype=None) -> "np.ndarray":
     """A column as numpy, nulls replaced by ``fill`` (numeric columns: NaN by default)."""
-    import numpy as np
     import pyarrow.compute as pc
 
     col = column_or_null(table, name)

@@ -142,7 +142,6 @@ def _boxes(table: "pa.Table") -> "np.ndarray":
 
 def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     import numpy as np
-    import pyarrow.compute as pc
 
     from mlcycle.evaluate.match import Objects
 

@@ -132,7 +132,6 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
         npig[a] = np.bincount(gt.cat[~gt_ignore[a]], minlength=K)[:K]
     kept = groups.dt_order
     cat = dt.cat[kept]
-    img = dt.img[kept]
     rank = groups.dt_rank
     sc = dt.score[kept]
     # class, then -score, then image order, then rank within the image: the stable
@@ -149,9 +148,7 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     for mi, max_det in enumerate(p.max_dets):
         if not full and mi < M - 1:
             cols = rank < max_det                           # kept order
-            n_m = int(cols.sum())
             has = np.bincount(cat_k[cols], minlength=K) > 0
-            cat_m = cat_k[cols]
             nk = len(cols)
             for a in range(A):
                 npa = npig[a]

@@ -203,7 +203,7 @@ def _segm_pairs(gt: Objects, dt: Objects, groups: Groups, gs, ge, min_thr):
     masks and IoUs) while this one does the first half.
     """
     nd = len(groups.dt_order)
-    dt_order, gt_order = groups.dt_order, groups.gt_order
+    gt_order = groups.gt_order
     n_cat = max(groups.n_cat, 1)
     d_img = groups.dt_group // n_cat
     g_img = groups.gt_group // n_cat

@@ -14,7 +14,6 @@ from mlcycle import table as T
 from mlcycle.errors import MlcycleError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import pyarrow as pa
 
     from mlcycle.evaluate import Options, Prepared

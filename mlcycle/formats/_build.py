@@ -35,7 +35,6 @@ def assemble(*, sample_ids: Sequence[str], label_sample: "np.ndarray", labels: S
     has = np.zeros(n_samples, dtype=bool)
     has[label_sample] = True
     empty = np.flatnonzero(~has)
-    m = len(empty)
     row_sample = np.concatenate([label_sample, empty])
     order = np.argsort(row_sample, kind="stable")
     row_sample = row_sample[order]

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._build import Problems, assemble, floats, source_rows, tokenize, unique_samples
+from mlcycle.formats._build import Problems, assemble, floats, tokenize
 from mlcycle.formats._common import safe_join
-from mlcycle.formats.voc import corners_mode
+from mlcycle.formats.voc import box_rows_for_export, corners_mode
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -234,20 +234,8 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     from mlcycle import io
 
     options = options or WriteOptions()
-    if output is None:
-        raise MlcycleError("export kitti writes a folder", hint="pass -o DIR")
-    out = Path(output)
-    rows, _ = source_rows(table, options.source)
-    meta = T.get_metadata(table).get(META, {})
-    mode = corners_mode(options.extra or ({"corners": meta.get("corners")} if isinstance(meta, dict) else {}))
-    sids, row_sample, splits = unique_samples(rows)
-    is_label = T.label_mask(rows)
-    boxes = T.bboxes(rows)
-    has_box = is_label & ~np.isnan(boxes).any(axis=1)
-    if (is_label & ~has_box).any():
-        from mlcycle import console
-
-        console.warn(f"{int((is_label & ~has_box).sum())} label(s) without a box are not written")
+    out, rows, mode, sids, row_sample, splits, is_label, boxes, has_box = box_rows_for_export(
+        table, output, options, "kitti", META)
     wb = boxes.copy()
     if mode == "inclusive":
         wb[:, 2:] -= 1

@@ -46,7 +46,6 @@ from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._tabular import Problems, filter_keeping_samples, has_decimal_commas, num_strings, pick_source, read_csv_text, to_float
 
 if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
     import pyarrow as pa
 
 META = "openimages"

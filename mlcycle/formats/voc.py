@@ -64,6 +64,31 @@ def corners_mode(extra: dict) -> str:
 
 # --------------------------------------------------------------------------- detection
 
+
+def box_rows_for_export(table: "pa.Table", output: Path | None, options: WriteOptions, fmt: str,
+                        meta_key: str, box_note: str = "") -> tuple:
+    """What the per-image box writers (voc, kitti) start from: the output folder, the rows
+    of the chosen source, the corner convention (--corners, else the one the table was read
+    with), the samples, and which labels have a box (the others are not written: a warning
+    says how many). Returns (out, rows, mode, sample_ids, row_sample, splits, is_label,
+    boxes, has_box)."""
+    import numpy as np
+
+    if output is None:
+        raise MlcycleError(f"export {fmt} writes a folder", hint="pass -o DIR")
+    rows, _ = source_rows(table, options.source)
+    meta = T.get_metadata(table).get(meta_key, {})
+    mode = corners_mode(options.extra or ({"corners": meta.get("corners")} if isinstance(meta, dict) else {}))
+    sids, row_sample, splits = unique_samples(rows)
+    is_label = T.label_mask(rows)
+    boxes = T.bboxes(rows)
+    has_box = is_label & ~np.isnan(boxes).any(axis=1)
+    if (is_label & ~has_box).any():
+        from mlcycle import console
+
+        console.warn(f"{int((is_label & ~has_box).sum())} label(s) without a box are not written{box_note}")
+    return Path(output), rows, mode, sids, row_sample, splits, is_label, boxes, has_box
+
 def _looks_voc(p: Path | str) -> bool:
     """An ``<annotation>`` root with ``<bndbox>`` objects, or with a ``<size>`` and no
     objects (an empty image). CVAT's ``<annotations>`` and MIT LabelMe's polygon XML
@@ -421,20 +446,8 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     from mlcycle import io
 
     options = options or WriteOptions()
-    if output is None:
-        raise MlcycleError("export voc writes a folder", hint="pass -o DIR")
-    out = Path(output)
-    rows, _ = source_rows(table, options.source)
-    meta = T.get_metadata(table).get(META, {})
-    mode = corners_mode(options.extra or ({"corners": meta.get("corners")} if isinstance(meta, dict) else {}))
-    sids, row_sample, splits = unique_samples(rows)
-    is_label = T.label_mask(rows)
-    boxes = T.bboxes(rows)
-    has_box = is_label & ~np.isnan(boxes).any(axis=1)
-    if (is_label & ~has_box).any():
-        from mlcycle import console
-
-        console.warn(f"{int((is_label & ~has_box).sum())} label(s) without a box are not written (VOC objects need a <bndbox>)")
+    out, rows, mode, sids, row_sample, splits, is_label, boxes, has_box = box_rows_for_export(
+        table, output, options, "voc", META, " (VOC objects need a <bndbox>)")
     x1 = boxes[:, 0].copy()
     y1 = boxes[:, 1].copy()
     x2 = boxes[:, 0] + boxes[:, 2]
