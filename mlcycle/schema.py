@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from mlcycle import table as T
+from mlcycle._pairs import pair_chunks
 from mlcycle.errors import MlcycleError
 
 import numpy as np
@@ -1447,31 +1448,20 @@ def duplicate_pairs(ctx: _Ctx, min_iou: float, chunk_pairs: int = 4_000_000) -> 
     later = (sizes[gid] - 1 - pos_in_group).astype(np.int64)   # partners after each row
     if not later.any():
         return empty
-    cum = np.cumsum(later)
     out_i, out_j, out_iou = [], [], []
-    lo = 0
-    while lo < m:
-        base = cum[lo - 1] if lo else 0
-        hi = int(np.searchsorted(cum, base + chunk_pairs, side="right"))
-        hi = max(hi, lo + 1)
-        cnt = later[lo:hi]
-        total = int(cnt.sum())
-        if total:
-            pi = np.repeat(np.arange(lo, hi), cnt)
-            seg_start = np.repeat(np.cumsum(cnt) - cnt, cnt)
-            pj = pi + (np.arange(total) - seg_start) + 1
-            a, c = b[order[pi]], b[order[pj]]
-            iw = np.minimum(a[:, 0] + a[:, 2], c[:, 0] + c[:, 2]) - np.maximum(a[:, 0], c[:, 0])
-            ih = np.minimum(a[:, 1] + a[:, 3], c[:, 1] + c[:, 3]) - np.maximum(a[:, 1], c[:, 1])
-            with np.errstate(all="ignore"):
-                inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-                union = a[:, 2] * a[:, 3] + c[:, 2] * c[:, 3] - inter
-                iou = inter / union
-            hit = iou > min_iou
-            out_i.append(order[pi[hit]])
-            out_j.append(order[pj[hit]])
-            out_iou.append(iou[hit])
-        lo = hi
+    for pi, offset in pair_chunks(later, chunk_pairs):
+        pj = pi + offset + 1
+        a, c = b[order[pi]], b[order[pj]]
+        iw = np.minimum(a[:, 0] + a[:, 2], c[:, 0] + c[:, 2]) - np.maximum(a[:, 0], c[:, 0])
+        ih = np.minimum(a[:, 1] + a[:, 3], c[:, 1] + c[:, 3]) - np.maximum(a[:, 1], c[:, 1])
+        with np.errstate(all="ignore"):
+            inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+            union = a[:, 2] * a[:, 3] + c[:, 2] * c[:, 3] - inter
+            iou = inter / union
+        hit = iou > min_iou
+        out_i.append(order[pi[hit]])
+        out_j.append(order[pj[hit]])
+        out_iou.append(iou[hit])
     i, j, iou = (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
                  np.concatenate(out_iou))
     srt = np.lexsort((i, j))

@@ -28,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
+from mlcycle._pairs import pair_chunks
+
 # pairs are generated in chunks of about this many to bound memory; small chunks
 # reuse the same (already mapped) memory, large ones cost page faults (20k images:
 # 4M -> 250k took ~0.3 s of system time off and ~150 MB off the peak)
@@ -163,25 +165,13 @@ def candidate_pairs(gt: Objects, dt: Objects, groups: Groups, min_thr: float,
     dcols = [np.ascontiguousarray(dt.box[groups.dt_order, i]) for i in range(4)]
     gcols = [np.ascontiguousarray(gt.box[groups.gt_order, i]) for i in range(4)]
     gcrowd = crowd_all[groups.gt_order]
-    csum = np.cumsum(counts)
-    start = 0
-    while start < nd:
-        # a chunk of dets whose pairs number about _PAIR_CHUNK
-        base = csum[start - 1] if start else 0
-        stop = int(np.searchsorted(csum, base + _PAIR_CHUNK, side="right"))
-        stop = max(stop, start + 1)
-        cnt = counts[start:stop]
-        total = int(cnt.sum())
-        if total:
-            dpos = np.repeat(np.arange(start, stop), cnt)
-            offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-            gpos = np.repeat(gs[start:stop], cnt) + offs
-            iou = _box_iou_cols(*(c[dpos] for c in dcols), *(c[gpos] for c in gcols), gcrowd[gpos])
-            keep = np.flatnonzero(iou >= min_thr)
-            out_d.append(dpos[keep])
-            out_g.append(groups.gt_order[gpos[keep]])
-            out_iou.append(iou[keep])
-        start = stop
+    for dpos, offs in pair_chunks(counts, _PAIR_CHUNK):
+        gpos = gs[dpos] + offs
+        iou = _box_iou_cols(*(c[dpos] for c in dcols), *(c[gpos] for c in gcols), gcrowd[gpos])
+        keep = np.flatnonzero(iou >= min_thr)
+        out_d.append(dpos[keep])
+        out_g.append(groups.gt_order[gpos[keep]])
+        out_iou.append(iou[keep])
     if not out_d:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     return np.concatenate(out_d), np.concatenate(out_g), np.concatenate(out_iou)
