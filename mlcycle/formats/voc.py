@@ -143,27 +143,6 @@ def _text(el, tag: str) -> str | None:
 _FLAG_VALUES = {"0": False, "1": True}
 
 
-def _flag(el, tag: str) -> bool | None:
-    t = el.findtext(tag)
-    if t is None:
-        return None
-    t = t.strip()
-    v = _FLAG_VALUES.get(t)
-    if v is not None:
-        return v
-    t = t.lower()
-    if not t:
-        return None
-    if t in ("1", "true", "yes"):
-        return True
-    if t in ("0", "false", "no"):
-        return False
-    try:
-        return float(t) != 0
-    except ValueError:
-        return None
-
-
 def _box(el, where, problems: Problems):
     """[xmin, ymin, xmax, ymax] or None (reported); ``where()`` names the object."""
     bb = el.find("bndbox")
