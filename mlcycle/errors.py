@@ -1,13 +1,15 @@
-"""The one error type and the exit statuses every command uses.
+"""Every error mlcycle raises, and the exit statuses — the whole tree in one place.
 
-Tree (all are ``MlcycleError``; the CLI prints ``error: <message>`` and an optional
-``hint: <hint>`` and exits with ``exit_code``):
+Tree (the library raises these; only ``mlcycle.cli`` turns them into a line on stderr
+and an exit status)::
 
-- ``MlcycleError``   exit 1  input could not be read or processed
-- ``UsageError``     exit 2  bad option or argument, binary output to a terminal
-- ``CheckFailed``    exit 3  a check failed (schema-check errors, evaluate --fail-under)
+    MlcycleError          exit 1  input could not be read or processed (names file and place)
+    ├── OptionError       exit 2  a parameter's value is wrong; ``.option`` names the
+    │                             parameter (``"iou"``); the CLI shows it as its flag (``--iou``)
+    └── CheckFailed       exit 3  a check failed (schema-check errors, evaluate --fail-under)
 
-Library functions raise these; only ``mlcycle.cli`` turns them into exit statuses.
+The library never speaks of flags: an ``OptionError`` names the Python parameter, and
+the CLI looks up the flag that sets it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,31 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
+    """The exit statuses of every command (written into every man page)."""
+
     OK = 0
     ERROR = 1
     USAGE = 2
     CHECK_FAILED = 3
     INTERRUPTED = 130
+
+
+# (status, meaning) pairs: the one description of the exit statuses; help, man pages
+# and docs are generated from it.
+EXIT_STATUSES = (
+    (ExitCode.OK, "success"),
+    (ExitCode.ERROR, "input could not be read or processed"),
+    (ExitCode.USAGE, "usage error (bad option or argument, binary output to a terminal)"),
+    (ExitCode.CHECK_FAILED, "a check failed (schema-check errors, evaluate --fail-under)"),
+    (ExitCode.INTERRUPTED, "interrupted"),
+)
+
+
+def exit_status_summary() -> str:
+    """'Exit status: 0 success, 1 ..., 130 interrupted.' (for --help)."""
+    short = {ExitCode.USAGE: "usage error", ExitCode.CHECK_FAILED: "a check failed"}
+    parts = [f"{int(code)} {short.get(code, text)}" for code, text in EXIT_STATUSES]
+    return "Exit status: " + ", ".join(parts) + "."
 
 
 class MlcycleError(Exception):
@@ -39,8 +61,15 @@ class MlcycleError(Exception):
         return self.message
 
 
-class UsageError(MlcycleError):
+class OptionError(MlcycleError):
+    """A parameter's value is wrong. ``option`` is the parameter's Python name
+    (``"iou"``, ``"fail_under"``) or None when the problem is the call as a whole."""
+
     exit_code = ExitCode.USAGE
+
+    def __init__(self, option: str | None, message: str, hint: str | None = None):
+        super().__init__(message, hint)
+        self.option = option
 
 
 class CheckFailed(MlcycleError):
@@ -55,3 +84,12 @@ def where(path: str | None, line: int | None = None, column: int | None = None) 
         if column is not None:
             name += f":{column}"
     return name
+
+
+def printable(text: object, limit: int = 200) -> str:
+    """Text from data made safe for a one-line message: control characters (newlines,
+    terminal escapes) shown as escapes, long values cut."""
+    s = str(text)
+    if not s.isprintable():
+        s = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in s)
+    return s if len(s) <= limit else s[: limit - 1] + "…"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Iterator, Sequence
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -52,7 +52,7 @@ def read_bytes(path: str | os.PathLike | None) -> bytes:
     """All bytes of a file or of standard input (``-``/None)."""
     if path is None or str(path) == "-":
         if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("no input: standard input is a terminal", hint="pass a PATH or pipe data")
+            raise OptionError(None, "no input: standard input is a terminal", hint="pass a PATH or pipe data")
         return sys.stdin.buffer.read()
     p = Path(path)
     try:
@@ -91,11 +91,130 @@ def read_tables(paths: Sequence[str | os.PathLike | None] | None) -> "pa.Table":
     if not paths:
         paths = [None]
     if sum(1 for p in paths if p is None or str(p) == "-") > 1:
-        raise UsageError("standard input ('-') given more than once")
+        raise OptionError(None, "standard input ('-') given more than once")
     tables = [read_table(p) for p in paths]
     if len(tables) == 1:
         return tables[0]
     return concat(tables)
+
+
+class TableScan:
+    """Label tables read batch by batch: ``read_table``'s streaming sibling (as polars has
+    ``read_parquet`` beside ``scan_parquet``).
+
+    Parquet files are streamed row group by row group, so memory is bounded by the batch;
+    other encodings and standard input are read whole once and then sliced. Every batch
+    is a ``pyarrow.Table`` checked against the contract. A scan can be iterated several
+    times (``batches()`` again), e.g. for a multi-pass algorithm.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike | None] | None = None, *,
+                 batch_rows: int = 65536, keep_dictionaries: bool = False) -> None:
+        if not paths:
+            paths = [None]
+        if sum(1 for p in paths if p is None or str(p) == "-") > 1:
+            raise OptionError(None, "standard input ('-') given more than once")
+        self.batch_rows = max(1, int(batch_rows))
+        self.keep_dictionaries = keep_dictionaries
+        # per input: (display name, a parquet path or None, an in-memory table or None)
+        self._inputs: list[tuple[str, str | None, "pa.Table | None"]] = []
+        for path in paths:
+            name = display_name(path)
+            if path is not None and str(path) != "-" and _starts_with(path, b"PAR1"):
+                self._inputs.append((name, os.fspath(path), None))
+            else:
+                self._inputs.append((name, None, read_table(path)))
+        self.schema = self._schema()
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    def _schema(self) -> "pa.Schema":
+        import pyarrow as pa
+
+        schemas = []
+        for name, parquet, table in self._inputs:
+            if table is not None:
+                schemas.append(table.schema)
+            else:
+                pf = _open_parquet(parquet, name)
+                schemas.append(T.normalize(pf.schema_arrow.empty_table(), origin=name).schema)
+        try:
+            return pa.unify_schemas(schemas, promote_options="permissive") if len(schemas) > 1 else schemas[0]
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise MlcycleError(f"cannot combine the inputs: {_first_line(exc)}",
+                               hint="an attribute column has different types in different inputs") from None
+
+    def empty(self) -> "pa.Table":
+        return self.schema.empty_table()
+
+    def __iter__(self) -> Iterator["pa.Table"]:
+        return self.batches()
+
+    def batches(self, columns: Sequence[str] | None = None) -> Iterator["pa.Table"]:
+        """Batches of at most ``batch_rows`` rows; ``columns`` limits what is decoded
+        (the required columns are always read)."""
+        import pyarrow as pa
+
+        for name, parquet, table in self._inputs:
+            if table is not None:
+                t = table if columns is None else table.select(
+                    [c for c in table.column_names if c in set(columns) | set(T.REQUIRED_COLUMNS)])
+                for start in range(0, max(t.num_rows, 1), self.batch_rows):
+                    yield t.slice(start, self.batch_rows)
+                continue
+            pf = _open_parquet(parquet, name, self.keep_dictionaries)
+            meta = pf.schema_arrow.metadata
+            names = pf.schema_arrow.names
+            cols = None if columns is None else [c for c in names if c in set(columns) | set(T.REQUIRED_COLUMNS)]
+            try:
+                for batch in pf.iter_batches(batch_size=self.batch_rows, columns=cols):
+                    t = pa.Table.from_batches([batch])
+                    if meta:
+                        t = t.replace_schema_metadata(meta)
+                    yield T.normalize(t, origin=name, keep_dictionaries=self.keep_dictionaries)
+                if pf.metadata.num_rows == 0:
+                    empty = pf.schema_arrow.empty_table()
+                    yield T.normalize(empty if cols is None else empty.select(cols), origin=name)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise MlcycleError(f"{name}: not a readable Parquet file ({_first_line(exc)})",
+                                   hint="the file may be truncated or still being written") from None
+            finally:
+                pf.close()
+
+
+def scan(paths: Sequence[str | os.PathLike | None] | str | os.PathLike | None = None, *,
+         batch_rows: int = 65536, keep_dictionaries: bool = False) -> TableScan:
+    """Stream label tables (see ``TableScan``); no paths means standard input."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return TableScan(paths, batch_rows=batch_rows, keep_dictionaries=keep_dictionaries)
+
+
+def _starts_with(path: str | os.PathLike, magic: bytes) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False  # read_table says what is wrong
+
+
+def _open_parquet(path: str, name: str, keep_dictionaries: bool = False):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if not keep_dictionaries:
+            return pq.ParquetFile(path, pre_buffer=False)
+        schema = pq.ParquetFile(path).schema_arrow
+        # strings come as dictionaries: Parquet stores them so, and codes are what is counted
+        strings = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        # pre_buffer=False: reading column by column keeps less in memory and costs less CPU
+        return pq.ParquetFile(path, read_dictionary=strings, pre_buffer=False)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MlcycleError(f"{name}: not a readable Parquet file ({_first_line(exc)})",
+                           hint="the file may be truncated or still being written") from None
 
 
 def concat(tables: Sequence["pa.Table"]) -> "pa.Table":
@@ -291,18 +410,19 @@ def _read_csv(data: bytes, name: str) -> "pa.Table":
 
 # --------------------------------------------------------------------------- output
 
-def output_encoding(output: str | os.PathLike | None, fmt: str | None) -> str:
-    """-o's ending, else --format, else MLCYCLE_FORMAT, else jsonl."""
+def output_encoding(output: str | os.PathLike | None, encoding: str | None = None) -> str:
+    """The output's ending, else ``encoding``, else MLCYCLE_FORMAT, else jsonl."""
     if output is not None and str(output) != "-":
         ending = Path(str(output)).suffix.lower()
         if ending in _ENDINGS:
             return _ENDINGS[ending]
-    for candidate, origin in ((fmt, "--format"), (os.environ.get("MLCYCLE_FORMAT"), "MLCYCLE_FORMAT")):
+    for candidate, option in ((encoding, "encoding"), (os.environ.get("MLCYCLE_FORMAT"), None)):
         if candidate:
             c = candidate.lower()
             if c not in ENCODINGS:
-                raise UsageError(f"{origin}: unknown table encoding '{candidate}'",
-                                 hint="choose one of " + ", ".join(ENCODINGS))
+                where = "" if option else "MLCYCLE_FORMAT: "
+                raise OptionError(option, f"{where}unknown table encoding '{candidate}'",
+                                  hint="choose one of " + ", ".join(ENCODINGS))
             return c
     return "jsonl"
 
@@ -313,8 +433,8 @@ def is_stdout(output: str | os.PathLike | None) -> bool:
 
 def check_binary_to_terminal(output, encoding: str) -> None:
     if is_stdout(output) and encoding in BINARY_ENCODINGS and sys.stdout.isatty():
-        raise UsageError(f"refusing to write binary {encoding} to a terminal",
-                         hint="use -o FILE.parquet, or pipe the output into another command")
+        raise OptionError(None, f"refusing to write binary {encoding} to a terminal",
+                          hint="use -o FILE.parquet, or pipe the output into another command")
 
 
 def _is_special(path: Path) -> bool:
@@ -338,7 +458,7 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[
         return
     target = Path(path)
     if target.is_dir():
-        raise UsageError(f"{target}: is a folder; -o needs a file name")
+        raise OptionError("output", f"{target}: is a folder; expected a file name")
     if _is_special(target):
         with open(target, mode) as fh:
             yield fh
@@ -365,9 +485,9 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[
                 pass
 
 
-def write_table(table: "pa.Table", output: str | os.PathLike | None = None, fmt: str | None = None) -> None:
+def write_table(table: "pa.Table", output: str | os.PathLike | None = None, encoding: str | None = None) -> None:
     """Write a label table to ``output`` (stdout for ``-``/None) in the chosen encoding."""
-    encoding = output_encoding(output, fmt)
+    encoding = output_encoding(output, encoding)
     check_binary_to_terminal(output, encoding)
     data = encode(table, encoding)
     with atomic_output(output, "wb") as fh:
@@ -418,6 +538,7 @@ def encode_jsonl(table: "pa.Table") -> bytes:
 
 def _encode_csv(table: "pa.Table") -> bytes:
     """Lossy convenience: bbox becomes bbox_x/y/w/h, nested columns become JSON text."""
+    import numpy as np
     import orjson
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -428,7 +549,7 @@ def _encode_csv(table: "pa.Table") -> bytes:
         if name == T.BBOX:
             boxes = T.bboxes(table)
             for i, c in enumerate(_CSV_BBOX):
-                cols[c] = pa.array(boxes[:, i], mask=~T.label_mask(table) & False | _nan_mask(boxes[:, i]))
+                cols[c] = pa.array(boxes[:, i], mask=np.isnan(boxes[:, i]))
         elif pa.types.is_nested(col.type):
             cols[name] = pa.array([None if v is None else orjson.dumps(v).decode() for v in col.to_pylist()], type=pa.string())
         else:
@@ -436,9 +557,3 @@ def _encode_csv(table: "pa.Table") -> bytes:
     sink = pa.BufferOutputStream()
     pcsv.write_csv(pa.table(cols), sink)
     return sink.getvalue().to_pybytes()
-
-
-def _nan_mask(values):
-    import numpy as np
-
-    return np.isnan(values)

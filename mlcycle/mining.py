@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -117,25 +117,25 @@ class MineOptions:
 
     def check(self) -> None:
         if self.method not in METHODS:
-            raise UsageError(f"--method: unknown method '{self.method}'", hint="choose " + " or ".join(METHODS))
+            raise OptionError(None, f"--method: unknown method '{self.method}'", hint="choose " + " or ".join(METHODS))
         if self.per not in PER:
-            raise UsageError(f"--per: expected label or sample, got '{self.per}'")
+            raise OptionError(None, f"--per: expected label or sample, got '{self.per}'")
         if self.aggregate not in AGGREGATES:
-            raise UsageError(f"--aggregate: expected max or noisy-or, got '{self.aggregate}'")
+            raise OptionError(None, f"--aggregate: expected max or noisy-or, got '{self.aggregate}'")
         if self.top is not None and self.top < 1:
-            raise UsageError(f"--top: must be at least 1, got {self.top}")
+            raise OptionError(None, f"--top: must be at least 1, got {self.top}")
         for name in ("iou", "low_iou", "conf_missing", "conf_wrong", "conf_spurious", "conf_low", "model_weight", "miss_weight"):
             v = getattr(self, name)
             if not (0.0 <= v <= 1.0):
-                raise UsageError(f"--{name.replace('_', '-')}: must be between 0 and 1, got {v}")
+                raise OptionError(None, f"--{name.replace('_', '-')}: must be between 0 and 1, got {v}")
         if self.min_score is not None and not (0.0 <= self.min_score <= 1.0):
-            raise UsageError(f"--min-score: must be between 0 and 1, got {self.min_score}")
+            raise OptionError(None, f"--min-score: must be between 0 and 1, got {self.min_score}")
         if self.low_iou > self.iou:
-            raise UsageError(f"--low-iou ({self.low_iou}) must not exceed --iou ({self.iou})")
+            raise OptionError(None, f"--low-iou ({self.low_iou}) must not exceed --iou ({self.iou})")
         if self.reasons is not None:
             bad = [r for r in self.reasons if r not in REASONS]
             if bad:
-                raise UsageError(f"--reasons: unknown reason(s) {', '.join(bad)}",
+                raise OptionError(None, f"--reasons: unknown reason(s) {', '.join(bad)}",
                                  hint="choose from " + ", ".join(REASONS))
 
 
@@ -254,7 +254,7 @@ class _Frame:
         names = [s for s in T.sources(table) if s != T.GT_SOURCE]
         if opts.source is not None:
             if opts.source not in names:
-                raise UsageError(f"--source: no rows of source '{opts.source}' in {opts.origin}",
+                raise OptionError(None, f"--source: no rows of source '{opts.source}' in {opts.origin}",
                                  hint="sources present: " + (", ".join(sorted(names)) or "none but gt"))
             pred_source = opts.source
         elif len(names) == 1:
@@ -263,7 +263,7 @@ class _Frame:
             raise MlcycleError(f"{opts.origin}: no prediction rows (only source '{T.GT_SOURCE}')",
                                hint="mine-hard compares predictions with ground truth: run mlcycle evaluate GT PREDICTIONS | mlcycle mine-hard")
         else:
-            raise UsageError(f"{opts.origin}: several prediction sources ({', '.join(sorted(names))})",
+            raise OptionError(None, f"{opts.origin}: several prediction sources ({', '.join(sorted(names))})",
                              hint="choose one with --source NAME")
         self.pred_source = pred_source
         self.is_pred = _equal(source, pred_source)
@@ -688,11 +688,11 @@ class PoolOptions:
 
     def check(self) -> None:
         if self.k < 1:
-            raise UsageError(f"--k: must be at least 1, got {self.k}")
+            raise OptionError(None, f"--k: must be at least 1, got {self.k}")
         if not (-1.0 <= self.dup_threshold <= 1.0):
-            raise UsageError(f"--dup-threshold: must be between -1 and 1, got {self.dup_threshold}")
+            raise OptionError(None, f"--dup-threshold: must be between -1 and 1, got {self.dup_threshold}")
         if self.failures is not None and self.failures < 1:
-            raise UsageError(f"--failures: must be at least 1, got {self.failures}")
+            raise OptionError(None, f"--failures: must be at least 1, got {self.failures}")
 
 
 def normalize_rows(mat: "np.ndarray") -> "np.ndarray":

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -75,7 +75,7 @@ def iter_batches(paths: Sequence[str | os.PathLike | None] | None, rows: int = B
     if not paths:
         paths = [None]
     if sum(1 for p in paths if p is None or str(p) == "-") > 1:
-        raise UsageError("standard input ('-') given more than once")
+        raise OptionError(None, "standard input ('-') given more than once")
     for path in paths:
         if path is not None and str(path) != "-" and _is_parquet_file(Path(path)):
             yield from _parquet_batches(Path(path), rows)
@@ -1382,11 +1382,11 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
         rows_in += batch.num_rows
         for name in list(by) + ([compare] if compare else []):
             if name not in batch.column_names:
-                raise UsageError(f"no column '{name}' to group by",
+                raise OptionError(None, f"no column '{name}' to group by",
                                  hint="columns: " + ", ".join(batch.column_names))
             typ = batch.column(name).type
             if pa.types.is_nested(typ) and not pa.types.is_dictionary(typ):
-                raise UsageError(f"cannot group by column '{name}': it holds {typ}, not single values")
+                raise OptionError(None, f"cannot group by column '{name}': it holds {typ}, not single values")
         if sources:
             batch = batch.filter(pc.is_in(batch.column(T.SOURCE), value_set=pa.array(list(sources), pa.string())))
         if not batch.num_rows:
@@ -1409,7 +1409,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
             for codes, name in zip(group_codes, by):
                 c = codes.encode(batch.column(name))
                 if len(codes) > MAX_GROUPS:
-                    raise UsageError(f"--by {name}: more than {MAX_GROUPS} distinct values",
+                    raise OptionError(None, f"--by {name}: more than {MAX_GROUPS} distinct values",
                                      hint="group by a column with few values, such as split or source")
                 keys = keys * (MAX_GROUPS + 1) + c
             _feed(groups, keys, batch, (cls, is_label, src, split, sid), shared,
@@ -1418,7 +1418,7 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
         if compare:
             c = compare_codes.encode(batch.column(compare))
             if len(compare_codes) > MAX_GROUPS:
-                raise UsageError(f"--compare {compare}: more than {MAX_GROUPS} distinct values",
+                raise OptionError(None, f"--compare {compare}: more than {MAX_GROUPS} distinct values",
                                  hint="compare by a column with few values, such as split, source or annotator")
             _feed(compares, c, batch, (cls, is_label, src, split, sid), shared, lambda k: compare_codes.values[k])
 

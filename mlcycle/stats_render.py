@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mlcycle.console import escape
+from mlcycle.cli.console import escape
 from mlcycle.errors import MlcycleError
 
 BAR_WIDTH = 20

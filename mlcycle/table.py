@@ -44,7 +44,8 @@ IMAGE_ID = "image_id"
 # Well-known attribute columns (not core; read by some commands when present).
 DIFFICULT = "difficult"  # VOC: ground truth neither counted nor penalised by evaluate --method voc
 
-# Columns that commands add (still a label table).
+# Columns that commands add (still a label table). ``COMMAND_COLUMNS`` lists them all:
+# exporters to annotation formats leave them out.
 EVAL = "eval"
 EVAL_ID = "eval_id"
 EVAL_IOU = "eval_iou"
@@ -53,6 +54,13 @@ HARD_REASON = "hard_reason"
 HARD_SAMPLE_SCORE = "hard_sample_score"  # mine-hard: the sample's aggregate score
 HARD_MATCH = "hard_match"  # mine-hard --pool: the failure sample a pool sample resembles
 VIOLATIONS = "violations"
+COMMAND_COLUMNS = (EVAL, EVAL_ID, EVAL_IOU, HARD_SCORE, HARD_REASON, HARD_SAMPLE_SCORE, HARD_MATCH, VIOLATIONS)
+
+# The values of ``eval``: a prediction matched (tp) or not (fp); a ground truth missed (fn).
+TP = "tp"
+FP = "fp"
+FN = "fn"
+EVAL_VALUES = (TP, FP, FN)
 
 GT_SOURCE = "gt"
 DEFAULT_PRED_SOURCE = "pred"
@@ -79,12 +87,12 @@ CORE_COLUMNS = (
 )
 REQUIRED_COLUMNS = (SAMPLE_ID, SOURCE)
 
-# Human-readable type names, for error messages and docs.
-CORE_TYPE_NAMES = {
+# The one definition of the core columns' types, as names (error messages and docs use
+# them as they are; ``core_types`` turns them into Arrow types).
+CORE_TYPE_NAMES: dict[str, str] = {
     SAMPLE_ID: "string", SOURCE: "string", LABEL_ID: "int64", LABEL: "string",
     CATEGORY_ID: "int64", BBOX: "fixed_size_list<float64, 4>", SCORE: "float64",
-    ISCROWD: "bool", AREA: "float64",
-    SEGMENTATION: "string (COCO segmentation as JSON text)",
+    ISCROWD: "bool", AREA: "float64", SEGMENTATION: "string (COCO segmentation as JSON text)",
     WIDTH: "int32", HEIGHT: "int32", SPLIT: "string", IMAGE_ID: "int64",
 }
 
@@ -92,13 +100,11 @@ CORE_TYPE_NAMES = {
 def core_types() -> dict[str, "pa.DataType"]:
     import pyarrow as pa
 
-    return {
-        SAMPLE_ID: pa.string(), SOURCE: pa.string(), LABEL_ID: pa.int64(),
-        LABEL: pa.string(), CATEGORY_ID: pa.int64(),
-        BBOX: pa.list_(pa.float64(), 4), SCORE: pa.float64(), ISCROWD: pa.bool_(),
-        AREA: pa.float64(), SEGMENTATION: pa.string(), WIDTH: pa.int32(),
-        HEIGHT: pa.int32(), SPLIT: pa.string(), IMAGE_ID: pa.int64(),
+    arrow = {
+        "string": pa.string(), "int64": pa.int64(), "int32": pa.int32(), "float64": pa.float64(),
+        "bool": pa.bool_(), "fixed_size_list<float64, 4>": pa.list_(pa.float64(), 4),
     }
+    return {name: arrow[text.split(" (", 1)[0]] for name, text in CORE_TYPE_NAMES.items()}
 
 
 def attribute_columns(table: "pa.Table") -> list[str]:
@@ -238,6 +244,24 @@ def label_mask(table: "pa.Table") -> "np.ndarray":
     return np.asarray(lab, dtype=bool)
 
 
+def dictionary_codes(column: "pa.ChunkedArray | pa.Array") -> tuple["np.ndarray", list]:
+    """A column as integer codes into its distinct values: (codes, values), with -1 for
+    null. The one way every command factorises a column (classes, samples, attributes)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not pa.types.is_dictionary(column.type):
+        column = pc.dictionary_encode(column)
+    indices = column.indices
+    codes = indices.to_numpy(zero_copy_only=False)
+    if indices.null_count:
+        codes = np.where(indices.is_valid().to_numpy(zero_copy_only=False), codes, -1)
+    return codes.astype(np.int64, copy=False), column.dictionary.to_pylist()
+
+
 # --------------------------------------------------------------------------- validation
 
 def _is_listlike(t: "pa.DataType") -> bool:
@@ -246,12 +270,14 @@ def _is_listlike(t: "pa.DataType") -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
-def normalize(table: "pa.Table", origin: str = "<stdin>") -> "pa.Table":
+def normalize(table: "pa.Table", origin: str = "<stdin>", keep_dictionaries: bool = False) -> "pa.Table":
     """Check a table against the contract and cast core columns to their types.
 
     Raises ``MlcycleError`` naming the column (and the first bad row) when a core column
     is missing or cannot be read as its type. Attribute columns are left untouched.
     Core columns come first, in contract order; attributes follow in their order.
+    With ``keep_dictionaries``, string core columns that arrive dictionary-encoded (as
+    Parquet stores them) stay so: code-based statistics count the codes directly.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -271,7 +297,7 @@ def normalize(table: "pa.Table", origin: str = "<stdin>") -> "pa.Table":
     for name in table.column_names:
         col = table.column(name)
         want = types.get(name)
-        if want is not None and col.type != want:
+        if want is not None and col.type != want and not (keep_dictionaries and _is_string_dictionary(col.type)):
             col = _cast_core(col, name, want, origin)
         cols[name] = col
     for name in REQUIRED_COLUMNS:
@@ -285,6 +311,12 @@ def normalize(table: "pa.Table", origin: str = "<stdin>") -> "pa.Table":
     if metadata:
         out = out.replace_schema_metadata(metadata)
     return out
+
+
+def _is_string_dictionary(t: "pa.DataType") -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
 
 
 def _first_null(col: "pa.ChunkedArray") -> int:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mlcycle import io
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 names = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=12)
@@ -97,7 +97,7 @@ def test_output_encoding_precedence(monkeypatch):
     monkeypatch.setenv("MLCYCLE_FORMAT", "parquet")
     assert io.output_encoding(None, None) == "parquet"
     assert io.output_encoding(None, "jsonl") == "jsonl"
-    with pytest.raises(UsageError):
+    with pytest.raises(OptionError):
         io.output_encoding(None, "xml")
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mlcycle import mining
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.mining import MineOptions
 
 COLS = ["sample_id", "source", "label_id", "label", "bbox", "score", "eval", "eval_id", "eval_iou"]
@@ -166,7 +166,7 @@ def test_top_min_score_reasons_and_no_context():
     res = mining.mine(t, MineOptions(reasons=["localization"], context=False))
     assert {r[T.HARD_REASON] for r in res.table.to_pylist()} == {"localization"}
     assert res.selected_samples == ["c"]
-    with pytest.raises(UsageError, match="unknown reason"):
+    with pytest.raises(OptionError, match="unknown reason"):
         mining.mine(t, MineOptions(reasons=["nope"]))
 
 
@@ -197,7 +197,7 @@ def test_several_prediction_sources_need_source():
     rows = [gt("a", 1, "cat", BOX, "fn"), pred("a", 2, "cat", BOX, 0.9, "fp"),
             ("a", "other", 3, "cat", BOX, 0.9, None, None, None)]
     t = evaluated(rows)
-    with pytest.raises(UsageError, match="several prediction sources"):
+    with pytest.raises(OptionError, match="several prediction sources"):
         mining.mine(t)
     res = mining.mine(t, MineOptions(source="pred"))
     assert res.summary["parameters"]["source"] == "pred"
@@ -393,7 +393,7 @@ def test_search_pool_errors_are_readable():
 def test_options_are_validated():
     for bad in (MineOptions(iou=1.5), MineOptions(low_iou=0.6, iou=0.5), MineOptions(per="image"),
                 MineOptions(top=0), MineOptions(method="x"), MineOptions(aggregate="sum")):
-        with pytest.raises(UsageError):
+        with pytest.raises(OptionError):
             bad.check()
     assert math.isclose(MineOptions().iou, 0.5)
 

@@ -306,12 +306,12 @@ def test_js_distance():
 
 
 def test_group_by_unknown_or_list_column_is_a_usage_error():
-    from mlcycle.errors import UsageError
+    from mlcycle.errors import OptionError
 
-    with pytest.raises(UsageError, match="no column 'nope'"):
+    with pytest.raises(OptionError, match="no column 'nope'"):
         doc_of(small_table(), by=["nope"])
     t = small_table(tags=pa.array([["a"]] * 5, pa.list_(pa.string())))
-    with pytest.raises(UsageError, match="cannot group by column 'tags'"):
+    with pytest.raises(OptionError, match="cannot group by column 'tags'"):
         doc_of(t, compare="tags")
 
 

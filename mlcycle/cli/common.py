@@ -14,11 +14,31 @@ from typing import Annotated, Callable, List, Optional
 import typer
 
 from mlcycle import __version__
+from mlcycle.errors import ExitCode, MlcycleError, exit_status_summary
 
-EXIT_STATUS_HELP = (
-    "Exit status: 0 success, 1 input could not be processed, 2 usage error, "
-    "3 a check failed, 130 interrupted."
-)
+EXIT_STATUS_HELP = exit_status_summary()
+
+
+class UsageError(MlcycleError):
+    """A usage problem the CLI itself finds (a flag's text cannot be parsed)."""
+
+    exit_code = ExitCode.USAGE
+
+
+def flag_for(option: str | None) -> str | None:
+    """The command-line flag that sets the library parameter ``option`` (``"iou"`` ->
+    ``"--iou"``), looked up in the running command's options."""
+    if option is None:
+        return None
+    from typer._click.globals import get_current_context  # typer vendors click since 0.26
+
+    ctx = get_current_context(silent=True)
+    if ctx is not None:
+        for param in ctx.command.params:
+            if param.name == option and getattr(param, "opts", None):
+                longs = [o for o in param.opts if o.startswith("--")]
+                return (longs or param.opts)[0]
+    return "--" + option.replace("_", "-")
 
 app = typer.Typer(
     name="mlcycle",
@@ -78,7 +98,7 @@ Tables = Annotated[Optional[List[str]], typer.Argument(
 
 
 def setup(quiet: bool = False, verbose: bool = False, no_color: bool = False) -> None:
-    from mlcycle import console
+    from mlcycle.cli import console
 
     console.configure(quiet=quiet, verbose=verbose, no_color=no_color or bool(os.environ.get("NO_COLOR")))
 
@@ -95,17 +115,24 @@ def handle_errors(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from mlcycle import console
-        from mlcycle.errors import ExitCode, MlcycleError
+        from mlcycle import reporting
+        from mlcycle.cli import console
+        from mlcycle.errors import OptionError
 
         try:
-            return fn(*args, **kwargs)
+            with reporting.using(console.ConsoleReporter()):
+                return fn(*args, **kwargs)
         except MlcycleError as exc:
             if console.is_verbose():
                 import traceback
 
                 traceback.print_exc(file=sys.stderr)
-            console.error(exc.message, exc.hint)
+            message = exc.message
+            if isinstance(exc, OptionError):
+                flag = flag_for(exc.option)
+                if flag is not None and not message.startswith(flag):
+                    message = f"{flag}: {message}"
+            console.error(message, exc.hint)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             console.error("interrupted")
@@ -150,8 +177,6 @@ def command(name: str, examples: list[str], **kwargs) -> Callable:
 
 def parse_size(text: str | None, option: str) -> tuple[int, int] | None:
     """'640x480' -> (640, 480)."""
-    from mlcycle.errors import UsageError
-
     if text is None:
         return None
     try:
@@ -166,8 +191,6 @@ def parse_size(text: str | None, option: str) -> tuple[int, int] | None:
 
 def parse_mapping(items: list[str] | None, option: str) -> dict[str, str]:
     """['a=b,c=d', 'e=f'] -> {'a': 'b', 'c': 'd', 'e': 'f'}."""
-    from mlcycle.errors import UsageError
-
     out: dict[str, str] = {}
     for item in items or []:
         for part in item.split(","):

@@ -36,7 +36,7 @@ def _keep_freed_memory() -> None:
 
 
 def _number(text: str, option: str, relative: bool = False) -> float:
-    from mlcycle.errors import UsageError
+    from mlcycle.cli.common import UsageError
 
     t = text.strip().lower()
     scale = 1.0
@@ -56,7 +56,7 @@ def _number(text: str, option: str, relative: bool = False) -> float:
 
 def parse_ranges(items: list[str] | None, option: str, relative: bool = False) -> dict[str, tuple[float, float]]:
     """['tiny=0:16**2', 'huge=96^2:inf'] -> {'tiny': (0, 256), 'huge': (9216, inf)}."""
-    from mlcycle.errors import UsageError
+    from mlcycle.cli.common import UsageError
 
     out: dict[str, tuple[float, float]] = {}
     for item in items or []:
@@ -78,7 +78,7 @@ def parse_ranges(items: list[str] | None, option: str, relative: bool = False) -
 
 
 def parse_bounds(items: list[str] | None) -> dict[str, float]:
-    from mlcycle.errors import UsageError
+    from mlcycle.cli.common import UsageError
 
     out: dict[str, float] = {}
     for item in items or []:
@@ -96,7 +96,7 @@ def parse_bounds(items: list[str] | None) -> dict[str, float]:
 
 
 def parse_max_dets(text: str) -> list[int]:
-    from mlcycle.errors import UsageError
+    from mlcycle.cli.common import UsageError
 
     try:
         vals = [int(v) for v in text.split(",") if v.strip()]
@@ -137,7 +137,7 @@ def evaluate(
     fail_under: Annotated[Optional[List[str]], typer.Option(
         "--fail-under", metavar="METRIC=VALUE", help="Exit 3 (after writing all outputs) when METRIC is below VALUE (repeatable).")] = None,
     output: Output = None,
-    fmt: Format = None,
+    encoding: Format = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     no_color: NoColor = False,
@@ -168,7 +168,7 @@ def evaluate(
     write_table = output is not None or (not json_out and not _stdout_is_terminal())
     opts.annotate = write_table
     if write_table:
-        io.check_binary_to_terminal(output, io.output_encoding(output, fmt))
+        io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
     table = io.read_tables(tables)
     out, doc = run(table, opts)
     failed = M.check_bounds(doc, bounds) if bounds else []
@@ -177,7 +177,7 @@ def evaluate(
         with io.atomic_output(metrics_file, "wb") as fh:
             fh.write(text)
     if write_table:
-        io.write_table(out, output, fmt)
+        io.write_table(out, output, encoding)
     if json_out:
         with io.atomic_output(None, "wb") as fh:
             fh.write(text)

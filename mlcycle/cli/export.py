@@ -51,7 +51,8 @@ def export(
     list; folder formats need -o DIR. Nothing is written outside the output.
     html writes an offline report (index.html + thumbs/) to look at the samples.
     """
-    from mlcycle import console, formats, io
+    from mlcycle.cli import console
+    from mlcycle import formats, io
     from mlcycle import table as T
 
     setup(quiet, verbose, no_color)

@@ -49,7 +49,7 @@ def ingest(
                                                    help="voc, kitti: box corners are continuous coordinates (exclusive, default: w = xmax - xmin) or inclusive pixel indices (w = xmax - xmin + 1, the VOC devkit's reading).")] = None,
     list_formats: Annotated[bool, typer.Option("--list-formats", help="List the formats that can be read and written, and exit.")] = False,
     output: Output = None,
-    fmt: Format = None,
+    encoding: Format = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     no_color: NoColor = False,
@@ -59,8 +59,9 @@ def ingest(
     Without -o the table goes to standard output (JSON Lines unless --format says
     otherwise). Images without annotations become sample rows.
     """
-    from mlcycle import console, formats, io
-    from mlcycle.errors import UsageError
+    from mlcycle.cli import console
+    from mlcycle import formats, io
+    from mlcycle.cli.common import UsageError
 
     setup(quiet, verbose, no_color)
     if list_formats:
@@ -87,11 +88,11 @@ def ingest(
         columns=parse_mapping(columns, "--columns"), box_format=box_format, normalized=normalized,
         extra={"corners": corners} if corners else {},
     )
-    encoding = io.output_encoding(output, fmt)
-    io.check_binary_to_terminal(output, encoding)
+    out_encoding = io.output_encoding(output, encoding)
+    io.check_binary_to_terminal(output, out_encoding)
     with console.progress(f"reading {path} ({name})"):
         table = formats.read(name, path, options)
-        io.write_table(table, output, fmt)
+        io.write_table(table, output, encoding)
     console.info(f"ingested {table.num_rows} rows from {path} ({name})")
 
 

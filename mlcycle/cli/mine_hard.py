@@ -47,7 +47,7 @@ def mine_hard(
     dup_threshold: Annotated[float, typer.Option("--dup-threshold", metavar="C", help="Cosine above which two samples are near-duplicates (dropped from the pool choice).")] = 0.95,
     json_out: Json = False,
     output: Output = None,
-    fmt: Format = None,
+    encoding: Format = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     no_color: NoColor = False,
@@ -63,7 +63,7 @@ def mine_hard(
     failure). Rules and formulas: docs/mine-hard.md.
     """
     from mlcycle import io, mining
-    from mlcycle.errors import UsageError
+    from mlcycle.cli.common import UsageError
 
     setup(quiet, verbose, no_color)
     wanted = None
@@ -92,7 +92,7 @@ def mine_hard(
                                        dup_threshold=dup_threshold, origin=io.display_name(pool))
         pool_opts.check()
     if not json_out:
-        io.check_binary_to_terminal(output, io.output_encoding(output, fmt))
+        io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
     table = io.read_tables(paths)
     result = mining.mine(table, opts)
     out_table = result.table
@@ -106,12 +106,12 @@ def mine_hard(
         with io.atomic_output(output, "wb") as fh:
             fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
     else:
-        io.write_table(out_table, output, fmt)
+        io.write_table(out_table, output, encoding)
     _print_summary(doc)
 
 
 def _print_summary(doc: dict) -> None:
-    from mlcycle import console
+    from mlcycle.cli import console
 
     if console.is_quiet():
         return

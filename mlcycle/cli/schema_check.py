@@ -43,7 +43,7 @@ def schema_check(
                                           help="Examples shown per rule in the summary.")] = 3,
     json_out: Json = False,
     output: Output = None,
-    fmt: Format = None,
+    encoding: Format = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     no_color: NoColor = False,
@@ -55,8 +55,10 @@ def schema_check(
     before any data is read. Exit status 3 when an error-level rule is broken (with
     --strict, a warning-level one too), after all output is written.
     """
-    from mlcycle import console, io, schema
-    from mlcycle.errors import CheckFailed, UsageError
+    from mlcycle.cli import console
+    from mlcycle import io, schema
+    from mlcycle.cli.common import UsageError
+    from mlcycle.errors import CheckFailed
 
     setup(quiet, verbose, no_color)
     if keep not in KEEP_CHOICES:
@@ -83,13 +85,13 @@ def schema_check(
             raise UsageError(f"--report {report}: is a folder; give a file name such as violations.jsonl")
         if not (report.parent if str(report.parent) else Path(".")).is_dir():
             raise MlcycleError(f"--report {report}: folder {report.parent} does not exist")
-    encoding = io.output_encoding(output, fmt)
+    out_encoding = io.output_encoding(output, encoding)
     if not json_out:
-        io.check_binary_to_terminal(output, encoding)
+        io.check_binary_to_terminal(output, out_encoding)
     table = io.read_tables(tables)
     result = schema.check(table, spec)
     if not json_out or not io.is_stdout(output):
-        io.write_table(result.apply(table, annotate=annotate, keep=keep, strict=strict), output, fmt)
+        io.write_table(result.apply(table, annotate=annotate, keep=keep, strict=strict), output, encoding)
     if report is not None:
         io.write_table(result.report_table(), report, _report_encoding(report))
     doc = result.summary(examples=examples, strict=strict)
@@ -117,7 +119,7 @@ def _report_encoding(path: Path) -> str:
 
 def _render(doc: dict) -> None:
     """The per-rule summary on stderr (values from the data are escaped)."""
-    from mlcycle import console
+    from mlcycle.cli import console
 
     if console.is_quiet():
         return

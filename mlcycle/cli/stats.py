@@ -52,7 +52,7 @@ def stats(
     it is one JSON document with stable keys (see docs/stats.md). Works on the output
     of evaluate (tp/fp/fn per class and size) and mine-hard (reasons, scores).
     """
-    from mlcycle import console
+    from mlcycle.cli import console
     from mlcycle import stats as S
 
     setup(quiet, verbose, no_color)

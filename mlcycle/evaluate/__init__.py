@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -81,7 +81,7 @@ def choose_pred_source(table: "pa.Table", gt_source: str, pred_source: str | Non
     preds = [s for s in srcs if s != gt_source]
     if pred_source is not None:
         if pred_source == gt_source:
-            raise UsageError("--pred-source names the ground truth source")
+            raise OptionError(None, "--pred-source names the ground truth source")
         if pred_source not in srcs:
             raise MlcycleError(f"{origin}: no rows have source '{pred_source}'",
                                hint=f"sources present: {', '.join(srcs)}")
@@ -89,7 +89,7 @@ def choose_pred_source(table: "pa.Table", gt_source: str, pred_source: str | Non
     if not preds:
         return T.DEFAULT_PRED_SOURCE  # an empty prediction set: run() warns, metrics are 0
     if len(preds) > 1:
-        raise UsageError(f"{origin}: several prediction sources ({', '.join(preds)})",
+        raise OptionError(None, f"{origin}: several prediction sources ({', '.join(preds)})",
                          hint="choose one with --pred-source NAME")
     return preds[0]
 
@@ -499,16 +499,16 @@ def run(table: "pa.Table", options: Options | None = None, **kwargs: Any) -> tup
 
 def _check_options(opts: Options) -> None:
     if opts.method not in METHODS:
-        raise UsageError(f"--method: expected one of {', '.join(METHODS)}, got {opts.method!r}")
+        raise OptionError(None, f"--method: expected one of {', '.join(METHODS)}, got {opts.method!r}")
     if opts.iou_type not in IOU_TYPES:
-        raise UsageError(f"--iou-type: expected one of {', '.join(IOU_TYPES)}, got {opts.iou_type!r}")
+        raise OptionError(None, f"--iou-type: expected one of {', '.join(IOU_TYPES)}, got {opts.iou_type!r}")
     if not (0.0 < opts.iou <= 1.0):
-        raise UsageError(f"--iou: expected a number in (0, 1], got {opts.iou}")
+        raise OptionError(None, f"--iou: expected a number in (0, 1], got {opts.iou}")
     if not opts.max_dets or any(int(m) < 1 for m in opts.max_dets):
-        raise UsageError("--max-dets: expected positive integers such as 1,10,100")
+        raise OptionError(None, "--max-dets: expected positive integers such as 1,10,100")
     for name in list(opts.area_ranges) + list(opts.rel_area_ranges):
         if name in ("all", "small", "medium", "large"):
-            raise UsageError(f"range name {name!r} is taken by the default ranges; choose another")
+            raise OptionError(None, f"range name {name!r} is taken by the default ranges; choose another")
     both = set(opts.area_ranges) & set(opts.rel_area_ranges)
     if both:
-        raise UsageError(f"range name(s) used twice: {', '.join(sorted(both))}")
+        raise OptionError(None, f"range name(s) used twice: {', '.join(sorted(both))}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -84,13 +84,13 @@ def _slice_specs(table: "pa.Table", prep: "Prepared", columns) -> list[dict]:
     gt_rows_all = np.flatnonzero(pc.equal(table.column(T.SOURCE), prep.gt_source).to_numpy(zero_copy_only=False))
     for col in columns:
         if col not in table.column_names:
-            raise UsageError(f"--by: no column {col!r}", hint=f"columns: {', '.join(table.column_names)}")
+            raise OptionError(None, f"--by: no column {col!r}", hint=f"columns: {', '.join(table.column_names)}")
         c = table.column(col)
         typ = c.type
         numeric = (pa.types.is_integer(typ) or pa.types.is_floating(typ)) and not pa.types.is_boolean(typ)
         if not (numeric or pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_boolean(typ)
                 or pa.types.is_dictionary(typ)):
-            raise UsageError(f"--by {col}: column type {typ} cannot be sliced", hint="use a string, bool or number column")
+            raise OptionError(None, f"--by {col}: column type {typ} cannot be sliced", hint="use a string, bool or number column")
         vals = c.to_numpy(zero_copy_only=False) if numeric else np.array(c.to_pylist(), dtype=object)
         valid = c.is_valid().to_numpy(zero_copy_only=False)
         labels = vals.astype(object)
@@ -123,14 +123,14 @@ def _slice_specs(table: "pa.Table", prep: "Prepared", columns) -> list[dict]:
             img_val[row_img[ok]] = labels[ok]
             values = sorted({v for v in img_val.tolist() if v is not None}, key=str)
             if len(values) > MAX_SLICE_VALUES:
-                raise UsageError(f"--by {col}: {len(values)} values; at most {MAX_SLICE_VALUES} are sliced")
+                raise OptionError(None, f"--by {col}: {len(values)} values; at most {MAX_SLICE_VALUES} are sliced")
             specs.append({"column": col, "kind": "sample", "values": [
                 (v, np.array([x == v for x in img_val.tolist()], dtype=bool)) for v in values]})
         else:
             g_vals = labels[prep.gt_rows]
             values = sorted({v for v in g_vals.tolist() if v is not None}, key=str)
             if len(values) > MAX_SLICE_VALUES:
-                raise UsageError(f"--by {col}: {len(values)} values; at most {MAX_SLICE_VALUES} are sliced")
+                raise OptionError(None, f"--by {col}: {len(values)} values; at most {MAX_SLICE_VALUES} are sliced")
             specs.append({"column": col, "kind": "label", "values": [
                 (v, np.array([x == v for x in g_vals.tolist()], dtype=bool)) for v in values]})
     return specs
@@ -413,7 +413,7 @@ def check_bounds(doc: dict, bounds: dict[str, float]) -> list[str]:
     failed = []
     for name, bound in bounds.items():
         if name not in flat and name not in doc.get("metrics", {}):
-            raise UsageError(f"--fail-under: unknown metric {name!r}",
+            raise OptionError(None, f"--fail-under: unknown metric {name!r}",
                              hint=f"one of: {', '.join(flat)}")
         v = flat.get(name)
         if v is None or v < bound:
@@ -425,7 +425,7 @@ def check_bounds(doc: dict, bounds: dict[str, float]) -> list[str]:
 
 def render(doc: dict) -> None:
     """Summary tables on stderr (rich); nothing with -q."""
-    from mlcycle import console
+    from mlcycle.cli import console
 
     if console.is_quiet():
         return

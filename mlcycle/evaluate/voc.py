@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -56,7 +56,7 @@ def evaluate(
     import numpy as np
 
     if not 0.0 <= iou <= 1.0:
-        raise UsageError(f"IoU threshold must be between 0 and 1, got {iou}")
+        raise OptionError(None, f"IoU threshold must be between 0 and 1, got {iou}")
     m = _match(table, gt_source, pred_source, iou, inclusive)
     classes, n_cls = m["classes"], len(m["classes"])
     ng, nd = m["ng"], m["nd"]
@@ -136,7 +136,7 @@ def annotate(
     import pyarrow as pa
 
     if not 0.0 <= iou <= 1.0:
-        raise UsageError(f"IoU threshold must be between 0 and 1, got {iou}")
+        raise OptionError(None, f"IoU threshold must be between 0 and 1, got {iou}")
     m = _match(table, gt_source, pred_source, iou, inclusive)
     n = table.num_rows
     ids = T.column_or_null(table, T.LABEL_ID)

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def info(name: str) -> FormatInfo:
     try:
         return FORMATS[name]
     except KeyError:
-        raise UsageError(f"unknown format '{name}'", hint="known formats: " + ", ".join(FORMATS)) from None
+        raise OptionError(None, f"unknown format '{name}'", hint="known formats: " + ", ".join(FORMATS)) from None
 
 
 def module(name: str) -> ModuleType:
@@ -98,16 +98,16 @@ def module(name: str) -> ModuleType:
 def read(name: str, path: Path, options: ReadOptions | None = None):
     f = info(name)
     if not f.reads:
-        raise UsageError(f"format '{name}' can be written but not read")
+        raise OptionError(None, f"format '{name}' can be written but not read")
     return module(name).read(Path(path), options or ReadOptions())
 
 
 def write(name: str, table, output: Path | None, options: WriteOptions | None = None) -> None:
     f = info(name)
     if not f.writes:
-        raise UsageError(f"format '{name}' can be read but not written")
+        raise OptionError(None, f"format '{name}' can be read but not written")
     if f.output == "folder" and output is None:
-        raise UsageError(f"export {name} writes a folder", hint=f"pass -o DIR, e.g. mlcycle export {name} labels.parquet -o out/")
+        raise OptionError(None, f"export {name} writes a folder", hint=f"pass -o DIR, e.g. mlcycle export {name} labels.parquet -o out/")
     module(name).write(table, output, options or WriteOptions())
 
 

@@ -131,9 +131,9 @@ class Problems:
 
     def report(self) -> None:
         if self.count:
-            from mlcycle import console
+            from mlcycle import reporting
 
-            console.warn(f"skipped {self.count} invalid {self.what}(s); first: {self.first}")
+            reporting.warn(f"skipped {self.count} invalid {self.what}(s); first: {self.first}")
 
 
 def source_rows(table: "pa.Table", source: str | None, default: str = T.GT_SOURCE) -> tuple["pa.Table", str]:

@@ -188,7 +188,7 @@ def image_sizes(sample_ids: Sequence[str], root: Path | None, options: "ReadOpti
     """Width and height of each sample (see the module docstring); -1 where unknown."""
     import numpy as np
 
-    from mlcycle import console
+    from mlcycle import reporting
 
     n = len(sample_ids)
     widths = np.full(n, -1, dtype=np.int64)
@@ -227,5 +227,5 @@ def image_sizes(sample_ids: Sequence[str], root: Path | None, options: "ReadOpti
                 f"{missing[0]}: image not found{more}; its width and height are needed",
                 hint="pass --images-root DIR, --image-size WxH or --image-sizes TABLE, "
                      "or --allow-missing to go on without them")
-        console.warn(f"{len(missing)} image(s) not found, their sizes are unknown: {missing[0]}{more}")
+        reporting.warn(f"{len(missing)} image(s) not found, their sizes are unknown: {missing[0]}{more}")
     return widths, heights

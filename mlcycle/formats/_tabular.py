@@ -42,12 +42,12 @@ class Problems:
     def report(self) -> None:
         if not self.items:
             return
-        from mlcycle import console
+        from mlcycle import reporting
 
         n = len(self.items)
         first = "; ".join(self.items[:3])
         more = f" (and {n - 3} more)" if n > 3 else ""
-        console.warn(f"skipped {n} invalid {self.what if n == 1 else self.plural}: {first}{more}")
+        reporting.warn(f"skipped {n} invalid {self.what if n == 1 else self.plural}: {first}{more}")
 
 
 def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
@@ -201,9 +201,9 @@ def pick_source(table: "pa.Table", source: str | None) -> "pa.Table":
                                hint="choose one with --source")
     others = [s for s in avail if s != want]
     if others:
-        from mlcycle import console
+        from mlcycle import reporting
 
-        console.info(f"writing the rows of source '{want}'; not written: {', '.join(others)} (choose with --source)")
+        reporting.info(f"writing the rows of source '{want}'; not written: {', '.join(others)} (choose with --source)")
     return T.filter_source(table, want)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._common import load_json
 from mlcycle.formats.coco import _fail, _json_text, check_boxes, image_rows, load_categories, load_images
@@ -77,7 +77,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
 
     options = options or ReadOptions()
     if options.images is None:
-        raise UsageError("coco-results needs the ground truth to map image ids",
+        raise OptionError(None, "coco-results needs the ground truth to map image ids",
                          hint=f"mlcycle ingest coco-results {path} --images instances.json")
     name = str(path)
     results = load_json(path)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._tabular import Problems, filter_keeping_samples, has_decimal_commas, pick_source, read_csv_text, to_float
 
@@ -82,12 +82,12 @@ def _header(path: Path) -> list[str]:
 def _resolve(header: list[str], columns: dict[str, str], box_format: str, name: str) -> dict[str, str]:
     """field -> CSV column, from --columns then from the header names."""
     if box_format not in BOX_FIELDS:
-        raise UsageError(f"--box-format {box_format!r}: expected one of xyxy, xywh, cxcywh")
+        raise OptionError(None, f"--box-format {box_format!r}: expected one of xyxy, xywh, cxcywh")
     mapping: dict[str, str] = {}
     for field, column in columns.items():
         f = FIELD_ALIASES.get(field.lower(), field.lower())
         if f not in FIELDS:
-            raise UsageError(f"--columns: unknown field {field!r}",
+            raise OptionError(None, f"--columns: unknown field {field!r}",
                              hint="fields: image, label, x1 y1 x2 y2 | x y w h | cx cy w h, score, width, height, " + ", ".join(CORE_FIELDS))
         if column not in header:
             raise MlcycleError(f"{name}:1: --columns {field}={column}: the header has no column {column!r}",
@@ -194,9 +194,9 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
     if present:
         comma = has_decimal_commas([tab.column(m[f]) for f in box_fields])
         if comma:
-            from mlcycle import console
+            from mlcycle import reporting
 
-            console.info(f"{name}: numbers are written with decimal commas (\"0,5\"); read them as decimal points")
+            reporting.info(f"{name}: numbers are written with decimal commas (\"0,5\"); read them as decimal points")
         a, b, c, d = (to_float(tab.column(m[f]), name, m[f], comma) for f in box_fields)
         nan = np.isnan(np.stack([a, b, c, d], axis=1))
         partial = nan.any(axis=1) & ~nan.all(axis=1)
@@ -213,9 +213,9 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
             x, y, w, h = x * W, y * H, w * W, h * H
             unknown = has_box & (np.isnan(W) | np.isnan(H))
             if unknown.any():
-                from mlcycle import console
+                from mlcycle import reporting
 
-                console.warn(f"{name}: {int(unknown.sum())} normalised box(es) on images of unknown size skipped")
+                reporting.warn(f"{name}: {int(unknown.sum())} normalised box(es) on images of unknown size skipped")
                 keep &= ~unknown
         bbox = np.stack([x, y, w, h], axis=1)
         for i in np.flatnonzero((partial | neg) & keep).tolist():

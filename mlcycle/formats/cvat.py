@@ -383,10 +383,10 @@ class _Reader:
             cols[col] = attribute_array([(r.get("\0attrs") or {}).get(an) for r in rows])
         self.problems.report()
         if self.unsupported:
-            from mlcycle import console
+            from mlcycle import reporting
 
             what = ", ".join(f"{v} {k}" for k, v in self.unsupported.items())
-            console.warn(f"skipped shapes CVAT export has but a label table does not hold: {what}")
+            reporting.warn(f"skipped shapes CVAT export has but a label table does not hold: {what}")
         meta: dict[str, Any] = {META: {"labels": self.labels, "attributes": attr_cols}}
         if self.options.images_root is not None:
             meta["images_root"] = str(self.options.images_root)
@@ -446,7 +446,7 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
     import numpy as np
     import orjson
 
-    from mlcycle import console
+    from mlcycle import reporting
 
     full_meta = T.get_metadata(table).get(META, {})
     table = pick_source(table, source)
@@ -617,9 +617,9 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
         out.append("  </image>")
     out.append("</annotations>")
     if dropped_seg:
-        console.warn(f"{dropped_seg} segmentation(s) written as their boxes (CVAT export writes polygons only for rows whose shape is 'polygon')")
+        reporting.warn(f"{dropped_seg} segmentation(s) written as their boxes (CVAT export writes polygons only for rows whose shape is 'polygon')")
     if split_lost:
-        console.warn(f"split not written for {split_lost} image(s): CVAT keeps a subset only as the first folder of the image name (SPLIT/name)")
+        reporting.warn(f"split not written for {split_lost} image(s): CVAT keeps a subset only as the first folder of the image name (SPLIT/name)")
     return "\n".join(out) + "\n"
 
 

@@ -233,15 +233,15 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     if path.is_dir() and len(not_labelme) == len(files):
         raise MlcycleError(f"{path}: no LabelMe JSON file (an object with 'shapes') here")
     if not_labelme:
-        from mlcycle import console
+        from mlcycle import reporting
 
         more = f" (and {len(not_labelme) - 1} more)" if len(not_labelme) > 1 else ""
-        console.info(f"skipped {len(not_labelme)} JSON file(s) that are not LabelMe files: {not_labelme[0]}{more}")
+        reporting.info(f"skipped {len(not_labelme)} JSON file(s) that are not LabelMe files: {not_labelme[0]}{more}")
     problems.report()
     if masks:
-        from mlcycle import console
+        from mlcycle import reporting
 
-        console.warn(f"skipped {masks} mask shape(s): a label table holds no LabelMe masks")
+        reporting.warn(f"skipped {masks} mask shape(s): a label table holds no LabelMe masks")
     n = len(rows)
     cols: dict[str, Any] = {
         T.SAMPLE_ID: [r[T.SAMPLE_ID] for r in rows],

@@ -146,9 +146,9 @@ class _Reader:
         num_cols = [tab.column(c) for c in (BOX_COLUMNS if boxes else ()) + ("Confidence",) if c in tab.column_names]
         comma = has_decimal_commas(num_cols)
         if comma:
-            from mlcycle import console
+            from mlcycle import reporting
 
-            console.info(f"{name}: numbers are written with decimal commas (\"0,358\"); read them as decimal points")
+            reporting.info(f"{name}: numbers are written with decimal commas (\"0,358\"); read them as decimal points")
         ids = tab.column("ImageID")
         if ids.null_count:
             row = int(np.argmin(ids.is_valid().to_numpy(zero_copy_only=False)))
@@ -336,9 +336,9 @@ class _Reader:
         w_row, h_row = W[row_pos].astype(np.float64), H[row_pos].astype(np.float64)
         unknown = (w_row[:n_lab] < 0) & has_box
         if unknown.any():
-            from mlcycle import console
+            from mlcycle import reporting
 
-            console.warn(f"{int(unknown.sum())} box(es) on images of unknown size skipped")
+            reporting.warn(f"{int(unknown.sum())} box(es) on images of unknown size skipped")
         keep = np.concatenate([~unknown, np.ones(n - n_lab, bool)])
         bbox = np.full((n, 4), np.nan)
         xmin, xmax, ymin, ymax = norm.T if len(norm) else (np.zeros(0),) * 4
@@ -485,18 +485,18 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
 
 
 def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
-    from mlcycle import console, io
+    from mlcycle import io, reporting
 
     options = options or WriteOptions()
     doc = _tables(table, options.source)
     if doc["dropped"]:
-        console.warn("columns Open Images has no place for, not written: " + ", ".join(doc["dropped"]))
+        reporting.warn("columns Open Images has no place for, not written: " + ", ".join(doc["dropped"]))
     folder = output is not None and (Path(output).is_dir() or str(output).endswith(("/", os.sep)) or not Path(output).suffix)
     if not folder:
         rows = [r for part in doc["boxes"].values() for r in part]
         n_labels = sum(len(v) for v in doc["labels"].values())
         if n_labels:
-            console.warn(f"{n_labels} image-level label(s) not written: a box CSV holds boxes only (write a folder, -o DIR, to keep them)")
+            reporting.warn(f"{n_labels} image-level label(s) not written: a box CSV holds boxes only (write a folder, -o DIR, to keep them)")
         with io.atomic_output(output, "wb") as fh:
             fh.write(_csv_text(doc["header"], rows).encode("utf-8"))
         return

@@ -84,9 +84,9 @@ def box_rows_for_export(table: "pa.Table", output: Path | None, options: WriteOp
     boxes = T.bboxes(rows)
     has_box = is_label & ~np.isnan(boxes).any(axis=1)
     if (is_label & ~has_box).any():
-        from mlcycle import console
+        from mlcycle import reporting
 
-        console.warn(f"{int((is_label & ~has_box).sum())} label(s) without a box are not written{box_note}")
+        reporting.warn(f"{int((is_label & ~has_box).sum())} label(s) without a box are not written{box_note}")
     return Path(output), rows, mode, sids, row_sample, splits, is_label, boxes, has_box
 
 def _looks_voc(p: Path | str) -> bool:

@@ -314,9 +314,9 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     H = heights[label_sample].astype(np.float64)
     known = (W > 0) & (H > 0)
     if not known.all():
-        from mlcycle import console
+        from mlcycle import reporting
 
-        console.warn(f"skipped {int((~known).sum())} box(es) on images of unknown size")
+        reporting.warn(f"skipped {int((~known).sum())} box(es) on images of unknown size")
         keep = known
         label_sample, cls, norm, W, H = label_sample[keep], cls[keep], norm[keep], W[keep], H[keep]
         conf = conf[keep] if conf is not None else None
@@ -506,9 +506,9 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     H = T.numpy_column(rows, T.HEIGHT, fill=0).astype(np.float64)
     nobox = is_label & ~has_box
     if nobox.any():
-        from mlcycle import console
+        from mlcycle import reporting
 
-        console.warn(f"{int(nobox.sum())} label(s) without a box are not written (YOLO holds boxes only)")
+        reporting.warn(f"{int(nobox.sum())} label(s) without a box are not written (YOLO holds boxes only)")
     nosize = has_box & ((W <= 0) | (H <= 0))
     if nosize.any():
         i = int(np.argmax(nosize))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from mlcycle import io
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import ReadOptions, coco, coco_results
 
 COCO_FIXTURES = [
@@ -168,7 +168,7 @@ def test_bad_coco_files_get_one_precise_error(tmp_path, doc, message):
 def test_results_need_ground_truth_and_known_ids(tmp_path):
     gt = write(tmp_path, BASE, "gt.json")
     res = write(tmp_path, [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], "r.json")
-    with pytest.raises(UsageError, match="needs the ground truth"):
+    with pytest.raises(OptionError, match="needs the ground truth"):
         coco_results.read(res)
     t = coco_results.read(res, ReadOptions(images=gt))
     assert t.to_pylist()[0]["sample_id"] == "a.jpg" and t.to_pylist()[0]["source"] == "pred"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mlcycle import formats, io
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import ReadOptions, csv_table
 
 VOTT = "openvinotoolkit__datumaro/tests/assets/vott_csv_dataset/dataset"
@@ -181,7 +181,7 @@ def test_round_trip_property(tmp_path, table):
 
 def test_unknown_field_is_a_usage_error(tmp_path, runner):
     p = write(tmp_path, "image,label\na.jpg,cat\n")
-    with pytest.raises(UsageError, match="unknown field 'colour'"):
+    with pytest.raises(OptionError, match="unknown field 'colour'"):
         csv_table.read(p, ReadOptions(columns={"colour": "label"}))
     res = runner(["ingest", "csv", p, "--columns", "colour=label"])
     assert res.exit_code == 2 and res.stdout == "" and "unknown field" in res.stderr
@@ -221,7 +221,7 @@ def test_bad_number_and_reversed_box_name_the_line(tmp_path, runner):
 
 def test_bad_box_format_is_a_usage_error(tmp_path):
     p = write(tmp_path, "image,label\na.jpg,cat\n")
-    with pytest.raises(UsageError, match="--box-format 'xyz'"):
+    with pytest.raises(OptionError, match="--box-format 'xyz'"):
         csv_table.read(p, ReadOptions(box_format="xyz"))
 
 

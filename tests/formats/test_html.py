@@ -20,7 +20,7 @@ from PIL import Image
 
 from mlcycle import formats
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import html as H
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,11 +84,11 @@ def evil_table(root: Path) -> pa.Table:
 def test_registered_as_write_only_folder_format():
     info = formats.info("html")
     assert (info.reads, info.writes, info.output) == (False, True, "folder")
-    with pytest.raises(UsageError, match="'html' can be written but not read"):
+    with pytest.raises(OptionError, match="'html' can be written but not read"):
         formats.read("html", Path("report"))
-    with pytest.raises(UsageError, match="html can be written but not read"):
+    with pytest.raises(OptionError, match="html can be written but not read"):
         H.read(Path("report"), formats.ReadOptions())
-    with pytest.raises(UsageError, match="writes a folder"):
+    with pytest.raises(OptionError, match="writes a folder"):
         formats.write("html", T.empty_table(), None)
 
 
@@ -160,7 +160,7 @@ def test_limit_and_sort_by(tmp_path):
     assert data["samples"]["id"] == ["b.png", "c.png", "a.png"]  # amy < cat < zed
     data = page_data(write(table, tmp_path / "i", tmp_path, sort_by="sample_id", limit=1))
     assert data["samples"]["id"] == ["a.png"]
-    with pytest.raises(UsageError, match="--sort-by nope: no such column"):
+    with pytest.raises(OptionError, match="--sort-by nope: no such column"):
         write(table, tmp_path / "e", tmp_path, sort_by="nope")
 
 
@@ -545,7 +545,7 @@ def test_browser_pages_placeholders_and_image_level_labels(chromium, tmp_path):
 def test_output_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "taken").write_text("x")
     table = T.from_columns({T.SAMPLE_ID: ["a.png"], T.SOURCE: ["gt"]})
-    with pytest.raises(UsageError, match="is a file; export html writes a folder"):
+    with pytest.raises(OptionError, match="is a file; export html writes a folder"):
         write(table, tmp_path / "taken", tmp_path)
     assert (tmp_path / "taken").read_text() == "x"
 

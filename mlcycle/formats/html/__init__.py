@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, UsageError
+from mlcycle.errors import MlcycleError, OptionError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -45,7 +45,7 @@ MAX_INT_FILTER_VALUES = 20  # integer columns are sort keys; with this few value
 
 
 def read(path: Path, options: "ReadOptions") -> "pa.Table":
-    raise UsageError("html can be written but not read", hint="read the table the report was made from")
+    raise OptionError(None, "html can be written but not read", hint="read the table the report was made from")
 
 
 def detect(path: Path) -> bool:
@@ -96,12 +96,12 @@ def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -
     codes = pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy()
     if sort_by == "errors":
         if T.EVAL not in names:
-            raise UsageError("--sort-by errors needs the eval column", hint="run mlcycle evaluate first")
+            raise OptionError(None, "--sort-by errors needs the eval column", hint="run mlcycle evaluate first")
         ev = pc.fill_null(pc.is_in(table[T.EVAL], value_set=pa.array(["fp", "fn"])), False).to_numpy(zero_copy_only=False)
         key = np.bincount(codes, weights=ev.astype(np.float64), minlength=len(samples))
         return np.argsort(-key, kind="stable"), sort_by, True
     if sort_by not in names:
-        raise UsageError(f"--sort-by {sort_by}: no such column",
+        raise OptionError(None, f"--sort-by {sort_by}: no such column",
                          hint="columns: " + ", ".join(names) + ", or errors")
     col = table[sort_by]
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
@@ -307,12 +307,12 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
     from mlcycle import io
 
     if output is None:
-        raise UsageError("export html writes a folder", hint="pass -o DIR, e.g. mlcycle export html evaluated.parquet -o report/")
+        raise OptionError(None, "export html writes a folder", hint="pass -o DIR, e.g. mlcycle export html evaluated.parquet -o report/")
     extra = options.extra or {}
     embed = bool(extra.get("embed"))
     limit = extra.get("limit")
     if limit is not None and int(limit) < 0:
-        raise UsageError(f"--limit {limit}: must be 0 or more")
+        raise OptionError(None, f"--limit {limit}: must be 0 or more")
     size = int(extra.get("thumb_size") or THUMB_SIZE)
     metrics = _load_metrics(extra["metrics"]) if extra.get("metrics") else None
     images_root = options.images_root or T.get_metadata(table).get("images_root") or "."
@@ -329,7 +329,7 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
     else:
         folder, page = output, output / "index.html"
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"{folder}: is a file; export html writes a folder",
+        raise OptionError(None, f"{folder}: is a file; export html writes a folder",
                          hint="pass a folder name, or --embed -o report.html for one file")
     try:
         folder.mkdir(parents=True, exist_ok=True)

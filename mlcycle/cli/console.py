@@ -1,5 +1,8 @@
 """The one stderr console: messages, warnings, progress. Data never goes here.
 
+Only the CLI prints. ``ConsoleReporter`` is the reporter (``mlcycle.reporting``) the CLI
+installs around every command, so the library's warnings and progress land here.
+
 rich is imported lazily so that ``--help`` and completion stay fast.
 """
 
@@ -46,19 +49,15 @@ def escape(text: object) -> str:
     """Escape text that comes from data before rich renders it (markup and control chars)."""
     from rich.markup import escape as _escape
 
-    s = str(text)
-    s = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in s)
-    return _escape(s)
+    from mlcycle.errors import printable
+
+    return _escape(printable(text, limit=10_000))
 
 
 def info(message: str) -> None:
     """A progress/info message (hidden by -q). ``message`` is plain text, not markup."""
     if not _state["quiet"]:
         console().print(message, markup=False, highlight=False, soft_wrap=True)
-
-
-def note(message: str) -> None:
-    info(message)
 
 
 def warn(message: str) -> None:
@@ -109,3 +108,19 @@ def progress(description: str, total: float | None = None) -> Iterator:
                 prog.advance(task, n)
 
         yield _Bar()
+
+
+class ConsoleReporter:
+    """Routes the library's warnings, notes and progress to this console."""
+
+    def warn(self, message: str) -> None:
+        warn(message)
+
+    def info(self, message: str) -> None:
+        info(message)
+
+    def debug(self, message: str) -> None:
+        debug(message)
+
+    def progress(self, description: str, total: float | None = None):
+        return progress(description, total)
