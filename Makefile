@@ -22,7 +22,7 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 docs: $(VENV)/.installed
-	$(BIN)/python -m mlcycle.docgen
+	$(BIN)/python scripts/docgen.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_ingest.py

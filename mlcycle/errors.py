@@ -27,22 +27,22 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-# (status, meaning) pairs: the one description of the exit statuses; help, man pages
-# and docs are generated from it.
+# The one description of the exit statuses: (status, short form for --help, sentence for
+# the man pages and docs). Help, man pages and docs are generated from it.
 EXIT_STATUSES = (
-    (ExitCode.OK, "success"),
-    (ExitCode.ERROR, "input could not be read or processed"),
-    (ExitCode.USAGE, "usage error (bad option or argument, binary output to a terminal)"),
-    (ExitCode.CHECK_FAILED, "a check failed (schema-check errors, evaluate --fail-under)"),
-    (ExitCode.INTERRUPTED, "interrupted"),
+    (ExitCode.OK, "success", "Success."),
+    (ExitCode.ERROR, "input could not be processed",
+     "Error: an input could not be read or processed (malformed, inconsistent, I/O)."),
+    (ExitCode.USAGE, "usage error", "Usage error: a bad option or argument, or binary output to a terminal."),
+    (ExitCode.CHECK_FAILED, "a check failed",
+     "A check failed: schema-check found errors, or evaluate --fail-under was not met."),
+    (ExitCode.INTERRUPTED, "interrupted", "Interrupted (Ctrl-C); no partial output file is left behind."),
 )
 
 
 def exit_status_summary() -> str:
-    """'Exit status: 0 success, 1 ..., 130 interrupted.' (for --help)."""
-    short = {ExitCode.USAGE: "usage error", ExitCode.CHECK_FAILED: "a check failed"}
-    parts = [f"{int(code)} {short.get(code, text)}" for code, text in EXIT_STATUSES]
-    return "Exit status: " + ", ".join(parts) + "."
+    """'Exit status: 0 success, 1 ..., 130 interrupted.' (the line every --help ends with)."""
+    return "Exit status: " + ", ".join(f"{int(code)} {short}" for code, short, _ in EXIT_STATUSES) + "."
 
 
 class MlcycleError(Exception):

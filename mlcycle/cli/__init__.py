@@ -24,11 +24,7 @@ COMMAND_MODULES = (
 )
 
 for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"mlcycle.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command not built yet
-        if _exc.name != f"mlcycle.cli.{_name}":
-            raise
+    importlib.import_module(f"mlcycle.cli.{_name}")
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 """Generate man pages and shell completions from the command tree (``make docs``).
 
-    python -m mlcycle.docgen           write man/*.1 and completions/*
-    python -m mlcycle.docgen --check   exit 1 with a diff when the checked-in files drift
+    python scripts/docgen.py           write man/*.1 and completions/*
+    python scripts/docgen.py --check   exit 1 with a diff when the checked-in files drift
+
+A repository build tool: it lives in scripts/, not in the installed package.
 
 Typer vendors its own click (``typer._click``) since 0.26, so click-ecosystem generators
 (click-man, click-completion) see no commands and produce empty pages. This module walks
@@ -26,15 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROG = "mlcycle"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent  # scripts/ sits in the repository root
 
-EXIT_STATUS = (
-    (0, "Success."),
-    (1, "Error: an input could not be read or processed (malformed, inconsistent, I/O)."),
-    (2, "Usage error: a bad option or argument, or binary output to a terminal."),
-    (3, "A check failed: schema-check found errors, or evaluate --fail-under was not met."),
-    (130, "Interrupted (Ctrl-C); no partial output file is left behind."),
-)
+def _exit_statuses() -> list[tuple[int, str]]:
+    from mlcycle.errors import EXIT_STATUSES
+
+    return [(int(code), sentence) for code, _, sentence in EXIT_STATUSES]
+
 
 ENVIRONMENT = (
     ("MLCYCLE_FORMAT",
@@ -295,7 +295,7 @@ def render_man(doc: CommandDoc, tree: list[CommandDoc]) -> str:
     for opt in doc.options:
         lines += [".TP", _option_tag(opt), _roff(opt.help or "")]
     lines.append(".SH EXIT STATUS")
-    for code, meaning in EXIT_STATUS:
+    for code, meaning in _exit_statuses():
         lines += [".TP", f"\\fB{code}\\fR", _roff(meaning)]
     lines.append(".SH ENVIRONMENT")
     for name, meaning in ENVIRONMENT:
