@@ -1,11 +1,11 @@
-"""Time `schema.check` and `mlcycle schema-check` on a large label table, every rule on.
+"""Time `schema.find_violations` and `mlcycle schema-check` on a large label table, every rule on.
 
 Generates a label table (default 1,000,000 ground-truth labels on 125,000 images, plus
 100,000 predictions) with 20 classes and five attributes (bool, float, enum, string with a
 pattern, int), injects a few hundred mistakes of every kind, and checks it against a
 schema that enables every rule (all at severity warning, so the process exits 0).
 
-Prints: the in-process time of ``schema.check`` (median of --repeat) and of building the
+Prints: the in-process time of ``schema.find_violations`` (median of --repeat) and of building the
 annotated table, then the whole `mlcycle schema-check --annotate --report` process (wall
 time and peak memory) at 1/4, 1/2 and the full size, to show memory grows linearly.
 
@@ -208,13 +208,13 @@ def main() -> None:
     times, result = [], None
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        result = S.check(table, spec)
+        result = S.find_violations(table, spec)
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
     annotated = result.apply(table, annotate=True)
     t_ann = time.perf_counter() - t0
     fired = sorted({r for r in result.violations.column("rule").to_pylist()})
-    print(f"schema.check: {statistics.median(times):.2f} s median of {args.repeat} "
+    print(f"schema.find_violations: {statistics.median(times):.2f} s median of {args.repeat} "
           f"({result.violations.num_rows:,} violations, {len(fired)} of {len(S.RULES)} rules fired)")
     print(f"annotate ({annotated.num_rows:,} rows): {t_ann:.2f} s")
     missing = sorted(set(S.RULES) - set(fired))

@@ -11,6 +11,8 @@ import pytest
 
 from mlcycle import schema as S
 from mlcycle import table as T
+from mlcycle.schema.context import Context
+from mlcycle.schema.rules.dataset import duplicate_pairs
 from mlcycle.errors import MlcycleError
 
 NAN4 = [np.nan] * 4
@@ -52,7 +54,7 @@ def schema(text: str) -> S.Schema:
 
 def found(rows: list[dict], text: str) -> dict[str, int]:
     """rule id -> number of violations."""
-    r = S.check(make(rows), schema(text))
+    r = S.find_violations(make(rows), schema(text))
     rules = r.violations.column("rule").to_pylist()
     return {k: rules.count(k) for k in set(rules)}
 
@@ -181,7 +183,7 @@ def test_rule_ids_are_stable_and_have_valid_defaults():
 
 def test_violation_rows_name_sample_label_column_value_and_message():
     rows = [gt(label_id=7, occluded=None), gt(sample="b.jpg", label_id=8, box=(95, 0, 10, 10), occluded=True)]
-    r = S.check(make(rows), schema("""
+    r = S.find_violations(make(rows), schema("""
         attributes: {occluded: {type: bool, required: true}}
         boxes: {inside_image: true}
     """))
@@ -198,10 +200,10 @@ def test_violation_rows_name_sample_label_column_value_and_message():
 
 def test_severity_override_warning_and_off():
     rows = [gt(box=(95, 0, 10, 10))]
-    r = S.check(make(rows), schema("boxes: {inside_image: true}\nseverity: {box.outside-image: warning}"))
+    r = S.find_violations(make(rows), schema("boxes: {inside_image: true}\nseverity: {box.outside-image: warning}"))
     assert (r.errors, r.warnings) == (0, 1)
     assert not r.failed() and r.failed(strict=True)
-    r = S.check(make(rows), schema("boxes: {inside_image: true}\nseverity: {box.outside-image: 'off'}"))
+    r = S.find_violations(make(rows), schema("boxes: {inside_image: true}\nseverity: {box.outside-image: 'off'}"))
     assert r.violations.num_rows == 0
     assert r.violations_column().to_pylist() == [[]]
 
@@ -215,7 +217,7 @@ def test_annotate_marks_label_rows_and_whole_samples_but_not_dataset_rules():
         dataset: {min_examples: 10}
     """)
     t = make(rows)
-    r = S.check(t, s)
+    r = S.find_violations(t, s)
     out = r.apply(t, annotate=True)
     assert out.column_names[-1] == T.VIOLATIONS
     assert out.column(T.VIOLATIONS).to_pylist() == [
@@ -232,16 +234,16 @@ def test_annotate_marks_label_rows_and_whole_samples_but_not_dataset_rules():
 def test_keep_follows_strict_for_warnings():
     rows = [gt(), gt(box=(0, 0, 60, 5))]
     t = make(rows)
-    r = S.check(t, schema("boxes: {max_aspect_ratio: 4}"))
+    r = S.find_violations(t, schema("boxes: {max_aspect_ratio: 4}"))
     assert r.apply(t, keep="valid").num_rows == 2
     assert r.apply(t, keep="valid", strict=True).num_rows == 1
 
 
 def test_annotate_replaces_an_existing_violations_column():
     t = make([gt(), gt(box=(0, 0, 0, 1))])
-    r = S.check(t, schema("boxes: {}"))
+    r = S.find_violations(t, schema("boxes: {}"))
     once = r.apply(t, annotate=True)
-    twice = S.check(once, schema("boxes: {}")).apply(once, annotate=True)
+    twice = S.find_violations(once, schema("boxes: {}")).apply(once, annotate=True)
     assert twice.column_names.count(T.VIOLATIONS) == 1
     assert twice.column(T.VIOLATIONS).to_pylist() == [[], ["box.non-positive"]]
     # the violations column itself is not an unknown attribute
@@ -255,7 +257,7 @@ def test_attributes_apply_to_ground_truth_labels_only():
 
 def test_summary_examples_and_counts():
     rows = [gt(label=f"x{i}", label_id=i) for i in range(5)]
-    doc = S.check(make(rows), schema("classes: [person]")).summary(examples=2)
+    doc = S.find_violations(make(rows), schema("classes: [person]")).summary(examples=2)
     (rule,) = doc["rules"]
     assert rule["rule"] == "class.unknown" and rule["count"] == 5 and rule["severity"] == "error"
     assert [e["label_id"] for e in rule["examples"]] == [0, 1]
@@ -263,7 +265,7 @@ def test_summary_examples_and_counts():
 
 
 def test_empty_table_and_no_sections_pass():
-    r = S.check(T.empty_table(), schema("version: 1"))
+    r = S.find_violations(T.empty_table(), schema("version: 1"))
     assert r.violations.num_rows == 0 and not r.failed()
     assert r.violations_column().to_pylist() == []
 
@@ -293,10 +295,10 @@ def test_duplicate_check_matches_a_pairwise_loop(seed):
     wh = rng.integers(5, 8, (n, 2)).astype(float)
     boxes = np.hstack([xy, wh])
     t = T.from_columns({"sample_id": samples.tolist(), "source": ["gt"] * n, "label": labels.tolist(), "bbox": boxes})
-    ctx = S._Ctx(t, S.Schema())
+    ctx = Context(t, S.Schema())
     for thr in (0.3, 0.6):
-        _, j, _ = S.duplicate_pairs(ctx, thr, chunk_pairs=7)   # tiny chunks exercise the chunking
-        r = S.check(t, S.Schema(duplicate_iou=thr))
+        _, j, _ = duplicate_pairs(ctx, thr, chunk_pairs=7)   # tiny chunks exercise the chunking
+        r = S.find_violations(t, S.Schema(duplicate_iou=thr))
         rows = r.violations.column("row").to_pylist()
         assert set(rows) == set(j.tolist()) == _brute_duplicates(boxes, samples, labels, thr)
 
@@ -453,7 +455,7 @@ def test_check_invariants_on_random_tables(rows):
     doc = (Path(__file__).resolve().parent.parent / "docs" / "schema.md").read_text()
     spec = S.loads(doc.split("A full example, with every key:\n\n```yaml\n", 1)[1].split("```", 1)[0])
     t = make(rows)
-    r = S.check(t, spec)
+    r = S.find_violations(t, spec)
     rep = r.violations.to_pylist()
     for v in rep:
         assert v["rule"] in S.RULES and v["severity"] == spec.severity_of(v["rule"]) and v["message"]
@@ -477,5 +479,44 @@ def test_one_function_per_rule_and_rules_that_are_off_are_not_run(monkeypatch):
         yield  # pragma: no cover
 
     monkeypatch.setitem(S.RULE_FUNCS, "dataset.duplicate-label", boom)
-    r = S.check(make([gt(), gt()]), schema("dataset: {duplicate_iou: 0.5}\nseverity: {dataset.duplicate-label: off}"))
+    r = S.find_violations(make([gt(), gt()]), schema("dataset: {duplicate_iou: 0.5}\nseverity: {dataset.duplicate-label: off}"))
     assert r.violations.num_rows == 0
+
+
+# --------------------------------------------------------------------------- the public entry point
+
+def test_check_returns_a_result_with_the_table_to_pass_on_and_the_summary(tmp_path):
+    from mlcycle.results import Result
+
+    t = make([gt(label_id=1), gt(label="dog", label_id=2)])
+    text = "classes: [person]\n"
+    r = S.check(t, schema(text), annotate=True, keep="valid", examples=1)
+    assert isinstance(r, Result) and r.warnings == ()
+    assert r.table.column("label_id").to_pylist() == [1]
+    assert r.table.column(T.VIOLATIONS).to_pylist() == [[]]
+    assert r.summary == S.find_violations(t, schema(text)).summary(examples=1)
+    assert r.summary["passed"] is False and r.summary["errors"] == 1
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    assert S.check(t, p).summary["schema"] == str(p) and S.check(t, p).table.num_rows == 2
+
+
+@pytest.mark.parametrize("kw, option", [({"keep": "some"}, "keep"), ({"examples": -1}, "examples")])
+def test_check_options_are_checked_and_named_without_flags(kw, option):
+    from mlcycle.errors import OptionError
+
+    with pytest.raises(OptionError) as info:
+        S.check(make([gt()]), schema("version: 1"), **kw)
+    assert info.value.option == option and "--" not in info.value.message
+
+
+def test_import_mlcycle_schema_is_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlcycle.schema as s\n"
+            "heavy = [m for m in ('numpy', 'pyarrow', 'yaml', 'rich', 'typer') if m in sys.modules]\n"
+            "assert not heavy, heavy\n"
+            "assert all(hasattr(s, n) for n in s.__all__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

@@ -11,7 +11,6 @@ import pytest
 
 from mlcycle import formats
 from mlcycle import schema as S
-from mlcycle import schema_infer
 from mlcycle import table as T
 
 DATUMARO = "openvinotoolkit__datumaro/tests/assets"
@@ -25,7 +24,7 @@ def read(external: Path, fmt: str, rel: str):
 
 
 def check(table, text: str) -> S.CheckResult:
-    return S.check(table, S.loads(textwrap.dedent(text), "schema.yaml"))
+    return S.find_violations(table, S.loads(textwrap.dedent(text), "schema.yaml"))
 
 
 def by_rule(result: S.CheckResult) -> dict[str, list[tuple]]:
@@ -36,9 +35,9 @@ def by_rule(result: S.CheckResult) -> dict[str, list[tuple]]:
 
 
 def draft_passes(table) -> S.Schema:
-    text = schema_infer.infer(table, "fixture")
+    text = S.infer(table, "fixture")
     spec = S.loads(text, "draft.yaml")
-    result = S.check(table, spec)
+    result = S.find_violations(table, spec)
     assert not result.failed(), result.report_table().to_pylist()
     return spec
 
@@ -101,18 +100,18 @@ def test_infer_drafts_what_the_data_always_kept():
 ])
 def test_a_label_that_breaks_an_observed_pattern_fails_the_draft(column, value, rule):
     t = generated()
-    spec = S.loads(schema_infer.infer(t), "draft.yaml")
+    spec = S.loads(S.infer(t), "draft.yaml")
     rows = t.to_pylist()
     rows[0][column] = value
     bad = T.from_columns({k: ([r[k] for r in rows] if k != "bbox" else np.array([r[k] for r in rows]))
                           for k in t.column_names})
-    result = S.check(bad, spec)
+    result = S.find_violations(bad, spec)
     assert result.failed()
     assert rule in by_rule(result)
 
 
 def test_infer_comments_what_it_observed():
-    text = schema_infer.infer(generated(), "gen.parquet")
+    text = S.infer(generated(), "gen.parquet")
     assert text.startswith("# Drafted by `mlcycle schema-check --infer` from gen.parquet:")
     assert "# rarest class:" in text and "# labels per sample observed:" in text
     assert "inside_image: true  # largest overflow observed: 0 px" in text
@@ -128,7 +127,7 @@ def test_infer_on_predictions_only_and_empty_table():
 def test_infer_turns_errors_in_the_data_into_warnings():
     t = T.from_columns({"sample_id": ["a", "a"], "source": ["gt", "gt"], "label_id": [1, 1], "label": ["x", "x"],
                         "bbox": np.array([[0, 0, 1, 1.0], [0, 0, 0, 1.0]])})
-    text = schema_infer.infer(t)
+    text = S.infer(t)
     assert "unique_label_ids: false" in text
     assert "box.non-positive: warning  # 1 violations in the data it was drafted from" in text
     draft_passes(t)

@@ -1,4 +1,8 @@
-"""mlcycle schema-check: check every label against a schema file, like a linter."""
+"""mlcycle schema-check: check every label against a schema file, like a linter.
+
+The options only: the checking is ``mlcycle.schema``, the terminal summary is
+``mlcycle.cli.views.schema_check``.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ import typer
 
 from mlcycle.cli.common import Format, Json, NoColor, Output, Quiet, Tables, Verbose, command, setup
 
-KEEP_CHOICES = ("all", "valid", "invalid")
-
 
 def _complete_keep(incomplete: str) -> list[str]:
+    from mlcycle.schema.model import KEEP_CHOICES
+
     return [k for k in KEEP_CHOICES if k.startswith(incomplete)]
 
 
@@ -55,22 +59,20 @@ def schema_check(
     before any data is read. Exit status 3 when an error-level rule is broken (with
     --strict, a warning-level one too), after all output is written.
     """
-    from mlcycle.cli import console
     from mlcycle import io, schema
+    from mlcycle.cli import console
     from mlcycle.cli.common import UsageError
-    from mlcycle.errors import CheckFailed
+    from mlcycle.cli.views import schema_check as view
+    from mlcycle.errors import CheckFailed, MlcycleError
 
     setup(quiet, verbose, no_color)
-    if keep not in KEEP_CHOICES:
-        raise UsageError(f"--keep: expected one of {', '.join(KEEP_CHOICES)}, got {keep!r}")
+    schema.validate_options(keep=keep, examples=examples)
     if infer:
         if schema_path is not None:
             raise UsageError("--infer drafts a schema and --schema checks one; give only one",
                              hint="mlcycle schema-check --infer TABLE > schema.yaml")
-        from mlcycle import schema_infer
-
         table = io.read_tables(tables)
-        text = schema_infer.infer(table, origin=", ".join(tables or ["<stdin>"]))
+        text = schema.infer(table, origin=", ".join(tables or ["<stdin>"]))
         with io.atomic_output(output, "wb") as fh:
             fh.write(text.encode("utf-8"))
         console.info(f"drafted a schema from {table.num_rows} rows; review it before use")
@@ -79,8 +81,6 @@ def schema_check(
         raise UsageError("missing --schema", hint="mlcycle schema-check -s schema.yaml [TABLE] (or --infer to draft one)")
     spec = schema.load(schema_path)          # the schema is validated before the data is read
     if report is not None:                   # ... and the report's place before any output
-        from mlcycle.errors import MlcycleError
-
         if report.is_dir():
             raise UsageError(f"--report {report}: is a folder; give a file name such as violations.jsonl")
         if not (report.parent if str(report.parent) else Path(".")).is_dir():
@@ -89,24 +89,21 @@ def schema_check(
     if not json_out:
         io.check_binary_to_terminal(output, out_encoding)
     table = io.read_tables(tables)
-    result = schema.check(table, spec)
+    found = schema.find_violations(table, spec)
     if not json_out or not io.is_stdout(output):
-        io.write_table(result.apply(table, annotate=annotate, keep=keep, strict=strict), output, encoding)
+        io.write_table(found.apply(table, annotate=annotate, keep=keep, strict=strict), output, encoding)
     if report is not None:
-        io.write_table(result.report_table(), report, _report_encoding(report))
-    doc = result.summary(examples=examples, strict=strict)
+        io.write_table(found.report_table(), report, _report_encoding(report))
+    doc = found.summary(examples=examples, strict=strict)
     if json_out:
         import orjson
 
         with io.atomic_output(None, "wb") as fh:
             fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
     else:
-        _render(doc)
-    if result.failed(strict):
-        parts = [f"{doc['errors']} error{'s' if doc['errors'] != 1 else ''}"]
-        if strict or doc["warnings"]:
-            parts.append(f"{doc['warnings']} warning{'s' if doc['warnings'] != 1 else ''}")
-        raise CheckFailed(f"schema check failed: {', '.join(parts)} against {schema_path}",
+        view.render(doc)
+    if found.failed(strict):
+        raise CheckFailed(view.failure_message(doc, schema_path, strict),
                           hint=None if report else "--report FILE lists every violation")
 
 
@@ -115,33 +112,3 @@ def _report_encoding(path: Path) -> str:
     from mlcycle import io
 
     return io.output_encoding(path, "jsonl")
-
-
-def _render(doc: dict) -> None:
-    """The per-rule summary on stderr (values from the data are escaped)."""
-    from mlcycle.cli import console
-
-    if console.is_quiet():
-        return
-    if not doc["rules"]:
-        console.info(f"schema check passed: {doc['labels']} labels in {doc['rows']} rows, no violations")
-        return
-    from rich.table import Table
-
-    t = Table(title=f"schema-check against {console.escape(doc['schema'])}", title_justify="left",
-              show_lines=False, pad_edge=False)
-    t.add_column("rule")
-    t.add_column("severity")
-    t.add_column("count", justify="right")
-    t.add_column("first examples (sample_id, label_id: message)")
-    for rule in doc["rules"]:
-        ex = "\n".join(
-            f"{console.escape(e['sample_id'] if e['sample_id'] is not None else '(dataset)')}"
-            f"{'' if e['label_id'] is None else ' #' + str(e['label_id'])}: {console.escape(e['message'])}"
-            for e in rule["examples"])
-        style = "red" if rule["severity"] == "error" else "yellow"
-        t.add_row(rule["rule"], f"[{style}]{rule['severity']}[/{style}]", str(rule["count"]), ex)
-    console.render(t)
-    verdict = "passed" if doc["passed"] else "failed"
-    console.info(f"schema check {verdict}: {doc['errors']} errors, {doc['warnings']} warnings "
-                 f"in {doc['labels']} labels ({doc['rows']} rows)")

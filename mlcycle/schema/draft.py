@@ -1,7 +1,7 @@
-"""Draft a schema from existing data (``mlcycle schema-check --infer``).
+"""Draft a schema from existing data: ``infer(table)`` -> YAML text.
 
 The draft is YAML text with comments saying what was observed. It is built so that the
-data it was inferred from passes it (exit 0; see the safety net at the end), while a
+data it was inferred from passes it (no errors; see the safety net at the end), while a
 label that breaks a pattern the data always kept does not: an unknown class, a missing
 attribute that every label of its class had, a value outside the observed range or set,
 a box outside the image or smaller than any observed.
@@ -10,12 +10,21 @@ a box outside the image or smaller than any observed.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlcycle import schema as S
 from mlcycle import table as T
+from mlcycle.schema.checker import find_violations
+from mlcycle.schema.context import Context
+from mlcycle.schema.loader import loads
+from mlcycle.schema.model import ERROR, NOT_ATTRIBUTES, WARNING, Schema, full_match_pattern
+from mlcycle.schema.rules.dataset import (
+    duplicate_pairs, rule_dataset_duplicate_label_id, rule_dataset_split_overlap,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
 
 ENUM_MAX_VALUES = 20
 _PATTERNS = ("[0-9]+", "[a-z]+", "[A-Z]+", "[A-Za-z]+", "[A-Za-z0-9_]+", "[A-Za-z0-9_.:/-]+")
@@ -48,13 +57,14 @@ def _ceil(x: float, digits: int = 2) -> Any:
     return _num(math.ceil(x * f) / f)
 
 
-def infer(table: "Any", origin: str = "<stdin>") -> str:
-    """A draft schema (YAML text) for the data in ``table``."""
+def infer(table: "pa.Table", origin: str = "<stdin>") -> str:
+    """A draft schema (YAML text) for the data in ``table``; ``origin`` names the data in
+    the header comment."""
     import pyarrow.compute as pc
 
-    ctx = S._Ctx(table, S.Schema())
+    ctx = Context(table, Schema())
     L = ctx.gt_label
-    counts = S.class_counts(ctx, L)
+    counts = ctx.class_counts(L)
     counts = {k: v for k, v in counts.items() if v > 0}
     codes = ctx.samples()[0] if table.num_rows else np.zeros(0, np.int64)
     n_samples = len(np.unique(codes[ctx.gt])) if table.num_rows else 0
@@ -113,12 +123,12 @@ def infer(table: "Any", origin: str = "<stdin>") -> str:
     if unsupported:
         severity["attr.unknown"] = ("off", f"columns of types the schema cannot describe: {', '.join(unsupported)}")
     text = "\n".join(out) + "\n"
-    draft = S.loads(text + _severity_block(severity), "<draft>")
-    result = S.check(table, draft)
+    draft = loads(text + _severity_block(severity), "<draft>")
+    result = find_violations(table, draft)
     if result.errors:
-        v = result.violations.filter(pc.equal(result.violations.column("severity"), S.ERROR))
+        v = result.violations.filter(pc.equal(result.violations.column("severity"), ERROR))
         for rule, cnt in zip(*np.unique(np.asarray(v.column("rule").to_pylist(), dtype=object), return_counts=True)):
-            severity.setdefault(rule, (S.WARNING, f"{cnt} violations in the data it was drafted from"))
+            severity.setdefault(rule, (WARNING, f"{cnt} violations in the data it was drafted from"))
 
     return text + _severity_block(severity)
 
@@ -143,7 +153,7 @@ def _supercategories(table) -> dict[str, str]:
     return out
 
 
-def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
+def _attributes(ctx: Context, names: list[str]) -> tuple[list[str], list[str]]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -152,7 +162,7 @@ def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     unsupported: list[str] = []
     for col_name in T.attribute_columns(table):
-        if col_name in S.COMMAND_COLUMNS or col_name in S.GEOMETRY_COLUMNS:
+        if col_name in NOT_ATTRIBUTES:
             continue
         col = table.column(col_name).combine_chunks()
         if pa.types.is_dictionary(col.type):
@@ -190,7 +200,7 @@ def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
             else:
                 typ = "string"
                 for pat in _PATTERNS:
-                    m = pc.match_substring_regex(text, S.full_match_pattern(pat))
+                    m = pc.match_substring_regex(text, full_match_pattern(pat))
                     if pc.all(m).as_py():
                         body.append(f"    pattern: {_y(pat)}")
                         break
@@ -199,8 +209,8 @@ def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
             unsupported.append(col_name)
             continue
         # which classes carry it, and on which it is never missing
-        lab_present = S.class_counts(ctx, present)
-        lab_all = S.class_counts(ctx, L)
+        lab_present = ctx.class_counts(present)
+        lab_all = ctx.class_counts(L)
         on = sorted(k for k, c in lab_present.items() if c > 0)
         always = sorted(k for k in on if lab_present[k] == lab_all.get(k, 0))
         head = [f"  {_y(col_name)}:  # {typ}; on {n_present} of {int(L.sum())} labels" + (f"; {note}" if note else ""),
@@ -215,7 +225,7 @@ def _attributes(ctx: "S._Ctx", names: list[str]) -> tuple[list[str], list[str]]:
     return lines, unsupported
 
 
-def _boxes(ctx: "S._Ctx") -> list[str]:
+def _boxes(ctx: Context) -> list[str]:
     table = ctx.table
     L = ctx.gt_label
     if not L.any() or T.BBOX not in table.column_names:
@@ -256,7 +266,7 @@ def _boxes(ctx: "S._Ctx") -> list[str]:
     return lines
 
 
-def _samples(ctx: "S._Ctx", codes: np.ndarray) -> list[str]:
+def _samples(ctx: Context, codes: np.ndarray) -> list[str]:
     import pyarrow.compute as pc
 
     table = ctx.table
@@ -285,25 +295,25 @@ def _samples(ctx: "S._Ctx", codes: np.ndarray) -> list[str]:
     return lines
 
 
-def _dataset(ctx: "S._Ctx", counts: dict) -> list[str]:
+def _dataset(ctx: Context, counts: dict) -> list[str]:
     table = ctx.table
     lines = ["dataset:"]
     ids = T.numpy_column(table, T.LABEL_ID, dtype=np.float64) if T.LABEL_ID in table.column_names else None
     if ids is not None:
-        s = S.Schema(unique_label_ids=True)
-        dup = list(S.rule_dataset_duplicate_label_id(S._Ctx(table, s)))
+        s = Schema(unique_label_ids=True)
+        dup = list(rule_dataset_duplicate_label_id(Context(table, s)))
         if dup:
             lines.append(f"  unique_label_ids: false  # {dup[0].rows.size} repeated label_ids observed")
         else:
             lines.append("  unique_label_ids: true")
     if T.SPLIT in table.column_names:
-        s = S.Schema(split_overlap=True, unique_label_ids=False)
-        found = list(S.rule_dataset_split_overlap(S._Ctx(table, s)))
+        s = Schema(split_overlap=True, unique_label_ids=False)
+        found = list(rule_dataset_split_overlap(Context(table, s)))
         if found:
             lines.append(f"  split_overlap: false  # {found[0].rows.size} samples are in more than one split")
         else:
             lines.append("  split_overlap: true  # no image is in two splits")
-    i, j, iou = S.duplicate_pairs(ctx, 0.0)
+    i, j, iou = duplicate_pairs(ctx, 0.0)
     top = float(iou.max()) if iou.size else 0.0
     thr = max(0.9, _ceil(top))
     if thr < 1:
