@@ -1,4 +1,4 @@
-"""mlcycle.stats: the numbers on small hand-made tables, batching, comparison, rendering."""
+"""mlcycle.stats: the numbers on small hand-made tables, batching, comparison, describe, plots."""
 
 from __future__ import annotations
 
@@ -181,7 +181,9 @@ def test_attributes_summarised_by_type_and_per_class():
 
 
 def test_high_cardinality_attribute_is_flagged_not_listed(monkeypatch):
-    monkeypatch.setattr(stats, "MAX_DISTINCT", 5)
+    from mlcycle.stats import attributes
+
+    monkeypatch.setattr(attributes, "MAX_DISTINCT", 5)
     n = 20
     t = T.from_columns({T.SAMPLE_ID: [f"s{i}" for i in range(n)], T.SOURCE: ["gt"] * n, T.LABEL: ["x"] * n,
                         "url": [f"http://x/{i}" for i in range(n)]})
@@ -308,11 +310,13 @@ def test_js_distance():
 def test_group_by_unknown_or_list_column_is_a_usage_error():
     from mlcycle.errors import OptionError
 
-    with pytest.raises(OptionError, match="no column 'nope'"):
+    with pytest.raises(OptionError, match="no column 'nope'") as err:
         doc_of(small_table(), by=["nope"])
+    assert err.value.option == "by" and "--" not in err.value.message
     t = small_table(tags=pa.array([["a"]] * 5, pa.list_(pa.string())))
-    with pytest.raises(OptionError, match="cannot group by column 'tags'"):
+    with pytest.raises(OptionError, match="cannot group by column 'tags'") as err:
         doc_of(t, compare="tags")
+    assert err.value.option == "compare"
 
 
 # --------------------------------------------------------------------------- batches, files, scale
@@ -326,7 +330,7 @@ def test_batch_size_does_not_change_the_numbers(tmp_path):
     whole = doc_of(t, by=["split"], compare="split")
     path = tmp_path / "t.jsonl"
     io.write_table(t, path)
-    sliced = stats.compute(stats.iter_batches([path], rows=2), by=["split"], compare="split")
+    sliced = stats.describe(io.scan([path], batch_rows=2), by=["split"], compare="split").summary
     assert _strip_versions(sliced) == _strip_versions(whole)
 
 
@@ -334,10 +338,11 @@ def test_parquet_is_streamed_with_dictionary_strings(tmp_path):
     t = small_table(annotator=["x", "y", "x", "y", None])
     path = tmp_path / "t.parquet"
     io.write_table(t, path)
-    batches = list(stats.iter_batches([path], rows=2))
+    scan = io.scan([path], batch_rows=2, keep_dictionaries=True)
+    batches = list(scan)
     assert len(batches) == 3
     assert pa.types.is_dictionary(batches[0].schema.field(T.SAMPLE_ID).type)
-    from_parquet = stats.compute(stats.iter_batches([path], rows=2))
+    from_parquet = stats.describe(scan).summary
     from_memory = doc_of(t)
     assert from_parquet == from_memory
 
@@ -348,7 +353,7 @@ def test_several_inputs_with_different_attribute_columns(tmp_path):
     pa_, pb = tmp_path / "a.parquet", tmp_path / "b.jsonl"
     io.write_table(a, pa_)
     io.write_table(b, pb)
-    d = stats.stats([pa_, pb])
+    d = stats.describe([pa_, pb]).summary
     assert d["counts"]["labels"] == 2
     (occ,) = d["attributes"]
     assert (occ["true"], occ["missing"], occ["rows"]) == (1, 1, 2)
@@ -366,7 +371,9 @@ def test_quantiles_exact_then_sketched(monkeypatch):
     q.add(np.array([1.0, 2.0, 3.0, 4.0, np.nan]))
     s = q.summary()
     assert (s["count"], s["min"], s["p50"], s["max"], s["mean"]) == (4, 1.0, 2.5, 4.0, 2.5)
-    monkeypatch.setattr(stats, "EXACT_QUANTILE_LIMIT", 1000)
+    from mlcycle.stats import sketches
+
+    monkeypatch.setattr(sketches, "EXACT_QUANTILE_LIMIT", 1000)
     rng = np.random.default_rng(0)
     values = np.concatenate([rng.lognormal(3, 1, 50_000), -rng.lognormal(0, 1, 5_000), np.zeros(100)])
     q = stats.Quantiles()
@@ -448,42 +455,72 @@ def test_coco_val2014_100_crowd_and_sizes(external):
     assert "iscrowd" not in {a["name"] for a in d["attributes"]}
 
 
-# --------------------------------------------------------------------------- rendering and plots
+# --------------------------------------------------------------------------- describe
 
-def test_render_escapes_text_from_data():
-    from rich.console import Console
+def test_describe_returns_a_result_from_a_table_a_scan_or_paths(tmp_path):
+    from mlcycle.results import Result
 
-    from mlcycle import stats_render
-
-    t = T.from_columns({T.SAMPLE_ID: ["a", "b"], T.SOURCE: ["gt", "gt"], T.LABEL: ["[bold]evil[/bold]", "cat"],
-                        T.SPLIT: ["train", "val"], "note": ["[red]x", "y"]})
-    d = doc_of(t, compare="split")
-    con = Console(record=True, width=160, color_system=None)
-    stats_render.render(d, con)
-    text = con.export_text()
-    assert "[bold]evil[/bold]" in text and "[red]x" in text
-    assert "Classes" in text and "Jensen" in text
-    con = Console(record=True, width=160, color_system=None)
-    stats_render.render(doc_of(t, by=["split"]), con)
-    text = con.export_text()
-    assert "Labels per class and group" in text and "[bold]evil[/bold]" in text
+    t = small_table(annotator=["x", "y", "x", "y", None])
+    r = stats.describe(t, by="split")
+    assert isinstance(r, Result) and r.table is None and r.warnings == ()
+    assert r.summary == doc_of(t, by=["split"])
+    path = tmp_path / "t.parquet"
+    io.write_table(t, path)
+    assert stats.describe(path).summary == stats.describe(io.scan(path)).summary == doc_of(t)
+    assert json.loads(r.to_json()) == r.summary
 
 
-def test_bar():
-    from mlcycle import stats_render
+def test_describe_warns_when_the_source_filter_matches_nothing():
+    t = T.from_columns({T.SAMPLE_ID: ["a", "a"], T.SOURCE: ["gt", "pred"], T.LABEL: ["cat", "cat"]})
+    r = stats.describe(t, sources=["nope"])
+    assert len(r.warnings) == 1 and r.warnings[0].startswith("no rows of source nope; sources present:")
+    assert r.summary["input"]["rows_used"] == 0
+    from mlcycle import reporting
 
-    assert stats_render.bar(1.0, 4) == "████"
-    assert stats_render.bar(0.0, 4) == "    "
-    assert stats_render.bar(0.5, 4) == "██  "
-    assert stats_render.bar(None) == ""
+    with reporting.collect() as seen:
+        r = stats.describe(t)
+    assert r.warnings == () and any("several sources (gt, pred)" in n for n in seen.notes)
+    assert not [n for n in seen.notes if "--" in n]  # the library never speaks of flags
 
+
+def test_inputs_whose_attribute_types_differ_are_read_one_by_one(tmp_path):
+    a = T.from_columns({T.SAMPLE_ID: ["a"], T.SOURCE: ["gt"], T.LABEL: ["cat"], "conf": [1]})
+    b = T.from_columns({T.SAMPLE_ID: ["b"], T.SOURCE: ["gt"], T.LABEL: ["dog"], "conf": ["high"]})
+    pa_, pb = tmp_path / "a.parquet", tmp_path / "b.jsonl"
+    io.write_table(a, pa_)
+    io.write_table(b, pb)
+    (conf,) = stats.describe([pa_, pb]).summary["attributes"]
+    # one scan over both would refuse int64 vs string; from then on the column is text
+    assert conf["type"] == "categorical" and conf["rows"] == 2 and conf["values"][0]["value"] == "high"
+
+
+def test_stdin_twice_is_an_option_error():
+    from mlcycle.errors import OptionError
+
+    with pytest.raises(OptionError, match="more than once"):
+        stats.describe(["-", "-"])
+
+
+def test_the_library_imports_no_cli_and_no_plotting():
+    import subprocess
+    import sys
+
+    code = ("import sys, mlcycle.stats as S; from mlcycle import table as T\n"
+            "S.describe(T.from_columns({'sample_id': ['a'], 'source': ['gt'], 'label': ['x']}))\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('rich', 'typer', 'matplotlib')"
+            " or m.startswith('mlcycle.cli')]\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- plots
 
 def test_plot_writes_pngs(tmp_path):
     pytest.importorskip("matplotlib")
-    from mlcycle import stats_render
+    from mlcycle.stats import plots
 
     d = doc_of(small_table(), compare="split")
-    files = stats_render.plot(d, tmp_path / "charts")
+    files = plots.write(d, tmp_path / "charts")
     names = sorted(p.name for p in files)
     assert names == ["aspect_ratio.png", "centres.png", "classes.png", "compare.png", "labels_per_sample.png",
                      "sizes.png"]

@@ -52,34 +52,26 @@ def stats(
     it is one JSON document with stable keys (see docs/stats.md). Works on the output
     of evaluate (tp/fp/fn per class and size) and mine-hard (reasons, scores).
     """
-    from mlcycle.cli import console
     from mlcycle import stats as S
+    from mlcycle.cli import console
+    from mlcycle.errors import MlcycleError
+    from mlcycle.stats import plots
 
     setup(quiet, verbose, no_color)
-    if plot is not None:
-        from mlcycle import stats_render
-
-        stats_render.require_matplotlib()
-    doc = S.stats(tables, by=by or (), compare=compare, sources=source or ())
-    if doc["input"]["source_filter"] and not doc["input"]["rows_used"]:
-        console.warn("no rows of source " + ", ".join(source or []) + "; sources present: "
-                     + ", ".join(str(s) for s in doc["input"]["sources"]))
-    elif len(doc["input"]["sources"]) > 1 and not source and compare != "source" and "source" not in (by or []):
-        console.info("note: the table holds several sources (" + ", ".join(doc["input"]["sources"])
-                     + "); statistics count them together. Use --source NAME or --compare source.")
+    if plot is not None and not plots.available():  # fail before reading anything
+        raise MlcycleError("--plot needs matplotlib, which is not installed", hint=plots.PLOT_HINT)
+    result = S.describe(tables, by=by or (), compare=compare, sources=source or ())
     if json_out or not _stdout_is_terminal():
-        _write_json(doc)
+        _write_json(result.summary)
     else:
         from rich.console import Console
 
-        from mlcycle import stats_render
+        from mlcycle.cli.views import stats as view
 
         out = Console(no_color=no_color or None, highlight=False)
-        stats_render.render(doc, out, top=top)
+        view.render(result.summary, out, top=top)
     if plot is not None:
-        from mlcycle import stats_render
-
-        written = stats_render.plot(doc, plot)
+        written = plots.write(result.summary, plot)
         console.info(f"wrote {len(written)} charts to {plot}")
 
 

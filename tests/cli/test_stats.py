@@ -1,4 +1,4 @@
-"""mlcycle stats through the CLI: JSON on a pipe, rich report on a terminal, plots, errors."""
+"""mlcycle stats through the CLI: JSON on a pipe, rich report on a terminal (the view), plots, errors."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_unknown_group_column_is_a_usage_error(runner, gt):
     r = runner(["stats", gt, "--compare", "annotator"])
     assert r.exit_code == 2
     assert r.stdout == ""
-    assert "no column 'annotator'" in r.stderr and "hint:" in r.stderr
+    assert "--compare: no column 'annotator'" in r.stderr and "hint:" in r.stderr
 
 
 def test_unreadable_input_exits_1(runner, tmp_path):
@@ -152,3 +152,34 @@ def test_real_pipe_from_ingest(tmp_path):
     raw = json.loads(sample.read_text())
     assert doc["counts"]["labels"] == len(raw["annotations"])
     assert doc["counts"]["samples"] == len(raw["images"])
+
+
+# --------------------------------------------------------------------------- the terminal view
+
+def test_render_escapes_text_from_data():
+    from rich.console import Console
+
+    from mlcycle import stats
+    from mlcycle.cli.views import stats as view
+
+    t = T.from_columns({T.SAMPLE_ID: ["a", "b"], T.SOURCE: ["gt", "gt"], T.LABEL: ["[bold]evil[/bold]", "cat"],
+                        T.SPLIT: ["train", "val"], "note": ["[red]x", "y"]})
+    d = stats.describe(t, compare="split").summary
+    con = Console(record=True, width=160, color_system=None)
+    view.render(d, con)
+    text = con.export_text()
+    assert "[bold]evil[/bold]" in text and "[red]x" in text
+    assert "Classes" in text and "Jensen" in text
+    con = Console(record=True, width=160, color_system=None)
+    view.render(stats.describe(t, by=["split"]).summary, con)
+    text = con.export_text()
+    assert "Labels per class and group" in text and "[bold]evil[/bold]" in text
+
+
+def test_bar():
+    from mlcycle.cli.views import stats as view
+
+    assert view.bar(1.0, 4) == "████"
+    assert view.bar(0.0, 4) == "    "
+    assert view.bar(0.5, 4) == "██  "
+    assert view.bar(None) == ""

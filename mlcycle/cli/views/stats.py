@@ -1,27 +1,23 @@
-"""Showing a stats document: rich tables with inline bars, and PNG charts (matplotlib).
+"""The stats report on a terminal: rich tables with inline bars.
 
-Both work from the document that ``mlcycle.stats.compute`` returns, never from the
-table, so what a terminal shows and what ``--json`` prints always agree. Every string
-that comes from the data (class names, attribute values, column values) is escaped with
-``console.escape`` before rich renders it. matplotlib is an optional extra
-(``pip install 'mlcycle[plot]'``) imported only by ``plot``.
+It works from the document ``mlcycle.stats.describe`` returns, never from the table, so
+what a terminal shows and what ``--json`` prints always agree. Every string that comes
+from the data (class names, attribute values, column values) is escaped with
+``console.escape`` before rich renders it.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from mlcycle.cli.console import escape
-from mlcycle.errors import MlcycleError
 
 BAR_WIDTH = 20
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 _SHADES = " ░▒▓█"
 
 
-# =========================================================================== text helpers
+# --------------------------------------------------------------------------- text helpers
 
 _bar_width = [BAR_WIDTH]  # narrowed by render() on narrow terminals
 
@@ -65,7 +61,7 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-# =========================================================================== terminal
+# --------------------------------------------------------------------------- the report
 
 def render(doc: dict[str, Any], out, top: int = 20) -> None:
     """Print the report for a stats document to the rich console ``out``."""
@@ -393,174 +389,3 @@ def _compare(cmp: dict, top: int) -> list:
 
 def _fmt3(x: float | None) -> str:
     return "" if x is None else f"{x:.3f}"
-
-
-# =========================================================================== plots
-
-PLOT_HINT = "install the plotting extra: pip install 'mlcycle[plot]' (or pip install matplotlib)"
-
-
-def require_matplotlib() -> None:
-    """Fail early, with a hint, when matplotlib cannot be imported."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise MlcycleError("--plot needs matplotlib, which is not installed", hint=PLOT_HINT) from None
-
-
-def plot(doc: dict[str, Any], directory: str | os.PathLike) -> list[Path]:
-    """Write PNG charts of a stats document into ``directory``; returns the files written."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    folder = Path(directory)
-    if folder.exists() and not folder.is_dir():
-        raise MlcycleError(f"{folder}: exists and is not a folder", hint="--plot needs a folder name")
-    folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    charts = [("classes.png", _plot_classes), ("sizes.png", _plot_sizes), ("aspect_ratio.png", _plot_aspect),
-              ("centres.png", _plot_centres), ("labels_per_sample.png", _plot_per_sample)]
-    if doc.get("compare"):
-        charts.append(("compare.png", _plot_compare))
-    with plt.rc_context({"figure.dpi": 110, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}):
-        for name, fn in charts:
-            fig = fn(doc, plt)
-            if fig is None:
-                continue
-            written.append(_save(fig, folder / name))
-            plt.close(fig)
-    return written
-
-
-def _save(fig, path: Path) -> Path:
-    from mlcycle.io import atomic_output
-
-    fig.tight_layout()
-    with atomic_output(path, "wb") as fh:
-        fig.savefig(fh, format="png")
-    return path
-
-
-def _label(value: Any) -> str:
-    return "(none)" if value is None else str(value)
-
-
-def _plot_classes(doc, plt):
-    per_class = doc["counts"]["per_class"][:40]
-    if not per_class:
-        return None
-    names = [_label(d["label"]) for d in per_class][::-1]
-    counts = [d["labels"] for d in per_class][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.6 + 0.28 * len(names)))
-    ax.barh(names, counts, color="#4c78a8")
-    for y, n in enumerate(counts):
-        ax.text(n, y, f" {n:,}", va="center", fontsize=8)
-    more = len(doc["counts"]["per_class"]) - len(per_class)
-    ax.set_title(f"Labels per class ({doc['counts']['labels']:,} labels"
-                 + (f"; {more} smaller classes not shown" if more > 0 else "") + ")")
-    ax.set_xlabel("labels")
-    ax.margins(x=0.12)
-    return fig
-
-
-def _plot_sizes(doc, plt):
-    b = doc["boxes"]
-    if not b["count"]:
-        return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 2]})
-    names = [d["bucket"] for d in b["size_buckets"]]
-    counts = [d["boxes"] for d in b["size_buckets"]]
-    a1.bar(names, counts, color=["#e45756", "#f58518", "#54a24b"])
-    a1.set_title("COCO size buckets (area < 32², < 96², ≥ 96²)")
-    a1.set_ylabel("boxes")
-    hist = b["relative_size_histogram"]
-    labels = [f"{d['min']:g}–{d['max']:g}" if d["max"] is not None else f"≥{d['min']:g}" for d in hist]
-    a2.bar(labels, [d["boxes"] for d in hist], color="#4c78a8")
-    a2.set_title("Relative size √(box area / image area)")
-    a2.set_ylabel("boxes")
-    a2.tick_params(axis="x", labelrotation=30)
-    return fig
-
-
-def _plot_aspect(doc, plt):
-    b = doc["boxes"]
-    if not b["count"]:
-        return None
-    hist = b["aspect_ratio_histogram"]
-    labels = [f"{d['min']:.2g}–{d['max']:.2g}" if d["max"] is not None else f"≥{d['min']:.2g}" for d in hist]
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.bar(labels, [d["boxes"] for d in hist], color="#72b7b2")
-    q = b["aspect_ratio"]
-    ax.set_title(f"Aspect ratio width / height (median {q['p50']:.2f})" if q["p50"] is not None else "Aspect ratio")
-    ax.set_ylabel("boxes")
-    ax.tick_params(axis="x", labelrotation=30)
-    return fig
-
-
-def _plot_centres(doc, plt):
-    grid = doc["boxes"]["centre_grid"]
-    counts = grid["counts"]
-    if not any(any(r) for r in counts):
-        return None
-    fig, ax = plt.subplots(figsize=(4.6, 4))
-    im = ax.imshow(counts, cmap="viridis", extent=(0, 1, 1, 0))
-    n = grid["size"]
-    peak = max(max(r) for r in counts) or 1
-    for i, row in enumerate(counts):
-        for j, v in enumerate(row):
-            ax.text((j + 0.5) / n, (i + 0.5) / n, f"{v:,}", ha="center", va="center", fontsize=8,
-                    color="white" if v < peak * 0.6 else "black")
-    ax.set_title("Where box centres fall in the image")
-    ax.set_xlabel("x / image width")
-    ax.set_ylabel("y / image height")
-    fig.colorbar(im, ax=ax, label="boxes")
-    return fig
-
-
-def _plot_per_sample(doc, plt):
-    dist = doc["per_sample"]["labels"]
-    if not dist["samples"]:
-        return None
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    ax.bar([h["value"] for h in dist["histogram"]], [h["samples"] for h in dist["histogram"]], color="#eeca3b")
-    ax.set_title(f"Labels per sample (mean {dist['mean']:.2f}, max {dist['max']})")
-    ax.set_xlabel("labels in the sample")
-    ax.set_ylabel("samples")
-    return fig
-
-
-def _plot_compare(doc, plt):
-    cmp = doc["compare"]
-    values, docs = cmp["values"], cmp["per_value"]
-    shares: dict = {}
-    for j, d in enumerate(docs):
-        for c in d["counts"]["per_class"]:
-            shares.setdefault(c["label"], [0.0] * len(docs))[j] = c["share"]
-    names = sorted(shares, key=lambda k: -max(shares[k]))[:25]
-    if not names:
-        return None
-    import numpy as np
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.8 + 0.3 * max(len(names), 10)),
-                                 gridspec_kw={"width_ratios": [2, 1]})
-    y = np.arange(len(names))
-    h = 0.8 / len(values)
-    for j, v in enumerate(values):
-        a1.barh(y + j * h, [shares[k][j] for k in names], height=h, label=_label(v))
-    a1.set_yticks(y + h * (len(values) - 1) / 2, [_label(k) for k in names])
-    a1.invert_yaxis()
-    a1.set_xlabel("share of labels")
-    a1.set_title(f"Class shares by {cmp['column']}")
-    a1.legend(fontsize=8)
-    buckets = ["small", "medium", "large"]
-    x = np.arange(3)
-    for j, (v, d) in enumerate(zip(values, docs)):
-        a2.bar(x + j * h, [s["share"] or 0 for s in d["boxes"]["size_buckets"]], width=h, label=_label(v))
-    a2.set_xticks(x + h * (len(values) - 1) / 2, buckets)
-    a2.set_ylabel("share of boxes")
-    a2.set_title(f"Size buckets by {cmp['column']}")
-    a2.legend(fontsize=8)
-    return fig

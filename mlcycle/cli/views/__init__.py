@@ -1,0 +1,1 @@
+"""Terminal renderings of library results (rich): the only place besides the commands that prints."""

@@ -1,0 +1,184 @@
+"""Summaries that stay small however many values stream through them.
+
+``Quantiles``: count, mean, min, max and quantiles of a stream of numbers (exact up to
+``EXACT_QUANTILE_LIMIT`` values, then a logarithmic sketch). ``Merger``: sums per key
+across batches, merged with pyarrow's ``group_by`` whenever the partial tables grow.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+EXACT_QUANTILE_LIMIT = 200_000
+QUANTILES = (("min", 0.0), ("p01", 0.01), ("p05", 0.05), ("p25", 0.25), ("p50", 0.5),
+             ("p75", 0.75), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+
+
+class Quantiles:
+    """count, mean, min, max and quantiles of a stream of numbers.
+
+    Exact (numpy's linear interpolation) up to ``EXACT_QUANTILE_LIMIT`` values; beyond
+    that, a logarithmic sketch with relative accuracy ``ALPHA`` (DDSketch-style).
+    Non-finite values are ignored.
+    """
+
+    ALPHA = 0.005
+    _MIN_EXP = -30.0  # log(1e-13)
+    _MAX_EXP = 35.0   # log(1.6e15)
+
+    def __init__(self) -> None:
+
+        self.n = 0
+        self.total = 0.0
+        self.lo = math.inf
+        self.hi = -math.inf
+        self._parts: list[np.ndarray] = []
+        self._buffered = 0
+        self._pos = None
+        self._neg = None
+        self._zero = 0
+        self._gamma_log = math.log((1 + self.ALPHA) / (1 - self.ALPHA))
+
+    def add(self, values: "np.ndarray") -> None:
+        import numpy as np
+
+        values = np.asarray(values, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        self.n += len(values)
+        self.total += float(values.sum())
+        self.lo = min(self.lo, float(values.min()))
+        self.hi = max(self.hi, float(values.max()))
+        if self._pos is None:
+            self._parts.append(values)
+            self._buffered += len(values)
+            if self._buffered > EXACT_QUANTILE_LIMIT:
+                nbins = int((self._MAX_EXP - self._MIN_EXP) / self._gamma_log) + 2
+                self._pos = np.zeros(nbins, np.int64)
+                self._neg = np.zeros(nbins, np.int64)
+                self._sketch(np.concatenate(self._parts))
+                self._parts = []
+        else:
+            self._sketch(values)
+
+    def _index(self, magnitude: "np.ndarray") -> "np.ndarray":
+        import numpy as np
+
+        logs = np.clip(np.log(magnitude), self._MIN_EXP, self._MAX_EXP)
+        return np.ceil((logs - self._MIN_EXP) / self._gamma_log).astype(np.int64)
+
+    def _sketch(self, values: "np.ndarray") -> None:
+        import numpy as np
+
+        pos = values[values > 0]
+        neg = -values[values < 0]
+        self._zero += int(len(values) - len(pos) - len(neg))
+        if len(pos):
+            self._pos += np.bincount(self._index(pos), minlength=len(self._pos))
+        if len(neg):
+            self._neg += np.bincount(self._index(neg), minlength=len(self._neg))
+
+    def _value(self, i: int) -> float:
+        g = math.exp(self._gamma_log)
+        upper = math.exp(self._MIN_EXP + i * self._gamma_log)
+        return 2 * upper / (g + 1)
+
+    def _sketch_quantile(self, p: float) -> float:
+        import numpy as np
+
+        rank = p * (self.n - 1)
+        neg_counts = self._neg[::-1]  # most negative first
+        cum = np.cumsum(neg_counts)
+        if rank < cum[-1]:
+            i = int(np.searchsorted(cum, rank, side="right"))
+            return -self._value(len(self._neg) - 1 - i)
+        rank -= cum[-1]
+        if rank < self._zero:
+            return 0.0
+        rank -= self._zero
+        cum = np.cumsum(self._pos)
+        i = int(np.searchsorted(cum, rank, side="right"))
+        return self._value(min(i, len(self._pos) - 1))
+
+    @property
+    def exact(self) -> bool:
+        return self._pos is None
+
+    def summary(self) -> dict[str, Any]:
+        import numpy as np
+
+        out: dict[str, Any] = {"count": self.n, "mean": json_number(self.total / self.n) if self.n else None}
+        if not self.n:
+            out.update({k: None for k, _ in QUANTILES})
+            return out
+        if self._pos is None:
+            values = np.concatenate(self._parts) if len(self._parts) != 1 else self._parts[0]
+            qs = np.quantile(values, [p for _, p in QUANTILES])
+            out.update({k: json_number(float(q)) for (k, _), q in zip(QUANTILES, qs)})
+        else:
+            for k, p in QUANTILES:
+                v = self.lo if p == 0 else self.hi if p == 1 else self._sketch_quantile(p)
+                out[k] = json_number(min(max(v, self.lo), self.hi))
+        return out
+
+
+def json_number(x: float | None) -> float | None:
+    """JSON-safe float (NaN/inf -> None), integral floats kept as floats."""
+    if x is None or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+class Merger:
+    """Sums of value columns per key, merged across batches with pyarrow group_by."""
+
+    def __init__(self, keys: Sequence[str], values: Sequence[str]) -> None:
+        self.keys = list(keys)
+        self.values = list(values)
+        self.parts: list[pa.Table] = []
+        self.rows = 0
+        self.limit = 1 << 20
+        self.merged = False
+
+    def add(self, partial: "pa.Table | None") -> None:
+        if partial is None or not partial.num_rows:
+            return
+        self.merged = False
+        self.parts.append(partial)
+        self.rows += partial.num_rows
+        if self.rows > self.limit:
+            self._compact()
+            self.limit = max(self.limit, 2 * self.rows)
+
+    def _compact(self) -> None:
+        import pyarrow as pa
+
+        if len(self.parts) <= 1 and self.merged:
+            return
+        self.merged = True
+        table = pa.concat_tables(self.parts, promote_options="permissive")
+        self.parts = [group_sum(table, self.keys, self.values)]
+        self.rows = self.parts[0].num_rows
+
+    def result(self) -> "pa.Table":
+        import pyarrow as pa
+
+        if not self.parts:
+            return None
+        if not self.merged:
+            # partials may repeat a key (dictionaries that repeat a value): group once more
+            table = pa.concat_tables(self.parts, promote_options="permissive")
+            self.parts = [group_sum(table, self.keys, self.values)]
+            self.merged = True
+        return self.parts[0]
+
+
+def group_sum(table: "pa.Table", keys: Sequence[str], values: Sequence[str]) -> "pa.Table":
+    out = table.group_by(list(keys), use_threads=True).aggregate([(v, "sum") for v in values])
+    return out.rename_columns([f"{c[:-4]}" if c.endswith("_sum") and c[:-4] in values else c for c in out.column_names])
