@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -53,18 +53,18 @@ def export(
     """
     from mlcycle.cli import console
     from mlcycle import formats, io
-    from mlcycle import table as T
 
     setup(quiet, verbose, no_color)
     formats.info(format_name)
     table = io.read_table(table_path)
-    if split is not None:
-        import pyarrow.compute as pc
-
-        table = table.filter(pc.equal(T.column_or_null(table, T.SPLIT), split))
-    extra = {k: v for k, v in (("layout", layout), ("corners", corners), ("embed", embed), ("limit", limit),
-                                ("sort_by", sort_by), ("metrics", metrics)) if v is not None and v is not False and v != ""}
-    options = formats.WriteOptions(source=source, split=split, images_root=images_root, extra=extra)
+    # each format's own options; the others ignore them
+    own: dict[str, Any] = {
+        "yolo": dict(layout=layout or None),
+        "voc": dict(corners=corners or None),
+        "kitti": dict(corners=corners or None),
+        "html": dict(embed=embed, limit=limit, sort_by=sort_by or None, metrics=metrics or None),
+    }.get(format_name, {})
+    options = formats.options_class(format_name, "write")(source=source, split=split, images_root=images_root, **own)
     with console.progress(f"writing {format_name}"):
         formats.write(format_name, table, output, options)
     console.info(f"exported {format_name} to {output if output is not None else '<stdout>'}")

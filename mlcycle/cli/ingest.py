@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -62,6 +62,7 @@ def ingest(
     from mlcycle.cli import console
     from mlcycle import formats, io
     from mlcycle.cli.common import UsageError
+    from mlcycle.errors import OptionError
 
     setup(quiet, verbose, no_color)
     if list_formats:
@@ -74,20 +75,28 @@ def ingest(
         raise UsageError(f"expected [FORMAT] PATH, got {len(args)} arguments")
     if len(args) == 2:
         name, path = args[0], Path(args[1])
-        formats.info(name)
+        try:
+            formats.info(name)
+        except OptionError as exc:  # the format is the first of the PATH arguments here
+            raise UsageError(exc.message, hint=exc.hint) from None
     else:
         path = Path(args[0])
         if args[0] in formats.FORMATS and not path.exists():
             raise UsageError(f"missing PATH after format '{args[0]}'")
         name = formats.detect(path)
         console.info(f"detected format: {name}")
-    options = formats.ReadOptions(
-        split=split, images_root=images_root, source=source, images=images,
-        image_size=parse_size(image_size, "--image-size"), image_sizes=image_sizes,
-        allow_missing=allow_missing, skip_invalid=skip_invalid,
-        columns=parse_mapping(columns, "--columns"), box_format=box_format, normalized=normalized,
-        extra={"corners": corners} if corners else {},
-    )
+    common = dict(split=split, images_root=images_root, source=source,
+                  image_size=parse_size(image_size, "--image-size"), image_sizes=image_sizes,
+                  allow_missing=allow_missing, skip_invalid=skip_invalid)
+    mapping = parse_mapping(columns, "--columns")
+    # each format's own options; the others ignore them
+    own: dict[str, Any] = {
+        "csv": dict(columns=mapping, box_format=box_format, normalized=normalized),
+        "coco-results": dict(images=images),
+        "voc": dict(corners=corners or None),
+        "kitti": dict(corners=corners or None),
+    }.get(name, {})
+    options = formats.options_class(name, "read")(**common, **own)
     out_encoding = io.output_encoding(output, encoding)
     io.check_binary_to_terminal(output, out_encoding)
     with console.progress(f"reading {path} ({name})"):

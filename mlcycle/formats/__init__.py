@@ -1,10 +1,24 @@
-"""The format registry: name -> reader, writer, detector.
+"""The format registry: name -> reader, writer, detector; and ``ingest``/``export``,
+the front door for Python users.
 
 Each format is one module in this package with the same three functions:
 
 - ``read(path: Path, options: ReadOptions) -> pyarrow.Table`` — a label table;
 - ``write(table: pyarrow.Table, output: Path | None, options: WriteOptions) -> None``;
 - ``detect(path: Path) -> bool`` — cheap check whether ``path`` looks like this format.
+
+Options: ``ReadOptions`` and ``WriteOptions`` here hold what every format understands
+(split, source, images root, image sizes, invalid input). A format with options of its
+own defines its ``ReadOptions``/``WriteOptions`` as a subclass (``csv_table.ReadOptions
+(columns=..., box_format=..., normalized=...)``, ``voc.ReadOptions(corners=...)``,
+``yolo.WriteOptions(layout=...)``, ``html.WriteOptions(embed=..., limit=..., ...)``);
+its reader and writer also accept the common ones. Options are frozen: the library
+never changes them.
+
+    import mlcycle
+    gt = mlcycle.ingest("instances_val.json", "coco")
+    boxes = mlcycle.ingest("boxes.csv", "csv", columns={"image": "filename"}, box_format="xywh")
+    mlcycle.export(gt, "yolo", "out/", layout="darknet")
 
 Modules are imported only when used, so listing formats (``--help``, completion) stays
 instant. Adding a format is one file and one line in ``FORMATS``.
@@ -13,7 +27,7 @@ instant. Adding a format is one file and one line in ``FORMATS``.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -51,30 +65,45 @@ FORMATS: dict[str, FormatInfo] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReadOptions:
-    """Options every reader may use; a reader ignores what does not apply to it."""
+    """Options every reader understands (a reader ignores what does not apply to it)."""
 
     split: str | None = None
     images_root: Path | None = None
     source: str | None = None
-    images: Path | None = None  # ground truth that maps result image ids (coco-results)
     image_size: tuple[int, int] | None = None
     image_sizes: Path | None = None
     allow_missing: bool = False
     skip_invalid: bool = False
-    columns: dict[str, str] = field(default_factory=dict)
-    box_format: str = "xyxy"
-    normalized: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, options: "ReadOptions | None") -> Any:
+        """``options`` as this class (a format's own options from the common ones)."""
+        return _as(cls, options, ReadOptions)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WriteOptions:
+    """Options every writer understands. ``split`` is applied by ``write``: only the rows
+    of that split are written."""
+
     source: str | None = None
     split: str | None = None
     images_root: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, options: "WriteOptions | None") -> Any:
+        """``options`` as this class (a format's own options from the common ones)."""
+        return _as(cls, options, WriteOptions)
+
+
+def _as(cls: type, options: Any, common: type) -> Any:
+    if options is None:
+        return cls()
+    if isinstance(options, cls):
+        return options
+    return cls(**{f.name: getattr(options, f.name) for f in fields(common)})
 
 
 def names(reads: bool | None = None, writes: bool | None = None) -> list[str]:
@@ -84,31 +113,92 @@ def names(reads: bool | None = None, writes: bool | None = None) -> list[str]:
     ]
 
 
-def info(name: str) -> FormatInfo:
+def info(format_name: str) -> FormatInfo:
     try:
-        return FORMATS[name]
+        return FORMATS[format_name]
     except KeyError:
-        raise OptionError(None, f"unknown format '{name}'", hint="known formats: " + ", ".join(FORMATS)) from None
+        raise OptionError("format_name", f"unknown format '{format_name}'",
+                          hint="known formats: " + ", ".join(FORMATS)) from None
 
 
-def module(name: str) -> ModuleType:
-    return importlib.import_module(info(name).module)
+def module(format_name: str) -> ModuleType:
+    return importlib.import_module(info(format_name).module)
 
 
-def read(name: str, path: Path, options: ReadOptions | None = None):
-    f = info(name)
+def options_class(format_name: str, mode: str = "read") -> type:
+    """The options ``format_name`` takes for ``mode`` ("read" or "write"): its own
+    subclass, or the common ``ReadOptions``/``WriteOptions``."""
+    common = ReadOptions if mode == "read" else WriteOptions
+    return getattr(module(format_name), common.__name__, common)
+
+
+def _check_options(format_name: str, options: Any, common: type) -> Any:
+    if options is None:
+        return common()
+    own = options_class(format_name, "read" if common is ReadOptions else "write")
+    if not isinstance(options, common):
+        raise OptionError("options", f"expected {common.__name__}, got {type(options).__name__}")
+    if type(options) is not common and (own is common or not isinstance(options, own)):
+        raise OptionError("options", f"{type(options).__module__}.{type(options).__name__} are not options of format '{format_name}'")
+    return options
+
+
+def read(format_name: str, path: Path, options: ReadOptions | None = None):
+    """Read ``path`` in ``format_name`` into a label table."""
+    f = info(format_name)
     if not f.reads:
-        raise OptionError(None, f"format '{name}' can be written but not read")
-    return module(name).read(Path(path), options or ReadOptions())
+        raise OptionError("format_name", f"format '{format_name}' can be written but not read")
+    return module(format_name).read(Path(path), _check_options(format_name, options, ReadOptions))
 
 
-def write(name: str, table, output: Path | None, options: WriteOptions | None = None) -> None:
-    f = info(name)
+def write(format_name: str, table, output: Path | None, options: WriteOptions | None = None) -> None:
+    """Write ``table`` in ``format_name`` to ``output`` (a file, a folder, or None for
+    standard output where the format is one file); with ``options.split``, only the rows
+    of that split."""
+    f = info(format_name)
     if not f.writes:
-        raise OptionError(None, f"format '{name}' can be read but not written")
+        raise OptionError("format_name", f"format '{format_name}' can be read but not written")
     if f.output == "folder" and output is None:
-        raise OptionError(None, f"export {name} writes a folder", hint=f"pass -o DIR, e.g. mlcycle export {name} labels.parquet -o out/")
-    module(name).write(table, output, options or WriteOptions())
+        raise OptionError("output", f"{format_name} writes a folder, not to standard output",
+                          hint="name the folder to write")
+    options = _check_options(format_name, options, WriteOptions)
+    if options.split is not None:
+        import pyarrow.compute as pc
+
+        from mlcycle import table as T
+
+        table = table.filter(pc.equal(T.column_or_null(table, T.SPLIT), options.split))
+    module(format_name).write(table, output, options)
+
+
+def _options(format_name: str, mode: str, given: dict[str, Any]) -> Any:
+    cls = options_class(format_name, mode)
+    known = {f.name for f in fields(cls)}
+    for key in given:
+        if key not in known:
+            raise OptionError(key, f"format '{format_name}' has no {mode} option '{key}'",
+                              hint="its options: " + ", ".join(sorted(known)))
+    return cls(**given)
+
+
+def ingest(path: str | Path, format: str | None = None, **options: Any):
+    """Read annotations or predictions into a label table (``pyarrow.Table``).
+
+    ``format`` is a name from ``FORMATS`` (detected from the content when None);
+    ``options`` are the fields of ``ReadOptions`` and of the format's own options, e.g.
+    ``ingest("dets.json", "coco-results", images="instances.json")``.
+    """
+    format_name = format if format is not None else detect(Path(path))
+    info(format_name)
+    return read(format_name, Path(path), _options(format_name, "read", options))
+
+
+def export(table, format: str, output: str | Path | None = None, **options: Any) -> None:
+    """Write a label table in an annotation format to ``output`` (a file or folder; None:
+    standard output, for formats that are one file). ``options`` are the fields of
+    ``WriteOptions`` and of the format's own options, e.g. ``layout="darknet"`` for yolo."""
+    info(format)
+    write(format, table, None if output is None else Path(output), _options(format, "write", options))
 
 
 def detect(path: Path) -> str:

@@ -9,17 +9,27 @@ polygons) are kept; ``score`` is required.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError, OptionError
-from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._common import load_json
-from mlcycle.formats.coco import _fail, _json_text, check_boxes, image_rows, load_categories, load_images
+from mlcycle.formats import ReadOptions as CommonReadOptions
+from mlcycle.formats import WriteOptions
+from mlcycle.formats._json import load_json
+from mlcycle.formats._coco_doc import _fail, _json_text, check_boxes, image_rows, load_categories, load_images
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class ReadOptions(CommonReadOptions):
+    """COCO results' read options: ``images`` is the ground truth (a COCO instances file
+    or a label table) that maps the results' image and category ids; required."""
+
+    images: Path | None = None
 
 
 def detect(path: Path) -> bool:
@@ -71,14 +81,14 @@ def _reference(images_path: Path) -> tuple[dict, dict[int, str], dict]:
     return images, cats, {"categories": meta.get("categories", [])}
 
 
-def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     import numpy as np
     import pyarrow as pa
 
-    options = options or ReadOptions()
+    options = ReadOptions.of(options)
     if options.images is None:
-        raise OptionError(None, "coco-results needs the ground truth to map image ids",
-                         hint=f"mlcycle ingest coco-results {path} --images instances.json")
+        raise OptionError("images", "coco-results needs the ground truth to map image ids",
+                          hint="give the COCO instances file (or label table) the detections were made on")
     name = str(path)
     results = load_json(path)
     if isinstance(results, dict) and isinstance(results.get("annotations"), list):
@@ -153,9 +163,9 @@ def to_list(table: "pa.Table", source: str | None = None) -> list[dict]:
     preds = [s for s in T.sources(table) if s != T.GT_SOURCE]
     if source is None:
         if len(preds) != 1:
-            raise MlcycleError(
-                "no prediction rows to export" if not preds else f"several prediction sources ({', '.join(preds)})",
-                hint="choose one with --source NAME")
+            if not preds:
+                raise MlcycleError("no prediction rows to export")
+            raise OptionError("source", f"several prediction sources ({', '.join(preds)})", hint="choose the one to write")
         source = preds[0]
     sub = T.filter_source(table, source)
     if sub.num_rows == 0:
@@ -168,7 +178,7 @@ def to_list(table: "pa.Table", source: str | None = None) -> list[dict]:
     if any(img[i] is None for i in idx.tolist()):
         bad = next(samples[i] for i in idx.tolist() if img[i] is None)
         raise MlcycleError(f"sample {bad!r} has no image_id; COCO results need the ground truth's image ids",
-                           hint="ingest the predictions with --images instances.json")
+                           hint="ingest the predictions with their ground truth (COCO instances), which gives the image ids")
     boxes = T.bboxes(sub)
     scores = T.column_or_null(sub, T.SCORE).to_pylist()
     labels = sub.column(T.LABEL).to_pylist()

@@ -37,13 +37,18 @@ the file back without ``--columns``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError, OptionError
-from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._tabular import Problems, filter_keeping_samples, has_decimal_commas, pick_source, read_csv_text, to_float
+from mlcycle.formats import ReadOptions as CommonReadOptions
+from mlcycle.formats import WriteOptions
+from mlcycle.formats._assemble import filter_keeping_samples
+from mlcycle.formats._csv_text import has_decimal_commas, read_csv_text, to_float
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._writing import source_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -51,10 +56,10 @@ if TYPE_CHECKING:  # pragma: no cover
 BOX_FIELDS = {"xyxy": ("x1", "y1", "x2", "y2"), "xywh": ("x", "y", "w", "h"), "cxcywh": ("cx", "cy", "w", "h")}
 CORE_FIELDS = (T.SPLIT, T.SOURCE, T.LABEL_ID, T.CATEGORY_ID, T.IMAGE_ID, T.ISCROWD, T.AREA, T.SEGMENTATION)
 FIELDS = ("image", "label", "x1", "y1", "x2", "y2", "x", "y", "w", "h", "cx", "cy", "score", "width", "height") + CORE_FIELDS
-# field aliases accepted on the command line
+# field aliases accepted in ``columns``
 FIELD_ALIASES = {"sample_id": "image", "filename": "image", "xmin": "x1", "ymin": "y1", "xmax": "x2", "ymax": "y2",
                  "class": "label", "confidence": "score"}
-# header names tried for a field that --columns does not give
+# header names tried for a field that ``columns`` does not give
 HEADER_NAMES = {
     "image": ("image", "filename", "file_name", "image_name", "image_path", "path", "file", "img", "sample_id"),
     "label": ("label", "class", "class_name", "category", "category_name"),
@@ -69,6 +74,27 @@ HEADER_NAMES = {
 _SPLIT_SUFFIXES = ("-export", "_export", "-annotations", "_annotations", "-labels", "_labels")
 
 
+@dataclass(frozen=True)
+class ReadOptions(CommonReadOptions):
+    """The generic CSV's read options: ``columns`` maps fields to CSV columns
+    (``{"image": "filename", "x1": "xmin"}``; fields not given are found by header name),
+    ``box_format`` is ``"xyxy"``, ``"xywh"`` or ``"cxcywh"``, and ``normalized`` says the
+    box values are fractions of the image size."""
+
+    columns: Mapping[str, str] = field(default_factory=dict)
+    box_format: str = "xyxy"
+    normalized: bool = False
+
+    def __post_init__(self) -> None:
+        if self.box_format not in BOX_FIELDS:
+            raise OptionError("box_format", f"{self.box_format!r}: expected one of xyxy, xywh, cxcywh")
+        for name in self.columns:
+            if FIELD_ALIASES.get(name.lower(), name.lower()) not in FIELDS:
+                raise OptionError("columns", f"unknown field {name!r}",
+                                  hint="fields: image, label, x1 y1 x2 y2 | x y w h | cx cy w h, score, width, height, "
+                                       + ", ".join(CORE_FIELDS))
+
+
 def _header(path: Path) -> list[str]:
     import csv as _csv
 
@@ -79,18 +105,14 @@ def _header(path: Path) -> list[str]:
         return []
 
 
-def _resolve(header: list[str], columns: dict[str, str], box_format: str, name: str) -> dict[str, str]:
-    """field -> CSV column, from --columns then from the header names."""
-    if box_format not in BOX_FIELDS:
-        raise OptionError(None, f"--box-format {box_format!r}: expected one of xyxy, xywh, cxcywh")
+def _resolve(header: list[str], columns: Mapping[str, str], box_format: str, name: str) -> dict[str, str]:
+    """field -> CSV column, from ``columns`` (checked by ``ReadOptions``) then from the
+    header names."""
     mapping: dict[str, str] = {}
-    for field, column in columns.items():
-        f = FIELD_ALIASES.get(field.lower(), field.lower())
-        if f not in FIELDS:
-            raise OptionError(None, f"--columns: unknown field {field!r}",
-                             hint="fields: image, label, x1 y1 x2 y2 | x y w h | cx cy w h, score, width, height, " + ", ".join(CORE_FIELDS))
+    for given, column in columns.items():
+        f = FIELD_ALIASES.get(given.lower(), given.lower())
         if column not in header:
-            raise MlcycleError(f"{name}:1: --columns {field}={column}: the header has no column {column!r}",
+            raise MlcycleError(f"{name}:1: column mapping {given}={column}: the header has no column {column!r}",
                                hint="columns in the file: " + ", ".join(header))
         mapping[f] = column
     used = set(mapping.values())
@@ -161,7 +183,7 @@ def _split_from_name(path: Path) -> str:
     return stem
 
 
-def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems: Problems) -> "pa.Table":
+def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems: InvalidInput) -> "pa.Table":
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -173,14 +195,14 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
     m = _resolve(header, options.columns, options.box_format, name)
     if "image" not in m:
         raise MlcycleError(f"{name}:1: which column names the image? none of {', '.join(header)} is known",
-                           hint="say it with --columns image=COLUMN (and label=..., x1=... as needed)")
+                           hint="map it in the columns option: image=COLUMN (and label=..., x1=... as needed)")
     n = tab.num_rows
     box_fields = BOX_FIELDS[options.box_format]
     present = [f for f in box_fields if f in m]
     if present and len(present) != 4:
         missing = [f for f in box_fields if f not in m]
         raise MlcycleError(f"{name}:1: box columns for {options.box_format} incomplete: no column for {', '.join(missing)}",
-                           hint=f"map them with --columns, e.g. {','.join(f'{f}=COLUMN' for f in missing)}")
+                           hint=f"map them in the columns option, e.g. {','.join(f'{f}=COLUMN' for f in missing)}")
     sample = pc.utf8_trim_whitespace(tab.column(m["image"]))
     bad_img = ~sample.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
     keep = np.ones(n, bool)
@@ -263,7 +285,7 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
 
 
 def _sizes(tab, m: dict, sample, options: ReadOptions, path: Path, name: str, need) -> tuple:
-    """Per-row image width and height (float, NaN where unknown) for --normalized."""
+    """Per-row image width and height (float, NaN where unknown) for normalized boxes."""
     import numpy as np
 
     from mlcycle.formats._images import image_sizes
@@ -284,15 +306,15 @@ def _sizes(tab, m: dict, sample, options: ReadOptions, path: Path, name: str, ne
     return W, H
 
 
-def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     from mlcycle import io
 
-    options = options or ReadOptions()
+    options = ReadOptions.of(options)
     path = Path(path)
     files = _files(path)
     if not files:
         raise MlcycleError(f"{path}: no .csv file here")
-    problems = Problems(options.skip_invalid, "row")
+    problems = InvalidInput(options.skip_invalid, "row")
     parts = []
     for f in files:
         hint = _split_from_name(f) if path.is_dir() and len(files) > 1 else None
@@ -323,7 +345,7 @@ def to_arrow(table: "pa.Table", source: str | None = None) -> "pa.Table":
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    t = pick_source(table, source)
+    t = source_rows(table, source)[0]
     boxes = T.bboxes(t)
     valid = ~np.isnan(boxes).all(axis=1)
     cols: dict[str, Any] = {"image": t.column(T.SAMPLE_ID), "label": T.column_or_null(t, T.LABEL)}

@@ -23,10 +23,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._build import SPLIT_NAMES, assemble, source_rows
-from mlcycle.formats._common import safe_join
+from mlcycle.formats._assemble import assemble
+from mlcycle.formats._paths import SPLIT_NAMES, safe_join
+from mlcycle.formats._writing import source_rows
 from mlcycle.formats._images import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -125,13 +126,13 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
 
     options = options or WriteOptions()
     if output is None:
-        raise MlcycleError("export images writes a folder", hint="pass -o DIR")
+        raise OptionError("output", "images writes a folder, not to standard output", hint="name the folder to write")
     out = Path(output)
     rows, _ = source_rows(table, options.source)
     src_root = options.images_root or T.get_metadata(table).get("images_root")
     if src_root is None:
-        raise MlcycleError("export images copies the images and needs to know where they are",
-                           hint="pass --images-root DIR")
+        raise OptionError("images_root", "images copies the images and needs to know where they are",
+                          hint="name the folder the sample ids are relative to")
     src_root = Path(src_root)
     sids = rows.column(T.SAMPLE_ID).to_pylist()
     labels = T.column_or_null(rows, T.LABEL).to_pylist()

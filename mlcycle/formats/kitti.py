@@ -34,10 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
-from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._build import Problems, assemble, floats, tokenize
-from mlcycle.formats._common import safe_join
-from mlcycle.formats.voc import box_rows_for_export, corners_mode
+from mlcycle.formats import ReadOptions as CommonReadOptions
+from mlcycle.formats import WriteOptions as CommonWriteOptions
+from mlcycle.formats._assemble import assemble
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._paths import safe_join
+from mlcycle.formats._tokens import floats, tokenize
+# KITTI's options are VOC's: the corner convention of its boxes
+from mlcycle.formats.voc import ReadOptions, WriteOptions, box_rows_for_export, corners_mode
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -109,14 +113,14 @@ def detect(path: Path) -> bool:
     return False
 
 
-def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     import numpy as np
 
     from mlcycle.formats._images import find_images, header_size
 
-    options = options or ReadOptions()
+    options = ReadOptions.of(options)
     path = Path(path)
-    mode = corners_mode(options.extra)
+    mode = corners_mode(options)
     if path.is_file():
         groups = [(path.parent, None, [path.name])]
     else:
@@ -141,7 +145,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
             splits.append(split)
             files.append(d / f)
     contents = [p.read_bytes() for p in files]
-    problems = Problems(options.skip_invalid, "KITTI line")
+    problems = InvalidInput(options.skip_invalid, "KITTI line")
     if contents:
         tk = tokenize(contents)
         counts = tk["counts"]
@@ -228,12 +232,12 @@ def _numeric(rows: "pa.Table", name: str, default: float):
     return T.numpy_column(pa.table({name: vals}), name, fill=default).astype(np.float64)
 
 
-def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
     import numpy as np
 
     from mlcycle import io
 
-    options = options or WriteOptions()
+    options = WriteOptions.of(options)
     out, rows, mode, sids, row_sample, splits, is_label, boxes, has_box = box_rows_for_export(
         table, output, options, "kitti", META)
     wb = boxes.copy()

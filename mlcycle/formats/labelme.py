@@ -39,8 +39,11 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._common import load_json, safe_join
-from mlcycle.formats._tabular import Problems, attribute_array, num, pick_source, writable_attributes
+from mlcycle.formats._assemble import attribute_array
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._json import load_json
+from mlcycle.formats._paths import safe_join
+from mlcycle.formats._writing import num, source_rows, writable_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -106,7 +109,7 @@ def _sample_id(json_path: Path, root: Path, image_path: str | None) -> str:
     return joined
 
 
-def _flat(points: Any, where: str, problems: Problems) -> list[float] | None:
+def _flat(points: Any, where: str, problems: InvalidInput) -> list[float] | None:
     if not isinstance(points, list) or not points:
         problems.add(f"{where}: 'points' must be a non-empty list of [x, y]")
         return None
@@ -135,7 +138,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         raise MlcycleError(f"{path}: no LabelMe JSON file (an object with 'shapes') here")
     not_labelme: list[Path] = []
     root = path.parent if path.is_file() else path
-    problems = Problems(options.skip_invalid, "shape")
+    problems = InvalidInput(options.skip_invalid, "shape")
     rows: list[dict[str, Any]] = []
     seen: dict[str, Path] = {}
     masks = 0
@@ -286,7 +289,7 @@ def to_documents(table: "pa.Table", source: str | None = None) -> dict[str, dict
 
     meta = T.get_metadata(table).get(META) or {}
     version = meta.get("version") or "5.0.1"
-    table = pick_source(table, source)
+    table = source_rows(table, source)[0]
     # other attribute columns (VOC difficult, CVAT attributes, ...) become extra shape
     # keys, which LabelMe keeps when it opens and saves a file
     key_of = dict(meta.get("shape_keys") or {})

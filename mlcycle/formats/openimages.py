@@ -43,7 +43,10 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._tabular import Problems, filter_keeping_samples, has_decimal_commas, num_strings, pick_source, read_csv_text, to_float
+from mlcycle.formats._assemble import filter_keeping_samples
+from mlcycle.formats._csv_text import has_decimal_commas, read_csv_text, to_float
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._writing import num_strings, source_rows, writable_attributes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -110,7 +113,7 @@ def _subset(file: Path) -> str | None:
 class _Reader:
     def __init__(self, options: ReadOptions) -> None:
         self.options = options
-        self.problems = Problems(options.skip_invalid, "box", "boxes")
+        self.problems = InvalidInput(options.skip_invalid, "box", "boxes")
         self.parts: list[dict[str, Any]] = []  # per CSV: columns as numpy/lists
         self.extra: list[str] = []
         self.subset_of: dict[str, str | None] = {}
@@ -190,7 +193,7 @@ class _Reader:
                 if low == "images.meta":
                     self.read_meta(f)
                 elif low.endswith("hierarchy.json"):
-                    from mlcycle.formats._common import load_json
+                    from mlcycle.formats._json import load_json
 
                     self.hierarchy = load_json(f)
                 continue
@@ -423,7 +426,7 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     import numpy as np
 
     meta = T.get_metadata(table).get(META) or {}
-    chosen = pick_source(table, source)
+    chosen = source_rows(table, source)[0]
     pred = chosen.num_rows and chosen.column(T.SOURCE)[0].as_py() != T.GT_SOURCE
     t = chosen
     n = t.num_rows
@@ -475,7 +478,6 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     first: dict[str, int] = {}
     for i, s in enumerate(samples):
         first.setdefault(s, i)
-    from mlcycle.formats._tabular import writable_attributes
 
     dropped = writable_attributes(t, tuple(FLAG_COLUMNS.values()) + (T.CONFIDENCE, T.ANNOTATION_SOURCE) + tuple(extra_cols),
                                   commands=True)

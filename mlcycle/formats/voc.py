@@ -34,15 +34,20 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
-from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._build import SPLIT_NAMES, Problems, assemble, source_rows, unique_samples
-from mlcycle.formats._common import parse_xml, safe_join
+from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.formats import ReadOptions as CommonReadOptions
+from mlcycle.formats import WriteOptions as CommonWriteOptions
+from mlcycle.formats._assemble import assemble
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._paths import SPLIT_NAMES, safe_join
+from mlcycle.formats._writing import source_rows, unique_samples
+from mlcycle.formats._xml import parse_xml
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -52,33 +57,65 @@ PART_OF = "part_of"
 FLAGS = ("difficult", "truncated", "occluded")
 POSE = "pose"
 _MAIN_SPLITS = ("train", "val", "test", "trainval")
-_SKIP_COLUMNS = {T.EVAL, T.EVAL_ID, T.EVAL_IOU, T.HARD_SCORE, T.HARD_REASON, T.VIOLATIONS, PART_OF}
+_SKIP_COLUMNS = {*T.COMMAND_COLUMNS, PART_OF}
+CORNERS = ("exclusive", "inclusive")
 
 
-def corners_mode(extra: dict) -> str:
-    mode = extra.get("corners") or "exclusive"
-    if mode not in ("exclusive", "inclusive"):
-        raise MlcycleError(f"--corners must be 'exclusive' or 'inclusive', got {mode!r}")
+def _check_corners(corners: str | None) -> None:
+    if corners is not None and corners not in CORNERS:
+        raise OptionError("corners", f"must be 'exclusive' or 'inclusive', got {corners!r}")
+
+
+@dataclass(frozen=True)
+class ReadOptions(CommonReadOptions):
+    """VOC's (and KITTI's) read options: ``corners`` is how box corners are read,
+    ``"exclusive"`` (default: w = xmax - xmin) or ``"inclusive"`` (w = xmax - xmin + 1)."""
+
+    corners: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_corners(self.corners)
+
+
+@dataclass(frozen=True)
+class WriteOptions(CommonWriteOptions):
+    """VOC's (and KITTI's) write options: ``corners`` as in ``ReadOptions`` (default: the
+    convention the table was read with, else exclusive)."""
+
+    corners: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_corners(self.corners)
+
+
+def corners_mode(options: ReadOptions | WriteOptions, table_meta: Any = None) -> str:
+    """The corner convention: the option, else the one the table was read with (its
+    metadata), else exclusive."""
+    mode = getattr(options, "corners", None)
+    if mode is None and isinstance(table_meta, dict):
+        mode = table_meta.get("corners")
+    mode = mode or "exclusive"
+    if mode not in CORNERS:
+        raise MlcycleError(f"the table's metadata says corners {mode!r}; expected 'exclusive' or 'inclusive'")
     return mode
 
 
 # --------------------------------------------------------------------------- detection
 
 
-def box_rows_for_export(table: "pa.Table", output: Path | None, options: WriteOptions, fmt: str,
+def box_rows_for_export(table: "pa.Table", output: Path | None, options: CommonWriteOptions, fmt: str,
                         meta_key: str, box_note: str = "") -> tuple:
     """What the per-image box writers (voc, kitti) start from: the output folder, the rows
-    of the chosen source, the corner convention (--corners, else the one the table was read
-    with), the samples, and which labels have a box (the others are not written: a warning
+    of the chosen source, the corner convention (the ``corners`` option, else the one the
+    table was read with), the samples, and which labels have a box (the others are not written: a warning
     says how many). Returns (out, rows, mode, sample_ids, row_sample, splits, is_label,
     boxes, has_box)."""
     import numpy as np
 
     if output is None:
-        raise MlcycleError(f"export {fmt} writes a folder", hint="pass -o DIR")
+        raise OptionError("output", f"{fmt} writes a folder, not to standard output", hint="name the folder to write")
     rows, _ = source_rows(table, options.source)
-    meta = T.get_metadata(table).get(meta_key, {})
-    mode = corners_mode(options.extra or ({"corners": meta.get("corners")} if isinstance(meta, dict) else {}))
+    mode = corners_mode(options, T.get_metadata(table).get(meta_key, {}))
     sids, row_sample, splits = unique_samples(rows)
     is_label = T.label_mask(rows)
     boxes = T.bboxes(rows)
@@ -143,7 +180,7 @@ def _text(el, tag: str) -> str | None:
 _FLAG_VALUES = {"0": False, "1": True}
 
 
-def _box(el, where, problems: Problems):
+def _box(el, where, problems: InvalidInput):
     """[xmin, ymin, xmax, ymax] or None (reported); ``where()`` names the object."""
     bb = el.find("bndbox")
     if bb is None:
@@ -166,16 +203,12 @@ def _box(el, where, problems: Problems):
         problems.add(f"{where()}: a corner is not finite")
         return None
     if x2 < x1 or y2 < y1:
-        problems.add(f"{where()}: box has x2 < x1 or y2 < y1 (xmin {t_(x1)}, xmax {t_(x2)}, ymin {t_(y1)}, ymax {t_(y2)})")
+        problems.add(f"{where()}: box has x2 < x1 or y2 < y1 (xmin {_num(x1)}, xmax {_num(x2)}, ymin {_num(y1)}, ymax {_num(y2)})")
         return None
     return vals
 
 
 _INF = float("inf")
-
-
-def t_(v: float) -> str:
-    return f"{v:.12g}"
 
 
 def _files(root: Path) -> tuple[list[tuple[str, str | None, str]], dict[str, str], Path | None]:
@@ -215,18 +248,18 @@ def _files(root: Path) -> tuple[list[tuple[str, str | None, str]], dict[str, str
     return files, {}, None
 
 
-def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     import numpy as np
 
     from mlcycle.formats._images import header_size
 
-    options = options or ReadOptions()
+    options = ReadOptions.of(options)
     path = Path(path)
-    mode = corners_mode(options.extra)
+    mode = corners_mode(options)
     files, devkit_splits, images_dir = _files(path)
     if not files and not devkit_splits:
         raise MlcycleError(f"{path}: no VOC XML files found")
-    problems = Problems(options.skip_invalid, "VOC object")
+    problems = InvalidInput(options.skip_invalid, "VOC object")
 
     sample_ids: list[str] = []
     sample_split: list[str | None] = []
@@ -416,7 +449,7 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
     import shutil
 
     import numpy as np
@@ -424,7 +457,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
 
     from mlcycle import io
 
-    options = options or WriteOptions()
+    options = WriteOptions.of(options)
     out, rows, mode, sids, row_sample, splits, is_label, boxes, has_box = box_rows_for_export(
         table, output, options, "voc", META, " (VOC objects need a <bndbox>)")
     x1 = boxes[:, 0].copy()

@@ -38,13 +38,19 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
-from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._build import SPLIT_NAMES, Problems, assemble, class_names, source_rows, unique_samples
+from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.formats import ReadOptions
+from mlcycle.formats import WriteOptions as CommonWriteOptions
+from mlcycle.formats._assemble import assemble
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._paths import SPLIT_NAMES
+from mlcycle.formats._tokens import floats, tokenize
+from mlcycle.formats._writing import class_names, source_rows, unique_samples
 from mlcycle.formats._images import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,7 +60,6 @@ META = "yolo"
 NAME_FILES = ("classes.txt", "obj.names", "names.txt", "classes.names")
 _OBJ_DATA = re.compile(r"^obj_(.+)_data$")
 _TOL = 1e-3  # normalised values a hair outside 0..1 (rounding in other tools) are accepted
-_SPACE = (9, 10, 11, 12, 13, 32)
 
 
 # --------------------------------------------------------------------------- detection
@@ -100,6 +105,21 @@ def detect(path: Path) -> bool:
         if len(line) in (5, 6) and line[0].isdigit():
             return True
     return False
+
+
+LAYOUTS = ("ultralytics", "darknet", "flat")
+
+
+@dataclass(frozen=True)
+class WriteOptions(CommonWriteOptions):
+    """YOLO's write options: ``layout`` is ``"ultralytics"``, ``"darknet"`` or ``"flat"``
+    (default: the layout the table was read from, else ultralytics)."""
+
+    layout: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.layout is not None and self.layout not in LAYOUTS:
+            raise OptionError("layout", f"unknown YOLO layout {self.layout!r}", hint="ultralytics, darknet or flat")
 
 
 # --------------------------------------------------------------------------- layout
@@ -303,7 +323,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     files = [samples[k][2] for k in keys]
     with_labels = [i for i, f in enumerate(files) if f is not None]
     contents = [_read(files[i]) for i in with_labels]
-    problems = Problems(options.skip_invalid, "YOLO line")
+    problems = InvalidInput(options.skip_invalid, "YOLO line")
     parsed = parse_lines(contents, [str(files[i]) for i in with_labels], len(names), problems, names_file)
     file_idx, cls, norm, conf = parsed
     label_sample = np.asarray(with_labels, dtype=np.int64)[file_idx] if len(file_idx) else np.zeros(0, np.int64)
@@ -356,7 +376,7 @@ def _is_list_file(p: Path) -> bool:
     return bool(lines) and all(PurePosixPath(ln).suffix.lower() in IMAGE_EXTENSIONS for ln in lines)
 
 
-def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problems: Problems,
+def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problems: InvalidInput,
                 names_file: str = "classes.txt"):
     """Parse all label files at once (numpy over the joined bytes, no per-line Python).
 
@@ -366,35 +386,16 @@ def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problem
 
     if not contents:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), None
-    data = b"\n".join(contents) + b"\n"
-    buf = np.frombuffer(data, dtype=np.uint8)
-    is_nl = buf == 10
-    is_space = np.isin(buf, _SPACE)
-    nl_before = np.cumsum(is_nl) - is_nl  # line index of each byte
-    starts = np.flatnonzero(~is_space & np.concatenate(([True], is_space[:-1])))
-    tok_line = nl_before[starts]
-    n_lines = int(is_nl.sum())
-    counts = np.bincount(tok_line, minlength=n_lines)
-    lengths = np.fromiter((len(c) for c in contents), dtype=np.int64, count=len(contents))
-    file_start = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-    file_first_line = nl_before[file_start] if len(buf) else np.zeros(len(contents), np.int64)
+    tk = tokenize(contents)
+    tok_line, counts, file_first_line = tk["line"], tk["counts"], tk["first_line"]
 
     def where(line: int) -> str:
-        f = int(np.searchsorted(file_first_line, line, side="right") - 1)
-        return f"{names[f]}:{line - int(file_first_line[f]) + 1}"
+        f, ln = tk["where"](line)
+        return f"{names[f]}:{ln}"
 
-    tokens = data.split()
-    try:
-        values = np.array(tokens).astype(np.float64)
-        bad_tok = None
-    except ValueError:
-        values = np.full(len(tokens), np.nan)
-        bad_tok = np.zeros(len(tokens), dtype=bool)
-        for i, t in enumerate(tokens):
-            try:
-                values[i] = float(t)
-            except ValueError:
-                bad_tok[i] = True
+    tokens = np.array(tk["tokens"])
+    values, bad = floats(tokens, np.arange(len(tokens)))
+    bad_tok = bad if bad.any() else None
     used = counts > 0
     bad_count = used & (counts != 5) & (counts != 6)
     bad_line = bad_count.copy()
@@ -453,24 +454,24 @@ def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problem
 
 # --------------------------------------------------------------------------- writing
 
-def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
+def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
     import shutil
 
     import numpy as np
 
     from mlcycle import io
-    from mlcycle.formats._common import safe_join
+    from mlcycle.formats._paths import safe_join
 
-    options = options or WriteOptions()
+    options = WriteOptions.of(options)
     if output is None:
-        raise MlcycleError("export yolo writes a folder", hint="pass -o DIR")
+        raise OptionError("output", "yolo writes a folder, not to standard output", hint="name the folder to write")
     out = Path(output)
     rows, _ = source_rows(table, options.source)
     names = class_names(table, META)
     meta = T.get_metadata(table).get(META, {})
-    layout = options.extra.get("layout") or (meta.get("layout") if isinstance(meta, dict) else None) or "ultralytics"
-    if layout not in ("ultralytics", "darknet", "flat"):
-        raise MlcycleError(f"unknown YOLO layout {layout!r}", hint="ultralytics, darknet or flat")
+    layout = options.layout or (meta.get("layout") if isinstance(meta, dict) else None) or "ultralytics"
+    if layout not in LAYOUTS:
+        raise MlcycleError(f"the table's metadata names an unknown YOLO layout {layout!r}", hint="ultralytics, darknet or flat")
     sids, row_sample, splits = unique_samples(rows)
     if layout == "darknet":
         splits = [s or "train" for s in splits]

@@ -170,28 +170,28 @@ def test_results_need_ground_truth_and_known_ids(tmp_path):
     res = write(tmp_path, [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], "r.json")
     with pytest.raises(OptionError, match="needs the ground truth"):
         coco_results.read(res)
-    t = coco_results.read(res, ReadOptions(images=gt))
+    t = coco_results.read(res, coco_results.ReadOptions(images=gt))
     assert t.to_pylist()[0]["sample_id"] == "a.jpg" and t.to_pylist()[0]["source"] == "pred"
     bad = write(tmp_path, [{"image_id": 4, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], "bad.json")
     with pytest.raises(MlcycleError, match=r"results\[0\] refers to unknown image id 4"):
-        coco_results.read(bad, ReadOptions(images=gt))
+        coco_results.read(bad, coco_results.ReadOptions(images=gt))
     badcat = write(tmp_path, [{"image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.5}], "badcat.json")
     with pytest.raises(MlcycleError, match=r"\[0\] refers to unknown category id 2"):
-        coco_results.read(badcat, ReadOptions(images=gt))
+        coco_results.read(badcat, coco_results.ReadOptions(images=gt))
     empty = write(tmp_path, [], "empty.json")
     with pytest.raises(MlcycleError, match="results list is empty"):
-        coco_results.read(empty, ReadOptions(images=gt))
+        coco_results.read(empty, coco_results.ReadOptions(images=gt))
 
 
 @pytest.mark.parametrize("kind", ["bbox", "segm"])
 def test_external_results_round_trip(external, kind, tmp_path):
     gt = external / "MiXaiLL76__faster_coco_eval/tests/dataset/cocoapi/instances_val2014_100.json"
     res = external / f"cocodataset__cocoapi/results/instances_val2014_fake{kind}100_results.json"
-    table = coco_results.read(res, ReadOptions(images=gt, source="fake"))
+    table = coco_results.read(res, coco_results.ReadOptions(images=gt, source="fake"))
     assert T.sources(table) == ["fake"]
     # the ground truth may also be given as a label table
     io.write_table(coco.read(gt), tmp_path / "gt.parquet")
-    table2 = coco_results.read(res, ReadOptions(images=tmp_path / "gt.parquet", source="fake"))
+    table2 = coco_results.read(res, coco_results.ReadOptions(images=tmp_path / "gt.parquet", source="fake"))
     assert table2.column(T.SAMPLE_ID).to_pylist() == table.column(T.SAMPLE_ID).to_pylist()
     assert coco_results.to_list(table) == json.loads(res.read_text())
 

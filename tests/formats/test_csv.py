@@ -40,7 +40,7 @@ def test_vott_stated_values_with_columns(runner, external, expected):
 
 def test_vott_header_is_recognised_without_columns(external):
     a = csv_table.read(external / VOTT)
-    b = csv_table.read(external / VOTT, ReadOptions(columns=dict(p.split("=") for p in VOTT_COLUMNS.split(","))))
+    b = csv_table.read(external / VOTT, csv_table.ReadOptions(columns=dict(p.split("=") for p in VOTT_COLUMNS.split(","))))
     assert a.equals(b)
     assert formats.detect(external / VOTT) == "csv"
     assert formats.detect(external / VOTT / "train-export.csv") == "csv"
@@ -54,7 +54,7 @@ def test_vott_header_is_recognised_without_columns(external):
 def test_box_formats(tmp_path, box_format, header, row):
     fields = BOX = csv_table.BOX_FIELDS[box_format]
     mapping = {"image": "file", "label": "cls", **dict(zip(BOX, "abcd"))}
-    t = csv_table.read(write(tmp_path, f"{header}\n{row}\n"), ReadOptions(columns=mapping, box_format=box_format))
+    t = csv_table.read(write(tmp_path, f"{header}\n{row}\n"), csv_table.ReadOptions(columns=mapping, box_format=box_format))
     assert t.to_pylist()[0][T.BBOX] == [10.0, 20.0, 30.0, 40.0], fields
 
 
@@ -62,17 +62,17 @@ def test_normalized_boxes_with_size_columns_image_size_or_images(tmp_path):
     from PIL import Image
 
     p = write(tmp_path, "image,label,cx,cy,w,h,width,height\nimg.png,cat,0.5,0.5,0.5,0.25,200,100\n")
-    t = csv_table.read(p, ReadOptions(box_format="cxcywh", normalized=True))
+    t = csv_table.read(p, csv_table.ReadOptions(box_format="cxcywh", normalized=True))
     assert t.to_pylist()[0][T.BBOX] == [50.0, 37.5, 100.0, 25.0]
     q = write(tmp_path, "image,label,cx,cy,w,h\nimg.png,cat,0.5,0.5,0.5,0.25\n", "b.csv")
-    t = csv_table.read(q, ReadOptions(box_format="cxcywh", normalized=True, image_size=(200, 100)))
+    t = csv_table.read(q, csv_table.ReadOptions(box_format="cxcywh", normalized=True, image_size=(200, 100)))
     assert t.to_pylist()[0][T.BBOX] == [50.0, 37.5, 100.0, 25.0]
     Image.new("RGB", (200, 100)).save(tmp_path / "img.png")
-    t = csv_table.read(q, ReadOptions(box_format="cxcywh", normalized=True))
+    t = csv_table.read(q, csv_table.ReadOptions(box_format="cxcywh", normalized=True))
     assert t.to_pylist()[0][T.BBOX] == [50.0, 37.5, 100.0, 25.0]
     (tmp_path / "img.png").unlink()
     with pytest.raises(MlcycleError, match="img.png: image not found"):
-        csv_table.read(q, ReadOptions(box_format="cxcywh", normalized=True))
+        csv_table.read(q, csv_table.ReadOptions(box_format="cxcywh", normalized=True))
 
 
 def test_classification_csv_image_level_labels_and_sample_rows(tmp_path):
@@ -182,21 +182,21 @@ def test_round_trip_property(tmp_path, table):
 def test_unknown_field_is_a_usage_error(tmp_path, runner):
     p = write(tmp_path, "image,label\na.jpg,cat\n")
     with pytest.raises(OptionError, match="unknown field 'colour'"):
-        csv_table.read(p, ReadOptions(columns={"colour": "label"}))
+        csv_table.read(p, csv_table.ReadOptions(columns={"colour": "label"}))
     res = runner(["ingest", "csv", p, "--columns", "colour=label"])
     assert res.exit_code == 2 and res.stdout == "" and "unknown field" in res.stderr
 
 
 def test_mapping_to_a_missing_column_names_the_header(tmp_path):
     p = write(tmp_path, "image,label\na.jpg,cat\n")
-    with pytest.raises(MlcycleError, match=r"a\.csv:1: --columns x1=left: the header has no column 'left'"):
-        csv_table.read(p, ReadOptions(columns={"x1": "left"}))
+    with pytest.raises(MlcycleError, match=r"a\.csv:1: column mapping x1=left: the header has no column 'left'"):
+        csv_table.read(p, csv_table.ReadOptions(columns={"x1": "left"}))
 
 
 def test_no_image_column_is_a_clear_error(tmp_path, runner):
     p = write(tmp_path, "who,what\na.jpg,cat\n")
     res = runner(["ingest", "csv", p])
-    assert res.exit_code == 1 and "which column names the image" in res.stderr and "--columns image=" in res.stderr
+    assert res.exit_code == 1 and "which column names the image" in res.stderr and "columns option: image=" in res.stderr
 
 
 def test_incomplete_box_columns(tmp_path):
@@ -221,8 +221,8 @@ def test_bad_number_and_reversed_box_name_the_line(tmp_path, runner):
 
 def test_bad_box_format_is_a_usage_error(tmp_path):
     p = write(tmp_path, "image,label\na.jpg,cat\n")
-    with pytest.raises(OptionError, match="--box-format 'xyz'"):
-        csv_table.read(p, ReadOptions(box_format="xyz"))
+    with pytest.raises(OptionError, match="'xyz': expected one of xyxy"):
+        csv_table.read(p, csv_table.ReadOptions(box_format="xyz"))
 
 
 def test_export_writes_one_source_and_says_which_others_it_left(tmp_path, runner):

@@ -21,6 +21,7 @@ from PIL import Image
 from mlcycle import formats
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.formats import coco_results
 from mlcycle.formats import html as H
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def sample_tables() -> tuple[pa.Table, dict]:
     gt = formats.read("coco", SAMPLE / "annotations" / "instances_val.json",
                       formats.ReadOptions(split="val", images_root=SAMPLE))
     preds = formats.read("coco-results", SAMPLE / "predictions" / "detections_val.json",
-                         formats.ReadOptions(images=SAMPLE / "annotations" / "instances_val.json",
+                         coco_results.ReadOptions(images=SAMPLE / "annotations" / "instances_val.json",
                                              source="detector", split="val"))
     table = pa.concat_tables([T.normalize(gt), T.normalize(preds)], promote_options="permissive")
     return run(table)
@@ -49,7 +50,7 @@ def page_data(page: Path) -> dict:
 
 
 def write(table, out, images_root=None, **extra) -> Path:
-    formats.write("html", table, out, formats.WriteOptions(images_root=images_root, extra=extra))
+    formats.write("html", table, out, H.WriteOptions(images_root=images_root, **extra))
     return out if str(out).endswith(".html") else out / "index.html"
 
 
@@ -160,7 +161,7 @@ def test_limit_and_sort_by(tmp_path):
     assert data["samples"]["id"] == ["b.png", "c.png", "a.png"]  # amy < cat < zed
     data = page_data(write(table, tmp_path / "i", tmp_path, sort_by="sample_id", limit=1))
     assert data["samples"]["id"] == ["a.png"]
-    with pytest.raises(OptionError, match="--sort-by nope: no such column"):
+    with pytest.raises(OptionError, match="nope: no such column"):
         write(table, tmp_path / "e", tmp_path, sort_by="nope")
 
 

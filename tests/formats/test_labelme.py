@@ -180,7 +180,7 @@ def test_export_needs_an_output_folder(tmp_path, runner):
     src = tmp_path / "t.parquet"
     io.write_table(T.from_columns({T.SAMPLE_ID: ["a.jpg"], T.SOURCE: ["gt"]}), src)
     res = runner(["export", "labelme", src])
-    assert res.exit_code == 2 and "-o DIR" in res.stderr
+    assert res.exit_code == 2 and "--output: labelme writes a folder" in res.stderr
 
 
 def test_bad_shape_names_file_and_shape_and_skip_invalid_counts(tmp_path, runner):

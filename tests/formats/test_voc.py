@@ -76,7 +76,7 @@ def test_voc100_equals_coco_exactly(external, folder):
 def test_inclusive_corners_option(external):
     path = gts(external) / "pascalvoc_format/2007_000027.xml"
     ex = labels(voc.read(path, ReadOptions()))[0][T.BBOX]
-    inc = labels(voc.read(path, ReadOptions(extra={"corners": "inclusive"})))[0][T.BBOX]
+    inc = labels(voc.read(path, voc.ReadOptions(corners="inclusive")))[0][T.BBOX]
     assert ex == [174.0, 101.0, 175.0, 250.0]
     assert inc == [173.0, 100.0, 176.0, 251.0]
 
@@ -154,10 +154,10 @@ def test_round_trip_parts_attributes_and_splits(external, tmp_path):
 def test_inclusive_round_trip(tmp_path):
     t = T.from_columns({T.SAMPLE_ID: ["a.jpg"], T.SOURCE: ["gt"], T.LABEL: ["x"],
                         T.BBOX: np.array([[0.0, 0, 10, 5]]), T.WIDTH: [20], T.HEIGHT: [20]})
-    voc.write(t, tmp_path / "o", WriteOptions(extra={"corners": "inclusive"}))
+    voc.write(t, tmp_path / "o", voc.WriteOptions(corners="inclusive"))
     xml = (tmp_path / "o/Annotations/a.xml").read_text()
     assert "<xmin>1</xmin>" in xml and "<xmax>10</xmax>" in xml
-    back = voc.read(tmp_path / "o", ReadOptions(extra={"corners": "inclusive"}))
+    back = voc.read(tmp_path / "o", voc.ReadOptions(corners="inclusive"))
     assert labels(back)[0][T.BBOX] == [0.0, 0.0, 10.0, 5.0]
 
 
@@ -183,7 +183,7 @@ def test_utf16_bomb_is_refused_too(tmp_path):
 
 
 def test_fast_path_only_without_dtd():
-    from mlcycle.formats._common import _without_dtd
+    from mlcycle.formats._xml import _without_dtd
 
     assert _without_dtd(b"<annotation><filename>a.jpg</filename></annotation>")
     assert _without_dtd(b'<?xml version="1.0" encoding="UTF-8"?><annotation/>')

@@ -128,7 +128,7 @@ def test_skip_invalid_counts_and_keeps_the_good_lines(tmp_path, capsys):
     with reporting.collect() as seen:
         table = yolo.read(d, ReadOptions(image_size=(100, 100), skip_invalid=True))
     assert T.label_mask(table).sum() == 1
-    assert any("skipped 2 invalid YOLO line(s)" in w for w in seen.warnings)
+    assert any("skipped 2 invalid YOLO lines" in w for w in seen.warnings)
 
 
 def test_missing_classes_txt_is_an_error(tmp_path):
@@ -174,7 +174,7 @@ def sample_table():
 def test_export_then_ingest_keeps_everything(tmp_path, layout):
     src = sample_table()
     out = tmp_path / "out"
-    yolo.write(src, out, WriteOptions(extra={"layout": layout}))
+    yolo.write(src, out, yolo.WriteOptions(layout=layout))
     sizes = tmp_path / "sizes.parquet"
     io.write_table(src, sizes)
     back = formats.read(formats.detect(out), out, ReadOptions(image_sizes=sizes))
@@ -253,7 +253,7 @@ def test_cli_export_yolo_needs_a_folder(runner, tmp_path):
     io.write_table(sample_table(), table)
     res = runner(["export", "yolo", table])
     assert res.exit_code == 2
-    assert "pass -o DIR" in res.stderr and res.stdout == ""
+    assert "--output: yolo writes a folder" in res.stderr and res.stdout == ""
 
 
 def test_cli_image_sizes_from_another_table(runner, external, tmp_path):

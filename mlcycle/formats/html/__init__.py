@@ -8,10 +8,10 @@ inlined, the data goes in as JSON inside ``<script type="application/json">`` wi
 data with ``textContent``/``setAttribute`` only. A Content-Security-Policy allows only
 that one inline script (by its hash) and no network requests.
 
-Options (``WriteOptions.extra``): ``embed`` (bool), ``limit`` (int: keep the first N
-samples in sort order), ``sort_by`` (column name, or ``sample_id``), ``metrics`` (path
-to the JSON of ``mlcycle evaluate --metrics``), ``thumb_size`` (longest side, px).
-``WriteOptions.images_root`` (else the table's ``images_root`` metadata, else the
+Options (``html.WriteOptions``): ``embed`` (bool), ``limit`` (int: keep the first N
+samples in sort order), ``sort_by`` (column name, ``sample_id`` or ``errors``),
+``metrics`` (path to a metrics document, the JSON ``evaluate`` writes), ``thumb_size``
+(longest side, px), ``title``. ``images_root`` (else the table's ``images_root`` metadata, else the
 current folder) is where the images are: ``images_root / sample_id``.
 
 Thumbnails are made once with Pillow (JPEG draft decoding, in a thread pool) and reused
@@ -24,16 +24,17 @@ import base64
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.formats import ReadOptions
+from mlcycle.formats import WriteOptions as CommonWriteOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
-
-    from mlcycle.formats import ReadOptions, WriteOptions
 
 STATIC = Path(__file__).parent / "static"
 THUMB_SIZE = 384
@@ -44,8 +45,28 @@ MAX_FILTER_VALUES = 200  # a column with more distinct values is not offered as 
 MAX_INT_FILTER_VALUES = 20  # integer columns are sort keys; with this few values, filters too
 
 
-def read(path: Path, options: "ReadOptions") -> "pa.Table":
-    raise OptionError(None, "html can be written but not read", hint="read the table the report was made from")
+@dataclass(frozen=True)
+class WriteOptions(CommonWriteOptions):
+    """The report's options. ``embed``: one self-contained HTML file, thumbnails inlined;
+    ``limit``: only the first N samples in sort order; ``sort_by``: a column (numbers:
+    largest first), ``sample_id`` or ``errors`` (default: hard_score, else errors, else
+    sample_id); ``metrics``: a metrics document to add as a page; ``thumb_size``: the
+    thumbnails' longest side in pixels; ``title``: the page title."""
+
+    embed: bool = False
+    limit: int | None = None
+    sort_by: str | None = None
+    metrics: Path | None = None
+    thumb_size: int = THUMB_SIZE
+    title: str = "mlcycle report"
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and int(self.limit) < 0:
+            raise OptionError("limit", f"{self.limit}: must be 0 or more")
+
+
+def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
+    raise OptionError("format_name", "html can be written but not read", hint="read the table the report was made from")
 
 
 def detect(path: Path) -> bool:
@@ -96,13 +117,13 @@ def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -
     codes = pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy()
     if sort_by == "errors":
         if T.EVAL not in names:
-            raise OptionError(None, "--sort-by errors needs the eval column", hint="run mlcycle evaluate first")
-        ev = pc.fill_null(pc.is_in(table[T.EVAL], value_set=pa.array(["fp", "fn"])), False).to_numpy(zero_copy_only=False)
+            raise OptionError("sort_by", "errors needs the eval column", hint="evaluate the table first")
+        ev = pc.fill_null(pc.is_in(table[T.EVAL], value_set=pa.array([T.FP, T.FN])), False).to_numpy(zero_copy_only=False)
         key = np.bincount(codes, weights=ev.astype(np.float64), minlength=len(samples))
         return np.argsort(-key, kind="stable"), sort_by, True
     if sort_by not in names:
-        raise OptionError(None, f"--sort-by {sort_by}: no such column",
-                         hint="columns: " + ", ".join(names) + ", or errors")
+        raise OptionError("sort_by", f"{sort_by}: no such column",
+                          hint="columns: " + ", ".join(names) + ", or errors")
     col = table[sort_by]
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
         vals = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -242,7 +263,7 @@ def make_thumbs(sample_ids: list[str], images_root: Path, out: Path,
     that would leave it gets a numbered name instead."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from mlcycle.formats._common import safe_join
+    from mlcycle.formats._paths import safe_join
 
     thumbs_root = out / THUMBS
     jobs = []
@@ -295,26 +316,24 @@ def render_page(data: dict[str, Any], title: str = "mlcycle report") -> str:
 
 
 def _load_metrics(path: Path | str) -> dict:
-    from mlcycle.formats._common import load_json
+    from mlcycle.formats._json import load_json
 
     doc = load_json(Path(path))
     if not isinstance(doc, dict):
-        raise MlcycleError(f"{path}: not a metrics document (expected a JSON object from mlcycle evaluate --metrics)")
+        raise MlcycleError(f"{path}: not a metrics document (expected the JSON object evaluate writes)")
     return doc
 
 
-def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> None:
+def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
     from mlcycle import io
 
+    options = WriteOptions.of(options)
     if output is None:
-        raise OptionError(None, "export html writes a folder", hint="pass -o DIR, e.g. mlcycle export html evaluated.parquet -o report/")
-    extra = options.extra or {}
-    embed = bool(extra.get("embed"))
-    limit = extra.get("limit")
-    if limit is not None and int(limit) < 0:
-        raise OptionError(None, f"--limit {limit}: must be 0 or more")
-    size = int(extra.get("thumb_size") or THUMB_SIZE)
-    metrics = _load_metrics(extra["metrics"]) if extra.get("metrics") else None
+        raise OptionError("output", "export html writes a folder, not to standard output", hint="name the report folder")
+    embed = options.embed
+    limit = options.limit
+    size = int(options.thumb_size or THUMB_SIZE)
+    metrics = _load_metrics(options.metrics) if options.metrics else None
     images_root = options.images_root or T.get_metadata(table).get("images_root") or "."
     if options.source is not None:  # the ground truth and this one prediction source
         import pyarrow as pa
@@ -322,15 +341,15 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
 
         table = table.filter(pc.is_in(table[T.SOURCE], value_set=pa.array([T.GT_SOURCE, options.source])))
 
-    data = build_data(table, sort_by=extra.get("sort_by"), limit=limit)
+    data = build_data(table, sort_by=options.sort_by, limit=limit)
     output = Path(output)
     if embed and output.suffix.lower() in (".html", ".htm"):
         folder, page = output.parent, output
     else:
         folder, page = output, output / "index.html"
     if folder.exists() and not folder.is_dir():
-        raise OptionError(None, f"{folder}: is a file; export html writes a folder",
-                         hint="pass a folder name, or --embed -o report.html for one file")
+        raise OptionError("output", f"{folder}: is a file; export html writes a folder",
+                          hint="name a folder, or embed the thumbnails to write one .html file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -359,7 +378,7 @@ def write(table: "pa.Table", output: Path | None, options: "WriteOptions") -> No
     sm["h"] = [h if h is not None else (z[1] if z else None) for h, z in zip(sm["h"], sizes)]
     data["samples"]["path"] = [str(Path(images_root) / s) for s in ids]
     data["metrics"] = metrics
-    data["title"] = extra.get("title") or "mlcycle report"
+    data["title"] = options.title or "mlcycle report"
     text = render_page(data, data["title"])
     with io.atomic_output(page) as fh:
         fh.write(text.encode("utf-8"))
