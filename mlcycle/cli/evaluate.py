@@ -125,9 +125,9 @@ def evaluate(
                                         help="COCO (pycocotools-exact), Pascal VOC all-point or VOC2007 11-point AP.")] = "coco",
     iou: Annotated[float, typer.Option("--iou", metavar="T", help="IoU threshold of the per-label columns, P/R/F1 and the confusion matrix (VOC: of the AP).")] = 0.5,
     max_dets: Annotated[str, typer.Option("--max-dets", metavar="N,N,N", help="Max detections per image and class.")] = "1,10,100",
-    area_range: Annotated[Optional[List[str]], typer.Option(
+    area_ranges: Annotated[Optional[List[str]], typer.Option(
         "--area-range", metavar="NAME=LO:HI", help="Extra size range in px² (adds AP_NAME/AR_NAME), e.g. tiny=0:16**2.")] = None,
-    rel_area_range: Annotated[Optional[List[str]], typer.Option(
+    rel_area_ranges: Annotated[Optional[List[str]], typer.Option(
         "--rel-area-range", metavar="NAME=LO:HI", help="Size range as a fraction of the image area, e.g. under5=0:5%.")] = None,
     by: Annotated[Optional[List[str]], typer.Option(
         "--by", metavar="COLUMN", help="Metrics per value of this column (repeatable; numbers are binned).")] = None,
@@ -151,36 +151,39 @@ def evaluate(
     stderr; --metrics FILE / --json give the full metrics JSON (docs/evaluate.md).
     Labels without boxes are evaluated as classification.
     """
-    from mlcycle import io
+    from mlcycle import io, reporting
+    from mlcycle.cli.views.evaluate import render
     from mlcycle.errors import CheckFailed
-    from mlcycle.evaluate import Options, run
-    from mlcycle.evaluate import metrics as M
+    from mlcycle.evaluation import evaluate as run_evaluation, to_json
 
     setup(quiet, verbose, no_color)
     _keep_freed_memory()
-    opts = Options(
-        gt_source=gt_source, pred_source=pred_source, iou_type=iou_type, method=method, iou=iou,
-        max_dets=parse_max_dets(max_dets), area_ranges=parse_ranges(area_range, "--area-range"),
-        rel_area_ranges=parse_ranges(rel_area_range, "--rel-area-range", relative=True),
-        by=list(by or []), conf=conf, origin=", ".join(tables) if tables else "<stdin>",
-    )
+    dets = parse_max_dets(max_dets)
+    ranges = parse_ranges(area_ranges, "--area-range")
+    rel_ranges = parse_ranges(rel_area_ranges, "--rel-area-range", relative=True)
     bounds = parse_bounds(fail_under)
     write_table = output is not None or (not json_out and not _stdout_is_terminal())
-    opts.annotate = write_table
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
     table = io.read_tables(tables)
-    out, doc = run(table, opts)
-    failed = M.check_bounds(doc, bounds) if bounds else []
-    text = M.to_json(doc)
+    # the warnings are in the document; the view shows them after the metrics
+    with reporting.using(reporting.Collector()):
+        result = run_evaluation(
+            table, gt_source=gt_source, pred_source=pred_source, iou_type=iou_type, method=method, iou=iou,
+            max_dets=dets, area_ranges=ranges, rel_area_ranges=rel_ranges, by=by or (), conf=conf,
+            annotate=write_table, fail_under=bounds or None, origin=", ".join(tables) if tables else "<stdin>",
+        )
+    doc = {k: v for k, v in result.summary.items() if k != "fail_under"}  # the gate is not part of the JSON
+    failed = result.summary["fail_under"]["failed"] if bounds else []
+    text = to_json(doc)
     if metrics_file is not None:
         with io.atomic_output(metrics_file, "wb") as fh:
             fh.write(text)
     if write_table:
-        io.write_table(out, output, encoding)
+        io.write_table(result.table, output, encoding)
     if json_out:
         with io.atomic_output(None, "wb") as fh:
             fh.write(text)
-    M.render(doc)
+    render(doc)
     if failed:
         raise CheckFailed("evaluate: " + "; ".join(failed), hint="the --fail-under bounds were not met")

@@ -118,6 +118,33 @@ def test_fail_under_unknown_metric_is_usage_error(runner, tmp_path):
     assert "unknown metric 'APX'" in r.stderr
 
 
+def test_fail_under_above_one_is_usage_error_before_output(runner, tmp_path):
+    gp, pp = _tables(tmp_path)
+    out = tmp_path / "o.jsonl"
+    r = runner(["evaluate", gp, pp, "--fail-under", "AP=1.5", "-o", out])
+    assert r.exit_code == 2
+    assert "--fail-under: AP=1.5 can never be met" in r.stderr
+    assert not out.exists() and r.stdout == ""
+
+
+def test_gate_outcome_is_not_in_the_metrics_json(runner, tmp_path):
+    gp, pp = _tables(tmp_path)
+    r = runner(["evaluate", gp, pp, "--json", "--fail-under", "AP50=0.99"])
+    assert r.exit_code == 3
+    assert "fail_under" not in json.loads(r.stdout)
+
+
+def test_option_errors_name_the_flag(runner, tmp_path):
+    gp, pp = _tables(tmp_path)
+    for args, text in ((["--pred-source", "gt"], "error: --pred-source: 'gt' is the ground truth source"),
+                       (["--area-range", "small=0:5"], "error: --area-range: range name 'small' is taken"),
+                       (["--rel-area-range", "all=0:1"], "error: --rel-area-range: range name 'all' is taken"),
+                       (["--iou", "1.5"], "error: --iou: expected a number in (0, 1]")):
+        r = runner(["evaluate", gp, pp, "--json", *args])
+        assert r.exit_code == 2, args
+        assert text in r.stderr, r.stderr
+
+
 def test_stdin_jsonl(runner, tmp_path):
     gp, pp = _tables(tmp_path)
     data = io.encode(io.read_table(gp), "jsonl") + io.encode(io.read_table(pp), "jsonl")

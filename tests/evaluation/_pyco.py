@@ -49,11 +49,13 @@ def pycoco(gt: dict, dets: list, iou_type: str = "bbox", max_dets=None, area_rng
 
 def engine(table, iou_type="bbox", max_dets=(1, 10, 100), area_ranges=None):
     """Run the engine directly, returning (Result, summary dict)."""
-    from mlcycle.evaluate import Options, choose_pred_source, coco as C, metrics, prepare
+    from mlcycle.evaluation import coco as C
+    from mlcycle.evaluation.prepare import Options, choose_pred_source, prepare
+    from mlcycle.evaluation.slices import size_ranges
 
-    opts = Options(iou_type=iou_type, max_dets=list(max_dets), area_ranges=area_ranges or {})
+    opts = Options(iou_type=iou_type, max_dets=tuple(max_dets), area_ranges=area_ranges or {})
     prep = prepare(table, opts, choose_pred_source(table, "gt", None))
-    ranges = metrics._ranges(prep, opts)
+    ranges = size_ranges(prep, opts)
     params = C.Params(max_dets=list(max_dets), iou_type=iou_type)
     res = C.evaluate(prep.gt, prep.dt, len(prep.samples), len(prep.classes), params, ranges)
     return res, C.summarize(res, list(opts.area_ranges))

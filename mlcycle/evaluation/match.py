@@ -321,7 +321,7 @@ def _in_child(fn, *args):
 
 
 def take_masks(rle, idx: np.ndarray) -> list:
-    """RLEs at ``idx`` from a list or a lazy ``mlcycle.evaluate.Masks``."""
+    """RLEs at ``idx`` from a list or a lazy ``mlcycle.evaluation.masks.Masks``."""
     if hasattr(rle, "take"):
         return rle.take(idx)
     return [rle[i] for i in np.asarray(idx).tolist()]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.evaluate._pyco import assert_same, engine, pycoco, write_coco
+from tests.evaluation._pyco import assert_same, engine, pycoco, write_coco
 
 # grid values make ties and exact area edges (1024 = 32*32, 9216 = 96*96) frequent
 XY = st.sampled_from([0.0, 2.0, 5.0, 10.0, 20.0, 40.0, 64.0])
@@ -228,7 +228,7 @@ def test_segm_result_with_bbox_uses_box_area(tmp_path):
 
 
 def test_thresholds_are_pycocotools_linspace():
-    from mlcycle.evaluate.coco import iou_thresholds, recall_thresholds
+    from mlcycle.evaluation.coco import iou_thresholds, recall_thresholds
 
     assert iou_thresholds()[8] == 0.8999999999999999
     r = recall_thresholds()
@@ -251,7 +251,7 @@ def test_ids_from_zero_equal_pycocotools_with_ids_from_one(tmp_path, data):
 @given(data=datasets())
 def test_summary_mode_reports_the_same_numbers(tmp_path, data):
     """The CLI skips precision arrays the summary never reads; recall and stats are equal."""
-    from mlcycle.evaluate import coco as C
+    from mlcycle.evaluation import coco as C
 
     gt, dets = data
     if not dets:
@@ -264,11 +264,13 @@ def test_summary_mode_reports_the_same_numbers(tmp_path, data):
 
 
 def _engine_inputs(table):
-    from mlcycle.evaluate import Options, choose_pred_source, coco as C, metrics, prepare
+    from mlcycle.evaluation import coco as C
+    from mlcycle.evaluation.prepare import Options, choose_pred_source, prepare
+    from mlcycle.evaluation.slices import size_ranges
 
     opts = Options()
     prep = prepare(table, opts, choose_pred_source(table, "gt", None))
-    return (prep.gt, prep.dt, len(prep.samples), len(prep.classes), C.Params(), metrics._ranges(prep, opts))
+    return (prep.gt, prep.dt, len(prep.samples), len(prep.classes), C.Params(), size_ranges(prep, opts))
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -276,13 +278,13 @@ def _engine_inputs(table):
 def test_per_label_columns_equal_pycocotools_matches(tmp_path, data):
     """eval/eval_id of each prediction = pycocotools' dtMatches/dtIgnore at IoU 0.5,
     area 'all', maxDets 100 (prediction label_id = loadRes id)."""
-    from mlcycle.evaluate import run
+    from mlcycle.evaluation import evaluate
 
     gt, dets = data
     if not dets:
         return
     E = pycoco(gt, dets)
-    out, _ = run(write_coco(tmp_path, gt, dets))
+    out = evaluate(write_coco(tmp_path, gt, dets)).table
     rows = out.to_pylist()
     pred = {r["label_id"]: r for r in rows if r["source"] == "pred"}
     seen = set()
@@ -317,7 +319,7 @@ def test_per_label_columns_equal_pycocotools_matches(tmp_path, data):
 @given(data=datasets(max_images=4, segm=True))
 def test_segm_with_a_second_process_equals_pycocotools(tmp_path, monkeypatch, data):
     # large inputs compute half of the mask IoUs in a forked process; force it here
-    from mlcycle.evaluate import match
+    from mlcycle.evaluation import match
 
     gt, dets = data
     if not dets:
@@ -349,7 +351,7 @@ def test_bad_mask_in_the_second_process_half_is_reported_like_any(tmp_path, monk
 
     from mlcycle import table as T
     from mlcycle.errors import MlcycleError
-    from mlcycle.evaluate import match
+    from mlcycle.evaluation import match
 
     monkeypatch.setattr(match, "PARALLEL_MASKS_MIN", 1)
     gt, dets = _two_image_segm(tmp_path)
@@ -391,8 +393,8 @@ def test_rle_text_with_escaped_backslash_is_read_exactly(tmp_path):
        presorted=st.booleans())
 def test_sort_shortcuts_equal_lexsort(keys, scores, presorted):
     # the detection orders behind every number: group/class, then -score, then input order
-    from mlcycle.evaluate.coco import _class_score_order
-    from mlcycle.evaluate.match import _group_score_order
+    from mlcycle.evaluation.coco import _class_score_order
+    from mlcycle.evaluation.match import _group_score_order
 
     n = min(len(keys), len(scores))
     key, sc = np.array(keys[:n], dtype=np.int64), np.array(scores[:n], dtype=np.float64)
@@ -408,7 +410,7 @@ def test_sort_shortcuts_equal_lexsort(keys, scores, presorted):
 @given(data=datasets())
 def test_bbox_with_pairs_in_many_chunks_equals_pycocotools(tmp_path, monkeypatch, data):
     # large inputs generate box pairs in chunks; force several chunks here
-    from mlcycle.evaluate import match
+    from mlcycle.evaluation import match
 
     gt, dets = data
     if not dets:

@@ -86,9 +86,9 @@ def evaluate(
             "recall": float(recall[i]),
             "f1": float(f1[i]),
             "support": int(true_sum[i]),
-            "tp": int(tp[i]),
-            "fp": int(pred_sum[i] - tp[i]),
-            "fn": int(true_sum[i] - tp[i]),
+            T.TP: int(tp[i]),
+            T.FP: int(pred_sum[i] - tp[i]),
+            T.FN: int(true_sum[i] - tp[i]),
             "num_pred": int(pred_sum[i]),
         }
         for i, name in enumerate(labels)
@@ -171,13 +171,13 @@ def annotate(
     ev = np.full(n, None, dtype=object)
     ev_id = np.zeros(n, dtype=np.int64)
     ev_ok = np.zeros(n, dtype=bool)
-    ev[g_rows] = np.where(correct[g_s], "tp", "fn")
+    ev[g_rows] = np.where(correct[g_s], T.TP, T.FN)
     has_pred = top1_row[g_s] >= 0
     ev_id[g_rows[has_pred]] = label_id[top1_row[g_s[has_pred]]]
     ev_ok[g_rows[has_pred]] = id_valid[top1_row[g_s[has_pred]]]
     decided = np.flatnonzero(m["evaluated"] & (top1_row >= 0))
     prow = top1_row[decided]
-    ev[prow] = np.where(correct[decided], "tp", "fp")
+    ev[prow] = np.where(correct[decided], T.TP, T.FP)
     ev_id[prow] = label_id[first_gt_row[decided]]
     ev_ok[prow] = id_valid[first_gt_row[decided]]
 

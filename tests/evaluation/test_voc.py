@@ -1,4 +1,4 @@
-"""Pascal VOC AP (mlcycle.evaluate.voc) against the stated values of the external fixtures
+"""Pascal VOC AP (mlcycle.evaluation.voc) against the stated values of the external fixtures
 and against a direct port of the py-faster-rcnn / devkit loop on generated data."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
-from mlcycle.evaluate import voc
+from mlcycle.evaluation import voc
 
 REVIEW = "rafaelpadilla__review_object_detection_metrics"
 

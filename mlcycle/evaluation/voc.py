@@ -56,13 +56,13 @@ def evaluate(
     import numpy as np
 
     if not 0.0 <= iou <= 1.0:
-        raise OptionError(None, f"IoU threshold must be between 0 and 1, got {iou}")
+        raise OptionError("iou", f"IoU threshold must be between 0 and 1, got {iou}")
     m = _match(table, gt_source, pred_source, iou, inclusive)
     classes, n_cls = m["classes"], len(m["classes"])
     ng, nd = m["ng"], m["nd"]
     num_gt, num_diff, num_pred = m["num_gt"], m["num_diff"], m["num_pred"]
     d_cls, d_score = m["d_cls"], m["d_score"]
-    tp, fp, ignored = m["tp"], m["fp"], m["ignored"]
+    tp, fp, ignored = m["is_tp"], m["is_fp"], m["ignored"]
 
     per_class: dict[str, dict[str, Any]] = {}
     bounds = np.searchsorted(d_cls, np.arange(n_cls + 1), side="left")
@@ -79,8 +79,8 @@ def evaluate(
             "num_gt": npos,
             "num_difficult": int(num_diff[k]),
             "num_pred": int(num_pred[k]),
-            "tp": int(tp_k.sum()),
-            "fp": int(fp_k.sum()),
+            T.TP: int(tp_k.sum()),
+            T.FP: int(fp_k.sum()),
             "ignored": int(hi - lo - keep.sum()),
             "precision": [],
             "recall": [],
@@ -110,8 +110,8 @@ def evaluate(
             "gt_difficult": int(num_diff.sum()),
             "pred": nd,
             "pred_ignored": int(ignored.sum()),
-            "tp": int(tp.sum()),
-            "fp": int(fp.sum()),
+            T.TP: int(tp.sum()),
+            T.FP: int(fp.sum()),
             "classes": n_cls,
             "classes_in_mAP": len(aps),
         },
@@ -136,7 +136,7 @@ def annotate(
     import pyarrow as pa
 
     if not 0.0 <= iou <= 1.0:
-        raise OptionError(None, f"IoU threshold must be between 0 and 1, got {iou}")
+        raise OptionError("iou", f"IoU threshold must be between 0 and 1, got {iou}")
     m = _match(table, gt_source, pred_source, iou, inclusive)
     n = table.num_rows
     ids = T.column_or_null(table, T.LABEL_ID)
@@ -148,12 +148,12 @@ def annotate(
     ev_iou = np.full(n, np.nan)
 
     g_rows, d_rows = m["g_rows"], m["d_rows"]  # table rows, in matching order
-    tp, fp, ignored, jmax, ovmax = m["tp"], m["fp"], m["ignored"], m["jmax"], m["ovmax"]
-    ev[d_rows[tp]] = "tp"
-    ev[d_rows[fp]] = "fp"
-    ev[g_rows[~m["g_diff"]]] = "fn"
+    tp, fp, ignored, jmax, ovmax = m["is_tp"], m["is_fp"], m["ignored"], m["jmax"], m["ovmax"]
+    ev[d_rows[tp]] = T.TP
+    ev[d_rows[fp]] = T.FP
+    ev[g_rows[~m["g_diff"]]] = T.FN
     linked = tp | ignored
-    ev[g_rows[jmax[tp]]] = "tp"
+    ev[g_rows[jmax[tp]]] = T.TP
     ev_id[d_rows[linked]] = label_id[g_rows[jmax[linked]]]
     ev_id_ok[d_rows[linked]] = id_valid[g_rows[jmax[linked]]]
     ev_iou[d_rows[linked]] = ovmax[linked]
@@ -184,7 +184,7 @@ def _match(table: "pa.Table", gt_source: str, pred_source: str, iou: float, incl
     if gt["boxes"].shape[0] == 0:
         raise MlcycleError(
             f"no ground-truth boxes (source '{gt_source}'): VOC AP needs at least one",
-            hint="check --gt-source and that the ground truth has bbox values",
+            hint="check the ground truth source name and that the ground truth has bbox values",
         )
 
     # one code space for samples and classes over both sides
@@ -225,7 +225,7 @@ def _match(table: "pa.Table", gt_source: str, pred_source: str, iou: float, incl
     return {
         "classes": classes, "ng": ng, "nd": nd,
         "num_gt": num_gt, "num_diff": num_diff, "num_pred": num_pred,
-        "d_cls": d_cls, "d_score": d_score, "tp": tp, "fp": fp, "ignored": ignored,
+        "d_cls": d_cls, "d_score": d_score, "is_tp": tp, "is_fp": fp, "ignored": ignored,
         "ovmax": ovmax, "jmax": jmax, "g_diff": g_diff,
         "g_rows": gt["rows"][g_order], "d_rows": dt["rows"][d_order],
     }

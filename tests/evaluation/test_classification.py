@@ -1,4 +1,4 @@
-"""Classification metrics (mlcycle.evaluate.classification): hand-computed cases and a
+"""Classification metrics (mlcycle.evaluation.classification): hand-computed cases and a
 plain-Python reference of the scikit-learn definitions on generated data."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
-from mlcycle.evaluate import classification as C
+from mlcycle.evaluation import classification as C
 
 
 def make(gt: dict, pred: list) -> pa.Table:

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mlcycle.evaluate.match import Groups, Objects, candidate_pairs, greedy_match, make_groups
+from mlcycle.evaluation.match import Groups, Objects, candidate_pairs, greedy_match, make_groups
 
 AREA_ALL = (0.0 ** 2, 1e5 ** 2)
 DEFAULT_AREAS = {

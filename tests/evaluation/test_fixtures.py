@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mlcycle import io
-from mlcycle.evaluate import run
+from mlcycle.evaluation import evaluate
 from mlcycle.formats import ReadOptions, coco, coco_results
 
 CASES = [
@@ -26,14 +26,14 @@ def _load(external, fx):
 @pytest.mark.parametrize("key", CASES)
 def test_equals_pycocotools_stats(external, expected, key):
     fx = expected["fixtures"][key]
-    _, doc = run(_load(external, fx), iou_type=fx["iouType"])
+    doc = evaluate(_load(external, fx), iou_type=fx["iouType"]).summary
     assert list(doc["metrics"].values()) == fx["computed_pycocotools"]
 
 
 @pytest.mark.parametrize("key", ["coco_val2014_100_bbox", "coco_val2014_100_segm", "coco_val2014_100_bbox_noCrowd_bboxArea"])
 def test_matches_stated_values(external, expected, key):
     fx = expected["fixtures"][key]
-    _, doc = run(_load(external, fx), iou_type=fx["iouType"])
+    doc = evaluate(_load(external, fx), iou_type=fx["iouType"]).summary
     got = list(doc["metrics"].values())
     for stated in fx["stated"]:
         places = 3 if "3 decimals" in stated["source"] or "type=" in stated["source"] else 6
@@ -47,7 +47,7 @@ def test_toyexample_gt_id_zero_is_matched(external, expected):
     """toy_example_coco.JSON has an annotation with id 0: pycocotools never counts its
     match; mlcycle matches by row and gives the numbers pycocotools gives with ids +1."""
     fx = expected["fixtures"]["toyexample_cat_bbox"]
-    _, doc = run(_load(external, fx))
+    doc = evaluate(_load(external, fx)).summary
     m = doc["metrics"]
     assert m["AP"] == 0.5979231494578029
     assert m["AP50"] == 0.8902640264026401
@@ -65,7 +65,7 @@ def test_per_class_ap_equals_pycocotools(external, expected):
     from pycocotools.cocoeval import COCOeval
 
     fx = expected["fixtures"]["coco_val2014_100_bbox"]
-    _, doc = run(_load(external, fx))
+    doc = evaluate(_load(external, fx)).summary
     with contextlib.redirect_stdout(_io.StringIO()):
         cg = COCO(str(external / fx["gt"]))
         E = COCOeval(cg, cg.loadRes(str(external / fx["dt"])), "bbox")
