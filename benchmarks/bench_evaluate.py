@@ -188,7 +188,7 @@ def prepare(work: Path, n_images: int, seed: int, iou_type: str) -> dict[str, Pa
     from mlcycle.formats import ReadOptions, coco, coco_results
 
     io.write_table(coco.read(paths["gt_json"], ReadOptions()), paths["gt_parquet"])
-    io.write_table(coco_results.read(paths["dt_json"], ReadOptions(images=paths["gt_json"])), paths["dt_parquet"])
+    io.write_table(coco_results.read(paths["dt_json"], coco_results.ReadOptions(images=paths["gt_json"])), paths["dt_parquet"])
     print(f"generated {n_images} images, {len(gt['annotations'])} ground truth "
           f"({sum(a['iscrowd'] for a in gt['annotations'])} crowd), {len(dets)} detections "
           f"in {time.time() - t0:.1f} s -> {d}", file=sys.stderr)

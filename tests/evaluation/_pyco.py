@@ -21,7 +21,7 @@ def write_coco(tmp: Path, gt: dict, dets: list, name: str = "x"):
     tables = [coco.read(gp, ReadOptions())]
     if dets:
         dp.write_text(json.dumps(dets))
-        tables.append(coco_results.read(dp, ReadOptions(images=gp)))
+        tables.append(coco_results.read(dp, coco_results.ReadOptions(images=gp)))
     return io.concat(tables) if len(tables) > 1 else tables[0]
 
 

@@ -20,7 +20,7 @@ CASES = [
 def _load(external, fx):
     gt = external / fx["gt"]
     dt = external / fx["dt"].split(" ")[0]
-    return io.concat([coco.read(gt, ReadOptions()), coco_results.read(dt, ReadOptions(images=gt))])
+    return io.concat([coco.read(gt, ReadOptions()), coco_results.read(dt, coco_results.ReadOptions(images=gt))])
 
 
 @pytest.mark.parametrize("key", CASES)

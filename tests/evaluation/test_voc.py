@@ -54,7 +54,7 @@ def load_txt(folder: Path, source: str, scored: bool, corners: bool = False) -> 
 
 def load_voc_xml(folder: Path, source: str = "gt") -> pa.Table:
     """VOC XML ground truth (corners, no +1: w = xmax - xmin) with the difficult flag."""
-    from mlcycle.formats._common import parse_xml
+    from mlcycle.formats._xml import parse_xml
 
     sid, lab, box, diff = [], [], [], []
     for f in sorted(Path(folder).glob("*.xml")):
