@@ -115,8 +115,8 @@ def fiftyone_style(table, iou_thr: float = 0.5) -> dict[str, tuple[float, int]]:
     on a class-agnostic greedy match (a plain loop: a baseline, not our code path)."""
     import numpy as np
 
-    from mlcycle import mining
     from mlcycle import table as T
+    from mlcycle.geometry import iou_xywh
 
     samples = table.column(T.SAMPLE_ID).to_pylist()
     sources = table.column(T.SOURCE).to_pylist()
@@ -140,7 +140,7 @@ def fiftyone_style(table, iou_thr: float = 0.5) -> dict[str, tuple[float, int]]:
             for q in g:
                 if q in taken:
                     continue
-                u = mining.iou_xywh(boxes[[r]], boxes[[q]])[0]
+                u = iou_xywh(boxes[[r]], boxes[[q]])[0]
                 if u >= best:
                     best, m = u, q
             if m is None:
@@ -167,20 +167,21 @@ def precision_recall(ranked: list[str], planted: dict[str, str], k: int) -> tupl
 def bench_planted(n_img: int, seed: int) -> None:
     import numpy as np
 
-    from mlcycle import evaluate, mining
+    import mlcycle
+    from mlcycle import mining
 
     t0 = time.perf_counter()
     table, planted, cl_labels, cl_preds = generate(n_img, seed)
     print(f"planted: {n_img} images, {table.num_rows} rows, {len(planted)} planted errors "
           f"({', '.join(f'{k} {v}' for k, v in sorted(_count(planted).items()))}); generated in {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    evaluated, _ = evaluate.run(table)
+    evaluated = mlcycle.evaluate(table).table
     t_eval = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = mining.mine(evaluated, mining.MineOptions(per="sample"))
+    res = mining.rank(evaluated, mining.MineOptions(per="sample"))
     t_mine = time.perf_counter() - t0
     ours = res.selected_samples
-    res_ol = mining.mine(evaluated, mining.MineOptions(per="sample", method="objectlab"))
+    res_ol = mining.rank(evaluated, mining.MineOptions(per="sample", method="objectlab"))
     fo = fiftyone_style(table)
     fo_rank = sorted(fo, key=lambda s: (-fo[s][0], -fo[s][1], s))
     methods = {"mine-hard (rules)": ours, "mine-hard --method objectlab": res_ol.selected_samples, "FiftyOne-style mistakenness": fo_rank}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,10 @@ from hypothesis import strategies as st
 from mlcycle import mining
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.geometry import iou_xywh
 from mlcycle.mining import MineOptions
+from mlcycle.mining.frame import Frame, same_sample_pairs
+from mlcycle.results import Result
 
 COLS = ["sample_id", "source", "label_id", "label", "bbox", "score", "eval", "eval_id", "eval_iou"]
 
@@ -54,10 +58,10 @@ def test_possible_missing_is_a_confident_prediction_on_no_ground_truth():
 
 def test_background_is_a_less_confident_prediction_on_nothing_scored_with_model_weight():
     t = evaluated([gt("a", 1, "cat", BOX, "fn"), pred("a", 2, "dog", [50, 50, 10, 10], 0.6, "fp")])
-    res = mining.mine(t, MineOptions(model_weight=0.5, conf_spurious=0.95))
+    res = mining.mine(t, model_weight=0.5, conf_spurious=0.95)
     assert flagged(res)[("pred", 2)] == ("background", pytest.approx(0.3))
     # the thresholds are options: lowering --conf-missing makes the same row possible_missing
-    res = mining.mine(t, MineOptions(conf_missing=0.5))
+    res = mining.mine(t, conf_missing=0.5)
     assert flagged(res)[("pred", 2)] == ("possible_missing", 0.6)
 
 
@@ -69,7 +73,7 @@ def test_possible_wrong_label_on_both_rows_of_a_confident_other_class_prediction
 
 def test_class_confusion_below_conf_wrong_is_weighted():
     t = evaluated([gt("a", 1, "cat", BOX, "fn"), pred("a", 7, "dog", BOX, 0.6, "fp")])
-    got = flagged(mining.mine(t, MineOptions(conf_wrong=0.8, model_weight=0.5)))
+    got = flagged(mining.mine(t, conf_wrong=0.8, model_weight=0.5))
     assert got == {("gt", 1): ("class_confusion", pytest.approx(0.3)), ("pred", 7): ("class_confusion", pytest.approx(0.3))}
 
 
@@ -79,7 +83,7 @@ def test_localization_between_low_iou_and_iou_on_an_unmatched_object():
     got = flagged(mining.mine(t))
     assert got == {("gt", 1): ("localization", 0.7), ("pred", 3): ("localization", 0.7)}
     # raising the low bound above the overlap makes it background / possible_spurious
-    got = flagged(mining.mine(t, MineOptions(low_iou=0.3)))
+    got = flagged(mining.mine(t, low_iou=0.3))
     assert got[("pred", 3)][0] == "background"
     assert got[("gt", 1)] == ("possible_spurious", 0.25)             # miss_weight * (1 - 0)
 
@@ -98,7 +102,7 @@ def test_missed_and_possible_spurious_score_how_confidently_nothing_was_predicte
         gt("b", 2, "cat", BOX, "fn"), pred("b", 2, "dog", [0, 0, 10, 3], 0.2, "fp"),  # weak other-class overlap
         gt("c", 3, "cat", BOX, "fn"),                                                 # nothing near at all
     ])
-    got = flagged(mining.mine(t, MineOptions(model_weight=1.0, miss_weight=0.5)))
+    got = flagged(mining.mine(t, model_weight=1.0, miss_weight=0.5))
     assert got[("gt", 1)] == ("localization", 0.4)
     assert got[("gt", 2)] == ("missed", pytest.approx(0.4))           # 0.5 * (1 - 0.2)
     assert got[("gt", 3)] == ("possible_spurious", 0.5)
@@ -107,9 +111,9 @@ def test_missed_and_possible_spurious_score_how_confidently_nothing_was_predicte
 
 def test_low_confidence_true_positive():
     t = evaluated([gt("a", 1, "cat", BOX, "tp", 1, 1.0), pred("a", 1, "cat", BOX, 0.15, "tp", 1, 1.0)])
-    got = flagged(mining.mine(t, MineOptions(conf_low=0.3, model_weight=0.5)))
+    got = flagged(mining.mine(t, conf_low=0.3, model_weight=0.5))
     assert got == {("pred", 1): ("low_confidence", pytest.approx(0.25))}   # 0.5 * (1 - 0.15/0.3)
-    assert flagged(mining.mine(t, MineOptions(conf_low=0.0))) == {}
+    assert flagged(mining.mine(t, conf_low=0.0)) == {}
 
 
 def test_ignored_rows_are_never_flagged():
@@ -158,16 +162,16 @@ def test_output_is_ranked_by_score_with_the_context_of_each_sample():
 
 def test_top_min_score_reasons_and_no_context():
     t = _mixed()
-    res = mining.mine(t, MineOptions(top=2))
+    res = mining.rank(t, MineOptions(top=2))
     assert res.summary["selected_labels"] == 2
     assert res.selected_samples == ["a", "b"]
-    res = mining.mine(t, MineOptions(min_score=0.86, context=False))
+    res = mining.rank(t, MineOptions(min_score=0.86, context=False))
     assert [(r["sample_id"], r[T.HARD_SCORE]) for r in res.table.to_pylist()] == [("a", 0.95), ("b", 0.9), ("b", 0.9)]
-    res = mining.mine(t, MineOptions(reasons=["localization"], context=False))
+    res = mining.rank(t, MineOptions(reasons=["localization"], context=False))
     assert {r[T.HARD_REASON] for r in res.table.to_pylist()} == {"localization"}
     assert res.selected_samples == ["c"]
     with pytest.raises(OptionError, match="unknown reason"):
-        mining.mine(t, MineOptions(reasons=["nope"]))
+        mining.mine(t, reasons=["nope"])
 
 
 def test_per_sample_ranks_samples_by_their_aggregate():
@@ -176,10 +180,10 @@ def test_per_sample_ranks_samples_by_their_aggregate():
         pred("b", 2, "dog", [50, 50, 10, 10], 0.85, "fp"), pred("b", 3, "dog", [70, 70, 10, 10], 0.85, "fp"),
         gt("b", 8, "cat", BOX, "tp", 8, 1.0),
     ])
-    by_max = mining.mine(t, MineOptions(per="sample", aggregate="max"))
+    by_max = mining.rank(t, MineOptions(per="sample", aggregate="max"))
     assert by_max.selected_samples == ["a", "b"]
     assert by_max.sample_scores == {"a": 0.9, "b": 0.85}
-    noisy = mining.mine(t, MineOptions(per="sample", aggregate="noisy-or", top=1))
+    noisy = mining.rank(t, MineOptions(per="sample", aggregate="noisy-or", top=1))
     assert noisy.sample_scores["b"] == pytest.approx(1 - 0.15 * 0.15)
     assert noisy.selected_samples == ["b"]
     assert {r["sample_id"] for r in noisy.table.to_pylist()} == {"b"}
@@ -188,7 +192,7 @@ def test_per_sample_ranks_samples_by_their_aggregate():
 def test_without_eval_columns_the_error_names_the_evaluate_command():
     t = T.from_columns({"sample_id": ["a"], "source": ["gt"], "label": ["cat"], "bbox": [BOX]})
     with pytest.raises(MlcycleError) as exc:
-        mining.mine(t, MineOptions(origin="labels.parquet"))
+        mining.mine(t, origin="labels.parquet")
     assert "mlcycle evaluate" in exc.value.message or "evaluate" in exc.value.message
     assert exc.value.hint == "run evaluate first: mlcycle evaluate labels.parquet | mlcycle mine-hard"
 
@@ -199,7 +203,7 @@ def test_several_prediction_sources_need_source():
     t = evaluated(rows)
     with pytest.raises(OptionError, match="several prediction sources"):
         mining.mine(t)
-    res = mining.mine(t, MineOptions(source="pred"))
+    res = mining.mine(t, source="pred")
     assert res.summary["parameters"]["source"] == "pred"
 
 
@@ -209,11 +213,14 @@ def test_pairs_and_iou_match_a_brute_force_loop():
     sample = rng.integers(0, 15, n)
     a = np.flatnonzero(rng.random(n) < 0.5)
     b = np.setdiff1d(np.arange(n), a)
-    pa_, pb_ = mining._pairs(sample, a, b)
+    chunks = list(same_sample_pairs(sample, a, b, chunk=97))   # small chunks: several of them
+    assert len(chunks) > 1
+    pa_ = np.concatenate([c[0] for c in chunks])
+    pb_ = np.concatenate([c[1] for c in chunks])
     want = {(i, j) for i in a for j in b if sample[i] == sample[j]}
     assert set(zip(pa_.tolist(), pb_.tolist())) == want and len(pa_) == len(want)
     boxes = np.c_[rng.random((n, 2)) * 50, rng.random((n, 2)) * 30 + 1]
-    iou = mining.iou_xywh(boxes[pa_], boxes[pb_])
+    iou = iou_xywh(boxes[pa_], boxes[pb_])
     from pycocotools import mask as cmask
 
     for k in range(0, len(pa_), 37):
@@ -234,7 +241,7 @@ def test_mining_many_samples_scales_without_per_label_loops():
         "label": rng.choice(["a", "b", "c"], len(sample)).tolist(), "bbox": boxes,
         "score": np.where(src == "pred", rng.random(len(sample)), np.nan).tolist(), "eval": ev.tolist(),
     })
-    res = mining.mine(t, MineOptions(per="sample", top=10))
+    res = mining.rank(t, MineOptions(per="sample", top=10))
     assert len(res.selected_samples) == 10
     scores = [res.sample_scores[s] for s in res.selected_samples]
     assert scores == sorted(scores, reverse=True)
@@ -299,7 +306,7 @@ def test_objectlab_matches_cleanlab_on_generated_data(seed):
     ref_badloc = rank.compute_badloc_box_scores(auxiliary_inputs=aux)
     ref_swap = rank.compute_swap_box_scores(auxiliary_inputs=aux)
 
-    f = mining._Frame(t, MineOptions(method="objectlab"), need_eval=False)
+    f = Frame(t, MineOptions(method="objectlab"), need_eval=False)
     ol = mining.score_objectlab(f)
     order = [f.sample_names.index(f"img{i:03d}.jpg") for i in range(len(labels))]
     np.testing.assert_allclose(ol.image_quality[order], ref, rtol=1e-9, atol=1e-12)
@@ -316,7 +323,7 @@ def test_objectlab_matches_cleanlab_on_generated_data(seed):
 
 def test_objectlab_ranks_samples_by_one_minus_label_quality():
     t, labels, preds = _random_detection_set(5)
-    res = mining.mine(t, MineOptions(method="objectlab", per="sample"))
+    res = mining.rank(t, MineOptions(method="objectlab", per="sample"))
     scores = [res.sample_scores[s] for s in res.selected_samples]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)
@@ -357,8 +364,7 @@ def test_search_pool_returns_pool_samples_like_the_failures():
         gt("a", 1, "cat", BOX, "fn"), pred("a", 2, "dog", [50, 50, 10, 10], 0.95, "fp"),
         gt("b", 3, "cat", BOX, "tp", 4, 1.0), pred("b", 4, "cat", BOX, 0.95, "tp", 3, 1.0),
     ], extra={"embedding": [dirs[0].tolist(), dirs[0].tolist(), dirs[1].tolist(), dirs[1].tolist()]})
-    res = mining.mine(t)
-    assert res.selected_samples == ["a"]
+    assert mining.rank(t, MineOptions()).selected_samples == ["a"]
     near_a = mining.normalize_rows(dirs[0] + rng.normal(scale=0.2, size=(4, d)))
     pool_emb = [near_a[0], near_a[1], dirs[2], dirs[1] + 1e-4, dirs[0] * 1.0, near_a[2]]
     pool = T.from_columns({
@@ -366,8 +372,9 @@ def test_search_pool_returns_pool_samples_like_the_failures():
         "source": ["gt"] * 6,
         "embedding": [list(map(float, e)) for e in pool_emb],
     })
-    out, summary = mining.search_pool(res, t, pool, mining.PoolOptions(embedding="embedding", k=2, dup_threshold=0.999))
-    rows = out.to_pylist()
+    res = mining.mine(t, pool=pool, embedding="embedding", k=2, dup_threshold=0.999)
+    summary = res.summary["pool"]
+    rows = res.table.to_pylist()
     sims = (mining.normalize_rows(np.array(pool_emb)) @ dirs[0].astype(np.float32))
     want = sorted([0, 1, 5], key=lambda i: -sims[i])[:2]
     assert [r["sample_id"] for r in rows] == [f"p{i}.jpg" for i in want]
@@ -378,24 +385,54 @@ def test_search_pool_returns_pool_samples_like_the_failures():
 
 def test_search_pool_errors_are_readable():
     t = evaluated([gt("a", 1, "cat", BOX, "fn"), pred("a", 2, "dog", [50, 50, 10, 10], 0.95, "fp")])
-    res = mining.mine(t)
     pool = T.from_columns({"sample_id": ["p"], "source": ["gt"]})
     with pytest.raises(MlcycleError, match="no embedding column 'emb'"):
-        mining.search_pool(res, t, pool, mining.PoolOptions(embedding="emb"))
+        mining.mine(t, pool=pool, embedding="emb")
     pool = T.from_columns({"sample_id": ["a", "p", "q"], "source": ["gt"] * 3, "emb": [[1.0, 0.0], [1.0, 0.0], [1.0, 0.0, 0.0]]})
     with pytest.raises(MlcycleError, match="row 3: embedding has 3 values, the first has 2"):
-        mining.search_pool(res, t, pool, mining.PoolOptions(embedding="emb"))
+        mining.mine(t, pool=pool, embedding="emb")
     pool = T.from_columns({"sample_id": ["p"], "source": ["gt"], "emb": [[1.0, 0.0]]})
     with pytest.raises(MlcycleError, match="no embedding for any failure"):
-        mining.search_pool(res, t, pool, mining.PoolOptions(embedding="emb"))
+        mining.mine(t, pool=pool, embedding="emb")
+    with pytest.raises(MlcycleError, match="no failures to search the pool for"):
+        mining.mine(t, reasons=["duplicate"], pool=pool, embedding="emb")
+    with pytest.raises(OptionError) as exc:
+        mining.mine(t, pool=pool)
+    assert exc.value.option == "embedding"
 
 
-def test_options_are_validated():
-    for bad in (MineOptions(iou=1.5), MineOptions(low_iou=0.6, iou=0.5), MineOptions(per="image"),
-                MineOptions(top=0), MineOptions(method="x"), MineOptions(aggregate="sum")):
-        with pytest.raises(OptionError):
-            bad.check()
+@pytest.mark.parametrize("bad, option", [
+    ({"iou": 1.5}, "iou"), ({"low_iou": 0.6, "iou": 0.5}, "low_iou"), ({"per": "image"}, "per"),
+    ({"top": 0}, "top"), ({"method": "x"}, "method"), ({"aggregate": "sum"}, "aggregate"),
+    ({"reasons": ["nope"]}, "reasons"), ({"min_score": 2.0}, "min_score"),
+])
+def test_options_are_validated_and_name_the_parameter_not_a_flag(bad, option):
+    with pytest.raises(OptionError) as exc:
+        MineOptions(**bad)
+    assert exc.value.option == option and "--" not in exc.value.message
+    with pytest.raises(OptionError):
+        mining.mine(_mixed(), **bad)
     assert math.isclose(MineOptions().iou, 0.5)
+
+
+@pytest.mark.parametrize("bad, option", [({"k": 0}, "k"), ({"failures": 0}, "failures"), ({"dup_threshold": 2.0}, "dup_threshold")])
+def test_pool_options_are_validated(bad, option):
+    with pytest.raises(OptionError) as exc:
+        mining.PoolOptions(embedding="emb", **bad)
+    assert exc.value.option == option and "--" not in exc.value.message
+
+
+def test_mine_returns_a_result_and_options_stay_unchanged():
+    t = _mixed()
+    opts = MineOptions(reasons=["localization"], context=False)
+    ranking = mining.rank(t, opts)
+    assert opts == MineOptions(reasons=["localization"], context=False)
+    with pytest.raises(Exception):
+        opts.top = 3  # frozen
+    res = mining.mine(t, reasons=["localization"], context=False)
+    assert isinstance(res, Result) and res.warnings == ()
+    assert res.table.equals(ranking.table) and res.summary == ranking.summary
+    assert json.loads(res.to_json())["by_reason"] == {"localization": 2}
 
 
 # --------------------------------------------------------------------------- evaluate -> mine-hard
@@ -431,11 +468,11 @@ def _planted(seed=0, n_img=30):
 
 
 def test_evaluate_then_mine_hard_puts_the_planted_errors_on_top():
-    from mlcycle import evaluate
+    import mlcycle
 
-    table, _metrics = evaluate.run(_planted())
+    table = mlcycle.evaluate(_planted()).table
     assert T.EVAL in table.column_names
-    res = mining.mine(table, MineOptions(per="sample", top=3))
+    res = mining.rank(table, MineOptions(per="sample", top=3))
     assert set(res.selected_samples) == {"img03.jpg", "img07.jpg", "img11.jpg"}
     by_sample = {}
     for r in res.table.to_pylist():
@@ -454,7 +491,6 @@ def test_parquet_pool_is_streamed_in_batches_with_the_same_result(tmp_path):
     fail_vec = mining.normalize_rows(rng.normal(size=(1, d)))[0]
     t = evaluated([gt("a", 1, "cat", BOX, "fn"), pred("a", 2, "dog", [50, 50, 10, 10], 0.95, "fp")],
                   extra={"emb": [fail_vec.tolist()] * 2})
-    res = mining.mine(t)
     n = 40
     emb = mining.normalize_rows(fail_vec + rng.normal(scale=0.8, size=(n, d)))
     pool = T.from_columns({
@@ -463,9 +499,12 @@ def test_parquet_pool_is_streamed_in_batches_with_the_same_result(tmp_path):
     })
     path = tmp_path / "pool.parquet"
     io.write_table(pool, path)
-    opts = mining.PoolOptions(embedding="emb", k=5, dup_threshold=0.99)
-    in_memory, _ = mining.search_pool(res, t, pool, opts)
-    streamed, summary = mining.search_pool(res, t, mining.PoolReader(path, batch_size=7), opts)
+    opts = dict(embedding="emb", k=5, dup_threshold=0.99)
+    in_memory = mining.mine(t, pool=pool, **opts).table
+    res = mining.mine(t, pool=io.scan(path, batch_rows=7), **opts)
+    streamed, summary = res.table, res.summary["pool"]
+    by_path = mining.mine(t, pool=str(path), **opts).table
+    assert by_path.equals(streamed)
     assert streamed.column("sample_id").to_pylist() == in_memory.column("sample_id").to_pylist()
     assert streamed.column(T.HARD_SCORE).to_pylist() == in_memory.column(T.HARD_SCORE).to_pylist()
     want = np.argsort(-(emb @ fail_vec.astype(np.float32)), kind="stable")[:5]
@@ -497,7 +536,7 @@ def _evaluated_tables(draw):
 @given(t=_evaluated_tables(), per=st.sampled_from(["label", "sample"]), method=st.sampled_from(["rules", "objectlab"]),
        agg=st.sampled_from(["max", "noisy-or"]), top=st.one_of(st.none(), st.integers(1, 5)))
 def test_scores_are_in_unit_interval_and_samples_come_whole(t, per, method, agg, top):
-    res = mining.mine(t, MineOptions(per=per, method=method, aggregate=agg, top=top))
+    res = mining.rank(t, MineOptions(per=per, method=method, aggregate=agg, top=top))
     out = res.table
     scores = [x for x in out.column(T.HARD_SCORE).to_pylist() if x is not None]
     assert all(0.0 <= x <= 1.0 for x in scores)

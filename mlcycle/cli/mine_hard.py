@@ -64,6 +64,7 @@ def mine_hard(
     """
     from mlcycle import io, mining
     from mlcycle.cli.common import UsageError
+    from mlcycle.cli.views.mine_hard import show_summary
 
     setup(quiet, verbose, no_color)
     wanted = None
@@ -79,71 +80,25 @@ def mine_hard(
     if pool == "-" and (not paths or "-" in paths):
         raise UsageError("--pool -: standard input is already the evaluated table", hint="pass the evaluated table as a file")
     origin = io.display_name(paths[0]) if len(paths) == 1 else ("<inputs>" if paths else "<stdin>")
-    opts = mining.MineOptions(
+    params = dict(
         method=method, per=per, top=top, min_score=min_score, reasons=wanted, source=source,
         iou=iou, low_iou=low_iou, conf_missing=conf_missing, conf_wrong=conf_wrong,
         conf_spurious=conf_spurious, conf_low=conf_low, model_weight=model_weight, miss_weight=miss_weight,
         aggregate=aggregate, context=not no_context, origin=origin,
     )
-    opts.check()
-    pool_opts = None
+    pool_params = {}
     if pool is not None:
-        pool_opts = mining.PoolOptions(embedding=embedding, k=k, failures=failures,
-                                       dup_threshold=dup_threshold, origin=io.display_name(pool))
-        pool_opts.check()
+        pool_params = dict(pool=pool, embedding=embedding, k=k, failures=failures, dup_threshold=dup_threshold)
+    # options are checked before anything is read
+    mining.MineOptions(**params)
+    if pool is not None:
+        mining.PoolOptions(embedding=embedding, k=k, failures=failures, dup_threshold=dup_threshold)
     if not json_out:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
-    table = io.read_tables(paths)
-    result = mining.mine(table, opts)
-    out_table = result.table
-    doc = dict(result.summary)
-    if pool_opts is not None:
-        reader = mining.PoolReader(pool, batch_size=pool_opts.chunk_rows)
-        out_table, doc["pool"] = mining.search_pool(result, table, reader, pool_opts)
+    result = mining.mine(io.read_tables(paths), **params, **pool_params)
     if json_out:
-        import orjson
-
         with io.atomic_output(output, "wb") as fh:
-            fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+            fh.write(result.to_json())
     else:
-        io.write_table(out_table, output, encoding)
-    _print_summary(doc)
-
-
-def _print_summary(doc: dict) -> None:
-    from mlcycle.cli import console
-
-    if console.is_quiet():
-        return
-    from rich.table import Table
-
-    esc = console.escape
-    console.info(
-        f"mine-hard: {doc['labels_scored']} labels flagged in {doc['samples_scored']} of "
-        f"{doc['samples']} samples; selected {doc['selected_labels']} labels in "
-        f"{doc['selected_samples']} samples; {doc['rows_written']} rows with context"
-    )
-    if doc["by_reason"]:
-        t = Table(title="flagged labels by reason", title_justify="left")
-        t.add_column("reason")
-        t.add_column("count", justify="right")
-        t.add_column("classes (most frequent)")
-        for reason, count in sorted(doc["by_reason"].items(), key=lambda kv: -kv[1]):
-            classes = sorted(doc["by_reason_and_class"].get(reason, {}).items(), key=lambda kv: -kv[1])[:4]
-            t.add_row(reason, str(count), ", ".join(f"{esc(c)} {n}" for c, n in classes))
-        console.render(t)
-    if doc["top_labels"]:
-        t = Table(title="top labels", title_justify="left")
-        for name in ("score", "reason", "sample", "source", "label", "confidence"):
-            t.add_column(name, justify="right" if name in ("score", "confidence") else "left")
-        for row in doc["top_labels"][:5]:
-            conf = "" if row["score"] is None else f"{row['score']:.2f}"
-            t.add_row(f"{row['hard_score']:.3f}", row["hard_reason"], esc(row["sample_id"]), esc(row["source"]),
-                      esc(row["label"] if row["label"] is not None else ""), conf)
-        console.render(t)
-    if "pool" in doc:
-        p = doc["pool"]
-        console.info(
-            f"pool: chose {p['chosen']} samples of {p['pool_candidates']} unlabeled pool rows, similar to "
-            f"{p['failures_used']} failures ({p['pool_samples_already_labeled']} pool samples already labeled, skipped)"
-        )
+        io.write_table(result.table, output, encoding)
+    show_summary(result.summary)
