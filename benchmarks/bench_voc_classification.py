@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=200_000)
     args = ap.parse_args()
 
-    from mlcycle.evaluate import classification, voc
+    from mlcycle.evaluation import classification, voc
 
     table, ng, nd = detection_table(args.images)
     print(f"VOC: {args.images} images, {ng} ground-truth boxes, {nd} detections")

@@ -56,11 +56,9 @@ _DIR_WORDS = ("DIR", "FOLDER")
 
 def _fail_under_values() -> list[str]:
     """evaluate --fail-under METRIC=VALUE: the summary metric names, then '=' (no space)."""
-    from mlcycle.evaluate.coco import STAT_NAMES
+    from mlcycle.evaluation import metric_names
 
-    # besides the COCO summary: the at-IoU figures and the VOC/classification headline
-    # numbers that mlcycle.evaluate.metrics.flat_metrics accepts
-    return [f"{n}=" for n in (*STAT_NAMES, "precision", "recall", "f1", "accuracy", "mAP")]
+    return [f"{n}=" for n in metric_names()]
 
 
 # Values of options whose own completion cannot list them (free-form METRIC=VALUE text).

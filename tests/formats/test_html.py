@@ -32,7 +32,7 @@ SAMPLE = REPO / "mlcycle" / "data" / "sample"
 
 def sample_tables() -> tuple[pa.Table, dict]:
     """The sample dataset's val split + detections, evaluated (eval columns, metrics)."""
-    from mlcycle.evaluate import run
+    from mlcycle.evaluation import evaluate
 
     gt = formats.read("coco", SAMPLE / "annotations" / "instances_val.json",
                       formats.ReadOptions(split="val", images_root=SAMPLE))
@@ -40,7 +40,8 @@ def sample_tables() -> tuple[pa.Table, dict]:
                          coco_results.ReadOptions(images=SAMPLE / "annotations" / "instances_val.json",
                                              source="detector", split="val"))
     table = pa.concat_tables([T.normalize(gt), T.normalize(preds)], promote_options="permissive")
-    return run(table)
+    result = evaluate(table)
+    return result.table, result.summary
 
 
 def page_data(page: Path) -> dict:
@@ -559,10 +560,10 @@ def test_source_keeps_ground_truth_and_one_prediction_source(tmp_path):
 
 
 def test_browser_metrics_page_of_voc_and_classification_documents(chromium, tmp_path):
-    from mlcycle.evaluate import run
+    from mlcycle.evaluation import evaluate
 
     table, _ = sample_tables()
-    _, voc = run(table.drop_columns([T.EVAL, T.EVAL_ID, T.EVAL_IOU]), method="voc")
+    voc = evaluate(table.drop_columns([T.EVAL, T.EVAL_ID, T.EVAL_IOU]), method="voc").summary
     (tmp_path / "voc.json").write_text(json.dumps(voc))
     dom = open_report(chromium, write(table, tmp_path / "v", SAMPLE, metrics=tmp_path / "voc.json"), tmp_path, "#view=metrics")
     assert {a["data-key"] for t, a in dom.elements if t == "div" and "data-key" in a} >= {"mAP"}
@@ -571,7 +572,8 @@ def test_browser_metrics_page_of_voc_and_classification_documents(chromium, tmp_
 
     cls = T.from_columns({T.SAMPLE_ID: ["a", "b", "c", "a", "b", "c"], T.SOURCE: ["gt"] * 3 + ["pred"] * 3,
                           T.LABEL: ["cat", "dog", "cat", "cat", "cat", "dog"], T.SCORE: [None] * 3 + [0.9, 0.8, 0.7]})
-    cls, doc = run(cls)
+    _cls_result = evaluate(cls)
+    cls, doc = _cls_result.table, _cls_result.summary
     (tmp_path / "cls.json").write_text(json.dumps(doc))
     dom = open_report(chromium, write(cls, tmp_path / "c", tmp_path, metrics=tmp_path / "cls.json"), tmp_path, "#view=metrics")
     keys = {a["data-key"] for t, a in dom.elements if t == "div" and "data-key" in a}
