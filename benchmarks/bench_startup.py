@@ -63,7 +63,8 @@ def main() -> None:
                              "with another typer version); it runs python -m mlcycle with PYTHONPATH set")
     args = parser.parse_args()
 
-    from mlcycle import docgen
+    sys.path.insert(0, str(REPO / "scripts"))
+    import docgen  # scripts/docgen.py: the command tree
 
     names = [d.name for d in docgen.command_tree()[1:]]
     command = args.command or ("evaluate" if "evaluate" in names else names[0])

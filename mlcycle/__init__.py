@@ -50,7 +50,15 @@ _EXPORTS = {
     "CheckFailed": ("mlcycle.errors", "CheckFailed"),
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "sample_dataset", *_EXPORTS]
+
+
+def sample_dataset():
+    """The folder of the small sample dataset shipped with mlcycle (annotations/,
+    predictions/, images/, schema.yaml): for trying things out, the demo and the docs."""
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent / "data" / "sample"
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from mlcycle.errors import CheckFailed, MlcycleError, OptionError

@@ -9,12 +9,30 @@ and an exit status)::
     └── CheckFailed       exit 3  a check failed (schema-check errors, evaluate --fail-under)
 
 The library never speaks of flags: an ``OptionError`` names the Python parameter, and
-the CLI looks up the flag that sets it.
+the CLI looks up the flag that sets it. A message or hint that mentions another
+parameter writes ``mention("image_sizes")``; Python users read ``image_sizes``, the CLI
+shows ``--image-sizes``.
 """
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
+from typing import Callable
+
+_MENTION = re.compile(r"\{option:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def mention(parameter: str) -> str:
+    """A reference to a parameter inside a message (rendered by ``render_mentions``)."""
+    return "{option:" + parameter + "}"
+
+
+def render_mentions(text: str | None, name_of: Callable[[str], str] | None = None) -> str | None:
+    """Replace parameter mentions with ``name_of(parameter)`` (default: the name itself)."""
+    if text is None or "{option:" not in text:
+        return text
+    return _MENTION.sub(lambda m: (name_of or (lambda n: n))(m.group(1)), text)
 
 
 class ExitCode(IntEnum):
@@ -51,9 +69,11 @@ class MlcycleError(Exception):
     exit_code: int = ExitCode.ERROR
 
     def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+        super().__init__(render_mentions(message))
+        self.raw_message = message  # with parameter mentions, for the CLI to show as flags
+        self.raw_hint = hint
+        self.message = render_mentions(message)
+        self.hint = render_mentions(hint)
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -51,7 +51,9 @@ class PythonWarnings:
     """The default reporter: warnings become Python warnings; notes are dropped."""
 
     def warn(self, message: str) -> None:
-        _warnings.warn(message, MlcycleWarning, stacklevel=3)
+        from mlcycle.errors import render_mentions
+
+        _warnings.warn(render_mentions(message), MlcycleWarning, stacklevel=3)
 
     def info(self, message: str) -> None:
         pass
@@ -71,7 +73,9 @@ class Collector:
         self.notes: list[str] = []
 
     def warn(self, message: str) -> None:
-        self.warnings.append(message)
+        from mlcycle.errors import render_mentions
+
+        self.warnings.append(render_mentions(message))
         if self.outer is not None:
             self.outer.warn(message)
 

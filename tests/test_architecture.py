@@ -103,3 +103,27 @@ def test_import_mlcycle_is_light_and_the_api_is_complete():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+# Strings that name a command line on purpose: the exit-status sentences of the man pages,
+# and the header a drafted schema carries to say which command drafted it.
+_FLAG_TEXT_ALLOWED = {("errors.py", "--fail-under"), ("draft.py", "--infer")}
+
+
+def test_library_messages_name_parameters_not_flags():
+    """A library message mentions a parameter with errors.mention(); the CLI shows the flag."""
+    import re
+
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+    bad = []
+    for path in LIBRARY:
+        tree = ast.parse(path.read_text(), str(path))
+        docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                      if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+                      and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for m in flag.findall(node.value):
+                    if (path.name, m) not in _FLAG_TEXT_ALLOWED:
+                        bad.append(f"{_rel(path)}:{node.lineno}: {m!r} in a message (use errors.mention)")
+    assert not bad, "\n".join(bad)

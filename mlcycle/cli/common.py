@@ -127,12 +127,15 @@ def handle_errors(fn: Callable) -> Callable:
                 import traceback
 
                 traceback.print_exc(file=sys.stderr)
-            message = exc.message
+            from mlcycle.errors import render_mentions
+
+            message = render_mentions(exc.raw_message, flag_for)
+            hint = render_mentions(exc.raw_hint, flag_for)
             if isinstance(exc, OptionError):
                 flag = flag_for(exc.option)
                 if flag is not None and not message.startswith(flag):
                     message = f"{flag}: {message}"
-            console.error(message, exc.hint)
+            console.error(message, hint)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             console.error("interrupted")

@@ -111,16 +111,24 @@ def progress(description: str, total: float | None = None) -> Iterator:
 
 
 class ConsoleReporter:
-    """Routes the library's warnings, notes and progress to this console."""
+    """Routes the library's warnings, notes and progress to this console (parameter
+    mentions shown as the running command's flags)."""
 
     def warn(self, message: str) -> None:
-        warn(message)
+        warn(_flags(message))
 
     def info(self, message: str) -> None:
-        info(message)
+        info(_flags(message))
 
     def debug(self, message: str) -> None:
         debug(message)
 
     def progress(self, description: str, total: float | None = None):
         return progress(description, total)
+
+
+def _flags(message: str) -> str:
+    from mlcycle.cli.common import flag_for
+    from mlcycle.errors import render_mentions
+
+    return render_mentions(message, flag_for)

@@ -107,7 +107,9 @@ def ingest(
 
 def _print_formats() -> None:
     from mlcycle import formats
+    from mlcycle.cli.common import flag_for
+    from mlcycle.errors import render_mentions
 
     for name, f in formats.FORMATS.items():
         modes = ",".join(m for m, ok in (("read", f.reads), ("write", f.writes)) if ok)
-        typer.echo(f"{name:<14} {modes:<11} {f.summary}")
+        typer.echo(f"{name:<14} {modes:<11} {render_mentions(f.summary, flag_for)}")

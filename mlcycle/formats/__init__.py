@@ -58,7 +58,7 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo("yolo", "mlcycle.formats.yolo", "YOLO txt: Ultralytics (data.yaml, images/ labels/), darknet (obj.names), flat (classes.txt)", output="folder"),
         FormatInfo("voc", "mlcycle.formats.voc", "Pascal VOC XML (difficult, truncated, occluded, pose as attributes)", output="folder"),
         FormatInfo("kitti", "mlcycle.formats.kitti", "KITTI object txt (truncated, occluded, alpha, 3D box as attributes)", output="folder"),
-        FormatInfo("csv", "mlcycle.formats.csv_table", "Generic CSV: --columns image=...,label=...,x1=..., --box-format, --normalized"),
+        FormatInfo("csv", "mlcycle.formats.csv_table", "Generic CSV: columns mapped with {option:columns} image=...,label=...,x1=..., {option:box_format}, {option:normalized}"),
         FormatInfo("images", "mlcycle.formats.images", "A folder of images: one sample row each; class-per-folder as classification labels", output="folder"),
         FormatInfo("html", "mlcycle.formats.html", "Offline HTML report: samples with boxes, filters, metrics charts (write only)", reads=False, output="folder"),
     )
@@ -215,4 +215,4 @@ def detect(path: Path) -> str:
         except (OSError, ValueError):
             continue
     raise MlcycleError(f"{path}: cannot tell which annotation format this is",
-                       hint="name it: mlcycle ingest FORMAT PATH (see mlcycle ingest --list-formats)")
+                       hint="name the format; readable formats: " + ", ".join(names(reads=True)))

@@ -34,7 +34,7 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Sequence
 
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, mention
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -144,7 +144,7 @@ def _pillow_size(path: Path | str) -> tuple[int, int] | None:
         return None
     except UnidentifiedImageError:
         raise MlcycleError(f"{path}: not an image Pillow can read (needed for its width and height)",
-                           hint="pass --image-size WxH or --image-sizes TABLE") from None
+                           hint=f"pass {mention('image_size')} WxH or {mention('image_sizes')} TABLE") from None
     except OSError as exc:
         raise MlcycleError(f"{path}: cannot read the image header: {exc.strerror or exc}") from None
 
@@ -159,7 +159,7 @@ def _size_table(path: Path) -> dict[str, dict[str, tuple[int, int]]]:
     tab = io.read_table(path)
     for col in (T.WIDTH, T.HEIGHT):
         if col not in tab.column_names:
-            raise MlcycleError(f"{path}: --image-sizes table has no '{col}' column")
+            raise MlcycleError(f"{path}: the {mention('image_sizes')} table has no '{col}' column")
     tab = tab.filter(pc.and_(pc.is_valid(tab.column(T.WIDTH)), pc.is_valid(tab.column(T.HEIGHT))))
     sids = tab.column(T.SAMPLE_ID).to_pylist()
     ws = tab.column(T.WIDTH).to_pylist()
@@ -225,7 +225,7 @@ def image_sizes(sample_ids: Sequence[str], root: Path | None, options: "ReadOpti
         if not options.allow_missing:
             raise MlcycleError(
                 f"{missing[0]}: image not found{more}; its width and height are needed",
-                hint="pass --images-root DIR, --image-size WxH or --image-sizes TABLE, "
-                     "or --allow-missing to go on without them")
+                hint=f"pass {mention('images_root')} DIR, {mention('image_size')} WxH or {mention('image_sizes')} TABLE, "
+                     f"or {mention('allow_missing')} to go on without them")
         reporting.warn(f"{len(missing)} image(s) not found, their sizes are unknown: {missing[0]}{more}")
     return widths, heights

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, mention
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._assemble import assemble
 from mlcycle.formats._paths import SPLIT_NAMES, safe_join
@@ -153,7 +153,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     missing = [str(s) for s, _ in targets if not s.is_file()]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise MlcycleError(f"{missing[0]}: image not found{more}", hint="pass --images-root DIR, the folder the sample ids are relative to")
+        raise MlcycleError(f"{missing[0]}: image not found{more}", hint=f"pass {mention('images_root')} DIR, the folder the sample ids are relative to")
     for src, dst in targets:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dst)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, mention
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._assemble import filter_keeping_samples
 from mlcycle.formats._csv_text import has_decimal_commas, read_csv_text, to_float
@@ -451,7 +451,7 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
         i = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise MlcycleError(f"sample {samples[i]!r} has a box but no width/height{more}; Open Images stores boxes as fractions of the image size",
-                           hint="ingest with --image-sizes TABLE or --image-size WxH so the table has the sizes")
+                           hint=f"ingest with {mention('image_sizes')} TABLE or {mention('image_size')} WxH so the table has the sizes")
 
     def flag(v: Any) -> str:
         return "-1" if v is None else ("1" if v else "0")

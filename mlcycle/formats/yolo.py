@@ -43,7 +43,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, mention
 from mlcycle.formats import ReadOptions
 from mlcycle.formats import WriteOptions as CommonWriteOptions
 from mlcycle.formats._assemble import assemble
@@ -514,7 +514,7 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     if nosize.any():
         i = int(np.argmax(nosize))
         raise MlcycleError(f"sample {sids[row_sample[i]]!r} has no width/height; YOLO boxes are fractions of the image size",
-                           hint="ingest with --image-size/--image-sizes, or add width and height columns")
+                           hint=f"ingest with {mention('image_size')} or {mention('image_sizes')}, or add width and height columns")
     sel = np.flatnonzero(has_box)
     b = boxes[sel]
     cx = (b[:, 0] + b[:, 2] / 2) / W[sel]
