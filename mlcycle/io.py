@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -48,21 +49,47 @@ def display_name(path: str | os.PathLike | None) -> str:
 
 # --------------------------------------------------------------------------- input
 
-def read_bytes(path: str | os.PathLike | None) -> bytes:
-    """All bytes of a file or of standard input (``-``/None)."""
+def read_bytes(path: str | os.PathLike | None, allow_empty: bool = False) -> bytes:
+    """All bytes of a file or of standard input (``-``/None).
+
+    Zero bytes are an error unless ``allow_empty``: mlcycle never writes an empty table
+    as zero bytes (JSON Lines gets its header line), so an empty input means the step
+    before failed, and a pipeline must not go on as if the data had no labels.
+    """
     if path is None or str(path) == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise OptionError(None, "no input: standard input is a terminal", hint="pass a PATH or pipe data")
-        return sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read()
+        if not data and not allow_empty:
+            raise MlcycleError("<stdin>: no input: standard input is empty",
+                               hint="the command before this one may have failed (set -o pipefail shows it); "
+                                    "pass --allow-empty to read nothing as an empty table")
+        return data
     p = Path(path)
+    if not _is_readable_kind(p):
+        raise MlcycleError(f"{p}: not a regular file (a FIFO, socket or device); expected a label table file")
     try:
-        return p.read_bytes()
+        data = p.read_bytes()
+        if not data and not allow_empty:
+            raise MlcycleError(f"{p}: the file is empty (0 bytes)",
+                               hint="the step that wrote it may have failed; pass --allow-empty to read it as an empty table")
+        return data
     except FileNotFoundError:
         raise MlcycleError(f"{p}: no such file") from None
     except IsADirectoryError:
         raise MlcycleError(f"{p}: is a folder, expected a label table file") from None
     except OSError as exc:
         raise MlcycleError(f"{p}: cannot read: {exc.strerror or exc}") from None
+
+
+def _is_readable_kind(path: Path) -> bool:
+    """Regular files, and named pipes/devices the user names on purpose (``<(...)``,
+    /dev/stdin) — everything but sockets, which would block forever."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True  # read_bytes says what is wrong
+    return not stat.S_ISSOCK(st.st_mode)
 
 
 def sniff(data: bytes) -> str:
@@ -78,21 +105,24 @@ def sniff(data: bytes) -> str:
     return "csv"
 
 
-def read_table(path: str | os.PathLike | None = None) -> "pa.Table":
-    """Read one label table (any encoding) and check it against the contract."""
+def read_table(path: str | os.PathLike | None = None, allow_empty: bool = False) -> "pa.Table":
+    """Read one label table (any encoding) and check it against the contract.
+
+    Several tables concatenated in one stream (``cat a.jsonl b.jsonl``, two Arrow
+    streams) are read as one table."""
     name = display_name(path)
-    data = read_bytes(path)
+    data = read_bytes(path, allow_empty=allow_empty)
     table = decode(data, name)
     return T.normalize(table, origin=name)
 
 
-def read_tables(paths: Sequence[str | os.PathLike | None] | None) -> "pa.Table":
+def read_tables(paths: Sequence[str | os.PathLike | None] | None, allow_empty: bool = False) -> "pa.Table":
     """Read and concatenate label tables; no paths means standard input."""
     if not paths:
         paths = [None]
     if sum(1 for p in paths if p is None or str(p) == "-") > 1:
         raise OptionError(None, "standard input ('-') given more than once")
-    tables = [read_table(p) for p in paths]
+    tables = [read_table(p, allow_empty=allow_empty) for p in paths]
     if len(tables) == 1:
         return tables[0]
     return concat(tables)
@@ -109,7 +139,7 @@ class TableScan:
     """
 
     def __init__(self, paths: Sequence[str | os.PathLike | None] | None = None, *,
-                 batch_rows: int = 65536, keep_dictionaries: bool = False) -> None:
+                 batch_rows: int = 65536, keep_dictionaries: bool = False, allow_empty: bool = False) -> None:
         if not paths:
             paths = [None]
         if sum(1 for p in paths if p is None or str(p) == "-") > 1:
@@ -123,7 +153,7 @@ class TableScan:
             if path is not None and str(path) != "-" and _starts_with(path, b"PAR1"):
                 self._inputs.append((name, os.fspath(path), None))
             else:
-                self._inputs.append((name, None, read_table(path)))
+                self._inputs.append((name, None, read_table(path, allow_empty=allow_empty)))
         self.schema = self._schema()
 
     @property
@@ -185,11 +215,11 @@ class TableScan:
 
 
 def scan(paths: Sequence[str | os.PathLike | None] | str | os.PathLike | None = None, *,
-         batch_rows: int = 65536, keep_dictionaries: bool = False) -> TableScan:
+         batch_rows: int = 65536, keep_dictionaries: bool = False, allow_empty: bool = False) -> TableScan:
     """Stream label tables (see ``TableScan``); no paths means standard input."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    return TableScan(paths, batch_rows=batch_rows, keep_dictionaries=keep_dictionaries)
+    return TableScan(paths, batch_rows=batch_rows, keep_dictionaries=keep_dictionaries, allow_empty=allow_empty)
 
 
 def _starts_with(path: str | os.PathLike, magic: bytes) -> bool:
@@ -261,7 +291,14 @@ def _read_arrow(data: bytes, name: str) -> "pa.Table":
     try:
         if data.startswith(_ARROW_FILE_MAGIC):
             return pa.ipc.open_file(pa.BufferReader(data)).read_all()
-        return pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+        source = pa.BufferReader(data)
+        tables = [pa.ipc.open_stream(source).read_all()]
+        # `cat a.arrow b.arrow`: another stream may follow the end-of-stream marker
+        while source.tell() < len(data) and data[source.tell():].strip(b"\0"):
+            tables.append(pa.ipc.open_stream(source).read_all())
+        if len(tables) == 1:
+            return tables[0]
+        return concat([T.normalize(t, origin=name) for t in tables])
     except (pa.ArrowInvalid, OSError) as exc:
         raise MlcycleError(f"{name}: not a readable Arrow IPC stream ({_first_line(exc)})",
                            hint="the stream may be truncated") from None
@@ -305,10 +342,57 @@ def _split_jsonl_header(data: bytes) -> tuple[dict | None, bytes, int]:
     return doc[JSONL_META_KEY], rest, skipped
 
 
+# Deeper nesting than this is refused before any JSON parser sees it: pyarrow's reader
+# overflows its stack (a segfault) on rows nested ~10,000 deep. No label table needs
+# more than a handful of levels (segmentation polygons are 3).
+MAX_JSON_DEPTH = 64
+_HEADER_LINE = re.compile(rb'(?m)^[ \t\r]*(?:\xef\xbb\xbf)?\{"' + JSONL_META_KEY.encode() + rb'"')
+
+
+def check_json_depth(data: bytes, name: str, first_line: int = 1, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise ``MlcycleError`` naming the line where JSON nests deeper than ``limit``.
+
+    Counts brackets without parsing (brackets inside strings count too, which can only
+    over-estimate), in blocks, with numpy: cheap next to parsing."""
+    import numpy as np
+
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return
+    depth = 0
+    block = 1 << 24
+    for start in range(0, len(data), block):
+        chunk = np.frombuffer(data, dtype=np.uint8, count=min(block, len(data) - start), offset=start)
+        step = ((chunk == 0x5B) | (chunk == 0x7B)).astype(np.int32) - ((chunk == 0x5D) | (chunk == 0x7D))
+        levels = np.cumsum(step, dtype=np.int64) + depth
+        if levels.size and levels.max() > limit:
+            at = start + int(np.argmax(levels > limit))
+            line = first_line + data.count(b"\n", 0, at)
+            raise MlcycleError(f"{name}:{line}: JSON nested deeper than {limit} levels",
+                               hint="a label table row needs only a few levels; the file may be corrupt or hostile")
+        depth = int(levels[-1]) if levels.size else depth
+        depth = max(depth, 0)
+
+
 def _read_jsonl(data: bytes, name: str) -> "pa.Table":
+    # `cat a.jsonl b.jsonl`: each table may start with its own header line
+    heads = [m.start() for m in _HEADER_LINE.finditer(data)]
+    if len(heads) > 1 or (heads and data[:heads[0]].strip(b" \t\r\n\xef\xbb\xbf")):
+        bounds = ([0] if heads[0] and data[:heads[0]].strip() else []) + heads + [len(data)]
+        parts = []
+        for lo, hi in zip(bounds, bounds[1:]):
+            if data[lo:hi].strip():
+                table = _read_jsonl_one(data[lo:hi], name, data.count(b"\n", 0, lo))
+                parts.append(T.normalize(table, origin=name))
+        return concat(parts) if len(parts) > 1 else parts[0]
+    return _read_jsonl_one(data, name, 0)
+
+
+def _read_jsonl_one(data: bytes, name: str, lines_before: int) -> "pa.Table":
     import pyarrow as pa
 
     meta, body, skipped = _split_jsonl_header(data)
+    skipped += lines_before
+    check_json_depth(body, name, first_line=1 + skipped)
     if not body.strip():
         table = T.empty_table()
     else:
@@ -445,37 +529,74 @@ def _is_special(path: Path) -> bool:
     return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
 
 
-@contextmanager
-def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[IO]:
-    """A file object for the output: stdout for ``-``/None; for a file, a temporary file
-    in the same folder renamed over the target only when the block succeeds. Special
-    files (``/dev/null``, FIFOs, terminals) are opened and written directly."""
-    binary = "b" in mode
+def check_output(path: str | os.PathLike | None) -> None:
+    """Fail early, before any work, when ``path`` cannot be written as one file: a
+    folder (or a name ending in '/'), or a folder that does not exist."""
     if is_stdout(path):
-        stream = sys.stdout.buffer if binary else sys.stdout
-        yield stream
-        stream.flush()
         return
-    target = Path(path)
-    if target.is_dir():
-        raise OptionError("output", f"{target}: is a folder; expected a file name")
+    text = os.fspath(path)
+    target = Path(text)
+    if text.endswith(("/", os.sep)) or target.is_dir():
+        raise OptionError("output", f"{text}: is a folder; expected a file name")
     if _is_special(target):
-        with open(target, mode) as fh:
-            yield fh
         return
     parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise MlcycleError(f"{target}: folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+
+
+def _stdout(binary: bool) -> IO:
+    if sys.stdout is None:
+        raise MlcycleError("standard output is closed", hint="write to a file with -o FILE")
+    return sys.stdout.buffer if binary else sys.stdout
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[IO]:
+    """A file object for the output: stdout for ``-``/None; for a file, a temporary file
+    in the same folder renamed over the target only when the block succeeds. Special
+    files (``/dev/null``, FIFOs, terminals) are opened and written directly, never
+    renamed over. A failure of the disk (full, read-only, permissions) is an
+    ``MlcycleError`` naming the file; the target is left as it was."""
+    binary = "b" in mode
+    if is_stdout(path):
+        stream = _stdout(binary)
+        try:
+            yield stream
+            stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise MlcycleError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
+        return
+    check_output(path)
+    target = Path(path)
+    if _is_special(target):
+        try:
+            with open(target, mode) as fh:
+                yield fh
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        return
+    parent = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise MlcycleError(f"{target}: cannot write in {parent}: {exc.strerror or exc}") from None
     ok = False
     try:
-        with os.fdopen(fd, mode) if binary else os.fdopen(fd, mode, encoding="utf-8", newline="") as fh:
-            yield fh
-        # keep the permissions a plain `>` would give
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
+        try:
+            with os.fdopen(fd, mode) if binary else os.fdopen(fd, mode, encoding="utf-8", newline="") as fh:
+                yield fh
+            # keep the permissions a plain `>` would give
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
         ok = True
     finally:
         if not ok:
@@ -483,6 +604,51 @@ def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def write_outputs(outputs: Sequence[tuple[str | os.PathLike | None, bytes]]) -> None:
+    """Write several outputs all or none: every file is written to a temporary name
+    first and renamed only when all of them are written; standard output comes last.
+    (``evaluate --metrics m.json -o bad/x`` must not leave m.json behind.)"""
+    for path, _ in outputs:
+        check_output(path)
+    staged: list[tuple[str, Path]] = []
+    direct: list[tuple[str | os.PathLike | None, bytes]] = []
+    try:
+        for path, data in outputs:
+            if is_stdout(path) or _is_special(Path(path)):
+                direct.append((path, data))
+                continue
+            target = Path(path)
+            parent = target.parent if str(target.parent) else Path(".")
+            try:
+                fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
+            except OSError as exc:
+                raise MlcycleError(f"{target}: cannot write in {parent}: {exc.strerror or exc}") from None
+            staged.append((tmp, target))
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)
+            except OSError as exc:
+                raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        for tmp, target in staged:
+            try:
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    for path, data in direct:
+        with atomic_output(path, "wb") as fh:
+            fh.write(data)
 
 
 def write_table(table: "pa.Table", output: str | os.PathLike | None = None, encoding: str | None = None) -> None:
@@ -527,7 +693,8 @@ def encode_jsonl(table: "pa.Table") -> bytes:
 
     out = _io.BytesIO()
     meta = T.get_metadata(table)
-    if set(meta) - {"schema_version"}:
+    # an empty table still gets its header line: zero bytes means "nothing was written"
+    if set(meta) - {"schema_version"} or table.num_rows == 0:
         out.write(orjson.dumps({JSONL_META_KEY: meta}, option=orjson.OPT_APPEND_NEWLINE))
     opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
     dumps = orjson.dumps

@@ -145,12 +145,26 @@ def handle_errors(fn: Callable) -> Callable:
             raise typer.Exit(0) from None
         except typer.Exit:
             raise
+        except MemoryError:
+            console.error("out of memory", "the input is too large for this machine's memory; "
+                          "split it (e.g. by sample) or use Parquet, which is streamed where the command allows")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
+        except OSError as exc:  # the disk or the system, not a bug: name the file
+            if console.is_verbose():
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            console.error(f"{where}{exc.strerror or exc}")
+            raise typer.Exit(int(ExitCode.ERROR)) from None
         except Exception as exc:  # a bug: say so, briefly
             if console.is_verbose():
                 import traceback
 
                 traceback.print_exc(file=sys.stderr)
-            console.error(f"internal error: {type(exc).__name__}: {exc}",
+            from mlcycle.errors import printable
+
+            console.error(f"internal error: {type(exc).__name__}: {printable(exc)}",
                           "this is a bug in mlcycle; run again with -v for the traceback and report it")
             raise typer.Exit(int(ExitCode.ERROR)) from None
 
