@@ -9,8 +9,11 @@ false on that sample row itself (e.g. ``split == 'val'`` on a train sample) or
 ``drop_empty`` is set. Input sample rows follow the same rule. A condition that is
 unknown on a sample row (it reads a label column, which is null there) keeps it.
 
-Memory is bounded by the batch plus one pending row per emptied sample: the sample rows
-of emptied samples are written after the kept rows.
+Memory is bounded by the batch (plus the set of (sample, source) keys seen). Sample rows
+are written where the sample's first row was, so the input's order is kept. Batches are
+re-cut so that a run of one sample's rows is never split; for a table whose rows of one
+sample are not contiguous, a sample emptied in one place and labelled in another keeps
+a (harmless) extra sample row.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ LABEL_COLUMNS = (T.LABEL_ID, T.LABEL, T.CATEGORY_ID, T.BBOX, T.SCORE, T.ISCROWD,
                  T.EVAL, T.EVAL_ID, T.EVAL_IOU, T.HARD_SCORE, T.HARD_REASON, T.VIOLATIONS)
 SAMPLE_COLUMNS = (T.SAMPLE_ID, T.SOURCE, T.WIDTH, T.HEIGHT, T.SPLIT, T.IMAGE_ID, T.HARD_SAMPLE_SCORE, T.HARD_MATCH)
 _KEY_SEP = "\x1f"
+_CONVENIENCE_COLUMNS = {"labels": T.LABEL, "splits": T.SPLIT, "sources": T.SOURCE, "evals": T.EVAL,
+                        "reasons": T.HARD_REASON, "min_score": T.SCORE}
 
 
 def _quote(value) -> str:
@@ -72,14 +77,17 @@ class RowFilter:
         from mlcycle.curate.expression import compile_expression
 
         self.schema = schema
+        for param, text in parts:
+            col = _CONVENIENCE_COLUMNS.get(param)
+            if col is not None and col not in schema.names:
+                raise OptionError(param, f"the table has no '{col}' column",
+                                  hint="columns: " + ", ".join(schema.names[:30]))
         self.compiled = [compile_expression(text, schema, option=param) for param, text in parts]
         self.drop_empty = drop_empty
         self.label_columns = [c for c in schema.names if c in LABEL_COLUMNS]
         self.attributes = [c for c in schema.names if c not in LABEL_COLUMNS and c not in SAMPLE_COLUMNS]
-        self.kept_keys: set[str] = set()
-        self.pending: dict[str, int] = {}  # key -> index into pending tables (first seen)
-        self._pending_tables: list["pa.Table"] = []
-        self._pending_keys: list[str] = []
+        self.seen_keys: set[str] = set()  # (sample, source) keys with a kept row or a sample row written
+        self.sample_rows = 0
         self.rows_in = 0
         self.labels_in = 0
         self.labels_kept = 0
@@ -118,24 +126,32 @@ class RowFilter:
         keys = pc.binary_join_element_wise(batch.column(T.SAMPLE_ID), batch.column(T.SOURCE), _KEY_SEP)
         codes, uniques = T.dictionary_codes(keys)
         kept_any = np.bincount(codes, weights=passed, minlength=len(uniques)) > 0
-        if kept_any.any():
-            self.kept_keys.update(uniques[i] for i in np.flatnonzero(kept_any))
+        kept = batch.filter(pa.array(passed)) if not passed.all() else batch
+        empty_rows = None
         if not self.drop_empty and not kept_any.all():
-            self._remember_empty(batch, codes, uniques, kept_any)
-        return batch.filter(pa.array(passed)) if not passed.all() else batch
+            empty_rows, at = self._empty_rows(batch, codes, uniques, kept_any)
+        self.seen_keys.update(uniques[i] for i in np.flatnonzero(kept_any))
+        if empty_rows is None or empty_rows.num_rows == 0:
+            return kept
+        # sample rows go where the sample's first row was: the order of the input is kept
+        self.sample_rows += empty_rows.num_rows
+        order = np.argsort(np.concatenate([np.flatnonzero(passed), at]), kind="stable")
+        both = pa.concat_tables([kept, empty_rows.cast(kept.schema)])
+        return both.take(pa.array(order))
 
-    def _remember_empty(self, batch, codes, uniques, kept_any) -> None:
+    def _empty_rows(self, batch, codes, uniques, kept_any):
+        """Sample rows for the (sample, source) keys of ``batch`` with no kept label row
+        and not seen before, with the index of the key's first row."""
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        empty_codes = np.flatnonzero(~kept_any)
-        empty_codes = np.array([c for c in empty_codes if uniques[c] not in self.kept_keys
-                                and uniques[c] not in self.pending], dtype=np.int64)
+        empty_codes = np.array([c for c in np.flatnonzero(~kept_any) if uniques[c] not in self.seen_keys], dtype=np.int64)
         if not len(empty_codes):
-            return
+            return None, None
         rows_mask = np.isin(codes, empty_codes)
-        sub = batch.filter(pa.array(rows_mask))
+        sub_index = np.flatnonzero(rows_mask)
+        sub = batch.take(pa.array(sub_index))
         sub_codes = codes[rows_mask]
         _, first = np.unique(sub_codes, return_index=True)
         rows = sub.take(pa.array(first))
@@ -143,13 +159,8 @@ class RowFilter:
         rows = self._as_sample_rows(rows, sub, sub_codes, row_codes)
         # the condition on the sample row itself: false drops the sample, unknown keeps it
         ok = pc.fill_null(self._condition(rows), True).to_numpy(zero_copy_only=False)
-        rows = rows.filter(pa.array(ok))
-        row_keys = [uniques[c] for c in row_codes[ok]]
-        base = len(self._pending_keys)
-        self._pending_tables.append(rows)
-        for i, key in enumerate(row_keys):
-            self.pending[key] = base + i
-        self._pending_keys.extend(row_keys)
+        self.seen_keys.update(uniques[c] for c in row_codes)
+        return rows.filter(pa.array(ok)), sub_index[first][ok]
 
     def _as_sample_rows(self, rows, sub, sub_codes, row_codes):
         """First rows of emptied samples -> sample rows: label columns null, attributes
@@ -187,16 +198,8 @@ class RowFilter:
         return rows
 
     def finish(self) -> "pa.Table | None":
-        """The sample rows of samples left with no label row."""
-        import numpy as np
-        import pyarrow as pa
-
-        if not self._pending_tables:
-            return None
-        table = pa.concat_tables(self._pending_tables) if len(self._pending_tables) > 1 else self._pending_tables[0]
-        keep = np.array([k not in self.kept_keys and self.pending.get(k) == i
-                         for i, k in enumerate(self._pending_keys)], dtype=bool)
-        return table.filter(pa.array(keep))
+        """Nothing is held back (sample rows are written in place); kept for symmetry."""
+        return None
 
     def summary(self, rows_out: int, sample_rows: int) -> dict:
         return {
@@ -208,16 +211,42 @@ class RowFilter:
         }
 
 
-def _run(batches: Iterable["pa.Table"], flt: RowFilter, counter: dict) -> Iterator["pa.Table"]:
+def aligned(batches: Iterable["pa.Table"]) -> Iterator["pa.Table"]:
+    """Re-cut batches so that a run of rows of one (sample, source) is never split across
+    two batches (the trailing run of a batch moves to the next), making the result
+    independent of the batch size for tables whose samples' rows are contiguous."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    carry = None
     for batch in batches:
+        if carry is not None and carry.num_rows:
+            batch = pa.concat_tables([carry, batch.replace_schema_metadata(carry.schema.metadata)],
+                                     promote_options="permissive")
+        n = batch.num_rows
+        if n == 0:
+            carry = batch
+            continue
+        sid, src = batch.column(T.SAMPLE_ID), batch.column(T.SOURCE)
+        same = pc.and_(pc.equal(sid, sid[n - 1]), pc.equal(src, src[n - 1])).to_numpy(zero_copy_only=False)
+        differ = np.flatnonzero(~same)
+        cut = int(differ[-1]) + 1 if len(differ) else 0
+        if cut == 0:
+            carry = batch
+            continue
+        yield batch.slice(0, cut)
+        carry = batch.slice(cut)
+    if carry is not None and carry.num_rows:
+        yield carry
+
+
+def _run(batches: Iterable["pa.Table"], flt: RowFilter, counter: dict) -> Iterator["pa.Table"]:
+    for batch in aligned(batches):
         out = flt.apply(batch)
         counter["rows"] += out.num_rows
         yield out
-    tail = flt.finish()
-    if tail is not None and tail.num_rows:
-        counter["rows"] += tail.num_rows
-        counter["sample_rows"] = tail.num_rows
-        yield tail
+    counter["sample_rows"] = flt.sample_rows
 
 
 def filter_table(table: "pa.Table", where: str | None = None, *, labels: Sequence[str] | None = None,

@@ -308,15 +308,13 @@ def _metadata(meta: dict, plan: RemapPlan) -> dict:
 
 
 def _run(batches: Iterable["pa.Table"], rm: Remapper, counter: dict) -> Iterator["pa.Table"]:
-    for b in batches:
+    from mlcycle.curate.filter import aligned
+
+    for b in aligned(batches):
         out = rm.apply(b)
         counter["rows"] += out.num_rows
         yield out
-    tail = rm.finish()
-    if tail is not None and tail.num_rows:
-        counter["rows"] += tail.num_rows
-        counter["sample_rows"] = tail.num_rows
-        yield tail
+    counter["sample_rows"] = rm.rows.sample_rows
 
 
 def _plan_for(tables: Iterable["pa.Table"], meta: dict, mapping, ignore_case, drop_unmapped) -> tuple[RemapPlan, list[str]]:
