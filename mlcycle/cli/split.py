@@ -50,6 +50,6 @@ def split(
     if "groups" in s:
         lines.append(f"  {s['groups']} groups of '{group}', none across splits")
     if "max_class_deviation" in s:
-        lines.append(f"  {len(s['per_class'])} classes of '{stratify}'; largest gap between a class's share and its ratio: "
+        lines.append(f"  {len(s['per_class'])} classes of '{stratify or 'label'}'; largest gap between a class's share and its ratio: "
                      f"{s['max_class_deviation']:.1%}")
     report(s, json_out, lines)

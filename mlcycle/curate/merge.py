@@ -205,7 +205,7 @@ class _Plan:
                 before = used.get(src, np.zeros(0, np.int64))
                 clash = len(np.unique(arr)) != len(arr) or bool(np.isin(arr, before).any())
                 if clash:
-                    start = int(max(before.max() if len(before) else 0, arr.max() if len(arr) else 0)) + 1
+                    start = int(before.max() if len(before) else 0) + 1
                     plan[src] = start
                     new = start + np.arange(len(arr))
                     used[src] = np.concatenate([before, new])

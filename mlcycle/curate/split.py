@@ -196,7 +196,8 @@ def split_table(table: "pa.Table", ratios: str | dict = "train=0.8,val=0.1,test=
     r = S.parse_ratios(ratios)
     _check(stratify, seed)
     with reporting.collect() as seen:
-        view = S.sample_view([table], stratify, group, origin, table.schema, by_option="stratify")
+        by = stratify or (T.LABEL if T.LABEL in table.column_names else None)  # classes are reported anyway
+        view = S.sample_view([table], by, group, origin, table.schema, by_option="stratify")
         assign = _assign(view, r, seed, stratify is not None)
         names = list(r)
         values = pa.array(names, pa.string()).take(pa.array(assign, pa.int64()))
@@ -223,8 +224,9 @@ def split_files(paths: Sequence[str | os.PathLike | None] | None, output: str | 
     origin = io.display_name(paths[0]) if paths and len(paths) == 1 else ("<inputs>" if paths else "<stdin>")
     with reporting.collect() as seen:
         scan = io.scan(paths, batch_rows=batch_rows)
-        cols = [c for c in (stratify, group) if c]
-        view = S.sample_view(scan.batches(columns=cols + [T.BBOX] * (stratify == T.LABEL)), stratify, group,
+        by = stratify or (T.LABEL if T.LABEL in scan.schema.names else None)  # classes are reported anyway
+        cols = [c for c in (by, group) if c]
+        view = S.sample_view(scan.batches(columns=cols + [T.BBOX] * (by == T.LABEL)), by, group,
                              origin, scan.schema, by_option="stratify")
         assign = _assign(view, r, seed, stratify is not None)
         names = list(r)
