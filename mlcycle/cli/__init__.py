@@ -21,6 +21,11 @@ COMMAND_MODULES = (
     "evaluate",
     "mine_hard",
     "export",
+    "merge",
+    "filter",
+    "remap",
+    "split",
+    "rebalance",
 )
 
 for _name in COMMAND_MODULES:

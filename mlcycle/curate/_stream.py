@@ -1,0 +1,80 @@
+"""Writing a label table batch by batch (the streaming side of ``mlcycle.io``).
+
+``write_batches`` writes an iterator of tables to ``-o``/stdout in the chosen encoding
+without holding the whole table: Parquet through one ``ParquetWriter`` (one row group
+per batch), Arrow IPC as a stream, JSON Lines line by line. CSV has one header, so it is
+collected first (it is a lossy convenience anyway). The file is atomic as with
+``io.write_table``: a failure half-way leaves no output file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Iterable, Mapping, Any
+
+from mlcycle import io
+from mlcycle import table as T
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+
+def conform(batch: "pa.Table", schema: "pa.Schema") -> "pa.Table":
+    """``batch`` with the columns of ``schema`` in its order and types (missing -> null)."""
+    import pyarrow as pa
+
+    if batch.schema.remove_metadata().equals(schema.remove_metadata()):
+        return batch.replace_schema_metadata(schema.metadata)
+    cols = []
+    for field in schema:
+        if field.name in batch.column_names:
+            col = batch.column(field.name)
+            if col.type != field.type:
+                col = col.cast(field.type)
+            cols.append(col)
+        else:
+            cols.append(pa.nulls(batch.num_rows, type=field.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def write_batches(batches: Iterable["pa.Table"], schema: "pa.Schema", output: str | os.PathLike | None = None,
+                  encoding: str | None = None, metadata: Mapping[str, Any] | None = None) -> int:
+    """Write ``batches`` (conformed to ``schema``) and return the number of rows written."""
+    import pyarrow as pa
+
+    enc = io.output_encoding(output, encoding)
+    io.check_binary_to_terminal(output, enc)
+    if metadata is not None:
+        schema = T.with_metadata(schema.empty_table(), metadata).schema
+    rows = 0
+    if enc == "csv":
+        tables = [conform(b, schema) for b in batches]
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
+        io.write_table(table, output, enc)
+        return table.num_rows
+    with io.atomic_output(output, "wb") as fh:
+        if enc == "parquet":
+            import pyarrow.parquet as pq
+
+            with pq.ParquetWriter(fh, schema, compression="zstd", use_dictionary=True) as writer:
+                for b in batches:
+                    if b.num_rows:
+                        writer.write_table(conform(b, schema))
+                        rows += b.num_rows
+        elif enc == "arrow":
+            with pa.ipc.new_stream(fh, schema) as writer:
+                for b in batches:
+                    if b.num_rows:
+                        writer.write_table(conform(b, schema))
+                        rows += b.num_rows
+        else:
+            import orjson
+
+            meta = T.get_metadata(schema.empty_table())
+            if set(meta) - {"schema_version"}:
+                fh.write(orjson.dumps({io.JSONL_META_KEY: meta}, option=orjson.OPT_APPEND_NEWLINE))
+            for b in batches:
+                if b.num_rows:
+                    fh.write(io.encode_jsonl(b.replace_schema_metadata(None)))
+                    rows += b.num_rows
+    return rows
