@@ -101,6 +101,7 @@ GROUP_ID = "group_id"
 ROTATION = "rotation"
 TRACK_ID = "track_id"
 FRAME = "frame"
+EMBEDDING = "embedding"  # list<float>: a sample's embedding (mine-hard --pool, dedupe)
 
 CORE_COLUMNS = (
     SAMPLE_ID, SOURCE, LABEL_ID, LABEL, CATEGORY_ID, BBOX, SCORE, ISCROWD, AREA,
