@@ -159,6 +159,21 @@ def describe(table: "pa.Table", name: str = "<stdin>", rows: int | None = None) 
     }
 
 
+def describe_scan(scan, name: str) -> dict[str, Any]:
+    """``describe`` for an ``io.scan``: reads only the source column, batch by batch."""
+    import pyarrow.compute as pc
+
+    rows, sources = 0, {}
+    for batch in scan.batches(columns=[]):
+        rows += batch.num_rows
+        if batch.num_rows:
+            for v in pc.value_counts(batch.column(T.SOURCE).combine_chunks()).to_pylist():
+                sources[str(v["values"])] = sources.get(str(v["values"]), 0) + int(v["counts"])
+    doc = describe(scan.empty(), name, rows=rows)
+    doc["sources"] = sources
+    return doc
+
+
 def _size_note(value: Any) -> str:
     if isinstance(value, dict):
         return f"object with {len(value)} keys"

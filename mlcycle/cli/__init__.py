@@ -21,6 +21,9 @@ COMMAND_MODULES = (
     "evaluate",
     "mine_hard",
     "export",
+    "diff",
+    "dedupe",
+    "info",
 )
 
 for _name in COMMAND_MODULES:

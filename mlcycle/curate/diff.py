@@ -325,8 +325,8 @@ def _build(old, new, removed, added, m_old, m_new, m_iou, kind, changed, attr_co
         (new, np.concatenate([added, m_new]), np.concatenate([np.full(n_add, 0), kind]),
          np.concatenate([np.full(n_add, np.nan), m_iou]),
          np.concatenate([np.full(n_add, -1), m_old]),
-         np.concatenate([np.full((n_add, 4), np.nan), b_old[m_old].reshape(-1, 4)]),
-         np.concatenate([np.zeros((n_add, len(attr_cols)), bool), changed.reshape(-1, len(attr_cols))])),
+         np.concatenate([np.full((n_add, 4), np.nan), b_old[m_old]]),
+         np.concatenate([np.zeros((n_add, len(attr_cols)), bool), changed])),
     ):
         part = t.take(pa.array(rows, type=pa.int64()))
         n = len(rows)

@@ -1,0 +1,1 @@
+"""Human renderings (rich, on stderr) of library summaries; one module per command."""
