@@ -471,7 +471,7 @@ def _summary(names, gid, in_group, exact, leak, keep, split, hash, max_distance,
         members = members[np.argsort(first_row[members])]
         examples.append({"group": g, "samples": [names[k] for k in members[:10]],
                          "kind": T.DUP_EXACT if exact[members].all() else T.DUP_NEAR,
-                         "leak": bool(leak[members].any())})
+                         T.LEAK: bool(leak[members].any())})
     return {
         "dedupe_version": 1,
         "hash": hash, "max_distance": max_distance,
