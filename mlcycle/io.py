@@ -113,7 +113,9 @@ def read_table(path: str | os.PathLike | None = None, allow_empty: bool = False)
     name = display_name(path)
     data = read_bytes(path, allow_empty=allow_empty)
     table = decode(data, name)
-    return T.normalize(table, origin=name)
+    table = T.normalize(table, origin=name)
+    _provenance_note(name, data=data, table=table)
+    return table
 
 
 def read_tables(paths: Sequence[str | os.PathLike | None] | None, allow_empty: bool = False) -> "pa.Table":
@@ -152,6 +154,7 @@ class TableScan:
             name = display_name(path)
             if path is not None and str(path) != "-" and _starts_with(path, b"PAR1"):
                 self._inputs.append((name, os.fspath(path), None))
+                _provenance_note(name, path=path)
             else:
                 self._inputs.append((name, None, read_table(path, allow_empty=allow_empty)))
         self.schema = self._schema()
@@ -655,6 +658,7 @@ def write_table(table: "pa.Table", output: str | os.PathLike | None = None, enco
     """Write a label table to ``output`` (stdout for ``-``/None) in the chosen encoding."""
     encoding = output_encoding(output, encoding)
     check_binary_to_terminal(output, encoding)
+    table = _provenance_stamp(table)
     data = encode(table, encoding)
     with atomic_output(output, "wb") as fh:
         fh.write(data)
@@ -724,3 +728,20 @@ def _encode_csv(table: "pa.Table") -> bytes:
     sink = pa.BufferOutputStream()
     pcsv.write_csv(pa.table(cols), sink)
     return sink.getvalue().to_pybytes()
+
+
+# --------------------------------------------------------------------------- provenance
+# mlcycle.provenance owns the history format; io only reports what it reads and stamps
+# what write_table writes. Both are no-ops unless a command opened provenance.context.
+
+def _provenance_note(name: str, **what) -> None:
+    from mlcycle import provenance
+
+    if provenance.active():
+        provenance.note_input(name, **what)
+
+
+def _provenance_stamp(table: "pa.Table") -> "pa.Table":
+    from mlcycle import provenance
+
+    return provenance.stamp(table) if provenance.active() else table

@@ -54,7 +54,28 @@ HARD_REASON = "hard_reason"
 HARD_SAMPLE_SCORE = "hard_sample_score"  # mine-hard: the sample's aggregate score
 HARD_MATCH = "hard_match"  # mine-hard --pool: the failure sample a pool sample resembles
 VIOLATIONS = "violations"
-COMMAND_COLUMNS = (EVAL, EVAL_ID, EVAL_IOU, HARD_SCORE, HARD_REASON, HARD_SAMPLE_SCORE, HARD_MATCH, VIOLATIONS)
+# diff (mlcycle/curate/diff.py): one row per change between two tables
+CHANGE = "change"  # added, removed, moved, relabelled, attributes
+CHANGE_IOU = "change_iou"  # IoU of the new box with the old one it was matched to
+OLD_LABEL = "old_label"  # the class on the old side of a matched label
+OLD_BBOX = "old_bbox"  # the box on the old side of a matched label
+CHANGED_ATTRIBUTES = "changed_attributes"  # list<string>: columns whose value changed
+CHANGE_ADDED = "added"
+CHANGE_REMOVED = "removed"
+CHANGE_MOVED = "moved"
+CHANGE_RELABELLED = "relabelled"
+CHANGE_ATTRIBUTES = "attributes"
+CHANGE_VALUES = (CHANGE_ADDED, CHANGE_REMOVED, CHANGE_MOVED, CHANGE_RELABELLED, CHANGE_ATTRIBUTES)
+# dedupe (mlcycle/curate/dedupe.py): duplicate images
+DUP_GROUP = "dup_group"  # int64 id of the sample's duplicate group; null when it has none
+DUP_KIND = "dup_kind"  # exact (same bytes as another member) or near (perceptual/embedding)
+LEAK = "leak"  # bool: the sample's duplicate group spans more than one split
+DUP_EXACT = "exact"
+DUP_NEAR = "near"
+DIFF_COLUMNS = (CHANGE, CHANGE_IOU, OLD_LABEL, OLD_BBOX, CHANGED_ATTRIBUTES)
+DEDUPE_COLUMNS = (DUP_GROUP, DUP_KIND, LEAK)
+COMMAND_COLUMNS = (EVAL, EVAL_ID, EVAL_IOU, HARD_SCORE, HARD_REASON, HARD_SAMPLE_SCORE, HARD_MATCH, VIOLATIONS,
+                   *DIFF_COLUMNS, *DEDUPE_COLUMNS)
 
 # The values of ``eval``: a prediction matched (tp) or not (fp); a ground truth missed (fn).
 TP = "tp"
@@ -80,6 +101,7 @@ GROUP_ID = "group_id"
 ROTATION = "rotation"
 TRACK_ID = "track_id"
 FRAME = "frame"
+EMBEDDING = "embedding"  # list<float>: a sample's embedding (mine-hard --pool, dedupe)
 
 CORE_COLUMNS = (
     SAMPLE_ID, SOURCE, LABEL_ID, LABEL, CATEGORY_ID, BBOX, SCORE, ISCROWD, AREA,

@@ -26,6 +26,9 @@ COMMAND_MODULES = (
     "remap",
     "split",
     "rebalance",
+    "diff",
+    "dedupe",
+    "info",
 )
 
 for _name in COMMAND_MODULES:

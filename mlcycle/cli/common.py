@@ -186,10 +186,51 @@ def command(name: str, examples: list[str], **kwargs) -> Callable:
     def deco(fn: Callable) -> Callable:
         epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + EXIT_STATUS_HELP
         app.command(name=name, epilog=epilog, no_args_is_help=kwargs.pop("no_args_is_help", False), **kwargs)(
-            handle_errors(fn))
+            handle_errors(with_provenance(name, fn)))
         return fn
 
     return deco
+
+
+# --------------------------------------------------------------------------- provenance
+
+def with_provenance(name: str, fn: Callable) -> Callable:
+    """Run ``fn`` inside ``provenance.context``: every table it writes through
+    ``io.write_table`` records the command line and digests of what it read."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from mlcycle import provenance
+
+        line, files = _command_line(name)
+        with provenance.context(line, files=files):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _command_line(name: str) -> tuple[str, list[str]]:
+    """('mlcycle NAME ARG... --flag VALUE...', positional arguments), rebuilt from the
+    parsed parameters (the real argv is not at hand under a test runner); options left
+    at their default are left out."""
+    import shlex
+
+    from typer._click.globals import get_current_context
+
+    words, positional = ["mlcycle", name], []
+    ctx = get_current_context(silent=True)
+    for param in ctx.command.params if ctx is not None else ():
+        value = ctx.params.get(param.name)
+        if value is None or value is False or value in ((), []) or value == param.default:
+            continue
+        values = [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+        if param.param_type_name == "argument":
+            words += values
+            positional += values
+            continue
+        flag = ([o for o in param.opts if o.startswith("--")] or param.opts)[0]
+        words += [flag] if getattr(param, "is_flag", False) else [w for v in values for w in (flag, v)]
+    return shlex.join(words), positional
 
 
 def parse_size(text: str | None, option: str) -> tuple[int, int] | None:

@@ -1,4 +1,5 @@
-"""Curation verbs: merge, filter, remap, split, rebalance (docs/curate.md).
+"""Curation verbs: merge, filter, remap, split, rebalance, diff, dedupe (docs/curate.md,
+docs/curate-diff.md).
 
 One module per verb, each with typed functions that take a label table (or paths, for
 the streaming variants) and return a ``mlcycle.results.Result``:
@@ -9,6 +10,9 @@ the streaming variants) and return a ``mlcycle.results.Result``:
 - ``remap.remap_labels`` / ``remap.load_mapping``     rename, merge or drop classes
 - ``split.split_table``                                train/val/test, stratified, grouped
 - ``rebalance.rebalance_table``                        toward a class distribution
+- ``diff.diff``                                        what changed between two versions
+- ``dedupe.dedupe``                                    duplicate and leaking images
 
-Modules are imported on use; nothing heavy is imported here.
+Modules are imported on use (``from mlcycle.curate.diff import diff``); nothing heavy
+is imported here.
 """

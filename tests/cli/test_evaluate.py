@@ -46,7 +46,7 @@ def _tables(tmp_path, preds=None, gt=None, extra_gt=None, name="x"):
 
 
 def _rows(stdout: str) -> list[dict]:
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    return [r for r in (json.loads(line) for line in stdout.splitlines() if line.strip()) if "__mlcycle__" not in r]
 
 
 def test_per_label_output_on_stdout(runner, tmp_path):

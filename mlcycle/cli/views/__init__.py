@@ -1,1 +1,1 @@
-"""Terminal renderings of library results (rich): the only place besides the commands that prints."""
+"""Terminal renderings of library results (rich): one module per command; the only place besides the commands that prints."""
