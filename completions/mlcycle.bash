@@ -56,7 +56,7 @@ __mlcycle_cmd_schema_check() {
         --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "-s --schema --annotate --keep --report --strict --infer --examples --json -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "-s --schema --annotate --keep --report --strict --infer --examples --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -74,7 +74,7 @@ __mlcycle_cmd_stats() {
         --top) return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "--by --compare --source --plot --top --json -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "--by --compare --source --plot --top --json --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -101,7 +101,7 @@ __mlcycle_cmd_evaluate() {
         --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "--gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --metrics --json --fail-under -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "--gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --metrics --json --fail-under -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -136,7 +136,7 @@ __mlcycle_cmd_mine_hard() {
         --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "--per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --no-context --pool --embedding --k --failures --dup-threshold --json -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "--per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --no-context --pool --embedding --k --failures --dup-threshold --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -166,6 +166,150 @@ __mlcycle_cmd_export() {
     esac
 }
 
+__mlcycle_cmd_merge() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --on-conflict) __mlcycle_words "error first"; return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--on-conflict --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_filter() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        -w|--where) return ;;
+        --label) return ;;
+        --split) return ;;
+        --source) return ;;
+        --min-score) return ;;
+        --eval) __mlcycle_words "tp fp fn"; return ;;
+        --reason) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "-w --where --label --split --source --min-score --eval --reason --drop-empty --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_remap() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --map) return ;;
+        --map-file) __mlcycle_files; return ;;
+        --source) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--map --map-file --ignore-case --drop-unmapped --source --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_split() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --ratio) return ;;
+        --seed) return ;;
+        --stratify) return ;;
+        --group) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--ratio --seed --stratify --group --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_rebalance() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --by) return ;;
+        --target) __mlcycle_words "uniform sqrt FILE.yaml"; return ;;
+        --mode) __mlcycle_words "sample weight"; return ;;
+        --seed) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--by --target --mode --seed --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_diff() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --iou) return ;;
+        --same-iou) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--iou --same-iou --fail-on-change --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        1) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_dedupe() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+        --images-root) __mlcycle_dirs; return ;;
+        --max-distance) return ;;
+        --hash) __mlcycle_words "phash dhash"; return ;;
+        --min-cosine) return ;;
+        --embedding) return ;;
+        --workers) return ;;
+        -o|--output) __mlcycle_files; return ;;
+        --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--images-root --max-distance --hash --min-cosine --embedding --drop --report --allow-missing --workers --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+        *) __mlcycle_files ;;
+    esac
+}
+
+__mlcycle_cmd_info() {
+    # $1: the option before the word, or ''; $2: how many positional words precede it
+    case "$1" in
+    esac
+    if [[ $cur == -* ]]; then
+        __mlcycle_words "--json -q --quiet -v --verbose --no-color -h --help"; return
+    fi
+    case "$2" in
+        0) __mlcycle_files ;;
+    esac
+}
+
 _mlcycle() {
     local cur=${COMP_WORDS[COMP_CWORD]} prev= cmd= w i npos=0 skip=0 valopts=
     COMPREPLY=()
@@ -187,6 +331,14 @@ _mlcycle() {
                 evaluate) valopts=" --gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --metrics --fail-under -o --output --format " ;;
                 mine-hard) valopts=" --per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --pool --embedding --k --failures --dup-threshold -o --output --format " ;;
                 export) valopts=" -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics " ;;
+                merge) valopts=" --on-conflict -o --output --format " ;;
+                filter) valopts=" -w --where --label --split --source --min-score --eval --reason -o --output --format " ;;
+                remap) valopts=" --map --map-file --source -o --output --format " ;;
+                split) valopts=" --ratio --seed --stratify --group -o --output --format " ;;
+                rebalance) valopts=" --by --target --mode --seed -o --output --format " ;;
+                diff) valopts=" --iou --same-iou -o --output --format " ;;
+                dedupe) valopts=" --images-root --max-distance --hash --min-cosine --embedding --workers -o --output --format " ;;
+                info) valopts="  " ;;
             esac
             continue
         fi
@@ -206,7 +358,7 @@ _mlcycle() {
         if [[ $cur == -* ]]; then
             __mlcycle_words "--version -h --help"
         else
-            __mlcycle_words "ingest schema-check stats evaluate mine-hard export"
+            __mlcycle_words "ingest schema-check stats evaluate mine-hard export merge filter remap split rebalance diff dedupe info"
         fi
         return 0
     fi
@@ -217,6 +369,14 @@ _mlcycle() {
         evaluate) __mlcycle_cmd_evaluate "$prev" "$npos" ;;
         mine-hard) __mlcycle_cmd_mine_hard "$prev" "$npos" ;;
         export) __mlcycle_cmd_export "$prev" "$npos" ;;
+        merge) __mlcycle_cmd_merge "$prev" "$npos" ;;
+        filter) __mlcycle_cmd_filter "$prev" "$npos" ;;
+        remap) __mlcycle_cmd_remap "$prev" "$npos" ;;
+        split) __mlcycle_cmd_split "$prev" "$npos" ;;
+        rebalance) __mlcycle_cmd_rebalance "$prev" "$npos" ;;
+        diff) __mlcycle_cmd_diff "$prev" "$npos" ;;
+        dedupe) __mlcycle_cmd_dedupe "$prev" "$npos" ;;
+        info) __mlcycle_cmd_info "$prev" "$npos" ;;
     esac
     return 0
 }

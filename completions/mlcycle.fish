@@ -51,13 +51,21 @@ function __mlcycle_position
 end
 
 complete -c mlcycle -f
-complete -c mlcycle -n 'not __mlcycle_command' -f -a 'ingest schema-check stats evaluate mine-hard export'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a 'ingest schema-check stats evaluate mine-hard export merge filter remap split rebalance diff dedupe info'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a ingest -d 'Read annotations or predictions in a standard format into a label table'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a schema-check -d 'Check a label table against an annotation schema (YAML), like a linter'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a stats -d 'Describe a label table: counts, box sizes, labels per sample, attributes, balance'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a evaluate -d 'Evaluate predictions against ground truth'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a mine-hard -d 'Rank the labels worth a human look: likely annotation mistakes, confusions, bad boxes'
 complete -c mlcycle -n 'not __mlcycle_command' -f -a export -d 'Write a label table back to a standard annotation format'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a merge -d 'Merge label tables (same or different sources) into one'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a filter -d 'Keep the label rows that match a condition, streaming batch by batch'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a remap -d 'Rename, merge or drop classes'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a split -d 'Assign every sample to a split; write the split column on all of its rows'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a rebalance -d 'Subsample samples, or weight them, toward a target class distribution'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a diff -d 'Compare two label tables: labels added, removed, moved, relabelled, attributes changed'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a dedupe -d 'Find duplicate images: exact (same bytes) and near (perceptual hash, embeddings)'
+complete -c mlcycle -n 'not __mlcycle_command' -f -a info -d 'Describe a label table: rows, columns, sources, schema version, metadata, history'
 complete -c mlcycle -n 'not __mlcycle_command' -l version -d 'Print the version and exit'
 complete -c mlcycle -n 'not __mlcycle_command' -s h -l help -d 'Show this message and exit'
 
@@ -95,6 +103,7 @@ complete -c mlcycle -n '__mlcycle_using schema-check' -l examples -x -d 'Example
 complete -c mlcycle -n '__mlcycle_using schema-check' -l json -d 'Print the report as JSON on standard output'
 complete -c mlcycle -n '__mlcycle_using schema-check' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
 complete -c mlcycle -n '__mlcycle_using schema-check' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using schema-check' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
 complete -c mlcycle -n '__mlcycle_using schema-check' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using schema-check' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using schema-check' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
@@ -108,6 +117,7 @@ complete -c mlcycle -n '__mlcycle_using stats' -l source -x -d 'Only rows of thi
 complete -c mlcycle -n '__mlcycle_using stats' -l plot -x -a '(__fish_complete_directories)' -d 'Also write PNG charts into this folder (needs mlcycle(plot))'
 complete -c mlcycle -n '__mlcycle_using stats' -l top -x -d 'Rows per table on a terminal (JSON always has all). (default: 20)'
 complete -c mlcycle -n '__mlcycle_using stats' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using stats' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
 complete -c mlcycle -n '__mlcycle_using stats' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using stats' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using stats' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
@@ -130,6 +140,7 @@ complete -c mlcycle -n '__mlcycle_using evaluate' -l json -d 'Print the report a
 complete -c mlcycle -n '__mlcycle_using evaluate' -l fail-under -x -a 'AP= AP50= AP75= AP_small= AP_medium= AP_large= AR_1= AR_10= AR_100= AR_small= AR_medium= AR_large= precision= recall= f1= accuracy= mAP=' -d 'Exit 3 (after writing all outputs) when METRIC is below VALUE (repeatable)'
 complete -c mlcycle -n '__mlcycle_using evaluate' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
 complete -c mlcycle -n '__mlcycle_using evaluate' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
 complete -c mlcycle -n '__mlcycle_using evaluate' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using evaluate' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using evaluate' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
@@ -161,6 +172,7 @@ complete -c mlcycle -n '__mlcycle_using mine-hard' -l dup-threshold -x -d 'Cosin
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l json -d 'Print the report as JSON on standard output'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
@@ -184,3 +196,123 @@ complete -c mlcycle -n '__mlcycle_using export' -l no-color -d 'No colour on std
 complete -c mlcycle -n '__mlcycle_using export' -s h -l help -d 'Show this message and exit'
 complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images html' -d 'FORMAT'
 complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 1 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -F
+
+# merge
+complete -c mlcycle -n '__mlcycle_using merge' -l on-conflict -x -a 'error first' -d 'A sample with different width/height in two inputs: stop (error) or keep the first input\'s size (first). (default: error)'
+complete -c mlcycle -n '__mlcycle_using merge' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using merge' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using merge' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using merge' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using merge' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using merge' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using merge' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using merge' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using merge' -F
+
+# filter
+complete -c mlcycle -n '__mlcycle_using filter' -s w -l where -x -d 'Keep label rows where EXPR holds: comparisons (== != < <= > >=), in (..), is (not) null, and/or/not, parentheses; columns by name (`odd name` in backquotes), bbox.x/y/w/h'
+complete -c mlcycle -n '__mlcycle_using filter' -l label -x -d 'Only these classes (repeatable)'
+complete -c mlcycle -n '__mlcycle_using filter' -l split -x -d 'Only these splits (repeatable)'
+complete -c mlcycle -n '__mlcycle_using filter' -l source -x -d 'Only these sources (repeatable)'
+complete -c mlcycle -n '__mlcycle_using filter' -l min-score -x -d 'Only scores >= X (rows without a score, e.g. ground truth, stay)'
+complete -c mlcycle -n '__mlcycle_using filter' -l eval -x -a 'tp fp fn' -d 'Only these evaluate outcomes (repeatable)'
+complete -c mlcycle -n '__mlcycle_using filter' -l reason -x -d 'Only these mine-hard reasons (repeatable)'
+complete -c mlcycle -n '__mlcycle_using filter' -l drop-empty -d 'Drop samples left with no label (default: keep them as sample rows)'
+complete -c mlcycle -n '__mlcycle_using filter' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using filter' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using filter' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using filter' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using filter' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using filter' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using filter' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using filter' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using filter' -F
+
+# remap
+complete -c mlcycle -n '__mlcycle_using remap' -l map -x -d 'Rename OLD to NEW (repeatable, comma lists); several OLD to one NEW merge classes; OLD= drops the class'
+complete -c mlcycle -n '__mlcycle_using remap' -l map-file -r -F -d 'YAML with one `old: new` per line; `old: null` or `old: ~` drops the class'
+complete -c mlcycle -n '__mlcycle_using remap' -l ignore-case -d 'Match the mapping\'s class names whatever their case'
+complete -c mlcycle -n '__mlcycle_using remap' -l drop-unmapped -d 'Drop the labels of classes the mapping does not name'
+complete -c mlcycle -n '__mlcycle_using remap' -l source -x -d 'Remap only rows of these sources (default: all)'
+complete -c mlcycle -n '__mlcycle_using remap' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using remap' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using remap' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using remap' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using remap' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using remap' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using remap' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using remap' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using remap' -F
+
+# split
+complete -c mlcycle -n '__mlcycle_using split' -l ratio -x -d 'Split names and shares (normalised). (default: train=0.8,val=0.1,test=0.1)'
+complete -c mlcycle -n '__mlcycle_using split' -l seed -x -d 'Random seed: the same seed gives the same split. (default: 0)'
+complete -c mlcycle -n '__mlcycle_using split' -l stratify -x -d 'Balance the classes of this column across splits (iterative stratification, multi-label aware); usually label'
+complete -c mlcycle -n '__mlcycle_using split' -l group -x -d 'Keep the samples of one value of this column (video, scene, patient) in one split'
+complete -c mlcycle -n '__mlcycle_using split' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using split' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using split' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using split' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using split' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using split' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using split' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using split' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using split' -F
+
+# rebalance
+complete -c mlcycle -n '__mlcycle_using rebalance' -l by -x -d 'The class column to balance. (default: label)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l target -x -a 'uniform sqrt FILE.yaml' -d 'Target shares: equal, proportional to sqrt(count), or `class: weight` lines in a YAML file. (default: uniform)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l mode -x -a 'sample weight' -d 'Drop samples (sample) or add a weight column (weight). (default: sample)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l seed -x -d 'Random seed for the subsampling. (default: 0)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using rebalance' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using rebalance' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using rebalance' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using rebalance' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using rebalance' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using rebalance' -F
+
+# diff
+complete -c mlcycle -n '__mlcycle_using diff' -l iou -x -d 'Boxes with IoU >= T are the same label (moved or relabelled). (default: 0.5)'
+complete -c mlcycle -n '__mlcycle_using diff' -l same-iou -x -d 'Matched boxes with IoU >= T are unchanged (not moved). (default: 0.99)'
+complete -c mlcycle -n '__mlcycle_using diff' -l fail-on-change -d 'Exit 3 when anything changed (after writing the output): for CI'
+complete -c mlcycle -n '__mlcycle_using diff' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using diff' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using diff' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using diff' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using diff' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using diff' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using diff' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using diff' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using diff; and __mlcycle_position 0 --iou --same-iou -o --output --format' -F
+complete -c mlcycle -n '__mlcycle_using diff; and __mlcycle_position 1 --iou --same-iou -o --output --format' -F
+
+# dedupe
+complete -c mlcycle -n '__mlcycle_using dedupe' -l images-root -x -a '(__fish_complete_directories)' -d 'Folder the sample ids are relative to (required)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l max-distance -x -d 'Perceptual hashes within this Hamming distance (of 64 bits) are near-duplicates. (default: 6)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l hash -x -a 'phash dhash' -d 'Perceptual hash. (default: phash)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l min-cosine -x -d 'With an embedding column: samples with cosine >= C are near-duplicates (default: 0.98 when --embedding is given)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l embedding -x -d 'Column holding each sample\'s embedding (list of floats) (default: \'embedding\' when --min-cosine is given)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l drop -d 'Keep one sample per group (split priority train > val > test > other, then table order)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l report -d 'Write a table of duplicate pairs instead of the annotated table'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l allow-missing -d 'Skip missing images with a warning instead of failing'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l workers -x -d 'Threads hashing images (default: up to 8)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using dedupe' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
+complete -c mlcycle -n '__mlcycle_using dedupe' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using dedupe' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using dedupe' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using dedupe' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using dedupe' -F
+
+# info
+complete -c mlcycle -n '__mlcycle_using info' -l json -d 'Print the report as JSON on standard output'
+complete -c mlcycle -n '__mlcycle_using info' -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c mlcycle -n '__mlcycle_using info' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
+complete -c mlcycle -n '__mlcycle_using info' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
+complete -c mlcycle -n '__mlcycle_using info' -s h -l help -d 'Show this message and exit'
+complete -c mlcycle -n '__mlcycle_using info; and __mlcycle_position 0' -F

@@ -72,10 +72,25 @@ class MlcycleError(Exception):
         super().__init__(render_mentions(message))
         self.raw_message = message  # with parameter mentions, for the CLI to show as flags
         self.raw_hint = hint
-        self.message = render_mentions(message)
-        self.hint = render_mentions(hint)
         if exit_code is not None:
             self.exit_code = exit_code
+
+    @property
+    def message(self) -> str:
+        """The message as a Python user reads it (parameters by their names)."""
+        return render_mentions(self.raw_message)
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self.raw_message = value
+
+    @property
+    def hint(self) -> str | None:
+        return render_mentions(self.raw_hint)
+
+    @hint.setter
+    def hint(self, value: str | None) -> None:
+        self.raw_hint = value
 
     def __str__(self) -> str:  # pragma: no cover - trivial
         return self.message

@@ -14,25 +14,34 @@
 
 from __future__ import annotations
 
-import io as _io
 import os
-import re
 import stat
 import sys
-import tempfile
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, mention
+from mlcycle.jsonl import JSONL_META_KEY, check_json_depth, encode_jsonl
+from mlcycle.outputs import atomic_folder, atomic_output, check_output, is_stdout, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
+__all__ = [
+    # reading
+    "read_table", "read_tables", "scan", "TableScan", "concat", "decode", "sniff", "read_bytes",
+    "empty_inputs_allowed", "check_json_depth", "display_name",
+    # writing (atomic files and folders: mlcycle/outputs.py)
+    "write_table", "encode", "encode_jsonl", "output_encoding", "check_binary_to_terminal",
+    "atomic_output", "atomic_folder", "write_outputs", "check_output", "is_stdout",
+    "ENCODINGS", "BINARY_ENCODINGS", "JSONL_META_KEY",
+]
+
 ENCODINGS = ("jsonl", "parquet", "arrow", "csv")
 BINARY_ENCODINGS = ("parquet", "arrow")
-JSONL_META_KEY = "__mlcycle__"
 _ENDINGS = {
     ".parquet": "parquet", ".pq": "parquet",
     ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -49,6 +58,20 @@ def display_name(path: str | os.PathLike | None) -> str:
 
 # --------------------------------------------------------------------------- input
 
+_EMPTY_ALLOWED: "ContextVar[bool]" = ContextVar("mlcycle_empty_inputs_allowed", default=False)
+
+
+@contextmanager
+def empty_inputs_allowed(allowed: bool = True) -> Iterator[None]:
+    """Inside the block, every read treats an empty input as an empty table (what the
+    CLI's --allow-empty does for all the inputs of a command)."""
+    token = _EMPTY_ALLOWED.set(allowed)
+    try:
+        yield
+    finally:
+        _EMPTY_ALLOWED.reset(token)
+
+
 def read_bytes(path: str | os.PathLike | None, allow_empty: bool = False) -> bytes:
     """All bytes of a file or of standard input (``-``/None).
 
@@ -60,19 +83,19 @@ def read_bytes(path: str | os.PathLike | None, allow_empty: bool = False) -> byt
         if sys.stdin is None or sys.stdin.isatty():
             raise OptionError(None, "no input: standard input is a terminal", hint="pass a PATH or pipe data")
         data = sys.stdin.buffer.read()
-        if not data and not allow_empty:
+        if not data and not (allow_empty or _EMPTY_ALLOWED.get()):
             raise MlcycleError("<stdin>: no input: standard input is empty",
                                hint="the command before this one may have failed (set -o pipefail shows it); "
-                                    "pass --allow-empty to read nothing as an empty table")
+                                    f"pass {mention('allow_empty')} to read nothing as an empty table")
         return data
     p = Path(path)
     if not _is_readable_kind(p):
         raise MlcycleError(f"{p}: not a regular file (a FIFO, socket or device); expected a label table file")
     try:
         data = p.read_bytes()
-        if not data and not allow_empty:
+        if not data and not (allow_empty or _EMPTY_ALLOWED.get()):
             raise MlcycleError(f"{p}: the file is empty (0 bytes)",
-                               hint="the step that wrote it may have failed; pass --allow-empty to read it as an empty table")
+                               hint=f"the step that wrote it may have failed; pass {mention('allow_empty')} to read it as an empty table")
         return data
     except FileNotFoundError:
         raise MlcycleError(f"{p}: no such file") from None
@@ -271,7 +294,9 @@ def decode(data: bytes, name: str = "<stdin>") -> "pa.Table":
     if kind == "arrow":
         return _read_arrow(data, name)
     if kind == "jsonl":
-        return _read_jsonl(data, name)
+        from mlcycle.jsonl import read_jsonl
+
+        return read_jsonl(data, name)
     return _read_csv(data, name)
 
 
@@ -312,164 +337,6 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-# JSON Lines ---------------------------------------------------------------------
-
-_JSON_CORE_PY = {
-    T.SAMPLE_ID: (str,), T.SOURCE: (str,), T.LABEL: (str,), T.SPLIT: (str,),
-    T.LABEL_ID: (int,), T.CATEGORY_ID: (int,), T.IMAGE_ID: (int,),
-    T.WIDTH: (int,), T.HEIGHT: (int,), T.SCORE: (int, float), T.AREA: (int, float),
-    T.ISCROWD: (bool, int), T.BBOX: (list,), T.SEGMENTATION: (str, list, dict),
-}
-_PY_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean",
-                  list: "a list", dict: "an object", type(None): "null"}
-
-
-def _split_jsonl_header(data: bytes) -> tuple[dict | None, bytes, int]:
-    """Split off the metadata line; returns (metadata, rest, lines skipped)."""
-    import orjson
-
-    start = data.lstrip(b" \t\r\n\xef\xbb\xbf")
-    offset = len(data) - len(start)
-    if not start.startswith(b'{"' + JSONL_META_KEY.encode()):
-        return None, data, 0
-    end = start.find(b"\n")
-    line = start if end < 0 else start[:end]
-    try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return None, data, 0
-    if not (isinstance(doc, dict) and len(doc) == 1 and isinstance(doc.get(JSONL_META_KEY), dict)):
-        return None, data, 0
-    skipped = data[: offset].count(b"\n") + 1
-    rest = b"" if end < 0 else start[end + 1:]
-    return doc[JSONL_META_KEY], rest, skipped
-
-
-# Deeper nesting than this is refused before any JSON parser sees it: pyarrow's reader
-# overflows its stack (a segfault) on rows nested ~10,000 deep. No label table needs
-# more than a handful of levels (segmentation polygons are 3).
-MAX_JSON_DEPTH = 64
-_HEADER_LINE = re.compile(rb'(?m)^[ \t\r]*(?:\xef\xbb\xbf)?\{"' + JSONL_META_KEY.encode() + rb'"')
-
-
-def check_json_depth(data: bytes, name: str, first_line: int = 1, limit: int = MAX_JSON_DEPTH) -> None:
-    """Raise ``MlcycleError`` naming the line where JSON nests deeper than ``limit``.
-
-    Counts brackets without parsing (brackets inside strings count too, which can only
-    over-estimate), in blocks, with numpy: cheap next to parsing."""
-    import numpy as np
-
-    if data.count(b"[") + data.count(b"{") <= limit:
-        return
-    depth = 0
-    block = 1 << 24
-    for start in range(0, len(data), block):
-        chunk = np.frombuffer(data, dtype=np.uint8, count=min(block, len(data) - start), offset=start)
-        step = ((chunk == 0x5B) | (chunk == 0x7B)).astype(np.int32) - ((chunk == 0x5D) | (chunk == 0x7D))
-        levels = np.cumsum(step, dtype=np.int64) + depth
-        if levels.size and levels.max() > limit:
-            at = start + int(np.argmax(levels > limit))
-            line = first_line + data.count(b"\n", 0, at)
-            raise MlcycleError(f"{name}:{line}: JSON nested deeper than {limit} levels",
-                               hint="a label table row needs only a few levels; the file may be corrupt or hostile")
-        depth = int(levels[-1]) if levels.size else depth
-        depth = max(depth, 0)
-
-
-def _read_jsonl(data: bytes, name: str) -> "pa.Table":
-    # `cat a.jsonl b.jsonl`: each table may start with its own header line
-    heads = [m.start() for m in _HEADER_LINE.finditer(data)]
-    if len(heads) > 1 or (heads and data[:heads[0]].strip(b" \t\r\n\xef\xbb\xbf")):
-        bounds = ([0] if heads[0] and data[:heads[0]].strip() else []) + heads + [len(data)]
-        parts = []
-        for lo, hi in zip(bounds, bounds[1:]):
-            if data[lo:hi].strip():
-                table = _read_jsonl_one(data[lo:hi], name, data.count(b"\n", 0, lo))
-                parts.append(T.normalize(table, origin=name))
-        return concat(parts) if len(parts) > 1 else parts[0]
-    return _read_jsonl_one(data, name, 0)
-
-
-def _read_jsonl_one(data: bytes, name: str, lines_before: int) -> "pa.Table":
-    import pyarrow as pa
-
-    meta, body, skipped = _split_jsonl_header(data)
-    skipped += lines_before
-    check_json_depth(body, name, first_line=1 + skipped)
-    if not body.strip():
-        table = T.empty_table()
-    else:
-        try:
-            # types are inferred over one large block; `table.normalize` then casts the
-            # core columns to the contract's types and names any column that cannot be
-            table = _pyarrow_jsonl(body)
-            # pyarrow turns date-like strings into timestamps; strings must stay strings
-            stamps = [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
-            if stamps:
-                table = _pyarrow_jsonl(body, pa.schema([(n, pa.string()) for n in stamps]))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-            table = _read_jsonl_slow(body, name, skipped)
-    if meta is not None:
-        table = T.with_metadata(table, meta)
-    return table
-
-
-def _pyarrow_jsonl(body: bytes, schema=None) -> "pa.Table":
-    import pyarrow as pa
-    import pyarrow.json as pj
-
-    return pj.read_json(
-        pa.BufferReader(body),
-        read_options=pj.ReadOptions(block_size=1 << 26),
-        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer",
-                                      newlines_in_values=False),
-    )
-
-
-def _read_jsonl_slow(body: bytes, name: str, skipped: int) -> "pa.Table":
-    """Line by line, to say exactly which line and column is wrong."""
-    import orjson
-    import pyarrow as pa
-
-    rows = []
-    first_type: dict[str, tuple[type, int]] = {}
-    for i, line in enumerate(body.split(b"\n"), start=1 + skipped):
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            col = getattr(exc, "colno", None)
-            raise MlcycleError(f"{name}:{i}:{col}: malformed JSON: {exc.msg}" if col else f"{name}:{i}: malformed JSON: {exc}") from None
-        if not isinstance(row, dict):
-            raise MlcycleError(f"{name}:{i}: expected a JSON object per line, got {_PY_TYPE_NAMES.get(type(row), type(row).__name__)}")
-        for key, value in row.items():
-            if value is None:
-                continue
-            want = _JSON_CORE_PY.get(key)
-            if want is not None:
-                ok = isinstance(value, want) and not (bool not in want and isinstance(value, bool))
-                if not ok:
-                    raise MlcycleError(
-                        f"{name}:{i}: column '{key}' is {_PY_TYPE_NAMES.get(type(value), type(value).__name__)}, "
-                        f"expected {T.CORE_TYPE_NAMES[key]}")
-                continue
-            t = float if type(value) is int else type(value)
-            prev = first_type.get(key)
-            if prev is None:
-                first_type[key] = (t, i)
-            elif prev[0] is not t:
-                raise MlcycleError(
-                    f"{name}:{i}: column '{key}' is {_PY_TYPE_NAMES.get(type(value), 'a value')}, "
-                    f"but line {prev[1]} has {_PY_TYPE_NAMES.get(prev[0], 'another type')}",
-                    hint="an attribute column must have one type in every row")
-        rows.append(row)
-    try:
-        return pa.Table.from_pylist(rows)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise MlcycleError(f"{name}: inconsistent values: {_first_line(exc)}") from None
-
-
 # CSV ------------------------------------------------------------------------------
 
 _CSV_BBOX = ("bbox_x", "bbox_y", "bbox_w", "bbox_h")
@@ -497,6 +364,7 @@ def _read_csv(data: bytes, name: str) -> "pa.Table":
 
 # --------------------------------------------------------------------------- output
 
+
 def output_encoding(output: str | os.PathLike | None, encoding: str | None = None) -> str:
     """The output's ending, else ``encoding``, else MLCYCLE_FORMAT, else jsonl."""
     if output is not None and str(output) != "-":
@@ -514,144 +382,10 @@ def output_encoding(output: str | os.PathLike | None, encoding: str | None = Non
     return "jsonl"
 
 
-def is_stdout(output: str | os.PathLike | None) -> bool:
-    return output is None or str(output) == "-"
-
-
 def check_binary_to_terminal(output, encoding: str) -> None:
     if is_stdout(output) and encoding in BINARY_ENCODINGS and sys.stdout.isatty():
         raise OptionError(None, f"refusing to write binary {encoding} to a terminal",
                           hint="use -o FILE.parquet, or pipe the output into another command")
-
-
-def _is_special(path: Path) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode)
-
-
-def check_output(path: str | os.PathLike | None) -> None:
-    """Fail early, before any work, when ``path`` cannot be written as one file: a
-    folder (or a name ending in '/'), or a folder that does not exist."""
-    if is_stdout(path):
-        return
-    text = os.fspath(path)
-    target = Path(text)
-    if text.endswith(("/", os.sep)) or target.is_dir():
-        raise OptionError("output", f"{text}: is a folder; expected a file name")
-    if _is_special(target):
-        return
-    parent = target.parent if str(target.parent) else Path(".")
-    if not parent.is_dir():
-        raise MlcycleError(f"{target}: folder {parent} does not exist")
-
-
-def _stdout(binary: bool) -> IO:
-    if sys.stdout is None:
-        raise MlcycleError("standard output is closed", hint="write to a file with -o FILE")
-    return sys.stdout.buffer if binary else sys.stdout
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike | None, mode: str = "wb") -> Iterator[IO]:
-    """A file object for the output: stdout for ``-``/None; for a file, a temporary file
-    in the same folder renamed over the target only when the block succeeds. Special
-    files (``/dev/null``, FIFOs, terminals) are opened and written directly, never
-    renamed over. A failure of the disk (full, read-only, permissions) is an
-    ``MlcycleError`` naming the file; the target is left as it was."""
-    binary = "b" in mode
-    if is_stdout(path):
-        stream = _stdout(binary)
-        try:
-            yield stream
-            stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as exc:
-            raise MlcycleError(f"<stdout>: cannot write: {exc.strerror or exc}") from None
-        return
-    check_output(path)
-    target = Path(path)
-    if _is_special(target):
-        try:
-            with open(target, mode) as fh:
-                yield fh
-        except OSError as exc:
-            if isinstance(exc, BrokenPipeError):
-                raise
-            raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
-        return
-    parent = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise MlcycleError(f"{target}: cannot write in {parent}: {exc.strerror or exc}") from None
-    ok = False
-    try:
-        try:
-            with os.fdopen(fd, mode) if binary else os.fdopen(fd, mode, encoding="utf-8", newline="") as fh:
-                yield fh
-            # keep the permissions a plain `>` would give
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
-        ok = True
-    finally:
-        if not ok:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-
-
-def write_outputs(outputs: Sequence[tuple[str | os.PathLike | None, bytes]]) -> None:
-    """Write several outputs all or none: every file is written to a temporary name
-    first and renamed only when all of them are written; standard output comes last.
-    (``evaluate --metrics m.json -o bad/x`` must not leave m.json behind.)"""
-    for path, _ in outputs:
-        check_output(path)
-    staged: list[tuple[str, Path]] = []
-    direct: list[tuple[str | os.PathLike | None, bytes]] = []
-    try:
-        for path, data in outputs:
-            if is_stdout(path) or _is_special(Path(path)):
-                direct.append((path, data))
-                continue
-            target = Path(path)
-            parent = target.parent if str(target.parent) else Path(".")
-            try:
-                fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{target.name}.", suffix=".tmp")
-            except OSError as exc:
-                raise MlcycleError(f"{target}: cannot write in {parent}: {exc.strerror or exc}") from None
-            staged.append((tmp, target))
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)
-            except OSError as exc:
-                raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
-        for tmp, target in staged:
-            try:
-                os.replace(tmp, target)
-            except OSError as exc:
-                raise MlcycleError(f"{target}: cannot write: {exc.strerror or exc}") from None
-        staged = []
-    finally:
-        for tmp, _ in staged:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-    for path, data in direct:
-        with atomic_output(path, "wb") as fh:
-            fh.write(data)
 
 
 def write_table(table: "pa.Table", output: str | os.PathLike | None = None, encoding: str | None = None) -> None:
@@ -690,21 +424,6 @@ def _encode_arrow(table: "pa.Table") -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-def encode_jsonl(table: "pa.Table") -> bytes:
-    import orjson
-
-    out = _io.BytesIO()
-    meta = T.get_metadata(table)
-    # an empty table still gets its header line: zero bytes means "nothing was written"
-    if set(meta) - {"schema_version"} or table.num_rows == 0:
-        out.write(orjson.dumps({JSONL_META_KEY: meta}, option=orjson.OPT_APPEND_NEWLINE))
-    opt = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
-    dumps = orjson.dumps
-    for batch in table.to_batches(max_chunksize=65536):
-        out.write(b"".join([dumps(row, option=opt) for row in batch.to_pylist()]))
-    return out.getvalue()
 
 
 def _encode_csv(table: "pa.Table") -> bytes:

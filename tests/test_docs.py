@@ -301,7 +301,7 @@ def _bash(scripts: Path, *lines: str) -> list[list[str]]:
 def test_bash_completes_subcommands_options_values_and_paths(scripts):
     got = _bash(scripts,
                 "mlcycle ",
-                "mlcycle in",
+                "mlcycle in",  # ingest and info
                 "mlcycle ingest --fo",
                 "mlcycle ingest --format ",
                 "mlcycle ingest --format p",
@@ -315,7 +315,7 @@ def test_bash_completes_subcommands_options_values_and_paths(scripts):
                 "mlcycle export --split ",
                 )
     assert got[0] == sorted(COMMANDS)
-    assert got[1] == ["ingest"]
+    assert got[1] == ["info", "ingest"]
     assert got[2] == ["--format"]
     assert got[3] == ["arrow", "csv", "jsonl", "parquet"]
     assert got[4] == ["parquet"]

@@ -186,10 +186,45 @@ def command(name: str, examples: list[str], **kwargs) -> Callable:
     def deco(fn: Callable) -> Callable:
         epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples) + "\n\n" + EXIT_STATUS_HELP
         app.command(name=name, epilog=epilog, no_args_is_help=kwargs.pop("no_args_is_help", False), **kwargs)(
-            handle_errors(with_provenance(name, fn)))
+            handle_errors(with_provenance(name, with_allow_empty(fn))))
         return fn
 
     return deco
+
+
+AllowEmpty = Annotated[bool, typer.Option(
+    "--allow-empty", help="Read an empty input (0 bytes, e.g. from a failed step before) as an empty table "
+                          "instead of failing.")]
+
+
+def with_allow_empty(fn: Callable) -> Callable:
+    """Every command that reads label tables gets --allow-empty: an empty input is an
+    error by default (a failed upstream step must not look like 'no labels')."""
+    import inspect
+
+    sig = inspect.signature(fn)
+    if "tables" not in sig.parameters and "old" not in sig.parameters:
+        return fn
+
+    @functools.wraps(fn)
+    def wrapper(*args, allow_empty: bool = False, **kwargs):
+        from mlcycle import io
+
+        with io.empty_inputs_allowed(allow_empty):
+            return fn(*args, **kwargs)
+
+    # the command modules use `from __future__ import annotations`: resolve their hints in
+    # their own module, since typer reads them from this wrapper
+    import typing
+
+    hints = typing.get_type_hints(fn, include_extras=True)
+    params = [prm.replace(annotation=hints.get(prm.name, prm.annotation)) for prm in sig.parameters.values()]
+    extra = inspect.Parameter("allow_empty", params[0].kind, default=False, annotation=AllowEmpty)
+    before = [i for i, prm in enumerate(params) if prm.name == "quiet"]
+    params.insert(before[0] if before else len(params), extra)
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {**hints, "allow_empty": AllowEmpty}
+    return wrapper
 
 
 # --------------------------------------------------------------------------- provenance

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from mlcycle import reporting
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError, printable
+from mlcycle.errors import MlcycleError, OptionError, printable, mention
 from mlcycle.results import Result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,7 +97,7 @@ def dedupe(table: "pa.Table", images_root: str | os.PathLike, *, max_distance: i
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise MlcycleError(f"{origin}: row {first_row[k] + 1}: image of sample '{printable(names[k])}' "
                            f"not found: {printable(paths[k])}{more}",
-                           hint="check --images-root, or pass --allow-missing to skip missing images")
+                           hint=f"check {mention('images_root')}, or pass {mention('allow_missing')} to skip missing images")
     if missing:
         reporting.warn(f"{len(missing)} images not found under {root}, skipped (first: {printable(names[missing[0]])})")
     has = np.array([im.digest is not None for im in images], dtype=bool)
@@ -195,10 +195,10 @@ def _resolve(names: list, first_row: "np.ndarray", root: str, origin: str) -> li
         parts = re.split(r"[/\\]", sid)
         if sid.startswith(("/", "\\")) or _DRIVE.match(sid) or os.path.isabs(sid):
             raise MlcycleError(f"{where} is an absolute path; dedupe reads only below the images root",
-                               hint="sample ids must be paths relative to --images-root")
+                               hint=f"sample ids must be paths relative to {mention('images_root')}")
         if ".." in parts or "\x00" in sid:
             raise MlcycleError(f"{where} leaves the images root ('..'); dedupe reads only below it",
-                               hint="sample ids must be paths relative to --images-root")
+                               hint=f"sample ids must be paths relative to {mention('images_root')}")
         path = os.path.join(root, *[p for p in parts if p])
         real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:

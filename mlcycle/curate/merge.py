@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from mlcycle import reporting
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, mention
 from mlcycle.results import Result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -171,7 +171,7 @@ class _Plan:
                 msg = (f"sample '{d['sample_id']}' has {d['column']} {d['first']} and {d['other']} in {d['first_input']}{more}")
             else:
                 msg = (f"sample '{d['sample_id']}' has {d['column']} {d['first']} in {where}{more}")
-            raise MlcycleError(msg, hint="the inputs disagree about the image size; --on-conflict first keeps the first input's size")
+            raise MlcycleError(msg, hint=f"the inputs disagree about the image size; {mention('on_conflict')} first keeps the first input's size")
         if conflicted:
             reporting.warn(f"{len(conflicted)} samples have different sizes in different inputs; kept the first input's "
                            f"(e.g. '{conflicted[0]}')")

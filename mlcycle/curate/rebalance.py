@@ -52,7 +52,7 @@ def load_target(target: str | os.PathLike | Mapping[str, Any]) -> str | dict[str
         path = Path(target)
         if not path.is_file():
             raise OptionError("target", f"'{target}' is neither uniform, sqrt nor a YAML file",
-                              hint="--target uniform, --target sqrt or --target weights.yaml")
+                              hint="uniform, sqrt or a YAML file of class: share (weights.yaml)")
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from mlcycle import reporting
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, mention
 from mlcycle.results import Result
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,7 +127,7 @@ def plan_remap(classes: Sequence[str], old_ids: Mapping[str, int], mapping: Mapp
             f = k.casefold()
             if f in lookup and lookup[f] != v:
                 raise OptionError("mapping", f"'{k}' and another key differ only in case but map differently",
-                                  hint="drop --ignore-case or make them agree")
+                                  hint=f"drop {mention('ignore_case')} or make them agree")
             lookup[f] = v
     else:
         lookup = dict(mapping)

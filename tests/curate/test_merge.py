@@ -35,7 +35,7 @@ def test_size_conflict_is_an_error_naming_both_inputs_and_the_sample():
         merge_tables([a, b], ["a.parquet", "b.parquet"])
     msg = info.value.message
     assert msg == "sample 'y' has width 100 in a.parquet but 120 in b.parquet"
-    assert "--on-conflict first" in info.value.hint
+    assert "on_conflict first" in info.value.hint  # the CLI shows --on-conflict
 
 
 def test_size_conflict_first_keeps_the_first_size_on_every_row():
