@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     # reading
     "read_table", "read_tables", "scan", "TableScan", "concat", "decode", "sniff", "read_bytes",
+    "dataset_files", "with_partitions",
     "empty_inputs_allowed", "check_json_depth", "display_name",
     # writing (atomic files and folders: mlcycle/outputs.py)
     "write_table", "encode", "encode_jsonl", "output_encoding", "check_binary_to_terminal",
@@ -100,7 +101,8 @@ def read_bytes(path: str | os.PathLike | None, allow_empty: bool = False) -> byt
     except FileNotFoundError:
         raise MlcycleError(f"{p}: no such file") from None
     except IsADirectoryError:
-        raise MlcycleError(f"{p}: is a folder, expected a label table file") from None
+        raise MlcycleError(f"{p}: is a folder, expected a label table file",
+                           hint="a folder is read as a partitioned Parquet dataset by read_table and scan") from None
     except OSError as exc:
         raise MlcycleError(f"{p}: cannot read: {exc.strerror or exc}") from None
 
@@ -128,11 +130,54 @@ def sniff(data: bytes) -> str:
     return "csv"
 
 
+def dataset_files(folder: str | os.PathLike) -> list[tuple[Path, dict[str, str]]]:
+    """The Parquet files of a dataset folder (as Spark, Ray, DuckDB or polars write them),
+    in path order, each with the hive partition values of its folders
+    (``split=val/part-0.parquet`` -> ``{"split": "val"}``). Hidden and ``_``-prefixed
+    files (``_SUCCESS``, ``_common_metadata``) are skipped."""
+    from urllib.parse import unquote
+
+    root = Path(folder)
+    out = []
+    for file in sorted(root.rglob("*")):
+        rel = file.relative_to(root).parts
+        if any(part.startswith((".", "_")) for part in rel) or not file.is_file():
+            continue
+        if not _starts_with(file, b"PAR1"):
+            continue
+        parts = {}
+        for seg in rel[:-1]:
+            if "=" in seg:
+                key, value = seg.split("=", 1)
+                parts[unquote(key)] = unquote(value)
+        out.append((file, parts))
+    if not out:
+        raise MlcycleError(f"{root}: a folder with no Parquet files",
+                           hint="give a label table file, or a folder of Parquet files (a partitioned dataset)")
+    return out
+
+
+def with_partitions(table: "pa.Table", parts: dict[str, str]) -> "pa.Table":
+    """Add hive partition values as string columns (a column the file has wins)."""
+    import pyarrow as pa
+
+    for key, value in parts.items():
+        if key not in table.column_names:
+            table = table.append_column(key, pa.array([value] * table.num_rows, type=pa.string()))
+    return table
+
+
 def read_table(path: str | os.PathLike | None = None, allow_empty: bool = False) -> "pa.Table":
     """Read one label table (any encoding) and check it against the contract.
 
     Several tables concatenated in one stream (``cat a.jsonl b.jsonl``, two Arrow
-    streams) are read as one table."""
+    streams) are read as one table; a folder is read as a partitioned Parquet dataset
+    (``dataset_files``)."""
+    if path is not None and str(path) != "-" and Path(path).is_dir():
+        tables = []
+        for file, parts in dataset_files(path):
+            tables.append(with_partitions(read_table(file, allow_empty=allow_empty), parts))
+        return concat(tables) if len(tables) > 1 else T.normalize(tables[0], origin=str(path))
     name = display_name(path)
     data = read_bytes(path, allow_empty=allow_empty)
     table = decode(data, name)
@@ -171,15 +216,20 @@ class TableScan:
             raise OptionError(None, "standard input ('-') given more than once")
         self.batch_rows = max(1, int(batch_rows))
         self.keep_dictionaries = keep_dictionaries
-        # per input: (display name, a parquet path or None, an in-memory table or None)
-        self._inputs: list[tuple[str, str | None, "pa.Table | None"]] = []
+        # per input: (display name, a parquet path or None, an in-memory table or None,
+        # hive partition values of a file in a dataset folder)
+        self._inputs: list[tuple[str, str | None, "pa.Table | None", dict[str, str]]] = []
         for path in paths:
             name = display_name(path)
-            if path is not None and str(path) != "-" and _starts_with(path, b"PAR1"):
-                self._inputs.append((name, os.fspath(path), None))
+            if path is not None and str(path) != "-" and Path(path).is_dir():
+                for file, parts in dataset_files(path):
+                    self._inputs.append((str(file), os.fspath(file), None, parts))
+                    _provenance_note(str(file), path=file)
+            elif path is not None and str(path) != "-" and _starts_with(path, b"PAR1"):
+                self._inputs.append((name, os.fspath(path), None, {}))
                 _provenance_note(name, path=path)
             else:
-                self._inputs.append((name, None, read_table(path, allow_empty=allow_empty)))
+                self._inputs.append((name, None, read_table(path, allow_empty=allow_empty), {}))
         self.schema = self._schema()
 
     @property
@@ -190,12 +240,13 @@ class TableScan:
         import pyarrow as pa
 
         schemas = []
-        for name, parquet, table in self._inputs:
+        for name, parquet, table, parts in self._inputs:
             if table is not None:
                 schemas.append(table.schema)
             else:
                 pf = _open_parquet(parquet, name)
-                schemas.append(T.normalize(pf.schema_arrow.empty_table(), origin=name).schema)
+                empty = with_partitions(pf.schema_arrow.empty_table(), parts)
+                schemas.append(T.normalize(empty, origin=name).schema)
         try:
             return pa.unify_schemas(schemas, promote_options="permissive") if len(schemas) > 1 else schemas[0]
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -213,7 +264,7 @@ class TableScan:
         (the required columns are always read)."""
         import pyarrow as pa
 
-        for name, parquet, table in self._inputs:
+        for name, parquet, table, parts in self._inputs:
             if table is not None:
                 t = table if columns is None else table.select(
                     [c for c in table.column_names if c in set(columns) | set(T.REQUIRED_COLUMNS)])
@@ -226,13 +277,14 @@ class TableScan:
             cols = None if columns is None else [c for c in names if c in set(columns) | set(T.REQUIRED_COLUMNS)]
             try:
                 for batch in pf.iter_batches(batch_size=self.batch_rows, columns=cols):
-                    t = pa.Table.from_batches([batch])
+                    t = with_partitions(pa.Table.from_batches([batch]), parts)
                     if meta:
                         t = t.replace_schema_metadata(meta)
                     yield T.normalize(t, origin=name, keep_dictionaries=self.keep_dictionaries)
                 if pf.metadata.num_rows == 0:
                     empty = pf.schema_arrow.empty_table()
-                    yield T.normalize(empty if cols is None else empty.select(cols), origin=name)
+                    empty = with_partitions(empty if cols is None else empty.select(cols), parts)
+                    yield T.normalize(empty, origin=name)
             except (pa.ArrowInvalid, OSError) as exc:
                 raise MlcycleError(f"{name}: not a readable Parquet file ({_first_line(exc)})",
                                    hint="the file may be truncated or still being written") from None
@@ -355,6 +407,9 @@ def _read_csv(data: bytes, name: str) -> "pa.Table":
             null_values=[""], quoted_strings_can_be_null=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise MlcycleError(f"{name}: not a readable label table CSV ({_first_line(exc)})") from None
+    from mlcycle.csvsafe import restore_table
+
+    table = restore_table(table)  # cells mlcycle guarded against formula injection
     if all(c in table.column_names for c in _CSV_BBOX):
         boxes = np.stack([table.column(c).to_numpy(zero_copy_only=False).astype(float) for c in _CSV_BBOX], axis=1)
         idx = table.column_names.index("bbox_x")
@@ -427,7 +482,8 @@ def _encode_arrow(table: "pa.Table") -> bytes:
 
 
 def _encode_csv(table: "pa.Table") -> bytes:
-    """Lossy convenience: bbox becomes bbox_x/y/w/h, nested columns become JSON text."""
+    """Lossy convenience: bbox becomes bbox_x/y/w/h, nested columns become JSON text;
+    text cells a spreadsheet would run as formulas are guarded (mlcycle.csvsafe)."""
     import numpy as np
     import orjson
     import pyarrow as pa
@@ -444,8 +500,10 @@ def _encode_csv(table: "pa.Table") -> bytes:
             cols[name] = pa.array([None if v is None else orjson.dumps(v).decode() for v in col.to_pylist()], type=pa.string())
         else:
             cols[name] = col
+    from mlcycle.csvsafe import neutralize_table
+
     sink = pa.BufferOutputStream()
-    pcsv.write_csv(pa.table(cols), sink)
+    pcsv.write_csv(neutralize_table(pa.table(cols)), sink)  # no formulas for spreadsheets
     return sink.getvalue().to_pybytes()
 
 

@@ -146,3 +146,58 @@ def test_parquet_from_polars_or_pandas_is_accepted(tmp_path, variant):
     assert sum(b.num_rows for b in io.scan(p)) == 3
     proc = _run(["stats", p, "--json"], input=None)
     assert proc.returncode == 0, proc.stderr
+
+
+# --------------------------------------------------------------------------- CSV injection
+
+def test_csv_output_guards_formulas_and_reads_them_back_unchanged():
+    t = T.from_columns({T.SAMPLE_ID: ["=HYPERLINK(\"http://x\")", "a.jpg", "-x", "@SUM(A1)"],
+                        T.SOURCE: ["gt"] * 4, T.LABEL: ["+1", "cat", "\tTAB", "dog"], T.SCORE: [-3.5, 1.0, 2.0, None]})
+    text = io.encode(t, "csv").decode()
+    for cell in ("'=HYPERLINK", "'-x", "'@SUM", "'+1", "'\tTAB"):
+        assert cell in text, cell
+    assert "-3.5" in text and "'-3.5" not in text  # numbers stay numbers
+    back = T.normalize(io.decode(io.encode(t, "csv")))
+    assert back.column(T.SAMPLE_ID).to_pylist() == t.column(T.SAMPLE_ID).to_pylist()
+    assert back.column(T.LABEL).to_pylist() == t.column(T.LABEL).to_pylist()
+
+
+# --------------------------------------------------------------------------- datasets
+
+def _dataset(root: Path) -> Path:
+    ds = root / "ds"
+    for split in ("train", "val"):
+        (ds / f"split={split}").mkdir(parents=True)
+        for i in range(2):
+            t = T.from_columns({T.SAMPLE_ID: [f"{split}{i}_{j}.jpg" for j in range(3)], T.SOURCE: ["gt"] * 3,
+                                T.LABEL_ID: [1, 2, 3], T.LABEL: ["cat", "dog", "cat"],
+                                T.BBOX: [[1.0, 1.0, 5.0, 5.0]] * 3})
+            pq.write_table(t, ds / f"split={split}" / f"part-{i}.parquet")
+    (ds / "_SUCCESS").write_text("")
+    return ds
+
+
+def test_a_partitioned_parquet_folder_is_one_table_with_its_partition_columns(tmp_path):
+    ds = _dataset(tmp_path)
+    t = io.read_table(ds)
+    assert t.num_rows == 12
+    assert sorted(set(t.column(T.SPLIT).to_pylist())) == ["train", "val"]
+    batches = list(io.scan(ds, batch_rows=2))
+    assert sum(b.num_rows for b in batches) == 12 and all(b.num_rows <= 2 for b in batches)
+    assert {v for b in batches for v in b.column(T.SPLIT).to_pylist()} == {"train", "val"}
+
+
+@pytest.mark.parametrize("args", [["stats", "--json"], ["schema-check", "--infer"], ["filter", "--split", "val"],
+                                  ["export", "coco"]])
+def test_every_command_reads_a_dataset_folder(tmp_path, args):
+    ds = _dataset(tmp_path)
+    cmd = [args[0], ds, *args[1:]] if args[0] != "export" else ["export", "coco", ds]
+    out = _run(cmd, input=None)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout
+
+
+def test_a_folder_without_parquet_files_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MlcycleError, match="no Parquet files"):
+        io.read_table(tmp_path / "empty")
