@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-ORIGINAL_LABEL_ID = "original_label_id"
+ORIGINAL_LABEL_ID = T.ORIGINAL_LABEL_ID  # defined in mlcycle/table.py
 ON_CONFLICT = ("error", "first")
 COCO = "coco"
 _PASS1 = [T.LABEL_ID, T.LABEL, T.CATEGORY_ID, T.WIDTH, T.HEIGHT, T.IMAGE_ID, T.BBOX]

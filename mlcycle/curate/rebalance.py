@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-WEIGHT = "weight"  # the column mode="weight" adds
+WEIGHT = T.WEIGHT  # defined in mlcycle/table.py
 TARGETS = ("uniform", "sqrt")
 MODES = ("sample", "weight")
 
