@@ -46,6 +46,10 @@ def write_batches(batches: Iterable["pa.Table"], schema: "pa.Schema", output: st
     io.check_binary_to_terminal(output, enc)
     if metadata is not None:
         schema = T.with_metadata(schema.empty_table(), metadata).schema
+    from mlcycle import provenance
+
+    if provenance.active():  # the history io.write_table would add
+        schema = provenance.stamp(schema.empty_table()).schema
     rows = 0
     if enc == "csv":
         tables = [conform(b, schema) for b in batches]
@@ -70,9 +74,9 @@ def write_batches(batches: Iterable["pa.Table"], schema: "pa.Schema", output: st
         else:
             import orjson
 
+            # the header line always: an empty table must not be zero bytes (see io.read_bytes)
             meta = T.get_metadata(schema.empty_table())
-            if set(meta) - {"schema_version"}:
-                fh.write(orjson.dumps({io.JSONL_META_KEY: meta}, option=orjson.OPT_APPEND_NEWLINE))
+            fh.write(orjson.dumps({io.JSONL_META_KEY: meta}, option=orjson.OPT_APPEND_NEWLINE))
             for b in batches:
                 if b.num_rows:
                     fh.write(io.encode_jsonl(b.replace_schema_metadata(None)))
