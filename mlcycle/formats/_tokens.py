@@ -1,4 +1,5 @@
-"""Whitespace-separated text labels (YOLO, KITTI) read as tokens, many files at once."""
+"""Whitespace-separated text labels (YOLO, KITTI) read as tokens, many files at once;
+their text checked first (UTF-8, a BOM accepted, UTF-16 and binary refused)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,41 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def text_files(contents: list[bytes], names: list[str]) -> list[bytes]:
+    """``contents`` checked as UTF-8 text, all files at once: a UTF-8 BOM is dropped; a
+    UTF-16 file, a NUL byte or invalid UTF-8 is an ``MlcycleError`` naming the file and
+    line."""
+    from mlcycle.errors import MlcycleError, printable
+
+    contents = [c[3:] if c[:3] == _BOM else c for c in contents]
+    data = b"\n".join(contents)
+
+    def place(pos: int) -> tuple[str, int]:
+        start = 0
+        for name, c in zip(names, contents):
+            if pos <= start + len(c):
+                return printable(name), data.count(b"\n", start, pos) + 1
+            start += len(c) + 1
+        return printable(names[-1]), 1  # pragma: no cover
+
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        name, line = place(nul)
+        utf16 = any(c[:2] in (b"\xff\xfe", b"\xfe\xff") for c in contents)
+        raise MlcycleError(f"{name}:{line}: a NUL byte: the file is " + ("UTF-16" if utf16 else "binary or UTF-16")
+                           + ", not UTF-8 text", hint="save the labels as UTF-8 text")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        name, line = place(exc.start)
+        raise MlcycleError(f"{name}:{line}: invalid UTF-8 (byte 0x{data[exc.start]:02x})",
+                           hint="save the labels as UTF-8 text") from None
+    return contents
 
 
 def tokenize(contents: list[bytes]) -> dict[str, Any]:

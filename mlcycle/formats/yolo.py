@@ -43,13 +43,13 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError, mention
+from mlcycle.errors import MlcycleError, OptionError, mention, printable
 from mlcycle.formats import ReadOptions
 from mlcycle.formats import WriteOptions as CommonWriteOptions
 from mlcycle.formats._assemble import assemble
 from mlcycle.formats._invalid import InvalidInput
-from mlcycle.formats._paths import SPLIT_NAMES
-from mlcycle.formats._tokens import floats, tokenize
+from mlcycle.formats._paths import SPLIT_NAMES, read_head, read_regular, relative_entry
+from mlcycle.formats._tokens import floats, text_files, tokenize
 from mlcycle.formats._writing import class_names, source_rows, unique_samples
 from mlcycle.formats._images import IMAGE_EXTENSIONS
 
@@ -72,9 +72,8 @@ def _has_names(root: Path) -> bool:
     if any((root / n).is_file() for n in NAME_FILES) or any(root.glob("*.names")):
         return True
     for y in _yaml_files(root):
-        try:
-            head = y.read_bytes()[:1 << 16]
-        except OSError:
+        head = read_head(y)
+        if head is None:
             continue
         if re.search(rb"(?m)^names\s*:", head):
             return True
@@ -98,10 +97,10 @@ def detect(path: Path) -> bool:
     for p in sorted(path.glob("*.txt"))[:20]:
         if p.name in NAME_FILES:
             continue
-        try:
-            line = p.read_bytes()[:200].split(b"\n", 1)[0].split()
-        except OSError:
+        head = read_head(p, 200)
+        if head is None:
             continue
+        line = head.split(b"\n", 1)[0].split()
         if len(line) in (5, 6) and line[0].isdigit():
             return True
     return False
@@ -124,39 +123,94 @@ class WriteOptions(CommonWriteOptions):
 
 # --------------------------------------------------------------------------- layout
 
-def _read_names(root: Path) -> tuple[list[str], str]:
+YAML_MAX_BYTES = 1 << 20  # a data.yaml is a few lines; a bigger one is not a YOLO data.yaml
+YAML_MAX_NODES = 100_000  # values once aliases are expanded ("billion laughs" stops here)
+
+
+def _load_yaml(y: Path) -> Any:
+    """A data.yaml, loaded safely and in bounded time: the document is composed first
+    (aliases shared, not copied), and refused when expanding its aliases would give more
+    than ``YAML_MAX_NODES`` values (the "billion laughs" bomb), before anything is built;
+    a file over ``YAML_MAX_BYTES`` is refused unread."""
     import yaml
 
+    data = read_regular(y)
+    if len(data) > YAML_MAX_BYTES:
+        raise MlcycleError(f"{y}: {len(data)} bytes is too big for a YOLO data.yaml (limit {YAML_MAX_BYTES})")
+    text = text_files([data], [str(y)])[0].decode("utf-8")
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > YAML_MAX_NODES:
+            raise MlcycleError(f"{y}: YAML aliases expand to more than {YAML_MAX_NODES} values (an alias bomb?); not read")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{y}:{mark.line + 1}" if mark is not None else str(y)
+        raise MlcycleError(f"{where}: cannot read YAML: {printable(getattr(exc, 'problem', None) or str(exc).splitlines()[0])}") from None
+    except RecursionError:
+        raise MlcycleError(f"{y}: cannot read YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: Any, memo: dict[int, int]) -> int:
+    """How many values ``node`` is once every alias is copied (shared nodes counted once
+    each in time, every time in the result)."""
+    done = memo.get(id(node))
+    if done is not None:
+        return done
+    memo[id(node)] = YAML_MAX_NODES + 1  # a node that contains itself is infinite
+    total = 1
+    value = node.value
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, tuple):  # a mapping's (key, value)
+                total += _expanded_size(item[0], memo) + _expanded_size(item[1], memo)
+            else:
+                total += _expanded_size(item, memo)
+            if total > YAML_MAX_NODES:
+                break
+    memo[id(node)] = total
+    return total
+
+
+def _name(v: Any, y: Path, k: Any) -> str:
+    if isinstance(v, (list, dict)):
+        raise MlcycleError(f"{y}: 'names' entry {printable(k)} is a {type(v).__name__}, not a class name")
+    return str(v)
+
+
+def _read_names(root: Path) -> tuple[list[str], str]:
     for y in _yaml_files(root):
-        try:
-            doc = yaml.safe_load(y.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise MlcycleError(f"{y}: cannot read YAML: {str(exc).splitlines()[0]}") from None
+        doc = _load_yaml(y)
         if isinstance(doc, dict) and "names" in doc:
             names = doc["names"]
             if isinstance(names, dict):
                 try:
                     keys = sorted(int(k) for k in names)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     raise MlcycleError(f"{y}: 'names' keys must be class indices") from None
                 if keys != list(range(len(keys))):
                     raise MlcycleError(f"{y}: 'names' indices must be 0..{len(keys) - 1}")
                 by = {int(k): v for k, v in names.items()}
-                return [str(by[k]) for k in keys], str(y)
+                return [_name(by[k], y, k) for k in keys], str(y)
             if isinstance(names, list):
-                return [str(n) for n in names], str(y)
+                return [_name(n, y, k) for k, n in enumerate(names)], str(y)
             raise MlcycleError(f"{y}: 'names' must be a list or a map of index -> name")
     candidates = [root / n for n in NAME_FILES] + sorted(root.glob("*.names"))
     obj_data = root / "obj.data"
     if obj_data.is_file():
-        for line in obj_data.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in read_regular(obj_data).decode("utf-8", errors="replace").splitlines():
             k, _, v = line.partition("=")
             if k.strip() == "names" and v.strip():
-                candidates.insert(0, root / PurePosixPath(v.strip()).name)
+                candidates.insert(0, root / PurePosixPath(v.strip().replace("\x00", "")).name)
     for c in candidates:
         if c.is_file():
-            text = c.read_text(encoding="utf-8-sig")
-            names = [ln.strip() for ln in text.splitlines()]
+            text = text_files([read_regular(c)], [str(c)])[0].decode("utf-8")
+            names = [ln.strip() for ln in text.split("\n")]  # as written: one name a line
             while names and not names[-1]:
                 names.pop()
             return names, str(c)
@@ -167,13 +221,11 @@ def _read_names(root: Path) -> tuple[list[str], str]:
 def _yaml_splits(root: Path) -> set[str] | None:
     """Split folder names declared in data.yaml (``train: images/train`` -> train,
     ``val: ../valid/images`` -> valid); None without a YAML file naming splits."""
-    import yaml
-
     found: set[str] | None = None
     for y in _yaml_files(root):
         try:
-            doc = yaml.safe_load(y.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            doc = _load_yaml(y)
+        except MlcycleError:
             continue
         if not isinstance(doc, dict):
             continue
@@ -204,13 +256,16 @@ def _is_split(name: str) -> bool:
     return name.lower() in SPLIT_NAMES
 
 
-def _locate(parts: tuple[str, ...], kind: str) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+def _locate(parts: tuple[str, ...], kind: str, last: bool = False) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
     """For a file's folder parts (relative to the root): (split, folder parts of the
-    sample id, folder parts of the image folder). ``kind`` is 'labels' or 'images'."""
+    sample id, folder parts of the image folder). ``kind`` is 'labels' or 'images'.
+    The ``labels``/``images`` folder is the first one under the root (a sample id may
+    itself start with ``images/``); ``last``: the last one (an absolute path in a list
+    file, written on another machine)."""
     for lab, img in (("labels", "images"), ("Annotations", "Images")):
-        own, other = (lab, img) if kind == "labels" else (img, lab)
+        own = lab if kind == "labels" else img
         if own in parts:
-            k = len(parts) - 1 - parts[::-1].index(own)
+            k = len(parts) - 1 - parts[::-1].index(own) if last else parts.index(own)
             image_base = list(parts[:k]) + [img]
             if k + 1 < len(parts) and _is_split(parts[k + 1]):  # labels/<split>/...
                 split = parts[k + 1]
@@ -232,23 +287,28 @@ def _list_entries(root: Path) -> dict[tuple[str | None, str], str]:
     for p in sorted(root.glob("*.txt")):
         if p.name in NAME_FILES:
             continue
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except OSError:
+        data = read_head(p, 1 << 30)
+        if data is None:
             continue
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        text = data.decode("utf-8", errors="replace")
+        lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
         if not lines or not all(PurePosixPath(ln).suffix.lower() in IMAGE_EXTENSIONS for ln in lines[:50]):
             continue
         for ln in lines:
             pp = PurePosixPath(ln.replace("\\", "/"))
-            parts = tuple(x for x in pp.parts[:-1] if x not in (".", ""))
+            absolute = pp.is_absolute() or ".." in pp.parts
+            parts = tuple(x for x in pp.parts[:-1] if x not in (".", "", "/"))
             if parts and parts[0] == "data" and not (root / "data").is_dir():
                 parts = parts[1:]
-            split, rel, _ = _locate(parts, "images")
+            split, rel, _ = _locate(parts, "images", last=absolute)
             if split is None and p.stem in SPLIT_NAMES and not any(_OBJ_DATA.match(x) or x == "images" for x in parts):
                 split = p.stem
-            sid = str(PurePosixPath(*rel, pp.name))
-            out.setdefault((split, str(PurePosixPath(*rel, pp.stem))), sid)
+            sid = "/".join((*rel, pp.name))
+            if not relative_entry(sid):
+                # not an image under this folder (or a damaged line): the list only
+                # adds images without labels and file extensions, so it is not used
+                continue
+            out.setdefault((split, "/".join((*rel, pp.stem))), sid)
     return out
 
 
@@ -322,7 +382,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     splits = [k[0] for k in keys]
     files = [samples[k][2] for k in keys]
     with_labels = [i for i, f in enumerate(files) if f is not None]
-    contents = [_read(files[i]) for i in with_labels]
+    contents = text_files([_read(files[i]) for i in with_labels], [files[i] for i in with_labels])
     problems = InvalidInput(options.skip_invalid, "YOLO line")
     parsed = parse_lines(contents, [str(files[i]) for i in with_labels], len(names), problems, names_file)
     file_idx, cls, norm, conf = parsed
@@ -361,18 +421,14 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
 
 
 def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise MlcycleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return read_regular(path)
 
 
 def _is_list_file(p: Path) -> bool:
-    try:
-        lines = [ln.strip() for ln in p.read_text(encoding="utf-8", errors="replace").splitlines()[:20] if ln.strip()]
-    except OSError:
+    head = read_head(p, 1 << 14)
+    if head is None:
         return False
+    lines = [ln.strip() for ln in head.decode("utf-8", errors="replace").split("\n")[:20] if ln.strip()]
     return bool(lines) and all(PurePosixPath(ln).suffix.lower() in IMAGE_EXTENSIONS for ln in lines)
 
 
@@ -416,7 +472,7 @@ def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problem
     if bad_count.any() or bad_line.any():
         reasons.append((~ok_shape, "malformed"))
     with np.errstate(invalid="ignore"):
-        cls_ok = ok_shape & (cls_f == np.round(cls_f)) & (cls_f >= 0)
+        cls_ok = ok_shape & np.isfinite(cls_f) & (cls_f == np.round(cls_f)) & (cls_f >= 0)
         range_bad = cls_ok & (cls_f >= n_classes)
         fin = np.isfinite(norm).all(axis=1) & np.where(has_conf, np.isfinite(conf), True)
         neg = ok_shape & fin & ((norm[:, 2] < 0) | (norm[:, 3] < 0))
@@ -439,8 +495,8 @@ def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problem
         msg = {
             "malformed": f"malformed line: expected 'class cx cy w h' (5 numbers) or with a confidence (6), got {n_tokens} value(s)"
                          + (" that are not all numbers" if bad_tok is not None and n_tokens in (5, 6) else ""),
-            "class": f"class index {values[first_tok[first]]!r} is not a non-negative integer",
-            "range": f"class index {int(cls_f[first])} is out of range: {names_file} names {n_classes} class(es) (0..{n_classes - 1})",
+            "class": f"class index {tokens[first_tok[first]].decode('utf-8', 'replace')!r} is not a non-negative integer",
+            "range": f"class index {cls_f[first]:.15g} is out of range: {names_file} names {n_classes} class(es) (0..{n_classes - 1})",
             "finite": "a value is not finite (nan or inf)",
             "negative": "box has negative width or height (x2 < x1 or y2 < y1)",
             "outside": "values must be fractions of the image size (0..1); are these pixel coordinates?",
@@ -454,9 +510,22 @@ def parse_lines(contents: list[bytes], names: list[str], n_classes: int, problem
 
 # --------------------------------------------------------------------------- writing
 
-def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
-    import shutil
+def check_class_names(names: list[str], fmt: str = "YOLO") -> None:
+    """Refuse class names a one-name-a-line file cannot hold: a control character
+    (a newline would shift every class after it), an empty name, or spaces around it."""
+    for k, n in enumerate(names):
+        if _CONTROL.search(n) or not n.strip() or n != n.strip():
+            what = "is empty" if not n.strip() else (
+                "has a control character (newline, tab ...)" if _CONTROL.search(n) else "starts or ends with a space")
+            raise MlcycleError(f"class {printable(n)!r} (index {k}) {what}: {fmt} keeps one class name a line, "
+                               "so it would not read back as the same classes",
+                               hint="rename the class (e.g. mlcycle remap), then export again")
 
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
     import numpy as np
 
     from mlcycle import io
@@ -465,9 +534,10 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     options = WriteOptions.of(options)
     if output is None:
         raise OptionError("output", "yolo writes a folder, not to standard output", hint="name the folder to write")
-    out = Path(output)
+    final = Path(output)
     rows, _ = source_rows(table, options.source)
     names = class_names(table, META)
+    check_class_names(names)
     meta = T.get_metadata(table).get(META, {})
     layout = options.layout or (meta.get("layout") if isinstance(meta, dict) else None) or "ultralytics"
     if layout not in LAYOUTS:
@@ -479,6 +549,7 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     # -- where each sample's label file and image go
     label_paths: list[Path] = []
     image_paths: list[Path] = []
+    out = final
     for sid, split in zip(sids, splits):
         rel = PurePosixPath(str(sid).replace("\\", "/"))
         safe_join(out, str(sid))  # refuse absolute paths and '..' in the sample id itself
@@ -493,8 +564,10 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
             lab, img = stem_txt, str(rel)
         if split is not None and ("/" in split or split in ("..", ".", "")):
             raise MlcycleError(f"split {split!r} cannot be a folder name")
-        label_paths.append(safe_join(out, lab))
-        image_paths.append(safe_join(out, img))
+        label_paths.append(PurePosixPath(lab))
+        image_paths.append(PurePosixPath(img))
+        safe_join(out, lab)
+        safe_join(out, img)
 
     # -- label lines, grouped by sample
     is_label = T.label_mask(rows)
@@ -505,6 +578,14 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     cls = np.array([index.get(lab, -1) if lab is not None else -1 for lab in labels], dtype=np.int64)
     W = T.numpy_column(rows, T.WIDTH, fill=0).astype(np.float64)
     H = T.numpy_column(rows, T.HEIGHT, fill=0).astype(np.float64)
+    crowd = has_box & T.numpy_column(rows, T.ISCROWD, fill=False).astype(bool) if T.ISCROWD in rows.column_names \
+        else np.zeros(len(has_box), bool)
+    if crowd.any():
+        from mlcycle import reporting
+
+        reporting.warn(f"{int(crowd.sum())} crowd region(s) (iscrowd) not written: YOLO has no crowd flag, "
+                       "and a crowd box written as an ordinary object would be one")
+        has_box = has_box & ~crowd
     nobox = is_label & ~has_box
     if nobox.any():
         from mlcycle import reporting
@@ -530,17 +611,27 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     for s, line in zip(row_sample[sel].tolist(), lines):
         per_sample[s].append(line)
 
-    out.mkdir(parents=True, exist_ok=True)
-    for path, lines_ in zip(label_paths, per_sample):
+    with io.atomic_folder(final) as out:
+        _write_files(out, layout, names, sids, splits, label_paths, image_paths, per_sample, images_root)
+
+
+def _write(path: Path, text: str) -> None:
+    """One file inside the temporary output folder (no rename needed: the folder is)."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with io.atomic_output(path, "w") as fh:
-            fh.write("".join(line + "\n" for line in lines_))
-    if images_root is not None:
-        for sid, target in zip(sids, image_paths):
-            src = Path(images_root) / sid
-            if src.is_file():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, target)
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise MlcycleError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _write_files(out: Path, layout: str, names: list[str], sids: list[str], splits: list, label_paths: list,
+                 image_paths: list, per_sample: list[list[str]], images_root: Path | None) -> None:
+    from mlcycle.formats._paths import copy_images
+
+    for path, lines_ in zip(label_paths, per_sample):
+        _write(out / path, "".join(line + "\n" for line in lines_))
+    copy_images(images_root, ((sid, out / img) for sid, img in zip(sids, image_paths)))
     split_names = list(dict.fromkeys(splits))
     if layout == "ultralytics":
         import yaml
@@ -548,10 +639,8 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
         lists = {}
         for split in split_names:
             list_name = f"{split or 'all'}.txt"
-            with io.atomic_output(out / list_name, "w") as fh:
-                for sid, s in zip(sids, splits):
-                    if s == split:
-                        fh.write(f"./images/{split}/{sid}\n" if split else f"./images/{sid}\n")
+            _write(out / list_name, "".join((f"./images/{split}/{sid}\n" if split else f"./images/{sid}\n")
+                                            for sid, s in zip(sids, splits) if s == split))
             lists[split] = list_name
         doc: dict[str, Any] = {"path": "."}
         for split in split_names:
@@ -565,24 +654,20 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
             doc["val"] = doc.get("train") or next(v for k, v in doc.items() if k != "path")
         doc["nc"] = len(names)
         doc["names"] = {i: n for i, n in enumerate(names)}
-        with io.atomic_output(out / "data.yaml", "w") as fh:
-            fh.write(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        class Dumper(yaml.SafeDumper):  # values in full, no &anchors / *aliases
+            def ignore_aliases(self, data: Any) -> bool:
+                return True
+
+        _write(out / "data.yaml", yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True))
     elif layout == "darknet":
-        with io.atomic_output(out / "obj.names", "w") as fh:
-            fh.write("".join(n + "\n" for n in names))
+        _write(out / "obj.names", "".join(n + "\n" for n in names))
         data_lines = [f"classes = {len(names)}"]
         for split in split_names:
             key = "valid" if split in ("val", "valid") else split
             data_lines.append(f"{key} = data/{split}.txt")
-            with io.atomic_output(out / f"{split}.txt", "w") as fh:
-                for sid, s in zip(sids, splits):
-                    if s == split:
-                        fh.write(f"data/obj_{split}_data/{sid}\n")
+            _write(out / f"{split}.txt", "".join(f"data/obj_{split}_data/{sid}\n" for sid, s in zip(sids, splits) if s == split))
         data_lines += ["names = data/obj.names", "backup = backup/"]
-        with io.atomic_output(out / "obj.data", "w") as fh:
-            fh.write("\n".join(data_lines) + "\n")
+        _write(out / "obj.data", "\n".join(data_lines) + "\n")
     else:
-        with io.atomic_output(out / "classes.txt", "w") as fh:
-            fh.write("".join(n + "\n" for n in names))
-        with io.atomic_output(out / "images.txt", "w") as fh:
-            fh.write("".join(f"{sid}\n" for sid in sids))
+        _write(out / "classes.txt", "".join(n + "\n" for n in names))
+        _write(out / "images.txt", "".join(f"{sid}\n" for sid in sids))
