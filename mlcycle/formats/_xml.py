@@ -1,11 +1,15 @@
 """XML annotation files (VOC, CVAT) parsed safely: no entity expansion, no external
-references; malformed XML reported as ``file:line:column``."""
+references; malformed XML reported as ``file:line:column`` (invalid UTF-8 and unknown
+encodings named as such, a JSON file given to an XML reader said to be JSON); and text
+written into XML escaped, control characters XML cannot hold refused."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, printable
 
 _PLAIN_ENCODINGS = (b"utf-8", b"utf8", b"us-ascii", b"ascii", b"iso-8859-1", b"latin-1", b"latin1")
 
@@ -36,10 +40,13 @@ def parse_xml(path: Path, data: bytes | None = None):
     from xml.etree.ElementTree import ParseError
 
     if data is None:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise MlcycleError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        from mlcycle.formats._paths import read_regular
+
+        data = read_regular(path)
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"["):
+        raise MlcycleError(f"{printable(path)}: is JSON, not XML",
+                           hint="JSON annotations are read as coco, coco-results or labelme "
+                                "(or give no format: it is detected from the content)")
     try:
         if _without_dtd(data):
             from xml.etree.ElementTree import XMLParser, fromstring
@@ -48,6 +55,65 @@ def parse_xml(path: Path, data: bytes | None = None):
         return DET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise MlcycleError(f"{path}: refused unsafe XML ({type(exc).__name__}: entities or external references)") from None
+    except (LookupError, ValueError) as exc:  # an encoding Python does not know
+        raise MlcycleError(f"{printable(path)}: cannot read XML: {printable(exc)}",
+                           hint="save the file as UTF-8") from None
+    except RecursionError:
+        raise MlcycleError(f"{printable(path)}: cannot read XML: nested too deeply") from None
     except ParseError as exc:
         line, col = getattr(exc, "position", (None, None))
-        raise MlcycleError(f"{path}:{line}:{col}: malformed XML: {str(exc).split(':')[0]}") from None
+        bad = _invalid_utf8(data)
+        if bad is not None:
+            raise MlcycleError(f"{printable(path)}:{bad[0]}: invalid UTF-8 (byte 0x{bad[1]:02x})",
+                               hint="save the file as UTF-8 (or declare its encoding)") from None
+        raise MlcycleError(f"{printable(path)}:{line}:{col}: malformed XML: {str(exc).split(':')[0]}") from None
+
+
+def _invalid_utf8(data: bytes) -> tuple[int, int] | None:
+    """(line, byte) of the first invalid UTF-8 byte of a document that is meant to be
+    UTF-8 (no BOM of UTF-16, no other declared encoding); else None."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    head = data[:256]
+    if b"encoding" in head.split(b"?>", 1)[0]:
+        enc = head.split(b"?>", 1)[0].lower().split(b"encoding", 1)[1].split(b"=", 1)[-1].strip()[1:]
+        enc = enc.split(b"'")[0].split(b'"')[0]
+        if enc not in (b"utf-8", b"utf8"):
+            return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return data.count(b"\n", 0, exc.start) + 1, data[exc.start]
+    return None
+
+
+# characters XML 1.0 cannot hold at all, not even as &#N; references
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;",
+                       "\t": "&#9;"})
+
+
+class NotXmlText(MlcycleError):
+    """Text that XML cannot hold (a control character); the writer adds where it is."""
+
+
+def _check(s: str) -> str:
+    m = _NOT_XML.search(s)
+    if m is not None:
+        raise NotXmlText(f"{printable(s)!r} has the control character U+{ord(m.group()):04X}, which XML cannot hold",
+                         hint="remove control characters from names and attribute values (e.g. mlcycle remap)")
+    return s
+
+
+def xml_text(v: Any) -> str:
+    """``v`` as XML element text: ``&``, ``<``, ``>`` and carriage returns escaped (so it
+    reads back the same); a control character XML cannot hold raises ``NotXmlText``."""
+    s = str(v)
+    return (_check(s) if not s.isprintable() else s).translate(_TEXT)
+
+
+def xml_attr(v: Any) -> str:
+    """``v`` as a quoted XML attribute value (newlines and tabs kept as references)."""
+    s = str(v)
+    return '"' + (_check(s) if not s.isprintable() else s).translate(_ATTR) + '"'

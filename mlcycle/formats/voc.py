@@ -37,17 +37,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import escape
-
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, printable
 from mlcycle.formats import ReadOptions as CommonReadOptions
 from mlcycle.formats import WriteOptions as CommonWriteOptions
 from mlcycle.formats._assemble import assemble
 from mlcycle.formats._invalid import InvalidInput
-from mlcycle.formats._paths import SPLIT_NAMES, safe_join
-from mlcycle.formats._writing import source_rows, unique_samples
-from mlcycle.formats._xml import parse_xml
+from mlcycle.formats._paths import SPLIT_NAMES, read_head, read_regular, relative_entry, safe_join
+from mlcycle.formats._writing import num_strings, source_rows, unique_samples
+from mlcycle.formats._xml import NotXmlText, parse_xml, xml_text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -127,19 +125,14 @@ def box_rows_for_export(table: "pa.Table", output: Path | None, options: CommonW
     return Path(output), rows, mode, sids, row_sample, splits, is_label, boxes, has_box
 
 def _looks_voc(p: Path | str) -> bool:
-    """An ``<annotation>`` root with ``<bndbox>`` objects, or with a ``<size>`` and no
-    objects (an empty image). CVAT's ``<annotations>`` and MIT LabelMe's polygon XML
-    (``<imagesize>``, ``<polygon>``) are not VOC."""
-    try:
-        with open(p, "rb") as fh:
-            head = fh.read(1 << 14)
-    except OSError:
+    """An ``<annotation>`` root with ``<bndbox>`` objects, or with a ``<size>`` (an empty
+    image, or polygon objects). CVAT's ``<annotations>`` and MIT LabelMe's polygon XML
+    (``<imagesize>``, no ``<size>``) are not VOC."""
+    head = read_head(p, 1 << 14)
+    if head is None or not re.search(rb"<annotation[\s>]", head):
         return False
-    if not re.search(rb"<annotation[\s>]", head):
-        return False
-    if b"<bndbox" in head:
-        return True
-    return b"<size>" in head and b"<object" not in head and b"<polygon" not in head
+    # (MIT LabelMe's XML has <imagesize>, never <size>)
+    return b"<bndbox" in head or b"<size>" in head
 
 
 def _xml_files(path: Path, depth: int) -> list[str]:
@@ -184,6 +177,13 @@ def _box(el, where, problems: InvalidInput):
     """[xmin, ymin, xmax, ymax] or None (reported); ``where()`` names the object."""
     bb = el.find("bndbox")
     if bb is None:
+        poly = el.find("polygon")
+        if poly is not None:
+            pts = _polygon(poly, where, problems)
+            if pts is None:
+                return None
+            xs, ys = pts[0::2], pts[1::2]
+            return [min(xs), min(ys), max(xs), max(ys)]
         problems.add(f"{where()}: no <bndbox>")
         return None
     try:
@@ -195,12 +195,13 @@ def _box(el, where, problems: InvalidInput):
             try:
                 float(t)  # type: ignore[arg-type]
             except (TypeError, ValueError):
-                problems.add(f"{where()}: <{tag}> is {t!r}, not a number")
+                problems.add(f"{where()}: <{tag}> is {printable(t)!r}, not a number")
                 return None
         return None  # pragma: no cover
     x1, y1, x2, y2 = vals
-    if not (abs(x1) < _INF and abs(y1) < _INF and abs(x2) < _INF and abs(y2) < _INF):
-        problems.add(f"{where()}: a corner is not finite")
+    if not (abs(x1) < _INF and abs(y1) < _INF and abs(x2) < _INF and abs(y2) < _INF and abs(x2 - x1) < _INF
+            and abs(y2 - y1) < _INF):
+        problems.add(f"{where()}: a corner is not finite (nan, inf or beyond the float range)")
         return None
     if x2 < x1 or y2 < y1:
         problems.add(f"{where()}: box has x2 < x1 or y2 < y1 (xmin {_num(x1)}, xmax {_num(x2)}, ymin {_num(y1)}, ymax {_num(y2)})")
@@ -211,21 +212,106 @@ def _box(el, where, problems: InvalidInput):
 _INF = float("inf")
 
 
-def _files(root: Path) -> tuple[list[tuple[str, str | None, str]], dict[str, str], Path | None]:
+def _polygon(poly, where, problems: InvalidInput) -> list[float] | None:
+    """A ``<polygon>`` inside an ``<object>`` as [x1, y1, x2, y2, ...]: numbered corners
+    ``<x1>/<y1>/<x2>/<y2>...`` (CVAT's and Roboflow's VOC exports) or ``<pt><x>/<y></pt>``
+    points (LabelMe style). At least 3 finite points, else invalid."""
+    kids = list(poly)
+    pts: list[float] = []
+    try:
+        if kids and kids[0].tag == "pt":
+            for pt in kids:
+                pts += [float(pt.findtext("x")), float(pt.findtext("y"))]  # type: ignore[arg-type]
+        else:
+            d = {c.tag: c.text for c in kids}
+            k = 1
+            while f"x{k}" in d:
+                pts += [float(d[f"x{k}"]), float(d[f"y{k}"])]  # type: ignore[arg-type]
+                k += 1
+            if len(d) != 2 * (k - 1):
+                raise ValueError
+    except (KeyError, TypeError, ValueError):
+        problems.add(f"{where()}: <polygon> is not <x1>,<y1>,<x2>,<y2>... or <pt><x>,<y></pt> numbers")
+        return None
+    if len(pts) < 6 or not all(abs(v) < _INF for v in pts):
+        problems.add(f"{where()}: <polygon> needs at least 3 points with finite coordinates")
+        return None
+    return pts
+
+
+_INT32 = 2**31 - 1
+
+
+def _size(root, xml_path: str, problems: InvalidInput) -> tuple[int, int]:
+    """(width, height) from ``<size>``; -1 when absent or empty (the image header is read
+    then). A value that is not a positive integer (``inf``, ``nan``, ``-3``, ``1e12``)
+    is invalid: an error, or with skip_invalid the size is unknown."""
+    size = root.find("size")
+    if size is None:
+        return -1, -1
+    out = []
+    for tag in ("width", "height"):
+        t = _text(size, tag)
+        if t is None:
+            return -1, -1
+        try:
+            v = float(t)
+            ok = 0 <= v <= _INT32 and v == int(v)
+        except (ValueError, OverflowError):
+            ok = False
+        if not ok:
+            problems.add(f"{xml_path}: <size><{tag}> is {printable(t)!r}, not an image size in pixels")
+            return -1, -1
+        out.append(int(v))
+    return (out[0], out[1]) if out[0] > 0 and out[1] > 0 else (-1, -1)
+
+
+def _split_lists(main: Path, problems: InvalidInput) -> dict[str, str]:
+    """``ImageSets/Main/<split>.txt``: image id -> split (``train``/``val``/``test`` win
+    over ``trainval``). An id that is not a relative path (``..``, absolute, control
+    characters) is invalid."""
+    from mlcycle.formats._tokens import text_files
+
+    splits: dict[str, str] = {}
+    for name in sorted(p.stem for p in main.glob("*.txt") if "_" not in p.stem):
+        f = main / f"{name}.txt"
+        text = text_files([read_regular(f)], [str(f)])[0].decode("utf-8")
+        for k, line in enumerate(text.split("\n"), start=1):
+            for item in line.split():
+                if not relative_entry(item):
+                    problems.add(f"{f}:{k}: image id {printable(item)!r} is not a relative image path")
+                    continue
+                if name == "trainval" and item in splits:
+                    continue
+                if item not in splits or splits[item] == "trainval":
+                    splits[item] = None if name == "default" else name  # type: ignore[assignment]
+    return splits
+
+
+def _image_stems(images: Path) -> dict[str, str]:
+    """Images under ``JPEGImages``: path without extension -> path (first by name)."""
+    from mlcycle.formats._images import IMAGE_EXTENSIONS
+
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(images):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, images)
+        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        for f in sorted(filenames):
+            stem, ext = os.path.splitext(f)
+            if ext.lower() in IMAGE_EXTENSIONS:
+                out.setdefault(prefix + stem, prefix + f)
+    return out
+
+
+def _files(root: Path, problems: InvalidInput) -> tuple[list[tuple[str, str | None, str]], dict[str, str], Path | None]:
     """(xml path, split, sample folder prefix) list, devkit split map, images folder."""
     if root.is_file():
         return [(str(root), None, "")], {}, None
     ann = root / "Annotations"
     if ann.is_dir():
-        splits: dict[str, str] = {}
         main = root / "ImageSets" / "Main"
-        if main.is_dir():
-            for name in sorted(p.stem for p in main.glob("*.txt") if "_" not in p.stem):
-                for line in (main / f"{name}.txt").read_text(encoding="utf-8", errors="replace").split():
-                    if name == "trainval" and line in splits:
-                        continue
-                    if line not in splits or splits[line] == "trainval":
-                        splits[line] = None if name == "default" else name  # type: ignore[assignment]
+        splits = _split_lists(main, problems) if main.is_dir() else {}
         files = []
         for dirpath, dirnames, filenames in os.walk(ann):
             dirnames.sort()
@@ -256,10 +342,12 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     options = ReadOptions.of(options)
     path = Path(path)
     mode = corners_mode(options)
-    files, devkit_splits, images_dir = _files(path)
+    problems = InvalidInput(options.skip_invalid, "VOC object")
+    if not path.exists():
+        raise MlcycleError(f"{path}: no such file or folder")
+    files, devkit_splits, images_dir = _files(path, problems)
     if not files and not devkit_splits:
         raise MlcycleError(f"{path}: no VOC XML files found")
-    problems = InvalidInput(options.skip_invalid, "VOC object")
 
     sample_ids: list[str] = []
     sample_split: list[str | None] = []
@@ -274,20 +362,19 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     scores: list[float | None] = []
     part_of: list[int | None] = []
     attrs: dict[str, dict[int, Any]] = {}
+    segs: list[str | None] = []
     seen: dict[tuple[str | None, str], int] = {}
 
     for xml_path, split, prefix in files:
-        try:
-            with open(xml_path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            raise MlcycleError(f"{xml_path}: cannot read: {exc.strerror or exc}") from None
-        root = parse_xml(xml_path, data)
+        root = parse_xml(xml_path, read_regular(xml_path))
         if root.tag != "annotation":
             problems.add(f"{xml_path}: root element is <{root.tag}>, expected <annotation>")
             continue
         xml_stem = os.path.splitext(os.path.basename(xml_path))[0]
         fname = _text(root, "filename") or (xml_stem + ".jpg")
+        if not relative_entry(fname):
+            problems.add(f"{xml_path}: <filename> {printable(fname)!r} is not an image file name (a relative path)")
+            fname = xml_stem + ".jpg"
         sid = f"{prefix}/{fname}" if prefix else fname
         if devkit_splits:
             stem = os.path.splitext(sid)[0]
@@ -299,16 +386,9 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
         sample_ids.append(sid)
         sample_split.append(split)
         xml_of.append(xml_path)
-        w = h = -1
-        size = root.find("size")
-        if size is not None:
-            try:
-                w = int(float(_text(size, "width") or -1))
-                h = int(float(_text(size, "height") or -1))
-            except ValueError:
-                w = h = -1
-        widths.append(w if w > 0 else -1)
-        heights.append(h if h > 0 else -1)
+        w, h = _size(root, xml_path, problems)
+        widths.append(w)
+        heights.append(h)
         for k, obj in enumerate(root.iterfind("object"), start=1):
             name = _text(obj, "name")
 
@@ -321,24 +401,40 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
             b = _box(obj, where, problems)
             if b is None:
                 continue
+            score = _score(obj, where, problems)
+            if score is False:
+                continue
+            poly = obj.find("polygon")
+            seg = None
+            if poly is not None:
+                pts = _polygon(poly, where, problems)
+                if pts is None:
+                    continue
+                seg = "[[" + ",".join(num_strings(pts)) + "]]"
             parent = len(labels)
-            _add(obj, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, None)
+            _add(obj, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, None, score)
+            segs.append(seg)
             for j, part in enumerate(obj.findall("part") if obj.find("part") is not None else (), start=1):
                 pname = _text(part, "name")
-                pb = _box(part, lambda j=j, where=where: f"{where()} part {j}", problems)
+                pwhere = lambda j=j, where=where: f"{where()} part {j}"  # noqa: E731
+                pb = _box(part, pwhere, problems)
                 if pname is None or pb is None:
                     continue
-                _add(part, s, pname, pb, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent + 1)
+                pscore = _score(part, pwhere, problems)
+                if pscore is False:
+                    continue
+                _add(part, s, pname, pb, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent + 1, pscore)
+                segs.append(None)
 
     # devkit: images listed in ImageSets without an XML file are samples without labels
     have: set[str] = set()
     if devkit_splits:
         have = {os.path.splitext(s)[0] for s in sample_ids}
         have |= {os.path.splitext(s.rsplit("/", 1)[-1])[0] for s in sample_ids}
+    stems = _image_stems(images_dir) if devkit_splits and images_dir is not None else {}
     for stem, split in devkit_splits.items():
         if stem not in have:
-            img = next(iter(sorted(images_dir.glob(stem + ".*"))), None) if images_dir is not None else None
-            sample_ids.append(img.relative_to(images_dir).as_posix() if img is not None else stem + ".jpg")  # type: ignore[union-attr]
+            sample_ids.append(stems.get(stem, stem + ".jpg"))
             sample_split.append(split)
             xml_of.append(None)
             widths.append(-1)
@@ -369,6 +465,8 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
         attributes[POSE] = poses
     if any(p is not None for p in part_of):
         attributes[PART_OF] = part_of
+    if any(g is not None for g in segs):
+        attributes[T.SEGMENTATION] = segs
     n = len(labels)
     for name, values in attrs.items():
         col = name if name not in T.CORE_COLUMNS and name not in attributes else f"attr_{name}"
@@ -386,7 +484,25 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
                     source=source, attributes=attributes, metadata=meta)
 
 
-def _add(el, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent) -> None:
+def _score(el, where, problems: InvalidInput) -> float | None | bool:
+    """An object's ``<score>`` (or ``<confidence>``): None when absent, False when
+    invalid (reported: not a number, or not finite)."""
+    c = el.find("score")
+    if c is None:
+        c = el.find("confidence")
+    if c is None or not c.text or not c.text.strip():
+        return None
+    try:
+        v = float(c.text)
+    except ValueError:
+        v = _INF
+    if not abs(v) < _INF:
+        problems.add(f"{where()}: <{c.tag}> is {printable(c.text.strip())!r}, not a finite number")
+        return False
+    return v
+
+
+def _add(el, s, name, b, labels, label_sample, boxes, flags, poses, scores, part_of, attrs, parent, score) -> None:
     """Append one object (or part); one pass over its children (the hot loop)."""
     i = len(labels)
     labels.append(name)
@@ -398,11 +514,7 @@ def _add(el, s, name, b, labels, label_sample, boxes, flags, poses, scores, part
         flags[k].append(None if c is None else _flag_text(c.text))
     c = kids.get("pose")
     poses.append(None if c is None or not c.text or not c.text.strip() else c.text.strip())
-    c = kids.get("score", kids.get("confidence"))
-    try:
-        scores.append(float(c.text) if c is not None and c.text and c.text.strip() else None)
-    except ValueError:
-        scores.append(None)
+    scores.append(score)
     part_of.append(parent)
     at = kids.get("attributes")
     if at is not None:
@@ -449,13 +561,35 @@ def _value(v: Any) -> str:
     return str(v)
 
 
-def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
-    import shutil
+_TAG = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
+
+def _polygon_xml(seg: str | None, indent: str) -> list[str] | None:
+    """A one-polygon COCO segmentation as a VOC ``<polygon>`` (``<x1>``, ``<y1>`` ...);
+    None for anything else (RLE, several polygons)."""
+    import orjson
+
+    try:
+        poly = orjson.loads(seg) if seg else None
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(poly, list) and len(poly) == 1 and isinstance(poly[0], list):
+        poly = poly[0]
+    if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in poly)):
+        return None
+    vals = num_strings(poly)
+    inner = "".join(f"<x{k // 2 + 1}>{vals[k]}</x{k // 2 + 1}><y{k // 2 + 1}>{vals[k + 1]}</y{k // 2 + 1}>"
+                    for k in range(0, len(vals), 2))
+    return [f"{indent}<polygon>{inner}</polygon>"]
+
+
+def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
     import numpy as np
     import pyarrow as pa
 
-    from mlcycle import io
+    from mlcycle import io, reporting
+    from mlcycle.formats._paths import copy_images
 
     options = WriteOptions.of(options)
     out, rows, mode, sids, row_sample, splits, is_label, boxes, has_box = box_rows_for_export(
@@ -473,12 +607,21 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     heights = T.column_or_null(rows, T.HEIGHT).to_pylist()
     scores = T.column_or_null(rows, T.SCORE).to_pylist()
     flag_cols = {k: rows.column(k).to_pylist() for k in FLAGS if k in rows.column_names}
+    crowd = (T.numpy_column(rows, T.ISCROWD, fill=False).astype(bool) & has_box if T.ISCROWD in rows.column_names
+             else np.zeros(rows.num_rows, bool))
+    if crowd.any():
+        # VOC has no crowd flag: a crowd region is written as a difficult object (what
+        # VOC evaluation ignores), never as an ordinary one
+        diff = flag_cols.get("difficult", [None] * rows.num_rows)
+        flag_cols["difficult"] = [True if c else d for c, d in zip(crowd.tolist(), diff)]
+        reporting.info(f"{int(crowd.sum())} crowd region(s) (iscrowd) written as <difficult>1</difficult> objects")
+    segs = T.column_or_null(rows, T.SEGMENTATION).to_pylist() if T.SEGMENTATION in rows.column_names else None
     poses = rows.column(POSE).to_pylist() if POSE in rows.column_names else None
     parts = rows.column(PART_OF).to_pylist() if PART_OF in rows.column_names else [None] * rows.num_rows
     extra_cols = [c for c in T.attribute_columns(rows)
                   if c not in FLAGS and c != POSE and c not in _SKIP_COLUMNS
                   and not pa.types.is_nested(rows.column(c).type)]
-    action_cols = [c for c in extra_cols if c.startswith("action_")]
+    action_cols = [c for c in extra_cols if c.startswith("action_") and _TAG.match(c[len("action_"):])]
     attr_cols = [c for c in extra_cols if c not in action_cols]
     extra = {c: rows.column(c).to_pylist() for c in extra_cols}
 
@@ -490,8 +633,11 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
             parts_of.setdefault((s, parts[i]), []).append(i)
         else:
             by_sample[s].append(i)
+    escape = xml_text
+    lost_segs = 0
 
     def obj_xml(i: int, tag: str, indent: str) -> list[str]:
+        nonlocal lost_segs
         lines = [f"{indent}<{tag}>", f"{indent}\t<name>{escape(str(labels[i]))}</name>"]
         if poses is not None and poses[i] is not None:
             lines.append(f"{indent}\t<pose>{escape(str(poses[i]))}</pose>")
@@ -504,10 +650,16 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
                   f"{indent}\t\t<xmin>{_num(x1[i])}</xmin>", f"{indent}\t\t<ymin>{_num(y1[i])}</ymin>",
                   f"{indent}\t\t<xmax>{_num(x2[i])}</xmax>", f"{indent}\t\t<ymax>{_num(y2[i])}</ymax>",
                   f"{indent}\t</bndbox>"]
+        if segs is not None and segs[i] not in (None, "", "[]"):
+            poly = _polygon_xml(segs[i], indent + "\t")
+            if poly is None:
+                lost_segs += 1
+            else:
+                lines += poly
         acts = [(c[len("action_"):], extra[c][i]) for c in action_cols if extra[c][i] is not None]
         if acts:
             lines.append(f"{indent}\t<actions>")
-            lines += [f"{indent}\t\t<{escape(a)}>{_value(v)}</{escape(a)}>" for a, v in acts]
+            lines += [f"{indent}\t\t<{a}>{_value(v)}</{a}>" for a, v in acts]
             lines.append(f"{indent}\t</actions>")
         ats = [(c, extra[c][i]) for c in attr_cols if extra[c][i] is not None]
         if ats:
@@ -521,38 +673,49 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     for sid in sids:
         rel = PurePosixPath(str(sid).replace("\\", "/"))
         safe_join(out, str(sid))  # refuse absolute paths and '..' in the sample id itself
-        ann_paths.append(safe_join(out, "Annotations/" + (str(rel.with_suffix(".xml")) if rel.suffix else str(rel) + ".xml")))
+        ann = "Annotations/" + (str(rel.with_suffix(".xml")) if rel.suffix else str(rel) + ".xml")
+        safe_join(out, ann)
+        ann_paths.append(ann)
     first_row = np.full(len(sids), -1, dtype=np.int64)
     first_row[row_sample[::-1]] = np.arange(len(row_sample))[::-1]
+    documents: list[str] = []
     for s, sid in enumerate(sids):
         r = int(first_row[s])
-        lines = ["<annotation>", "\t<folder>JPEGImages</folder>", f"\t<filename>{escape(str(sid))}</filename>"]
-        if widths[r] is not None and heights[r] is not None:
-            lines += ["\t<size>", f"\t\t<width>{widths[r]}</width>", f"\t\t<height>{heights[r]}</height>",
-                      "\t\t<depth>3</depth>", "\t</size>"]
-        lines.append("\t<segmented>0</segmented>")
-        for i in by_sample[s]:
-            obj = obj_xml(i, "object", "\t")
-            for j in parts_of.get((s, label_ids[i]), []):
-                obj += obj_xml(j, "part", "\t\t") + ["\t\t</part>"]
-            lines += obj + ["\t</object>"]
+        try:
+            lines = ["<annotation>", "\t<folder>JPEGImages</folder>", f"\t<filename>{escape(str(sid))}</filename>"]
+            if widths[r] is not None and heights[r] is not None:
+                lines += ["\t<size>", f"\t\t<width>{widths[r]}</width>", f"\t\t<height>{heights[r]}</height>",
+                          "\t\t<depth>3</depth>", "\t</size>"]
+            lines.append("\t<segmented>0</segmented>")
+            for i in by_sample[s]:
+                obj = obj_xml(i, "object", "\t")
+                for j in parts_of.get((s, label_ids[i]), []):
+                    obj += obj_xml(j, "part", "\t\t") + ["\t\t</part>"]
+                lines += obj + ["\t</object>"]
+        except NotXmlText as exc:
+            raise MlcycleError(f"sample {printable(sid)!r}: {exc.raw_message}",
+                               hint=exc.raw_hint) from None
         lines.append("</annotation>")
-        path = ann_paths[s]
+        documents.append("\n".join(lines) + "\n")
+    if lost_segs:
+        reporting.warn(f"{lost_segs} segmentation(s) that are not one polygon (RLE, several parts) written as their boxes only")
+    lists: dict[str, list[str]] = {}
+    for sid, split in zip(sids, splits):
+        rel = PurePosixPath(sid)
+        lists.setdefault(split or "default", []).append(rel.with_suffix("").as_posix() if rel.suffix else sid)
+    with io.atomic_folder(out) as tmp:
+        for ann, doc in zip(ann_paths, documents):
+            _write_file(tmp / ann, doc)
+        for split, items in lists.items():
+            _write_file(tmp / "ImageSets" / "Main" / f"{split}.txt", "".join(x + "\n" for x in items))
+        copy_images(options.images_root, ((sid, tmp / "JPEGImages" / sid) for sid in sids))
+
+
+def _write_file(path: Path, text: str) -> None:
+    """One file inside the temporary output folder (the folder is renamed at the end)."""
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with io.atomic_output(path, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
-    main = out / "ImageSets" / "Main"
-    main.mkdir(parents=True, exist_ok=True)
-    for split in dict.fromkeys(s or "default" for s in splits):
-        with io.atomic_output(main / f"{split}.txt", "w") as fh:
-            for sid, s in zip(sids, splits):
-                if (s or "default") == split:
-                    rel = PurePosixPath(sid)
-                    fh.write((rel.with_suffix("").as_posix() if rel.suffix else sid) + "\n")
-    if options.images_root is not None:
-        for sid in sids:
-            src = Path(options.images_root) / sid
-            if src.is_file():
-                target = safe_join(out, f"JPEGImages/{sid}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, target)
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise MlcycleError(f"{path}: cannot write: {exc.strerror or exc}") from None
