@@ -8,26 +8,25 @@ from math import isfinite
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, printable
 from mlcycle.formats._paths import check_relative
 from mlcycle.formats._writing import num, num_strings, source_rows, writable_attributes
+from mlcycle.formats._xml import NotXmlText, xml_attr, xml_text
 from mlcycle.formats.cvat import HANDLED, META, RLE, SHAPES
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 
-_ATTR = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
-_TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_q = xml_attr  # an XML attribute value, quoted and escaped (control characters refused)
+_text = xml_text
 
 
-def _q(v: Any) -> str:
-    """An XML attribute value, quoted and escaped."""
-    return '"' + str(v).translate(_ATTR) + '"'
-
-
-def _text(v: Any) -> str:
-    return str(v).translate(_TEXT)
+def to_xml(table: "pa.Table", source: str | None = None) -> str:
+    try:
+        return _to_xml(table, source)
+    except NotXmlText as exc:
+        raise MlcycleError(f"cannot write CVAT XML: {exc.raw_message}", hint=exc.raw_hint) from None
 
 
 def _attr_text(v: Any) -> str:
@@ -47,7 +46,7 @@ def _input_type(values: list) -> str:
     return "text"
 
 
-def to_xml(table: "pa.Table", source: str | None = None) -> str:
+def _to_xml(table: "pa.Table", source: str | None = None) -> str:
     import numpy as np
     import orjson
 
@@ -68,6 +67,10 @@ def to_xml(table: "pa.Table", source: str | None = None) -> str:
     is_label = T.label_mask(table)
     if T.SHAPE in table.column_names:
         is_label = is_label | table.column(T.SHAPE).is_valid().to_numpy(zero_copy_only=False)
+        unlabelled = is_label & np.array([lab is None for lab in labels], dtype=bool)
+        if unlabelled.any():
+            reporting.warn(f"{int(unlabelled.sum())} shape(s) without a label not written (CVAT shapes need a label)")
+            is_label = is_label & ~unlabelled
 
     attr_map: dict[str, str] = dict(full_meta.get("attributes", {}))
     # every other attribute column becomes an <attribute>, mine-hard's hard_score and

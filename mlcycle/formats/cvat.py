@@ -20,11 +20,14 @@ Reading (a CVAT ``annotations.xml``, or a folder of CVAT XML files):
 - video exports (``<track>``): each shape that is not ``outside`` is a row on sample
   ``frame_NNNNNN`` (the frame number, 6 digits), with ``track_id`` and ``frame``;
   the frame size comes from ``<original_size>``;
-- an empty ``label=""`` is a null label; cuboids and skeletons are skipped with a
-  counted warning.
+- a shape with an empty or missing ``label`` is invalid (an error naming the element,
+  or skipped with ``skip_invalid``): a label table row needs its class; cuboids and
+  skeletons are skipped with a counted warning;
+- ``width``/``height`` must be positive integers, ids and ``z_order``/``group_id``
+  integers in range; coordinates must be finite.
 
-Writing produces one ``annotations.xml`` (``-o FILE.xml``, ``-o DIR`` for
-``DIR/annotations.xml``, or standard output) with ``<meta>`` labels and their attribute
+Writing produces one ``annotations.xml`` (``-o FILE.xml``, ``-o DIR`` or ``-o DIR/`` for
+``DIR/annotations.xml`` -- a new folder appears only complete --, or standard output) with ``<meta>`` labels and their attribute
 specs (the ingested ones when the table came from CVAT), one ``<image>`` per sample and
 the shapes above; rows from other formats are written as boxes (their attribute columns,
 e.g. VOC ``difficult``, as ``<attribute>``), image-level labels as ``<tag>``. Numbers are
@@ -40,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, printable
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._assemble import attribute_array
 from mlcycle.formats._invalid import InvalidInput
@@ -60,10 +63,10 @@ HANDLED = (T.SHAPE, T.POINTS, T.OCCLUDED, T.Z_ORDER, T.ANNOTATION_SOURCE, T.GROU
 
 
 def _cvat_head(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
+    from mlcycle.formats._paths import read_head
+
+    head = read_head(path, 4096)
+    if head is None:
         return False
     return b"<annotations" in head and (b"<version>" in head or b"<meta" in head or b"<image " in head)
 
@@ -128,9 +131,33 @@ def _int(v: str | None) -> int | None:
     if v is None or v == "":
         return None
     try:
-        return int(v)
+        i = int(v)
     except ValueError:
         return None
+    return i if -2**63 <= i < 2**63 else None
+
+
+_INT32 = 2**31 - 1
+
+
+def _checked_int(el, key: str, where: Any, problems: InvalidInput, low: int = -2**63, high: int = 2**63 - 1) -> int | None:
+    """An integer attribute in ``low..high``; None when absent; anything else is
+    invalid (reported; None with skip_invalid)."""
+    v = el.get(key)
+    if v is None or v == "":
+        return None
+    try:
+        i = int(v)
+    except ValueError:
+        try:
+            f = float(v)
+            i = int(f) if f.is_integer() else None  # 640.0
+        except (ValueError, OverflowError):
+            i = None
+    if i is None or not low <= i <= high:
+        problems.add(f"{where}: {key}={printable(v)!r} is not an integer" + (f" in {low}..{high}" if low >= 0 else ""))
+        return None
+    return i
 
 
 def _label_specs(root) -> list[dict]:
@@ -226,8 +253,9 @@ class _Reader:
                 raise MlcycleError(f"{where_img} appears twice")
             self.seen.add(sample)
             base = {
-                T.SAMPLE_ID: sample, T.IMAGE_ID: _int(im.get("id")),
-                T.WIDTH: _int(im.get("width")), T.HEIGHT: _int(im.get("height")),
+                T.SAMPLE_ID: sample, T.IMAGE_ID: _checked_int(im, "id", where_img, self.problems),
+                T.WIDTH: _checked_int(im, "width", where_img, self.problems, 1, _INT32),
+                T.HEIGHT: _checked_int(im, "height", where_img, self.problems, 1, _INT32),
                 T.SPLIT: self.options.split or subset or split_hint,
             }
             n_before = len(self.rows)
@@ -242,15 +270,19 @@ class _Reader:
             size = root.find("meta/task/original_size")
             w = _int(size.findtext("width")) if size is not None else None
             h = _int(size.findtext("height")) if size is not None else None
+            w = w if w is not None and 0 < w <= _INT32 else None
+            h = h if h is not None and 0 < h <= _INT32 else None
             frames: dict[int, list] = {}
             for t in tracks:
-                tid = _int(t.get("id"))
+                tid = _checked_int(t, "id", f"{name}: <track>", self.problems)
                 for el in t:
                     if el.get("outside") == "1":
                         continue
-                    frame = _int(el.get("frame"))
-                    if frame is None:
+                    frame = _checked_int(el, "frame", f"{name}: track {tid}, <{el.tag}>", self.problems, 0, 10**12)
+                    if frame is None and el.get("frame") is None:
                         self.problems.add(f"{name}: track {tid}, <{el.tag}>: 'frame' is missing")
+                        continue
+                    if frame is None:
                         continue
                     frames.setdefault(frame, []).append((t, tid, el))
             for frame in sorted(frames):
@@ -276,15 +308,19 @@ class _Reader:
         # the place is formatted only when there is something to report
         prefix, _, k = place
         where = _Where(prefix, tag, k)
+        if not label:
+            self.problems.add(f"{where}: label={printable(label or '')!r}: a shape without a label (class)")
+            return
         row = dict(base)
-        row[T.LABEL] = label or None
+        row[T.LABEL] = label
         row[T.SHAPE] = tag
         p = self.problems
         if tag == "box":
             g = el.get
             try:  # fast path; the slow one below names what is wrong
                 xtl, ytl, xbr, ybr = float(g("xtl")), float(g("ytl")), float(g("xbr")), float(g("ybr"))
-                ok = isfinite(xtl) and isfinite(ytl) and isfinite(xbr) and isfinite(ybr)
+                ok = isfinite(xtl) and isfinite(ytl) and isfinite(xbr) and isfinite(ybr) \
+                    and isfinite(xbr - xtl) and isfinite(ybr - ytl)
             except (TypeError, ValueError):
                 ok = False
             if not ok:
@@ -292,6 +328,9 @@ class _Reader:
                 if any(v is None for v in vals):
                     return
                 xtl, ytl, xbr, ybr = vals  # type: ignore[misc]
+                if not (isfinite(xbr - xtl) and isfinite(ybr - ytl)):  # type: ignore[operator]
+                    p.add(f"{where}: box is beyond the float range")
+                    return
             if xbr < xtl or ybr < ytl:
                 p.add(f"{where}: box corners are reversed (xtl={el.get('xtl')}, xbr={el.get('xbr')}, "
                       f"ytl={el.get('ytl')}, ybr={el.get('ybr')})")
@@ -311,11 +350,17 @@ class _Reader:
             if any(v is None for v in vals):
                 return
             cx, cy, rx, ry = vals  # type: ignore[misc]
+            if rx < 0 or ry < 0 or not isfinite(2 * rx) or not isfinite(2 * ry):  # type: ignore[operator]
+                p.add(f"{where}: ellipse radii must be finite and not negative (rx={el.get('rx')}, ry={el.get('ry')})")
+                return
             row[T.BBOX] = (cx - rx, cy - ry, 2 * rx, 2 * ry)
             row[T.POINTS] = [cx, cy, rx, ry]
         elif tag == "mask":
             vals = [_float(el, k, where, p) for k in ("left", "top", "width", "height")]
             if any(v is None for v in vals):
+                return
+            if vals[2] < 0 or vals[3] < 0:  # type: ignore[operator]
+                p.add(f"{where}: mask has a negative width or height")
                 return
             row[T.BBOX] = tuple(vals)
             row[RLE] = el.get("rle")
@@ -323,11 +368,11 @@ class _Reader:
         if occ is not None:
             row[T.OCCLUDED] = occ.strip() in ("1", "true", "True")
         if el.get("z_order") is not None:
-            row[T.Z_ORDER] = _int(el.get("z_order"))
+            row[T.Z_ORDER] = _checked_int(el, "z_order", where, p)
         if el.get("source") is not None:
             row[T.ANNOTATION_SOURCE] = el.get("source")
         if el.get("group_id") is not None:
-            row[T.GROUP_ID] = _int(el.get("group_id"))
+            row[T.GROUP_ID] = _checked_int(el, "group_id", where, p)
         if el.get("rotation") is not None:
             r = _float(el, "rotation", where, p)
             if r is None:
@@ -425,8 +470,13 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
 
     options = options or WriteOptions()
     text = to_xml(table, options.source)
-    if output is not None and (Path(output).is_dir() or str(output).endswith(("/", os.sep))):
-        Path(output).mkdir(parents=True, exist_ok=True)
-        output = Path(output) / "annotations.xml"
+    if output is not None and str(output) != "-" and (Path(output).is_dir() or str(output).endswith(("/", os.sep))):
+        # a folder: DIR/annotations.xml (a new folder appears only with its file)
+        with io.atomic_folder(Path(output)) as tmp:
+            try:
+                (tmp / "annotations.xml").write_bytes(text.encode("utf-8"))
+            except OSError as exc:
+                raise MlcycleError(f"{Path(output) / 'annotations.xml'}: cannot write: {exc.strerror or exc}") from None
+        return
     with io.atomic_output(output, "wb") as fh:
         fh.write(text.encode("utf-8"))

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, printable
 from mlcycle.formats import ReadOptions as CommonReadOptions
 from mlcycle.formats import WriteOptions as CommonWriteOptions
 from mlcycle.formats._assemble import assemble
 from mlcycle.formats._invalid import InvalidInput
-from mlcycle.formats._paths import safe_join
-from mlcycle.formats._tokens import floats, tokenize
+from mlcycle.formats._paths import copy_images, read_head, read_regular, safe_join
+from mlcycle.formats._tokens import floats, text_files, tokenize
 # KITTI's options are VOC's: the corner convention of its boxes
 from mlcycle.formats.voc import ReadOptions, WriteOptions, box_rows_for_export, corners_mode
 
@@ -59,11 +59,10 @@ _UNKNOWN = {TRUNCATED: 0.0, ALPHA: -10.0, DIMS[0]: -1.0, DIMS[1]: -1.0, DIMS[2]:
 
 
 def _first_line_ok(p: Path) -> bool:
-    try:
-        with open(p, "rb") as fh:
-            line = fh.readline(4096).split()
-    except OSError:
+    head = read_head(p, 4096)
+    if head is None:
         return False
+    line = head.split(b"\n", 1)[0].split()
     if len(line) not in (15, 16):
         return False
     try:
@@ -144,7 +143,7 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
             image_paths.append(img)
             splits.append(split)
             files.append(d / f)
-    contents = [p.read_bytes() for p in files]
+    contents = text_files([read_regular(p) for p in files], [str(p) for p in files])
     problems = InvalidInput(options.skip_invalid, "KITTI line")
     if contents:
         tk = tokenize(contents)
@@ -163,11 +162,15 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
         has_score = ok & (lc == 16)
         score_v, score_bad = floats(tokens, np.minimum(safe + 15, len(tokens) - 1))
         bad |= has_score & score_bad
-        names = tokens[safe].astype(str) if len(safe) else np.zeros(0, dtype=str)
+        # (the text is UTF-8: checked above)
+        names = np.char.decode(tokens[safe], "utf-8") if len(safe) else np.zeros(0, dtype=str)
         with np.errstate(invalid="ignore"):
-            inverted = ok & ~bad & ((vals[:, 5] < vals[:, 3]) | (vals[:, 6] < vals[:, 4]))
-            nonfinite = ok & ~bad & ~np.isfinite(vals).all(axis=1)
-        invalid = ~ok | bad | inverted | nonfinite
+            nonfinite = ok & ~bad & (~np.isfinite(vals).all(axis=1) | (has_score & ~np.isfinite(score_v))
+                                     | ~np.isfinite(vals[:, 5] - vals[:, 3]) | ~np.isfinite(vals[:, 6] - vals[:, 4]))
+            inverted = ok & ~bad & ~nonfinite & ((vals[:, 5] < vals[:, 3]) | (vals[:, 6] < vals[:, 4]))
+            occ = vals[:, 1]
+            bad_occ = ok & ~bad & ~nonfinite & ~inverted & ((occ != np.round(occ)) | (np.abs(occ) > 1000))
+        invalid = ~ok | bad | inverted | nonfinite | bad_occ
         if invalid.any():
             i = int(np.argmax(invalid))
             f, line = tk["where"](int(used[i]))
@@ -177,9 +180,11 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
                 msg = "malformed line: values after the type must be numbers"
             elif inverted[i]:
                 msg = f"box has right < left or bottom < top ({' '.join(f'{v:g}' for v in vals[i, 3:7])})"
+            elif nonfinite[i]:
+                msg = "a value is not finite (nan, inf or beyond the float range)"
             else:
-                msg = "a value is not finite"
-            problems.add(f"{files[f]}:{line}: {msg}", count=int(invalid.sum()))
+                msg = f"occluded is {vals[i, 1]:g}, not an integer state (0 visible, 1 partly, 2 largely, 3 unknown)"
+            problems.add(f"{printable(files[f])}:{line}: {msg}", count=int(invalid.sum()))
         keep = ~invalid
         file_idx = np.searchsorted(tk["first_line"], used[keep], side="right") - 1
         vals, names, score_v, has_score = vals[keep], names[keep], score_v[keep], has_score[keep]
@@ -251,6 +256,10 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     scores = T.numpy_column(rows, T.SCORE, fill=np.nan).astype(np.float64) if T.SCORE in rows.column_names else None
     with_score = scores is not None and not np.isnan(scores[has_box]).all() if has_box.any() else False
     per_sample: list[list[str]] = [[] for _ in sids]
+    for name in {labels[i] for i in np.flatnonzero(has_box).tolist()}:
+        if name is None or not str(name).strip() or not str(name).replace(" ", "_").isprintable():
+            raise MlcycleError(f"label {printable(name)!r} cannot be a KITTI type: it is empty or has a control character "
+                               "(a KITTI line is space-separated values)", hint="rename the class, then export again")
     for i in np.flatnonzero(has_box).tolist():
         lab = str(labels[i]).replace(" ", "_")
         line = (f"{lab} {cols[TRUNCATED][i]:.2f} {int(cols[OCCLUDED][i])} {cols[ALPHA][i]:.2f} "
@@ -259,19 +268,23 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
         if with_score:
             line += f" {scores[i]:.6f}"  # type: ignore[index]
         per_sample[int(row_sample[i])].append(line)
-    for s, (sid, split) in enumerate(zip(sids, splits)):
+    label_paths: list[str] = []
+    image_paths: list[str] = []
+    for sid, split in zip(sids, splits):
         safe_join(out, str(sid))  # refuse absolute paths and '..' in the sample id itself
         folder = _FOLDERS.get(split, split) if split else "training"
         stem = str(sid).rsplit(".", 1)[0] if "." in str(sid).rsplit("/", 1)[-1] else str(sid)
-        path = safe_join(out, f"{folder}/label_2/{stem}.txt")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with io.atomic_output(path, "w") as fh:
-            fh.write("".join(line + "\n" for line in per_sample[s]))
-        if options.images_root is not None:
-            import shutil
-
-            src = Path(options.images_root) / sid
-            if src.is_file():
-                target = safe_join(out, f"{folder}/image_2/{sid}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, target)
+        label_paths.append(f"{folder}/label_2/{stem}.txt")
+        image_paths.append(f"{folder}/image_2/{sid}")
+        safe_join(out, label_paths[-1])
+        safe_join(out, image_paths[-1])
+    with io.atomic_folder(out) as tmp:
+        for rel, lines in zip(label_paths, per_sample):
+            path = tmp / rel
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "w", encoding="utf-8", newline="") as fh:
+                    fh.write("".join(line + "\n" for line in lines))
+            except OSError as exc:
+                raise MlcycleError(f"{path}: cannot write: {exc.strerror or exc}") from None
+        copy_images(options.images_root, ((sid, tmp / rel) for sid, rel in zip(sids, image_paths)))
