@@ -44,10 +44,23 @@ def sample_tables() -> tuple[pa.Table, dict]:
     return result.table, result.summary
 
 
-def page_data(page: Path) -> dict:
+def raw_page_data(page: Path) -> dict:
     text = page.read_text(encoding="utf-8")
     start = text.index('<script type="application/json" id="report-data">') + len('<script type="application/json" id="report-data">')
     return json.loads(text[start:text.index("</script>", start)])
+
+
+def page_data(page: Path) -> dict:
+    """The page's data with text columns decoded (the page sends repeated text as codes)."""
+    data = raw_page_data(page)
+    for c, v in data["rows"].items():
+        if isinstance(v, dict):
+            data["rows"][c] = [None if i is None else v["values"][i] for i in v["codes"]]
+    return data
+
+
+def class_names(data: dict) -> list[str]:
+    return [c["name"] for c in data["classes"]]
 
 
 def write(table, out, images_root=None, **extra) -> Path:
@@ -108,7 +121,17 @@ def test_sample_report_folder_has_page_thumbnails_and_all_rows(tmp_path):
     assert {T.EVAL, T.EVAL_IOU, T.SCORE, T.BBOX}.issubset(data["columns"])
     assert T.SEGMENTATION not in data["columns"]
     assert data["filters"][:4] == [T.LABEL, T.SOURCE, T.EVAL, T.SPLIT]
-    assert data["classes"] == ["circle", "square", "triangle"]
+    assert sorted(class_names(data)) == ["circle", "square", "triangle"]
+    # most labels first, with the counts of ground truth and predictions
+    gt = [r for r in table.to_pylist() if r[T.LABEL] is not None]
+    for c in data["classes"]:
+        assert c["gt"] == sum(1 for r in gt if r[T.LABEL] == c["name"] and r[T.SOURCE] == "gt")
+        assert c["pred"] == sum(1 for r in gt if r[T.LABEL] == c["name"] and r[T.SOURCE] != "gt")
+    totals = [c["gt"] + c["pred"] for c in data["classes"]]
+    assert totals == sorted(totals, reverse=True)
+    # repeated text goes into the page as codes
+    raw = raw_page_data(page)["rows"]
+    assert set(raw[T.LABEL]) == {"values", "codes"} and len(raw[T.LABEL]["codes"]) == table.num_rows
     # thumbnails: one small JPEG per image, inside the report folder
     for thumb in data["samples"]["img"]:
         with Image.open(page.parent / thumb) as im:
@@ -182,18 +205,88 @@ def test_image_size_comes_from_the_image_when_the_table_has_none(tmp_path):
     assert (data["samples"]["w"], data["samples"]["h"]) == ([50], [30])
 
 
-def test_sample_ids_cannot_write_thumbnails_outside_the_report(tmp_path):
+def test_files_outside_images_root_are_never_read(tmp_path, monkeypatch):
+    """#13: absolute and ../ sample ids, and links that leave the root, are skipped with a
+    warning; they are never opened, thumbnailed or embedded."""
+    import warnings
+
+    from PIL import Image as PILImage
+
     root = tmp_path / "data" / "images"
     make_image(tmp_path / "data" / "escape.png")
     make_image(root / "fine.png")
-    table = T.from_columns({T.SAMPLE_ID: ["../escape.png", "fine.png", str(tmp_path / "data" / "escape.png")],
-                            T.SOURCE: ["gt"] * 3, T.LABEL: ["a"] * 3, T.BBOX: [[0, 0, 2, 2]] * 3})
+    (root / "link.png").symlink_to(tmp_path / "data" / "escape.png")
+    (root / "inside.png").symlink_to(root / "fine.png")  # a link that stays inside is fine
+    os.mkfifo(root / "fifo.png")  # would hang if opened
+    ids = ["../escape.png", "fine.png", str(tmp_path / "data" / "escape.png"), "link.png", "inside.png",
+           "sub/../../escape.png", "fifo.png"]
+    table = T.from_columns({T.SAMPLE_ID: ids, T.SOURCE: ["gt"] * len(ids), T.LABEL: ["a"] * len(ids),
+                            T.BBOX: [[0, 0, 2, 2]] * len(ids)})
+    opened = []
+    real_open = PILImage.open
+    monkeypatch.setattr(PILImage, "open", lambda fp, *a, **k: opened.append(str(fp)) or real_open(fp, *a, **k))
     before = {p for p in tmp_path.rglob("*")}
     out = tmp_path / "data" / "images" / "report"
-    data = page_data(write(table, out, root))
+    for embed in (False, True):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            page = write(table, out if not embed else tmp_path / "one.html", root, embed=embed, sort_by="sample_id")
+        data = page_data(page)
+        img = dict(zip(data["samples"]["id"], data["samples"]["img"]))
+        assert {s for s, v in img.items() if v} == {"fine.png", "inside.png"}
+        assert sorted(opened) == sorted([str(root / "fine.png"), str(root / "inside.png")])
+        opened.clear()
+        text = " ".join(str(w.message) for w in seen)
+        assert "4 sample id(s) point outside images_root" in text and "were not read" in text
+        assert "1 of 7 images not found or unreadable under images_root" in text
+        full = dict(zip(data["samples"]["id"], data["samples"]["full"]))
+        assert not embed or set(full.values()) == {None}
+        if not embed:
+            assert {s for s, v in full.items() if v} == {"fine.png", "inside.png"}
+        assert data["images"] == {"root": str(root), "outside": 4, "missing": 1}
     created = {p for p in tmp_path.rglob("*")} - before
-    assert created and all(out in p.parents or p == out for p in created)
-    assert all(t.startswith("thumbs/") for t in data["samples"]["img"])
+    assert created and all(out in p.parents or p == out or p == tmp_path / "one.html" for p in created)
+    assert sorted(p.relative_to(out / "thumbs").as_posix() for p in (out / "thumbs").rglob("*")) == ["fine.png.jpg", "inside.png.jpg"]
+
+
+def test_never_writes_through_a_symlinked_thumbs_folder(tmp_path):
+    """#13: a thumbs/ (or a folder below it) that is a link elsewhere is refused, before
+    anything is written; the report folder is left as it was."""
+    make_image(tmp_path / "imgs" / "sub" / "a.png")
+    table = T.from_columns({T.SAMPLE_ID: ["sub/a.png"], T.SOURCE: ["gt"], T.LABEL: ["a"], T.BBOX: [[0, 0, 2, 2]]})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for link in ("thumbs", "thumbs/sub"):
+        out = tmp_path / ("r-" + link.replace("/", "-"))
+        (out / link).parent.mkdir(parents=True, exist_ok=True)
+        (out / link).symlink_to(elsewhere, target_is_directory=True)
+        before = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+        with pytest.raises(MlcycleError, match="is a symbolic link; the report is never written through a link"):
+            write(table, out, tmp_path / "imgs")
+        assert list(elsewhere.iterdir()) == []
+        assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == before
+
+
+def test_report_folder_is_written_all_or_nothing(tmp_path, monkeypatch):
+    """#13: a failure while the report is built leaves no folder (and an existing report
+    as it was): the report is built in a temporary sibling and renamed."""
+    table, _ = sample_tables()
+
+    def boom(*a, **k):
+        raise MlcycleError("disk full (simulated)")
+
+    monkeypatch.setattr(H, "render_page", boom)
+    with pytest.raises(MlcycleError, match="simulated"):
+        write(table, tmp_path / "new", SAMPLE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    write(table, tmp_path / "old", SAMPLE)
+    before = {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()}
+    monkeypatch.setattr(H, "render_page", boom)
+    with pytest.raises(MlcycleError):
+        write(table, tmp_path / "old", SAMPLE)
+    assert {p: p.read_bytes() for p in (tmp_path / "old").rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 
 def test_embed_writes_one_file_with_data_uris(tmp_path):
@@ -217,7 +310,7 @@ def test_untrusted_text_is_escaped_in_the_page(tmp_path):
     for ch in "<>&\u2028\u2029":
         assert ch not in block
     data = json.loads(block)
-    assert EVIL[0] in data["classes"] and EVIL[1] in data["rows"][T.SOURCE]
+    assert EVIL[0] in class_names(data) and EVIL[1] in data["rows"][T.SOURCE] and EVIL[1] in data["sources"]
     assert data["rows"]["note"][:2] == [EVIL[2], EVIL[1]]
     # a Content-Security-Policy allows only the page's own script, and no network
     assert "script-src 'sha256-" in text and "connect-src 'none'" in text
@@ -377,7 +470,7 @@ def drawn_boxes(card: dict) -> set:
 
 def test_browser_draws_every_box_with_class_and_status(chromium, sample_report, tmp_path):
     table, _, page = sample_report
-    dom = open_report(chromium, page, tmp_path)
+    dom = open_report(chromium, page, tmp_path, "#thr=detector:0")  # threshold 0: every prediction
     assert dom.body.get("data-ready") == "1"
     want = expected_boxes(table)
     assert dom.body["data-shown"] == dom.body["data-total"] == str(len(want))
@@ -581,8 +674,8 @@ def test_browser_metrics_page_of_voc_and_classification_documents(chromium, tmp_
     cells = [a for t, a in dom.elements if t == "td" and "→" in (a.get("title") or "")]
     assert len(cells) == 2 * 3  # rows: true classes; columns: predicted + (none)
     assert [a["title"] for a in cells if a.get("class") == "diag"] == ["cat → cat", "dog → dog"]
-    # the samples page shows the image-level labels with their status
-    dom = open_report(chromium, tmp_path / "c" / "index.html", tmp_path)
+    # the samples page shows the image-level labels with their status (threshold 0: all of them)
+    dom = open_report(chromium, tmp_path / "c" / "index.html", tmp_path, "#thr=pred:0")
     chips = {(a["data-label"], a["data-source"], a["data-eval"]) for t, a in dom.elements if t == "span" and "data-label" in a}
     assert ("dog", "pred", "fp") in chips and ("cat", "gt", "tp") in chips
 

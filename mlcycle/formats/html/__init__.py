@@ -28,17 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlcycle import reporting
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, mention, printable
 from mlcycle.formats import ReadOptions
 from mlcycle.formats import WriteOptions as CommonWriteOptions
+from mlcycle.formats.html import operating
+from mlcycle.formats.html import thumbs as thumbs_mod
+from mlcycle.formats.html.thumbs import THUMB_SIZE, THUMBS
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 STATIC = Path(__file__).parent / "static"
-THUMB_SIZE = 384
-THUMBS = "thumbs"
+DEFAULT_LIMIT = 1000  # samples in a report unless ``limit`` says otherwise (0: all)
+DICT_MIN_ROWS = 16  # text columns with repeated values go into the page as codes + values
 # Columns never put in the page: big nested data nobody reads in a table cell.
 SKIP_COLUMNS = (T.SEGMENTATION,)
 MAX_FILTER_VALUES = 200  # a column with more distinct values is not offered as a filter
@@ -48,9 +52,11 @@ MAX_INT_FILTER_VALUES = 20  # integer columns are sort keys; with this few value
 @dataclass(frozen=True)
 class WriteOptions(CommonWriteOptions):
     """The report's options. ``embed``: one self-contained HTML file, thumbnails inlined;
-    ``limit``: only the first N samples in sort order; ``sort_by``: a column (numbers:
-    largest first), ``sample_id`` or ``errors`` (default: hard_score, else errors, else
-    sample_id); ``metrics``: a metrics document to add as a page; ``thumb_size``: the
+    ``limit``: only the first N samples in sort order (None: ``DEFAULT_LIMIT``, with a
+    warning and a note on the page when samples are left out; 0: every sample);
+    ``sort_by``: a column (numbers: largest first), ``sample_id`` or ``errors`` (the
+    errors at the best-F1 threshold, see ``operating.sample_errors``; default:
+    hard_score, else errors, else sample_id); ``metrics``: a metrics document to add as a page; ``thumb_size``: the
     thumbnails' longest side in pixels; ``title``: the page title."""
 
     embed: bool = False
@@ -94,12 +100,15 @@ def _json_safe_columns(table: "pa.Table") -> list[str]:
     return keep
 
 
-def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -> tuple["Any", str, bool]:
+def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None,
+                  codes: "Any" = None, errors: "Any" = None) -> tuple["Any", str, bool]:
     """Indices into ``samples`` in report order, the sort column and whether descending.
 
     Numeric columns sort by the sample's largest value, descending; text columns by the
-    smallest value, ascending; nulls last. Default: ``hard_sample_score``/``hard_score``
-    when present, else the number of ``eval`` errors (fp + fn), else ``sample_id``."""
+    smallest value, ascending; nulls last. ``errors``: the samples' errors at the
+    best-F1 thresholds (``operating.sample_errors``), most first. Default:
+    ``hard_sample_score``/``hard_score`` when present, else ``errors`` when the table
+    has ``eval``, else ``sample_id``."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -114,12 +123,13 @@ def _sample_order(table: "pa.Table", samples: "pa.Array", sort_by: str | None) -
             sort_by = "errors" if T.EVAL in names else T.SAMPLE_ID
     if sort_by == T.SAMPLE_ID:
         return pc.array_sort_indices(samples).to_numpy(), sort_by, False
-    codes = pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy()
+    if codes is None:
+        codes = pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy()
     if sort_by == "errors":
         if T.EVAL not in names:
             raise OptionError("sort_by", "errors needs the eval column", hint="evaluate the table first")
-        ev = pc.fill_null(pc.is_in(table[T.EVAL], value_set=pa.array([T.FP, T.FN])), False).to_numpy(zero_copy_only=False)
-        key = np.bincount(codes, weights=ev.astype(np.float64), minlength=len(samples))
+        key = errors if errors is not None else operating.sample_errors(
+            table, codes, len(samples), {k: v["threshold"] for k, v in operating.best_f1(table).items()})
         return np.argsort(-key, kind="stable"), sort_by, True
     if sort_by not in names:
         raise OptionError("sort_by", f"{sort_by}: no such column",
@@ -162,16 +172,27 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
 
     table = T.normalize(table)
     samples = pc.unique(table[T.SAMPLE_ID]) if table.num_rows else pa.array([], pa.string())
-    order, sort_col, desc = _sample_order(table, samples, sort_by)
+    total = len(samples)
+    all_codes = np.asarray(pc.index_in(table[T.SAMPLE_ID], value_set=samples).to_numpy(zero_copy_only=False),
+                           dtype=np.int64) if table.num_rows else np.zeros(0, np.int64)
+    points = operating.best_f1(table)
+    errors = None
+    if T.EVAL in table.column_names and sort_by in (None, "errors"):
+        errors = operating.sample_errors(table, all_codes, total, {k: v["threshold"] for k, v in points.items()})
+    order, sort_col, desc = _sample_order(table, samples, sort_by, all_codes, errors)
     if limit is not None:
         order = order[:max(int(limit), 0)]
     samples = samples.take(pa.array(order, pa.int64()))
-    idx = pc.index_in(table[T.SAMPLE_ID], value_set=samples)
-    if limit is not None:
-        keep = pc.is_valid(idx)
-        table, idx = table.filter(keep), idx.filter(keep)
-    codes = idx.to_numpy(zero_copy_only=False)
-    codes = np.asarray(codes, dtype=np.int64)
+    if limit is not None and len(samples) < total:
+        remap = np.full(total, -1, np.int64)
+        remap[order] = np.arange(len(order))
+        codes = remap[all_codes]
+        keep = codes >= 0
+        table, codes = table.filter(pa.array(keep)), codes[keep]
+    else:
+        remap = np.empty(total, np.int64)
+        remap[order] = np.arange(len(order))
+        codes = remap[all_codes]
     # rows sorted by sample (stable), so the page reads each sample's rows as one slice
     row_order = np.argsort(codes, kind="stable")
     table = table.take(pa.array(row_order))
@@ -181,7 +202,7 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
     heights = _first_per_sample(table, codes, n, T.HEIGHT)
 
     columns = _json_safe_columns(table)
-    rows: dict[str, list] = {}
+    rows: dict[str, Any] = {}
     for c in columns:
         if c == T.BBOX:
             b = T.bboxes(table).reshape(-1, 4)
@@ -190,7 +211,7 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
             for i in missing:  # rows without a box (sample rows, image-level labels)
                 rows[c][i] = None
         else:
-            rows[c] = table[c].to_pylist()
+            rows[c] = _column_json(table[c])
     numeric, filters = [], []
     for c in columns:
         t = table.schema.field(c).type
@@ -213,6 +234,7 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
     first = [T.LABEL, T.SOURCE, T.EVAL, T.HARD_REASON, T.SPLIT]
     filters = [c for c in first if c in filters] + [c for c in filters if c not in first]
     starts = np.searchsorted(codes, np.arange(n + 1)).tolist()
+    pairs = operating.matches(table, codes)
     return {
         "samples": {"id": samples.to_pylist(), "w": widths.tolist(), "h": heights.tolist(),
                     "start": starts[:-1], "end": starts[1:]},
@@ -221,63 +243,63 @@ def build_data(table: "pa.Table", sort_by: str | None = None, limit: int | None 
         "numeric": numeric,
         "filters": filters,
         "sort": {"by": sort_col, "desc": desc},
-        "classes": sorted(v for v in pc.unique(T.column_or_null(table, T.LABEL)).to_pylist() if v is not None),
+        "classes": _classes_by_count(table),
+        "sources": operating.prediction_sources(table),
+        # per prediction source: the best-F1 operating point over the whole table (the
+        # slider's default) and the (ground truth row, prediction row) matches of the page
+        "operating": points,
+        "matches": {k: v.tolist() for k, v in pairs.items()},
+        "limit": {"shown": n, "total": total, "limit": limit},
     }
+
+
+def _column_json(col: "pa.ChunkedArray") -> Any:
+    """A column as JSON: floats rounded to 4 decimals; text with repeated values as
+    ``{"values": [...], "codes": [...]}`` (the page decodes it), which keeps the page
+    small when a class or source name repeats on every row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = col.type
+    if pa.types.is_floating(t):
+        return pc.round(col, 4).to_pylist()
+    if (pa.types.is_string(t) or pa.types.is_large_string(t)) and len(col) >= DICT_MIN_ROWS:
+        enc = pc.dictionary_encode(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+        if 2 * len(enc.dictionary) <= len(col):
+            return {"values": enc.dictionary.to_pylist(), "codes": enc.indices.to_pylist()}
+    return col.to_pylist()
+
+
+def _classes_by_count(table: "pa.Table") -> list[dict[str, Any]]:
+    """The classes of the page, most labels first (then by name), with their counts of
+    ground truth and prediction rows: the legend's order and the colours' order."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not table.num_rows:
+        return []
+    lab = T.column_or_null(table, T.LABEL)
+    gt = pc.equal(table[T.SOURCE], T.GT_SOURCE)
+    g = pa.table({"l": lab, "gt": pc.cast(gt, pa.int64()), "one": pa.array(np.ones(table.num_rows, np.int64))}) \
+        .filter(pc.is_valid(lab)).group_by("l").aggregate([("gt", "sum"), ("one", "sum")])
+    out = [{"name": n, "gt": int(a), "pred": int(b) - int(a)}
+           for n, a, b in zip(g["l"].to_pylist(), g["gt_sum"].to_pylist(), g["one_sum"].to_pylist())]
+    out.sort(key=lambda d: (-(d["gt"] + d["pred"]), d["name"]))
+    return out
 
 
 # --------------------------------------------------------------------------- thumbnails
 
-def _thumb(src: Path, dst: Path, size: int) -> tuple[int, int] | None:
-    """Write a JPEG thumbnail of ``src`` to ``dst`` (kept when newer than ``src``) and
-    return the image's own size; None when the image is missing or unreadable."""
-    from PIL import Image
-
-    try:
-        mtime = src.stat().st_mtime
-        with Image.open(src) as im:  # lazy: the header only
-            full = im.size
-            try:
-                if dst.stat().st_mtime >= mtime and dst.stat().st_size > 0:
-                    return full
-            except OSError:
-                pass
-            im.draft("RGB", (size, size))  # JPEG: decode at a reduced scale (fast)
-            im.thumbnail((size, size))
-            if im.mode not in ("RGB", "L"):
-                rgba = im.convert("RGBA")
-                im = Image.new("RGB", im.size, (255, 255, 255))
-                im.paste(rgba, mask=rgba.split()[-1])
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dst.with_name(dst.name + ".tmp")
-            im.save(tmp, "JPEG", quality=85)
-            os.replace(tmp, dst)
-        return full
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None
-
-
 def make_thumbs(sample_ids: list[str], images_root: Path, out: Path,
                 size: int = THUMB_SIZE) -> tuple[list[str | None], list[tuple[int, int] | None]]:
     """Thumbnail paths relative to ``out`` and the images' sizes (None where the image
-    is missing or unreadable). Thumbnails land under ``out/thumbs`` only: a sample id
-    that would leave it gets a numbered name instead."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from mlcycle.formats._paths import safe_join
-
-    thumbs_root = out / THUMBS
-    jobs = []
-    for i, sid in enumerate(sample_ids):
-        try:
-            dst = safe_join(thumbs_root, sid + ".jpg")
-        except MlcycleError:
-            dst = thumbs_root / "_" / f"{i}.jpg"
-        jobs.append((Path(images_root) / sid, dst))
-    workers = min(4, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        sizes = list(pool.map(lambda j: _thumb(j[0], j[1], size), jobs))
-    paths = [dst.relative_to(out).as_posix() if s else None for (_, dst), s in zip(jobs, sizes)]
-    return paths, sizes
+    is missing, unreadable or outside ``images_root``): ``thumbs.make_thumbs``."""
+    res = thumbs_mod.make_thumbs(sample_ids, images_root, out, size)
+    return res.paths, res.sizes
 
 
 def url(path: str) -> str:
@@ -325,23 +347,31 @@ def _load_metrics(path: Path | str) -> dict:
 
 
 def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | None = None) -> None:
+    """Write the report: a folder (``index.html`` + ``thumbs/``, built in a temporary
+    sibling and renamed: all or nothing) or, with ``embed``, one HTML file."""
+    import tempfile
+
     from mlcycle import io
 
     options = WriteOptions.of(options)
     if output is None:
         raise OptionError("output", "export html writes a folder, not to standard output", hint="name the report folder")
     embed = options.embed
-    limit = options.limit
     size = int(options.thumb_size or THUMB_SIZE)
     metrics = _load_metrics(options.metrics) if options.metrics else None
-    images_root = options.images_root or T.get_metadata(table).get("images_root") or "."
+    images_root = Path(options.images_root or T.get_metadata(table).get("images_root") or ".")
     if options.source is not None:  # the ground truth and this one prediction source
         import pyarrow as pa
         import pyarrow.compute as pc
 
         table = table.filter(pc.is_in(table[T.SOURCE], value_set=pa.array([T.GT_SOURCE, options.source])))
+    limit = DEFAULT_LIMIT if options.limit is None else (int(options.limit) or None)
 
     data = build_data(table, sort_by=options.sort_by, limit=limit)
+    data["limit"]["default"] = options.limit is None
+    if data["limit"]["shown"] < data["limit"]["total"]:
+        reporting.warn(f"the report shows {data['limit']['shown']:,} of {data['limit']['total']:,} samples, the first in "
+                       f"report order ({data['sort']['by']}); set {mention('limit')} to show more (0: all)")
     output = Path(output)
     if embed and output.suffix.lower() in (".html", ".htm"):
         folder, page = output.parent, output
@@ -350,35 +380,61 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     if folder.exists() and not folder.is_dir():
         raise OptionError("output", f"{folder}: is a file; export html writes a folder",
                           hint="name a folder, or embed the thumbnails to write one .html file")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MlcycleError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") from None
-    ids = data["samples"]["id"]
-    if embed:
-        import tempfile
-
+    if embed and page is output:
+        if not folder.is_dir():
+            raise MlcycleError(f"{output}: folder {folder} does not exist")
         with tempfile.TemporaryDirectory() as tmp:
-            thumbs, sizes = make_thumbs(ids, Path(images_root), Path(tmp), size)
-            data["samples"]["img"] = [
-                "data:image/jpeg;base64," + base64.b64encode((Path(tmp) / t).read_bytes()).decode() if t else None
-                for t in thumbs]
+            _fill(data, images_root, Path(tmp), size, embed=True, report=folder, metrics=metrics, title=options.title)
+            with io.atomic_output(page) as fh:
+                fh.write(render_page(data, data["title"]).encode("utf-8"))
+        return
+    if not folder.parent.is_dir() and str(folder.parent):
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MlcycleError(f"{folder}: cannot create the report folder: {exc.strerror or exc}") from None
+    with io.atomic_folder(folder) as tmp:
+        previous = folder if folder.is_dir() and not embed else None
+        _fill(data, images_root, tmp, size, embed=embed, report=folder, metrics=metrics, title=options.title,
+              previous=previous)
+        (tmp / "index.html").write_bytes(render_page(data, data["title"]).encode("utf-8"))
+        thumbs_mod.check_no_links(tmp, folder)
+
+
+def _fill(data: dict[str, Any], images_root: Path, built: Path, size: int, *, embed: bool, report: Path,
+          metrics: dict | None, title: str | None, previous: Path | None = None) -> None:
+    """Make the thumbnails in ``built`` and add the images, sizes, paths and metrics to
+    ``data``; warn about sample ids outside ``images_root`` and images not found."""
+    ids = data["samples"]["id"]
+    res = thumbs_mod.make_thumbs(ids, images_root, built, size, previous=previous)
+    if embed:
+        data["samples"]["img"] = [
+            "data:image/jpeg;base64," + base64.b64encode((built / t).read_bytes()).decode() if t else None
+            for t in res.paths]
         data["samples"]["full"] = [None] * len(ids)
+        if built.exists():
+            import shutil
+
+            shutil.rmtree(built / THUMBS, ignore_errors=True)
     else:
-        thumbs, sizes = make_thumbs(ids, Path(images_root), folder, size)
-        data["samples"]["img"] = [url(t) if t else None for t in thumbs]
+        data["samples"]["img"] = [url(t) if t else None for t in res.paths]
         # the original image, for the detail view (relative, so the folder can be moved
         # together with the images); the page falls back to the thumbnail
-        rel = os.path.relpath(Path(images_root).resolve(), folder.resolve())
-        data["samples"]["full"] = [
-            url((Path(rel) / s).as_posix()) if t else None for s, t in zip(ids, data["samples"]["img"])]
+        rel = os.path.relpath(images_root.resolve(), report.resolve())
+        data["samples"]["full"] = [url((Path(rel) / s).as_posix()) if t else None for s, t in zip(ids, res.paths)]
     # the table's width/height win; the image's own size fills the gaps
     sm = data["samples"]
-    sm["w"] = [w if w is not None else (z[0] if z else None) for w, z in zip(sm["w"], sizes)]
-    sm["h"] = [h if h is not None else (z[1] if z else None) for h, z in zip(sm["h"], sizes)]
-    data["samples"]["path"] = [str(Path(images_root) / s) for s in ids]
+    sm["w"] = [w if w is not None else (z[0] if z else None) for w, z in zip(sm["w"], res.sizes)]
+    sm["h"] = [h if h is not None else (z[1] if z else None) for h, z in zip(sm["h"], res.sizes)]
+    sm["path"] = [str(images_root / s) for s in ids]
     data["metrics"] = metrics
-    data["title"] = options.title or "mlcycle report"
-    text = render_page(data, data["title"])
-    with io.atomic_output(page) as fh:
-        fh.write(text.encode("utf-8"))
+    data["title"] = title or "mlcycle report"
+    data["images"] = {"root": str(images_root), "outside": len(res.outside), "missing": len(res.missing)}
+    root = printable(images_root)
+    if res.outside:
+        reporting.warn(f"{len(res.outside)} sample id(s) point outside {mention('images_root')} {root} and were not "
+                       f"read (absolute paths, '..' or links out): " + ", ".join(repr(printable(s, 80)) for s in res.outside[:3])
+                       + (" ..." if len(res.outside) > 3 else ""))
+    if res.missing:
+        reporting.warn(f"{len(res.missing)} of {len(ids)} images not found or unreadable under {mention('images_root')} {root}"
+                       f", e.g. {printable(images_root / res.missing[0], 160)}; the report shows placeholders")

@@ -1,19 +1,41 @@
 // mlcycle HTML report: renders the label table embedded as JSON in #report-data.
 // Safety rule: data is only ever written with textContent / setAttribute, never as HTML.
-// State lives in the URL hash, e.g. #filter=class:circle&filter=eval:fp&sort=hard_score&page=2
+// State lives in the URL hash, e.g. #filter=class:circle&filter=eval:fp&sort=hard_score&page=2&thr=model:0.4
 // and the page mirrors what it shows into data-* attributes (for tests and scripts).
+// Score thresholds: a prediction below its source's threshold is hidden; a ground truth
+// is found when the prediction the evaluation matched to it is shown (greedy matching in
+// score order makes this exact: docs/report.md). Default: each source's best-F1 point.
 "use strict";
 (function () {
   const t0 = performance.now();
   const D = JSON.parse(document.getElementById("report-data").textContent);
   const S = D.samples, R = D.rows, N = S.id.length;
-  const PAGE = 48, CARD_W = 300, CARD_H = 225, NULL = "\u0000null";
+  // text columns with repeated values come as {values, codes}
+  for (const c in R) {
+    const v = R[c];
+    if (v && !Array.isArray(v) && Array.isArray(v.codes)) R[c] = v.codes.map((i) => (i === null ? null : v.values[i]));
+  }
+  const NROWS = R.source ? R.source.length : 0;
+  const PAGE = 48, CARD_W = 300, CARD_H = 225, NULL = "\u0000null", LEGEND_SHOWN = 24;
   const SVGNS = "http://www.w3.org/2000/svg";
-  const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948",
-                   "#9c755f", "#ff9da7", "#17becf", "#bcbd22", "#7f7f7f", "#e377c2"];
+  // 20 colours that stay apart (Kelly's and Tableau's), then golden-angle hues at three
+  // lightness levels, so 80 classes still get distinguishable colours
+  const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948",
+                   "#9c755f", "#ff9da7", "#17becf", "#bcbd22", "#7f7f7f", "#e377c2", "#1f3a93",
+                   "#8c564b", "#2ca02c", "#ff7f0e", "#6a3d9a", "#b15928", "#a6cee3"];
   const ALIAS = {"class": "label"};
   const col = (name) => R[name] || [];
   const GT = "gt";
+  const SOURCES = D.sources || [];
+  const OP = D.operating || {};
+  // (ground truth row -> prediction row) per source
+  const MATCH = {};
+  for (const src of SOURCES) {  // absent without label_id/eval_id: the stored eval is used as it is
+    const pairs = (D.matches || {})[src];
+    if (pairs) { MATCH[src] = new Map(); for (const [g, p] of pairs) MATCH[src].set(g, p); }
+  }
+  const scored = (src) => { const sc = R.score; if (!sc) return false; for (let r = 0; r < NROWS; r++) if (R.source[r] === src && sc[r] !== null) return true; return false; };
+  const SLIDERS = SOURCES.filter(scored);
 
   // ------------------------------------------------------------------ helpers
   function el(tag, attrs, text) {
@@ -36,10 +58,11 @@
     return String(v);
   }
   const key = (v) => (v === null || v === undefined ? NULL : String(v));
-  const classes = D.classes.slice();
+  const classes = D.classes.map((c) => c.name);
   const colorOf = {};
   classes.forEach((c, i) => {
-    colorOf[c] = i < PALETTE.length ? PALETTE[i] : "hsl(" + Math.round(i * 137.5 % 360) + ",60%,45%)";
+    const j = i - PALETTE.length;
+    colorOf[c] = j < 0 ? PALETTE[i] : "hsl(" + Math.round((j * 137.508 + 20) % 360) + "," + [70, 55, 85][j % 3] + "%," + [42, 58, 32][Math.floor(j / 3) % 3] + "%)";
   });
   const color = (c) => colorOf[c] || "#888";
 
@@ -51,12 +74,19 @@
       const i = f.indexOf(":");
       if (i > 0) filters[ALIAS[f.slice(0, i)] || f.slice(0, i)] = f.slice(i + 1);
     }
+    const thr = {};
+    for (const src of SLIDERS) thr[src] = defaultThr(src);
+    for (const f of p.getAll("thr")) {
+      const i = f.lastIndexOf(":"), v = parseFloat(f.slice(i + 1));
+      if (i > 0 && Object.prototype.hasOwnProperty.call(thr, f.slice(0, i)) && isFinite(v)) thr[f.slice(0, i)] = v;
+    }
     return {
       view: p.get("view") || "samples", filters: filters, q: p.get("q") || "",
       sort: p.get("sort") || "", desc: p.get("desc"), page: Math.max(1, parseInt(p.get("page") || "1", 10) || 1),
-      sample: p.get("sample"),
+      sample: p.get("sample"), thr: thr,
     };
   }
+  function defaultThr(src) { const o = OP[src]; return o && o.threshold !== null && o.threshold !== undefined ? o.threshold : 0; }
   function writeState(st) {
     const p = new URLSearchParams();
     if (st.view !== "samples") p.set("view", st.view);
@@ -66,15 +96,44 @@
     if (st.desc !== null && st.desc !== undefined) p.set("desc", st.desc);
     if (st.page > 1) p.set("page", String(st.page));
     if (st.sample !== null && st.sample !== undefined) p.set("sample", st.sample);
+    for (const src in st.thr || {}) if (st.thr[src] !== defaultThr(src)) p.append("thr", src + ":" + st.thr[src]);
     const h = "#" + p.toString();
     if (location.hash !== h) location.hash = h; else render();
   }
   let state = readState();
 
   // ------------------------------------------------------------------ filtering and sorting
+  // ------------------------------------------------------------------ thresholds and statuses
+  const isGt = (r) => R.source[r] === GT;
+  function shown(r) {  // a prediction at or above its source's threshold (ground truth: always)
+    if (isGt(r)) return true;
+    const t = state.thr[R.source[r]], sc = R.score ? R.score[r] : null;
+    return t === undefined || sc === null || sc === undefined || sc >= t;
+  }
+  // the sources drawn side by side: the source filter's, else every prediction source
+  function panels() {
+    const f = state.filters.source;
+    if (f !== undefined && SOURCES.indexOf(f) >= 0) return [f];
+    return SOURCES.length ? SOURCES.slice() : [null];
+  }
+  // the status of row r at the thresholds, seen against prediction source src
+  function status(r, src) {
+    const ev = R.eval ? R.eval[r] : null;
+    if (ev === null || ev === undefined) return null;
+    if (!isGt(r) || !src || !MATCH[src] || !(ev === "tp" || ev === "fn")) return ev;
+    const m = MATCH[src].get(r);
+    return m !== undefined && shown(m) ? "tp" : "fn";
+  }
+  function statusAny(r) {  // a ground truth missed by any source shown is fn
+    if (!isGt(r)) return status(r, R.source[r]);
+    let st = null;
+    for (const src of panels()) { const x = status(r, src); if (x === "fn") return "fn"; if (x) st = x; }
+    return st;
+  }
   function rowMatches(r, filters) {
+    if (!shown(r)) return false;
     for (const c in filters) {
-      const v = col(c)[r], want = filters[c];
+      const v = c === "eval" ? statusAny(r) : col(c)[r], want = filters[c];
       if (Array.isArray(v)) { if (!v.some((x) => key(x) === want)) return false; }
       else if (key(v) !== want) return false;
     }
@@ -90,19 +149,31 @@
     }
     return sortSamples(out, st);
   }
-  const sortKeys = {};
+  let sortKeys = {}, keysFor = "";
+  // errors at the thresholds: a false positive shown counts its score, a missed ground truth 1
+  function errorKey(s) {
+    let k = 0;
+    for (let r = S.start[s]; r < S.end[s]; r++) {
+      if (isGt(r)) { for (const src of panels()) if (src && status(r, src) === "fn") k += 1; }
+      else if (shown(r) && status(r, R.source[r]) === "fp" && panels().indexOf(R.source[r]) >= 0)
+        k += (R.score && R.score[r] !== null) ? R.score[r] : 1;
+    }
+    return k;
+  }
   function sampleKey(name) {
+    const now = JSON.stringify(state.thr) + "|" + panels().join("\u0000");
+    if (now !== keysFor) { sortKeys = {}; keysFor = now; }
     if (sortKeys[name]) return sortKeys[name];
+    if (name === "errors") { const k = new Array(N); for (let s = 0; s < N; s++) k[s] = errorKey(s); return (sortKeys[name] = k); }
     const k = new Array(N).fill(null);
     for (let s = 0; s < N; s++) {
       if (name === "sample_id") { k[s] = S.id[s]; continue; }
       for (let r = S.start[s]; r < S.end[s]; r++) {
         let v;
-        if (name === "errors") v = (R.eval && (R.eval[r] === "fp" || R.eval[r] === "fn")) ? 1 : 0;
-        else if (name === "labels") v = R.label && R.label[r] !== null ? 1 : 0;
+        if (name === "labels") v = R.label && R.label[r] !== null ? 1 : 0;
         else v = col(name)[r];
         if (v === null || v === undefined) continue;
-        if (name === "errors" || name === "labels") k[s] = (k[s] || 0) + v;
+        if (name === "labels") k[s] = (k[s] || 0) + v;
         else if (typeof v === "number") k[s] = k[s] === null ? v : Math.max(k[s], v);
         else if (k[s] === null || String(v) < k[s]) k[s] = String(v);
       }
@@ -110,7 +181,8 @@
     return (sortKeys[name] = k);
   }
   function sortSamples(list, st) {
-    if (!st.sort) return list;  // the report's own order (export --sort-by)
+    if (!st.sort && !(D.sort.by === "errors" && thrMoved())) return list;  // the report's own order (export --sort-by)
+    if (!st.sort) st = Object.assign({}, st, {sort: "errors"});
     const k = sampleKey(st.sort), desc = st.desc === null ? defaultDesc(st.sort) : st.desc === "1";
     return list.slice().sort((a, b) => {
       const x = k[a], y = k[b];
@@ -120,11 +192,11 @@
       return (x < y ? -1 : 1) * (desc ? -1 : 1);
     });
   }
+  function thrMoved() { for (const src in state.thr) if (state.thr[src] !== defaultThr(src)) return true; return false; }
   const defaultDesc = (name) => name !== "sample_id" && (name === "errors" || name === "labels" || D.numeric.indexOf(name) >= 0);
 
   // ------------------------------------------------------------------ drawing one sample
-  function status(r) { return R.eval ? R.eval[r] : null; }
-  function drawSample(s, width, height, withTags, full) {
+  function drawSample(s, width, height, withTags, full, panel) {
     const W = S.w[s] || guessSize(s)[0], H = S.h[s] || guessSize(s)[1];
     const scale = Math.max(W / width, H / height);
     const root = svg("svg", {viewBox: "0 0 " + W + " " + H, class: "view", preserveAspectRatio: "xMidYMid meet",
@@ -147,7 +219,9 @@
     for (let r = S.start[s]; r < S.end[s]; r++) {
       const b = R.bbox ? R.bbox[r] : null;
       if (!b) continue;
-      const src = R.source[r], gt = src === GT, lab = R.label ? R.label[r] : null, st = status(r);
+      const src = R.source[r], gt = src === GT, lab = R.label ? R.label[r] : null;
+      if (!gt && ((panel && src !== panel) || !shown(r))) continue;
+      const st = status(r, gt ? panel : src);
       const g = svg("g", {class: "box " + (gt ? "gt" : "pred") + (st ? " st-" + st : ""), "data-row": r,
                           "data-label": key(lab), "data-source": src, "data-eval": st === null ? "" : st,
                           "data-label-id": R.label_id ? key(R.label_id[r]) : ""});
@@ -185,30 +259,56 @@
     }
     return [Math.ceil(w), Math.ceil(h)];
   }
-  function counts(s) {
+  function counts(s, panel) {
     const c = {gt: 0, pred: 0, tp: 0, fp: 0, fn: 0};
     for (let r = S.start[s]; r < S.end[s]; r++) {
       if (!R.label || R.label[r] === null) { if (!(R.bbox && R.bbox[r])) continue; }
-      if (R.source[r] === GT) c.gt++; else c.pred++;
-      const st = status(r);
-      if (st && c[st] !== undefined && (st !== "tp" || R.source[r] !== GT)) c[st]++;
+      const gt = isGt(r);
+      if (!gt && ((panel && R.source[r] !== panel) || !shown(r))) continue;
+      if (gt) c.gt++; else c.pred++;
+      const st = status(r, gt ? panel : R.source[r]);
+      if (st && c[st] !== undefined && (st !== "tp" || !gt)) c[st]++;
     }
     return c;
+  }
+  function countText(n) {
+    const parts = [n.gt + " gt"];
+    if (n.pred) parts.push(n.pred + " pred");
+    if (R.eval) for (const k of ["tp", "fp", "fn"]) if (n[k]) parts.push(n[k] + " " + k);
+    return parts;
+  }
+  // one panel per prediction source (ground truth in each): two models side by side
+  function drawPanels(s, width, height, withTags, full) {
+    const ps = panels(), box = el("div", {class: "panels" + (ps.length > 1 ? " multi" : "")});
+    for (const src of ps) {
+      const p = el("div", {class: "panel-src", "data-source": src === null ? "" : src});
+      p.appendChild(drawSample(s, (width - 8 * (ps.length - 1)) / ps.length, height, withTags, full, src));
+      if (ps.length > 1) {
+        const cap = el("div", {class: "panel-cap"});
+        cap.appendChild(el("b", {}, src));
+        cap.appendChild(document.createTextNode(" " + countText(counts(s, src)).slice(1).join(" · ")));
+        p.appendChild(cap);
+      }
+      box.appendChild(p);
+    }
+    return box;
   }
 
   // ------------------------------------------------------------------ the grid
   function card(s) {
     const c = el("div", {class: "card", "data-sample-id": S.id[s], "data-index": s, tabindex: 0});
     const frame = el("div", {class: "frame"});
-    frame.appendChild(drawSample(s, CARD_W, CARD_H, true, false));
+    frame.appendChild(drawPanels(s, panels().length > 1 ? 2 * CARD_W : CARD_W, CARD_H, true, false));
     c.appendChild(frame);
     const cap = el("div", {class: "caption"});
     cap.appendChild(el("div", {class: "sid", title: S.id[s]}, S.id[s]));
     if (!S.img[s]) cap.appendChild(el("div", {class: "path", title: S.path[s]}, S.path[s]));
-    const badges = el("div", {class: "badges"}), n = counts(s);
+    const badges = el("div", {class: "badges"}), ps = panels(), n = counts(s, ps.length === 1 ? ps[0] : null);
     badges.appendChild(el("span", {class: "badge"}, n.gt + " gt"));
-    if (n.pred) badges.appendChild(el("span", {class: "badge"}, n.pred + " pred"));
-    if (R.eval) for (const k of ["tp", "fp", "fn"]) if (n[k]) badges.appendChild(el("span", {class: "badge st-" + k}, n[k] + " " + k));
+    if (ps.length === 1) {
+      if (n.pred) badges.appendChild(el("span", {class: "badge"}, n.pred + " pred"));
+      if (R.eval) for (const k of ["tp", "fp", "fn"]) if (n[k]) badges.appendChild(el("span", {class: "badge st-" + k}, n[k] + " " + k));
+    }
     const split = firstValue(s, "split");
     if (split !== null) badges.appendChild(el("span", {class: "badge muted"}, split));
     for (const k of ["hard_sample_score", "hard_score"]) {
@@ -226,8 +326,8 @@
   function imageLabels(s) {
     let box = null;
     for (let r = S.start[s]; r < S.end[s]; r++) {
-      if (!R.label || R.label[r] === null || (R.bbox && R.bbox[r])) continue;
-      const gt = R.source[r] === GT, st = status(r);
+      if (!R.label || R.label[r] === null || (R.bbox && R.bbox[r]) || !shown(r)) continue;
+      const gt = R.source[r] === GT, st = gt ? statusAny(r) : status(r, R.source[r]);
       box = box || el("div", {class: "chips"});
       const chip = el("span", {class: "chip " + (gt ? "gt" : "pred") + (st ? " st-" + st : ""), "data-row": r,
                                "data-label": key(R.label[r]), "data-source": R.source[r], "data-eval": st === null ? "" : st});
@@ -285,28 +385,92 @@
     });
     bar.appendChild(dir);
     const reset = el("button", {type: "button", id: "reset"}, "reset");
-    reset.addEventListener("click", () => { state = {view: "samples", filters: {}, q: "", sort: "", desc: null, page: 1, sample: null}; writeState(state); });
+    reset.addEventListener("click", () => {
+      const thr = {}; for (const src of SLIDERS) thr[src] = defaultThr(src);
+      state = {view: "samples", filters: {}, q: "", sort: "", desc: null, page: 1, sample: null, thr: thr}; writeState(state);
+    });
     bar.appendChild(reset);
+    // one score threshold per prediction source: boxes below it are hidden
+    const sliders = el("div", {class: "bar sliders", id: "sliders"});
+    SLIDERS.forEach((src, i) => {
+      const o = OP[src] || {};
+      const range = el("input", {type: "range", min: 0, max: 1, step: 0.01, id: "thr-" + i, "data-source": src,
+                                 value: state.thr[src], "aria-label": "score threshold of " + src});
+      const out = el("output", {id: "thr-value-" + i, class: "thr-value"}, fmtThr(state.thr[src]));
+      range.addEventListener("input", () => { out.textContent = fmtThr(parseFloat(range.value)); });
+      range.addEventListener("change", () => { state.thr[src] = parseFloat(range.value); state.page = 1; writeState(state); });
+      const best = el("button", {type: "button", class: "thr-best", id: "thr-best-" + i,
+                                 title: "back to the best-F1 threshold"}, "best F1");
+      best.disabled = o.threshold === null || o.threshold === undefined;
+      best.addEventListener("click", () => { state.thr[src] = defaultThr(src); writeState(state); });
+      const f = el("label", {class: "field slider"});
+      f.appendChild(el("span", {}, "score ≥ (" + src + ")"));
+      const row = el("span", {class: "slider-row"});
+      row.appendChild(range); row.appendChild(out); row.appendChild(best);
+      f.appendChild(row);
+      sliders.appendChild(f);
+    });
+    const note = el("div", {class: "operating muted", id: "operating"});
+    const parts = [];
+    for (const src of SOURCES) {
+      const o = OP[src];
+      if (!o) continue;
+      if (o.threshold === null || o.threshold === undefined)
+        parts.push(src + ": " + (o.scored ? "no threshold reaches F1 > 0" : "no scores") + " (every prediction shown)");
+      else parts.push(src + ": best F1 " + o.f1.toFixed(3) + " at score ≥ " + fmtThr(o.threshold) + " (precision " +
+                      o.precision.toFixed(3) + ", recall " + (o.recall === null ? "n/a" : o.recall.toFixed(3)) + ", " +
+                      o.tp + " tp, " + o.fp + " fp, " + o.fn + " fn)");
+    }
+    if (SLIDERS.length) {
+      note.appendChild(el("span", {}, "Predictions below the score threshold are hidden and ground truth they matched counts as missed. " +
+        "Default threshold: each model's best-F1 point over all " + D.limit.total + " samples at the evaluation's IoU — "));
+      note.appendChild(el("span", {id: "operating-points"}, parts.join("; ")));
+      sliders.appendChild(note);
+      bar.parentNode.insertBefore(sliders, bar.nextSibling);
+    }
+    if (D.limit && D.limit.shown < D.limit.total) {
+      const lim = el("div", {class: "note", id: "limit-note"},
+        "This report holds " + D.limit.shown + " of " + D.limit.total + " samples: the first in report order (" + D.sort.by +
+        ")" + (D.limit["default"] ? ", the default limit" : "") + ". Filters, sorting and counts cover these samples only. " +
+        "Export again with --limit N for more (--limit 0: every sample; the page grows with it).");
+      bar.parentNode.insertBefore(lim, bar);
+    }
   }
+  function fmtThr(t) { return Number.isInteger(Math.round(t * 1e6) / 1e4) ? t.toFixed(2) : String(+t.toFixed(4)); }
   function labelled(text, input) {
     const l = el("label", {class: "field"});
     l.appendChild(el("span", {}, text));
     l.appendChild(input);
     return l;
   }
+  let legendOpen = false;
   function buildLegend() {
     const lg = document.getElementById("legend");
     lg.textContent = "";
-    for (const c of classes) {
-      const item = el("span", {class: "item"});
+    // classes by number of labels; a click filters on the class; long lists fold
+    D.classes.forEach((c, i) => {
+      const item = el("button", {type: "button", class: "item class-key" + (i >= LEGEND_SHOWN && !legendOpen ? " folded" : ""),
+                                 "data-label": c.name, title: c.gt + " ground truth, " + c.pred + " predictions — click to filter"});
       const sw = el("span", {class: "swatch"});
-      sw.style.background = color(c);
+      sw.style.background = color(c.name);
       item.appendChild(sw);
-      item.appendChild(document.createTextNode(c));
+      item.appendChild(document.createTextNode(c.name));
+      item.appendChild(el("span", {class: "count"}, String(c.gt + c.pred)));
+      item.addEventListener("click", () => {
+        if (state.filters.label === c.name) delete state.filters.label; else state.filters.label = c.name;
+        state.page = 1; writeState(state);
+      });
       lg.appendChild(item);
+    });
+    if (D.classes.length > LEGEND_SHOWN) {
+      const more = el("button", {type: "button", id: "legend-more", class: "item"},
+                      legendOpen ? "fewer classes" : "all " + D.classes.length + " classes");
+      more.addEventListener("click", () => { legendOpen = !legendOpen; buildLegend(); });
+      lg.appendChild(more);
     }
     lg.appendChild(el("span", {class: "item key-gt"}, "ground truth"));
     lg.appendChild(el("span", {class: "item key-pred"}, "prediction (score)"));
+    for (const b of lg.querySelectorAll(".class-key")) b.classList.toggle("active", b.getAttribute("data-label") === state.filters.label);
     if (R.eval) {
       lg.appendChild(el("span", {class: "item key-fp"}, "FP: false positive"));
       lg.appendChild(el("span", {class: "item key-fn"}, "FN: missed"));
@@ -317,6 +481,7 @@
     const list = visibleSamples(state), pages = Math.max(1, Math.ceil(list.length / PAGE));
     const page = Math.min(state.page, pages), grid = document.getElementById("grid");
     grid.textContent = "";
+    grid.classList.toggle("multi", panels().length > 1);
     const slice = list.slice((page - 1) * PAGE, page * PAGE);
     for (const s of slice) grid.appendChild(card(s));
     if (!slice.length) grid.appendChild(el("p", {class: "empty"}, "No sample matches these filters."));
@@ -333,6 +498,8 @@
     const b = document.body.dataset;
     b.shown = String(list.length); b.total = String(N); b.page = String(page); b.pages = String(pages);
     b.filters = JSON.stringify(state.filters);
+    b.thresholds = JSON.stringify(state.thr);
+    b.panels = JSON.stringify(panels());
   }
 
   // ------------------------------------------------------------------ detail view
@@ -343,7 +510,7 @@
     if (s < 0) { box.hidden = true; document.body.dataset.detail = ""; return; }
     box.hidden = false;
     document.body.dataset.detail = S.id[s];
-    const panel = el("div", {class: "panel", role: "dialog", "aria-label": "sample " + S.id[s]});
+    const panel = el("div", {class: "panel" + (panels().length > 1 ? " wide" : ""), role: "dialog", "aria-label": "sample " + S.id[s]});
     const head = el("div", {class: "panel-head"});
     head.appendChild(el("h2", {}, S.id[s]));
     for (const [id, text, d] of [["detail-prev", "‹", -1], ["detail-next", "›", 1]]) {
@@ -361,8 +528,8 @@
     panel.appendChild(info);
     const body = el("div", {class: "panel-body"});
     const pic = el("div", {class: "big"});
-    const W = Math.min(900, window.innerWidth - 80);
-    pic.appendChild(drawSample(s, W, Math.max(300, window.innerHeight * 0.55), "all", true));
+    const W = Math.min(panels().length > 1 ? 1400 : 900, window.innerWidth - 80);
+    pic.appendChild(drawPanels(s, W, Math.max(300, window.innerHeight * 0.55), "all", true));
     if (!S.img[s]) pic.appendChild(el("p", {class: "path"}, "image not found: " + S.path[s]));
     const chips = imageLabels(s);
     if (chips) pic.appendChild(chips);
@@ -380,7 +547,9 @@
     const thead = el("thead"); thead.appendChild(tr); t.appendChild(thead);
     const tb = el("tbody");
     for (let r = S.start[s]; r < S.end[s]; r++) {
-      const row = el("tr", {"data-row": r, class: status(r) ? "st-" + status(r) : ""});
+      const st = statusAny(r);
+      const row = el("tr", {"data-row": r, class: (st ? "st-" + st : "") + (shown(r) ? "" : " below"),
+                            title: shown(r) ? null : "below the score threshold: hidden"});
       for (const c of cols) {
         const td = el("td", {}, fmt(col(c)[r]));
         if (c === "label" && R.label[r] !== null) {
@@ -515,23 +684,24 @@
     const rows = cm.labels || cm.rows || [], cols = cm.labels || cm.columns || [], m = cm.matrix;
     let max = 1;
     for (const r of m) for (const x of r) max = Math.max(max, x || 0);
-    const t = el("table", {class: "confusion", id: "confusion"}), head = el("tr");
-    head.appendChild(el("th", {class: "corner"}, "truth ↓ / predicted →"));
-    for (const c of cols) head.appendChild(el("th", {}, c));
+    const compact = cols.length > 15;  // 80 classes: small cells, vertical headers, scrolls in its box
+    const t = el("table", {class: "confusion" + (compact ? " compact" : ""), id: "confusion"}), head = el("tr");
+    head.appendChild(el("th", {class: "corner"}, compact ? "truth ↓ predicted →" : "truth ↓ / predicted →"));
+    for (const c of cols) { const th = el("th", {class: "col", title: fmt(c)}); th.appendChild(el("span", {}, c)); head.appendChild(th); }
     t.appendChild(head);
     m.forEach((r, i) => {
       const tr = el("tr");
-      tr.appendChild(el("th", {}, rows[i] !== undefined ? rows[i] : ""));
+      tr.appendChild(el("th", {class: "row"}, rows[i] !== undefined ? rows[i] : ""));
       r.forEach((x, j) => {
         const diag = rows[i] === cols[j] && rows[i] !== "(none)";
-        const td = el("td", {class: diag ? "diag" : "", title: fmt(rows[i]) + " → " + fmt(cols[j])}, fmt(x));
+        const td = el("td", {class: diag ? "diag" : "", title: fmt(rows[i]) + " → " + fmt(cols[j]), "data-count": fmt(x)}, compact && !x ? "" : fmt(x));
         const a = (x || 0) / max;
         td.style.background = diag ? "rgba(46,157,79," + (0.12 + 0.6 * a).toFixed(3) + ")" : x ? "rgba(214,39,40," + (0.12 + 0.6 * a).toFixed(3) + ")" : "";
         tr.appendChild(td);
       });
       t.appendChild(tr);
     });
-    const wrap = el("div", {class: "table-wrap"}); wrap.appendChild(t);
+    const wrap = el("div", {class: "table-wrap" + (compact ? " confusion-wrap" : "")}); wrap.appendChild(t);
     if (cm.iou !== undefined) wrap.appendChild(el("p", {class: "muted"}, "class-agnostic matching at IoU " + fmt(cm.iou) + (cm.conf ? ", score ≥ " + fmt(cm.conf) : "") + "; (none) row: predictions on background, (none) column: missed ground truth"));
     return wrap;
   }
@@ -558,6 +728,11 @@
     for (const c of D.filters) { const s = document.getElementById("filter-" + c); if (s) s.value = state.filters[c] !== undefined ? state.filters[c] : ""; }
     document.getElementById("sort").value = state.sort;
     document.getElementById("q").value = state.q;
+    SLIDERS.forEach((src, i) => {
+      const r = document.getElementById("thr-" + i), o = document.getElementById("thr-value-" + i);
+      if (r) { r.value = state.thr[src]; o.textContent = fmtThr(state.thr[src]); }
+    });
+    buildLegend();
   }
   window.addEventListener("hashchange", render);
   render();
