@@ -16,6 +16,15 @@ What it makes, truthfully:
   circle ~0.785, triangle ~0.5), its score from how close that fill ratio is to the
   class's. Occlusion and truncation fool it, as they would a real model. It also
   "detects" the grey distractor blobs some images have (false positives).
+- A second, weaker model in predictions/detections_weak_{train,val}.json (`weaken`
+  below): the same detector's detections, degraded with its own generator (seed 8, so
+  the files above do not change): each detection is dropped with probability 0.25
+  (lower recall); each box edge moves by Gaussian noise with a standard deviation of 8%
+  of the box's width or height (worse localisation); the score becomes
+  0.8 * score + N(0, 0.08), clipped to [0.05, 0.99] (less confident, noisier ranking);
+  with probability 0.1 the class is replaced by another one (confusions); and with
+  probability 0.5 per image one spurious box (random class, place and size, score
+  uniform in [0.05, 0.6]) is added (more false positives).
 
 Run: python scripts/make_sample.py [OUT_DIR]   (default mlcycle/data/sample)
 """
@@ -112,6 +121,31 @@ def detect(img: Image.Image, rng: np.random.Generator) -> list[dict]:
     return dets
 
 
+def weaken(dets: list[dict], rng: np.random.Generator) -> list[dict]:
+    """The weaker model: the detector's detections degraded (see the module docstring)."""
+    out = []
+    for d in dets:
+        if rng.random() < 0.25:
+            continue
+        x, y, w, h = d["bbox"]
+        x0, x1 = x + rng.normal(0, 0.08 * w), x + w + rng.normal(0, 0.08 * w)
+        y0, y1 = y + rng.normal(0, 0.08 * h), y + h + rng.normal(0, 0.08 * h)
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        cls = d["cls"]
+        if rng.random() < 0.1:
+            cls = CLASSES[(CLASSES.index(cls) + int(rng.integers(1, 3))) % 3]
+        score = float(np.clip(0.8 * d["score"] + rng.normal(0, 0.08), 0.05, 0.99))
+        out.append({"cls": cls, "bbox": [round(float(v), 2) for v in (x0, y0, max(x1 - x0, 1.0), max(y1 - y0, 1.0))],
+                    "score": round(score, 3)})
+    if rng.random() < 0.5:
+        s = float(rng.uniform(15, 60))
+        x, y = float(rng.uniform(0, W - s)), float(rng.uniform(0, H - s))
+        out.append({"cls": CLASSES[int(rng.integers(0, 3))], "bbox": [round(x, 2), round(y, 2), round(s, 2), round(s * 0.9, 2)],
+                    "score": round(float(rng.uniform(0.05, 0.6)), 3)})
+    return out
+
+
 def main(out: Path) -> None:
     rng = np.random.default_rng(7)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -129,8 +163,9 @@ def main(out: Path) -> None:
         img.save(out / name, optimize=True)
         dets = detect(img, rng)
         splits[split].append((i + 1, name, labels, dets))
+    weak_rng = np.random.default_rng(8)  # its own generator: the files above stay as they were
     for split, items in splits.items():
-        images, anns, results = [], [], []
+        images, anns, results, weak = [], [], [], []
         planned = {"missing": None, "wrong_class": None, "sloppy": None}
         for image_id, name, labels, dets in items:
             images.append({"id": image_id, "file_name": name, "width": W, "height": H})
@@ -178,12 +213,15 @@ def main(out: Path) -> None:
                 ann_id += 1
             for d in dets:
                 results.append({"image_id": image_id, "category_id": cat_id[d["cls"]], "bbox": d["bbox"], "score": d["score"]})
+            for d in weaken(dets, weak_rng):
+                weak.append({"image_id": image_id, "category_id": cat_id[d["cls"]], "bbox": d["bbox"], "score": d["score"]})
         cats = categories + ([{"id": 4, "name": "disc", "supercategory": "shape"}] if "synonym" in planned else [])
         doc = {"info": {"description": "mlcycle sample dataset (synthetic shapes)", "version": "1.0", "year": 2026},
                "licenses": [{"id": 1, "name": "CC0-1.0", "url": "https://creativecommons.org/publicdomain/zero/1.0/"}],
                "images": images, "annotations": anns, "categories": cats}
         (out / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc, indent=1) + "\n")
         (out / "predictions" / f"detections_{split}.json").write_text(json.dumps(results) + "\n")
+        (out / "predictions" / f"detections_weak_{split}.json").write_text(json.dumps(weak) + "\n")
     (out / "MISTAKES.md").write_text("# Deliberate annotation mistakes\n\n" + "".join(f"- {m}\n" for m in mistakes))
 
 
