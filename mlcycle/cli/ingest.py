@@ -13,7 +13,9 @@ from mlcycle.cli.common import Format, NoColor, Output, Quiet, Verbose, command,
 def _complete_format_or_path(incomplete: str) -> list[str]:
     from mlcycle import formats
 
-    return [n for n in formats.names(reads=True) if n.startswith(incomplete)]
+    readable = formats.names(reads=True)
+    offered = readable + [a for a, n in formats.ALIASES.items() if n in readable]
+    return [n for n in offered if n.startswith(incomplete)]
 
 
 @command(
@@ -76,12 +78,12 @@ def ingest(
     if len(args) == 2:
         name, path = args[0], Path(args[1])
         try:
-            formats.info(name)
+            name = formats.info(name, "read").name
         except OptionError as exc:  # the format is the first of the PATH arguments here
             raise UsageError(exc.message, hint=exc.hint) from None
     else:
         path = Path(args[0])
-        if args[0] in formats.FORMATS and not path.exists():
+        if formats.is_name(args[0]) and not path.exists():
             raise UsageError(f"missing PATH after format '{args[0]}'")
         name = formats.detect(path)
         console.info(f"detected format: {name}")
@@ -112,4 +114,5 @@ def _print_formats() -> None:
 
     for name, f in formats.FORMATS.items():
         modes = ",".join(m for m, ok in (("read", f.reads), ("write", f.writes)) if ok)
-        typer.echo(f"{name:<14} {modes:<11} {render_mentions(f.summary, flag_for)}")
+        also = f" (also: {', '.join(f.aliases)})" if f.aliases else ""
+        typer.echo(f"{name:<14} {modes:<11} {render_mentions(f.summary, flag_for)}{also}")

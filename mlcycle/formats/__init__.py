@@ -44,6 +44,8 @@ class FormatInfo:
     writes: bool = True
     # what `export` writes: a single file (stdout allowed) or a folder (needs -o)
     output: str = "file"
+    # other names accepted for this format (``yolov8`` for ``yolo``)
+    aliases: tuple[str, ...] = ()
 
 
 # Detection tries formats in this order; the more specific ones come first.
@@ -55,7 +57,8 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo("cvat", "mlcycle.formats.cvat", "CVAT for images 1.1 XML (boxes, polygons, points, tags; attributes, occluded, z_order)"),
         FormatInfo("labelme", "mlcycle.formats.labelme", "LabelMe JSON, one file per image (rectangles; polygons as segmentation)", output="folder"),
         FormatInfo("openimages", "mlcycle.formats.openimages", "Open Images V6/V7 box CSV (IsGroupOf, IsOccluded, ... ; normalised, needs image sizes)"),
-        FormatInfo("yolo", "mlcycle.formats.yolo", "YOLO txt: Ultralytics (data.yaml, images/ labels/), darknet (obj.names), flat (classes.txt)", output="folder"),
+        FormatInfo("yolo", "mlcycle.formats.yolo", "YOLO txt: Ultralytics (data.yaml, images/ labels/), darknet (obj.names), flat (classes.txt)", output="folder",
+                   aliases=("yolov8", "ultralytics")),
         FormatInfo("voc", "mlcycle.formats.voc", "Pascal VOC XML (difficult, truncated, occluded, pose as attributes)", output="folder"),
         FormatInfo("kitti", "mlcycle.formats.kitti", "KITTI object txt (truncated, occluded, alpha, 3D box as attributes)", output="folder"),
         FormatInfo("csv", "mlcycle.formats.csv_table", "Generic CSV: columns mapped with {option:columns} image=...,label=...,x1=..., {option:box_format}, {option:normalized}"),
@@ -63,6 +66,10 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo("html", "mlcycle.formats.html", "Offline HTML report: samples with boxes, filters, metrics charts (write only)", reads=False, output="folder"),
     )
 }
+
+
+# alias -> format name
+ALIASES: dict[str, str] = {a: f.name for f in FORMATS.values() for a in f.aliases}
 
 
 @dataclass(frozen=True)
@@ -113,12 +120,43 @@ def names(reads: bool | None = None, writes: bool | None = None) -> list[str]:
     ]
 
 
-def info(format_name: str) -> FormatInfo:
-    try:
-        return FORMATS[format_name]
-    except KeyError:
-        raise OptionError("format_name", f"unknown format '{format_name}'",
-                          hint="known formats: " + ", ".join(FORMATS)) from None
+def canonical(format_name: str) -> str:
+    """The format's name for a name or an alias (``yolov8`` -> ``yolo``); unknown names
+    are returned as they are."""
+    return ALIASES.get(format_name, format_name)
+
+
+def is_name(text: str) -> bool:
+    """True when ``text`` names a format (or an alias of one)."""
+    return text in FORMATS or text in ALIASES
+
+
+def info(format_name: str, mode: str | None = None) -> FormatInfo:
+    """The format named ``format_name`` (or an alias of it). With ``mode`` ("read" or
+    "write"), a format that cannot do that is an error, and an unknown name gets a
+    did-you-mean among the formats that can."""
+    from mlcycle.errors import printable
+
+    f = FORMATS.get(canonical(format_name))
+    can = names(reads=True) if mode == "read" else names(writes=True) if mode == "write" else list(FORMATS)
+    if f is None:
+        import difflib
+
+        shown = printable(format_name, 60)
+        offered = can + [a for a, n in ALIASES.items() if n in can]
+        close = difflib.get_close_matches(format_name.lower(), offered, n=1, cutoff=0.6)
+        close = close or [n for n in can if format_name.lower().startswith(n) or n.startswith(format_name.lower())][:1]
+        mean = f"did you mean '{close[0]}'? " if close else ""
+        what = {"read": "readable ", "write": "writable "}.get(mode or "", "known ")
+        raise OptionError("format_name", f"unknown format '{shown}'",
+                          hint=f"{mean}{what}formats: " + ", ".join(can))
+    if mode == "read" and not f.reads:
+        raise OptionError("format_name", f"format '{f.name}' can be written but not read",
+                          hint="readable formats: " + ", ".join(can))
+    if mode == "write" and not f.writes:
+        raise OptionError("format_name", f"format '{f.name}' can be read but not written",
+                          hint="writable formats: " + ", ".join(can))
+    return f
 
 
 def module(format_name: str) -> ModuleType:
@@ -129,12 +167,13 @@ def options_class(format_name: str, mode: str = "read") -> type:
     """The options ``format_name`` takes for ``mode`` ("read" or "write"): its own
     subclass, or the common ``ReadOptions``/``WriteOptions``."""
     common = ReadOptions if mode == "read" else WriteOptions
-    return getattr(module(format_name), common.__name__, common)
+    return getattr(module(canonical(format_name)), common.__name__, common)
 
 
 def _check_options(format_name: str, options: Any, common: type) -> Any:
     if options is None:
         return common()
+    format_name = canonical(format_name)
     own = options_class(format_name, "read" if common is ReadOptions else "write")
     if not isinstance(options, common):
         raise OptionError("options", f"expected {common.__name__}, got {type(options).__name__}")
@@ -145,9 +184,7 @@ def _check_options(format_name: str, options: Any, common: type) -> Any:
 
 def read(format_name: str, path: Path, options: ReadOptions | None = None):
     """Read ``path`` in ``format_name`` into a label table."""
-    f = info(format_name)
-    if not f.reads:
-        raise OptionError("format_name", f"format '{format_name}' can be written but not read")
+    format_name = info(format_name, "read").name
     return module(format_name).read(Path(path), _check_options(format_name, options, ReadOptions))
 
 
@@ -155,9 +192,8 @@ def write(format_name: str, table, output: Path | None, options: WriteOptions | 
     """Write ``table`` in ``format_name`` to ``output`` (a file, a folder, or None for
     standard output where the format is one file); with ``options.split``, only the rows
     of that split."""
-    f = info(format_name)
-    if not f.writes:
-        raise OptionError("format_name", f"format '{format_name}' can be read but not written")
+    f = info(format_name, "write")
+    format_name = f.name
     if f.output == "folder" and output is None:
         raise OptionError("output", f"{format_name} writes a folder, not to standard output",
                           hint="name the folder to write")
@@ -172,6 +208,7 @@ def write(format_name: str, table, output: Path | None, options: WriteOptions | 
 
 
 def _options(format_name: str, mode: str, given: dict[str, Any]) -> Any:
+    format_name = canonical(format_name)
     cls = options_class(format_name, mode)
     known = {f.name for f in fields(cls)}
     for key in given:
@@ -188,8 +225,7 @@ def ingest(path: str | Path, format: str | None = None, **options: Any):
     ``options`` are the fields of ``ReadOptions`` and of the format's own options, e.g.
     ``ingest("dets.json", "coco-results", images="instances.json")``.
     """
-    format_name = format if format is not None else detect(Path(path))
-    info(format_name)
+    format_name = info(format if format is not None else detect(Path(path)), "read").name
     return read(format_name, Path(path), _options(format_name, "read", options))
 
 
@@ -197,7 +233,7 @@ def export(table, format: str, output: str | Path | None = None, **options: Any)
     """Write a label table in an annotation format to ``output`` (a file or folder; None:
     standard output, for formats that are one file). ``options`` are the fields of
     ``WriteOptions`` and of the format's own options, e.g. ``layout="darknet"`` for yolo."""
-    info(format)
+    format = info(format, "write").name
     write(format, table, None if output is None else Path(output), _options(format, "write", options))
 
 

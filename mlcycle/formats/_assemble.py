@@ -8,13 +8,15 @@ the labels 1..n in that order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from mlcycle import table as T
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
+
+    from mlcycle.formats._invalid import InvalidInput
 
 
 def assemble(*, sample_ids: Sequence[str], label_sample: "np.ndarray", labels: Sequence[Any],
@@ -141,3 +143,38 @@ def attribute_array(values: list) -> "pa.Array":
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         return pa.array([None if v is None else str(v) for v in values], type=pa.string())
+
+
+def check_box_geometry(boxes: "np.ndarray", problems: "InvalidInput", where: Callable[[int], str],
+                       present: "np.ndarray | None" = None) -> "np.ndarray":
+    """The one rule for bad geometry, applied by every reader: a box ``[x, y, w, h]``
+    (pixels or fractions) with a negative width or height -- in corner formats
+    ``x2 < x1`` or ``y2 < y1`` -- or a non-finite value is an invalid label.
+
+    ``boxes`` is ``(n, 4)`` in ``[x, y, w, h]``; ``present`` marks the rows that have a
+    box (default: rows not all NaN; rows without a box are fine). ``where(i)`` names
+    box ``i`` for the message (``"a.txt:3"``, ``"x.json: annotations[7] (id 9)"``).
+    Each invalid box goes to ``problems`` (an error at the first one, or counted and
+    skipped with ``skip_invalid``). Returns the mask of rows to keep. Vectorised: the
+    message is built only for the few boxes reported."""
+    import numpy as np
+
+    from mlcycle.errors import printable
+
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if present is None:
+        present = ~np.isnan(b).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        nonfinite = present & ~np.isfinite(b).all(axis=1)
+        negative = present & ~nonfinite & ((b[:, 2] < 0) | (b[:, 3] < 0))
+    bad = nonfinite | negative
+    if not bad.any():
+        return ~bad
+
+    def message(i: int) -> str:
+        vals = ", ".join(printable(repr(float(v))) for v in b[i])
+        what = "a non-finite value" if nonfinite[i] else "a negative width or height (x2 < x1 or y2 < y1)"
+        return f"{where(i)}: the box has {what} ([x, y, w, h] = [{vals}])"
+
+    problems.add_each(np.flatnonzero(bad).tolist(), message)
+    return ~bad

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, mention, printable
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -59,7 +59,7 @@ def _fast_decode(data: bytes) -> dict | None:
         doc = {k: msgspec.json.decode(v) for k, v in top.items() if k != "annotations"}
         doc["annotations"] = msgspec.json.decode(top["annotations"], type=list[Annotation])
         return doc
-    except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, RecursionError):
         return None
 
 
@@ -67,12 +67,64 @@ def _fail(name: str, message: str, hint: str | None = None) -> MlcycleError:
     return MlcycleError(f"{name}: {message}", hint=hint)
 
 
-def _check_int_ids(values: list, name: str, what: str) -> None:
+_INT64 = 2**63
+
+
+def int_values(values: list, name: str, what: str, key: str, ann_ids: list | None = None,
+               problems: Any = None, nullable: bool = False, low: int = -_INT64, high: int = _INT64):
+    """COCO integers -> (int64 array, bad mask, null mask).
+
+    Integers in ``[low, high)``, and floats with an integral value (``640.0``, ``1.0``:
+    pycocotools accepts them) read as those integers. Anything else -- a fraction,
+    ``NaN``, a number out of range (``2**64``), a string, a boolean, a missing value
+    unless ``nullable`` -- is an error naming ``what[i].key`` (with ``problems``, an
+    ``InvalidInput``, each is reported there and marked in the bad mask instead)."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    types = set(map(type, values))
+    if types <= ({int, type(None)} if nullable else {int}):
+        try:
+            arr = pa.array(values, type=pa.int64())
+            null = ~arr.is_valid().to_numpy(zero_copy_only=False) if arr.null_count else np.zeros(n, bool)
+            out = arr.fill_null(0).to_numpy() if arr.null_count else arr.to_numpy()
+            if low == -_INT64 and high == _INT64 or not n or (out.min() >= low and out.max() < high):
+                return out, np.zeros(n, bool), null
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+    out = np.zeros(n, np.int64)
+    bad = np.zeros(n, bool)
+    null = np.zeros(n, bool)
+    problem: dict[int, str] = {}
     for i, v in enumerate(values):
-        if type(v) is not int:
-            kind = "a string" if isinstance(v, str) else type(v).__name__
-            raise _fail(name, f"{what}[{i}].id is {kind} ({v!r}); COCO ids must be integers",
-                        hint="string ids are not supported: renumber the ids, keeping file_name")
+        t = type(v)
+        if v is None:
+            if nullable:
+                null[i] = True
+                continue
+            problem[i] = "is missing"
+        elif t is int or (t is float and v == v and v not in (float("inf"), float("-inf")) and v.is_integer()):
+            if low <= v < high:
+                out[i] = int(v)
+                continue
+            problem[i] = f"{v!r} is out of range" + (" (64-bit integers)" if low == -_INT64 else f" ({low}..{high - 1})")
+        else:
+            kind = "a string" if t is str else ("a boolean" if t is bool else "not an integer")
+            problem[i] = f"{printable(repr(v), 60)} is {kind}" + ("" if kind == "not an integer" else ", not an integer")
+        bad[i] = True
+
+    def message(i: int) -> str:
+        ident = f" (id {ann_ids[i]})" if ann_ids is not None and key != "id" else ""
+        return f"{name}: {what}[{i}]{ident}: {key} {problem[i]}"
+
+    if problem:
+        if problems is None:
+            raise MlcycleError(message(next(iter(problem))),
+                               hint="string ids are not supported: renumber the ids, keeping file_name"
+                               if key == "id" and any(type(values[i]) is str for i in problem) else None)
+        problems.add_each(list(problem), message)
+    return out, bad, null
 
 
 def load_images(doc: dict, name: str) -> dict[str, Any]:
@@ -80,6 +132,10 @@ def load_images(doc: dict, name: str) -> dict[str, Any]:
     import numpy as np
 
     if not isinstance(doc, dict):
+        if isinstance(doc, list) and (not doc or (isinstance(doc[0], dict) and "image_id" in doc[0])):
+            raise _fail(name, "this is a COCO results file (a JSON list of detections), not COCO instances",
+                        hint=f"read it as format coco-results, with {mention('images')} naming the ground truth "
+                             "(its COCO instances file or label table)")
         raise _fail(name, "expected a JSON object with 'images', 'annotations' and 'categories'")
     images = doc.get("images")
     if not isinstance(images, list):
@@ -92,8 +148,7 @@ def load_images(doc: dict, name: str) -> dict[str, Any]:
     except KeyError:
         bad = next(i for i, im in enumerate(images) if "id" not in im)
         raise _fail(name, f"images[{bad}] has no 'id'") from None
-    _check_int_ids(ids, name, "images")
-    id_arr = np.array(ids, dtype=np.int64)
+    id_arr = int_values(ids, name, "images", "id")[0]
     uniq, counts = np.unique(id_arr, return_counts=True)
     if (counts > 1).any():
         raise _fail(name, f"image id {int(uniq[counts > 1][0])} appears {int(counts[counts > 1][0])} times in 'images'")
@@ -105,8 +160,12 @@ def load_images(doc: dict, name: str) -> dict[str, Any]:
         seen: set[str] = set()
         dup = next(fn for fn in file_names if fn in seen or seen.add(fn))
         raise _fail(name, f"file_name {dup!r} is used by two images")
-    widths = [im.get("width") for im in images]
-    heights = [im.get("height") for im in images]
+    # sizes: non-negative 32-bit integers (640.0 read as 640); missing is allowed
+    sizes = []
+    for key in ("width", "height"):
+        arr, _, null = int_values([im.get(key) for im in images], name, "images", key, nullable=True, low=0, high=2**31)
+        sizes.append(arr.tolist() if not null.any() else [None if m else v for v, m in zip(arr.tolist(), null.tolist())])
+    widths, heights = sizes
     extra_keys: list[str] = []
     for im in images:
         for k in im:
@@ -122,20 +181,36 @@ def load_images(doc: dict, name: str) -> dict[str, Any]:
 
 def image_rows(images: dict[str, Any], image_ids: "Any", name: str, what: str) -> "Any":
     """Row index into ``images`` for each image id; an unknown id is an error naming it."""
+    return find_image_rows(images, image_ids, name, what)[0]
+
+
+def find_image_rows(images: dict[str, Any], image_ids: "Any", name: str, what: str,
+                    problems: Any = None, ann_ids: list | None = None, skip: "Any" = None) -> tuple:
+    """(row index into ``images`` for each image id, mask of unknown ids). An unknown id
+    is an error naming the entry, or with ``problems`` reported there; entries already
+    marked in ``skip`` are not looked at."""
     import numpy as np
 
     sorted_ids = images["sorted_ids"]
+    n = len(image_ids)
     if len(sorted_ids) == 0:
-        if len(image_ids):
-            raise _fail(name, f"{what}[0] refers to image id {int(image_ids[0])}, but there are no images")
-        return np.zeros(0, dtype=np.int64)
-    pos = np.searchsorted(sorted_ids, image_ids)
-    pos = np.clip(pos, 0, len(sorted_ids) - 1)
-    found = sorted_ids[pos] == image_ids
-    if not found.all():
-        bad = int(np.argmin(found))
-        raise _fail(name, f"{what}[{bad}] refers to unknown image id {int(image_ids[bad])}")
-    return images["sorted_index"][pos]
+        found = np.zeros(n, bool)
+        pos = np.zeros(n, np.int64)
+    else:
+        pos = np.clip(np.searchsorted(sorted_ids, image_ids), 0, len(sorted_ids) - 1)
+        found = sorted_ids[pos] == image_ids
+    unknown = ~found if skip is None else ~found & ~skip
+    if unknown.any():
+        def message(i: int) -> str:
+            ident = f" (id {ann_ids[i]})" if ann_ids is not None else ""
+            tail = ", but there are no images" if len(sorted_ids) == 0 else ""
+            return f"{name}: {what}[{i}]{ident} refers to unknown image id {int(image_ids[i])}{tail}"
+
+        if problems is None:
+            raise MlcycleError(message(int(np.argmax(unknown))))
+        problems.add_each(np.flatnonzero(unknown).tolist(), message)
+    rows = images["sorted_index"][pos] if len(sorted_ids) else np.zeros(n, np.int64)
+    return rows, unknown
 
 
 def load_categories(doc: dict, name: str) -> tuple[list[dict], dict[int, str]]:
@@ -147,12 +222,14 @@ def load_categories(doc: dict, name: str) -> tuple[list[dict], dict[int, str]]:
     by_id: dict[int, str] = {}
     for i, c in enumerate(cats):
         cid = c.get("id")
-        if type(cid) is not int:
-            raise _fail(name, f"categories[{i}].id must be an integer, got {cid!r}")
+        if type(cid) is float and cid.is_integer():
+            cid = int(cid)  # 1.0: pycocotools accepts it
+        if type(cid) is not int or not -_INT64 <= cid < _INT64:
+            raise _fail(name, f"categories[{i}].id must be an integer, got {printable(repr(cid), 60)}")
         if cid in by_id:
             raise _fail(name, f"category id {cid} appears twice in 'categories'")
         cname = c.get("name")
-        if not isinstance(cname, str):
+        if not isinstance(cname, str) or not cname:
             raise _fail(name, f"categories[{i}] (id {cid}) has no 'name'")
         by_id[cid] = cname
     return cats, by_id
@@ -161,31 +238,55 @@ def load_categories(doc: dict, name: str) -> tuple[list[dict], dict[int, str]]:
 def check_boxes(boxes_list: list, name: str, what: str, ann_ids: list | None = None):
     """Lists of [x, y, w, h] -> (n, 4) float array; None entries become NaN rows.
     Non-numeric, wrong-length or non-finite boxes are errors naming the annotation."""
+    arr, present, _ = read_boxes(boxes_list, name, what, ann_ids)
+    return arr, present
+
+
+def read_boxes(boxes_list: list, name: str, what: str, ann_ids: list | None = None, problems: Any = None):
+    """(boxes (n, 4), present mask, bad mask): like ``check_boxes``, but with
+    ``problems`` (an ``InvalidInput``) a malformed or non-finite box is reported there
+    and marked bad (its row NaN) instead of raising."""
     import numpy as np
 
     n = len(boxes_list)
     present = np.fromiter((b is not None for b in boxes_list), dtype=bool, count=n)
+    bad = np.zeros(n, bool)
     try:
         filled = [b if b is not None else (np.nan, np.nan, np.nan, np.nan) for b in boxes_list]
         arr = np.array(filled, dtype=np.float64) if n else np.zeros((0, 4))
         ok = arr.ndim == 2 and arr.shape[1] == 4
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         ok = False
+    problem: dict[int, str] = {}
     if not ok:
+        arr = np.full((n, 4), np.nan)
         for i, b in enumerate(boxes_list):
             if b is None:
                 continue
-            if not isinstance(b, list) or len(b) != 4 or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in b):
-                ident = f" (id {ann_ids[i]})" if ann_ids is not None else ""
-                raise _fail(name, f"{what}[{i}]{ident}: bbox {b!r} is not four numbers [x, y, w, h]")
-        raise _fail(name, f"{what}: malformed bbox values")  # pragma: no cover
-    bad = present & ~np.isfinite(arr).all(axis=1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        ident = f" (id {ann_ids[i]})" if ann_ids is not None else ""
-        raise _fail(name, f"{what}[{i}]{ident}: bbox {boxes_list[i]!r} has a non-finite value")
-    return arr, present
+            if not isinstance(b, (list, tuple)) or len(b) != 4 or not all(
+                    type(v) in (int, float) for v in b):
+                problem[i] = f"bbox {printable(repr(b), 80)} is not four numbers [x, y, w, h]"
+                continue
+            try:
+                arr[i] = [float(v) for v in b]
+            except OverflowError:
+                arr[i] = np.inf
+    nonfinite = present & ~np.isfinite(arr).all(axis=1)
+    for i in np.flatnonzero(nonfinite).tolist():
+        problem.setdefault(i, f"bbox {printable(repr(boxes_list[i]), 80)} has a non-finite value")
+    if problem:
+        order = sorted(problem)
+
+        def message(i: int) -> str:
+            ident = f" (id {ann_ids[i]})" if ann_ids is not None else ""
+            return f"{name}: {what}[{i}]{ident}: {problem[i]}"
+
+        if problems is None:
+            raise MlcycleError(message(order[0]))
+        problems.add_each(order, message)
+        bad[order] = True
+        arr[bad] = np.nan
+    return arr, present & ~bad, bad
 
 
 def _json_text(values: list) -> list:
@@ -205,32 +306,9 @@ def _attribute_array(values: list, column: str):
         return pa.array(_json_text(values), type=pa.string()), True
 
 
-def _int_array(values: list, name: str, what: str, field: str, ann_ids: list | None = None):
-    """A list of Python ints -> int64 array; anything else is an error naming the entry."""
-    import numpy as np
-    import pyarrow as pa
-
-    try:
-        arr = pa.array(values, type=pa.int64())
-        if arr.null_count == 0 and not any(type(v) is bool for v in values[:1]):
-            return arr.to_numpy()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        pass
-    for i, v in enumerate(values):
-        if type(v) is not int:
-            ident = f" (id {ann_ids[i]})" if ann_ids is not None and field != "id" else ""
-            kind = "missing" if v is None else f"{v!r}, not an integer"
-            raise _fail(name, f"{what}[{i}]{ident}: {field} is {kind}")
-    return np.array(values, dtype=np.int64)  # pragma: no cover - bools caught above
-
-
 def _polygon_texts(segs: list) -> list:
     """Segmentation values (parsed JSON) as JSON text."""
     import orjson
 
     dumps = orjson.dumps
     return [v if v is None or type(v) is str else dumps(v).decode() for v in segs]
-
-
-def _all_int(values: list) -> bool:
-    return all(v is None or (type(v) is int) for v in values)

@@ -9,7 +9,9 @@ one warning says how many were skipped and shows the first few::
 
 from __future__ import annotations
 
-from mlcycle.errors import MlcycleError
+from typing import Callable, Sequence
+
+from mlcycle.errors import MlcycleError, mention
 
 SHOWN = 3  # examples named in the warning
 
@@ -28,10 +30,20 @@ class InvalidInput:
     def add(self, message: str, hint: str | None = None, count: int = 1) -> None:
         """One invalid input (or ``count`` of them that ``message`` describes)."""
         if not self.skip:
-            raise MlcycleError(message, hint=hint or f"fix the file, or skip invalid {self.plural} with a warning (skip_invalid)")
+            raise MlcycleError(message, hint=hint or f"fix the file, or skip invalid {self.plural} with a warning ({mention('skip_invalid')})")
         self.count += count
         if len(self.examples) < SHOWN:
             self.examples.append(message)
+
+    def add_each(self, indices: "Sequence[int]", message_of: "Callable[[int], str]", hint: str | None = None) -> None:
+        """Invalid inputs at ``indices`` (many at once): the message is built only for
+        the first few, the others are counted."""
+        indices = list(indices)
+        for k, i in enumerate(indices):
+            if k >= SHOWN and self.skip:
+                self.count += len(indices) - k
+                return
+            self.add(message_of(i), hint)
 
     def report(self) -> None:
         """Warn once about what was skipped (nothing when nothing was)."""

@@ -25,9 +25,12 @@ from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats import _coco_doc
-from mlcycle.formats._coco_doc import (_all_int, _attribute_array, _fail, _fast_decode, _int_array, _polygon_texts,
-                                       check_boxes, image_rows, load_categories, load_images)
-from mlcycle.formats._json import load_json
+from mlcycle.errors import mention, printable
+from mlcycle.formats._assemble import check_box_geometry
+from mlcycle.formats._coco_doc import (_attribute_array, _fail, _fast_decode, _polygon_texts, find_image_rows, int_values,
+                                       load_categories, load_images, read_boxes)
+from mlcycle.formats._invalid import InvalidInput
+from mlcycle.formats._json import load_json, strip_bom
 from mlcycle.formats._writing import source_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,7 +62,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     enabled = gc.isenabled()
     gc.disable()
     try:
-        data = io.read_bytes(path)
+        data = strip_bom(io.read_bytes(path))
         doc = _fast_decode(data)
         if doc is None:
             doc = load_json(path, data)
@@ -100,36 +103,69 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
         def field(key: str) -> list:
             return list(map(methodcaller("get", key), anns))
 
-    # -- ids
-    raw_ids = field("id")
-    ids_arr = _int_array(raw_ids, name, "annotations", "id")
-    ann_ids = raw_ids
-    img_arr = _int_array(field("image_id"), name, "annotations", "image_id", ann_ids)
+    problems = InvalidInput(options.skip_invalid, "COCO annotation")
+
+    # -- ids (an id problem is an error: ids are what a round trip keeps)
+    ids_arr = int_values(field("id"), name, "annotations", "id")[0]
+    ann_ids = ids_arr.tolist()
     if n:
         uniq, counts = np.unique(ids_arr, return_counts=True)
         if (counts > 1).any():
             raise _fail(name, f"annotation id {int(uniq[counts > 1][0])} appears {int(counts[counts > 1][0])} times")
-    rows = image_rows(images, img_arr, name, "annotations")
+    img_arr, bad, _ = int_values(field("image_id"), name, "annotations", "image_id", ann_ids, problems)
+    rows, unknown = find_image_rows(images, img_arr, name, "annotations", problems, ann_ids, skip=bad)
+    bad |= unknown
 
-    # -- categories: ids looked up in bulk
+    # -- categories: ids looked up in bulk; a label needs its class
     cat_ids = field("category_id")
-    try:
-        cat_arr = pa.array(cat_ids, type=pa.int64())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        bad = next(i for i, v in enumerate(cat_ids) if v is not None and type(v) is not int)
-        raise _fail(name, f"annotations[{bad}] (id {ann_ids[bad]}) refers to unknown category id {cat_ids[bad]!r}",
-                    hint="every category_id must be listed in 'categories'") from None
+    cvals, bad_cat, no_cat = int_values(cat_ids, name, "annotations", "category_id", ann_ids, problems, nullable=True)
     known = np.array(sorted(cat_names), dtype=np.int64)
     known_names = np.array([cat_names[k] for k in known.tolist()] + [None], dtype=object)
-    cvals = cat_arr.fill_null(-(2**62)).to_numpy() if n else np.zeros(0, np.int64)
     pos = np.searchsorted(known, cvals) if len(known) else np.zeros(n, np.int64)
     found = (pos < len(known)) & (known[np.minimum(pos, max(len(known) - 1, 0))] == cvals) if len(known) else np.zeros(n, bool)
-    has_cat = cat_arr.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
-    if (has_cat & ~found).any():
-        bad = int(np.argmax(has_cat & ~found))
-        raise _fail(name, f"annotations[{bad}] (id {ann_ids[bad]}) refers to unknown category id {cat_ids[bad]!r}",
-                    hint="every category_id must be listed in 'categories'")
+    missing = no_cat & ~bad
+    problems.add_each(np.flatnonzero(missing).tolist(),
+                      lambda i: f"{name}: annotations[{i}] (id {ann_ids[i]}) has no category_id (a label without a class)",
+                      hint="give every annotation a category_id listed in 'categories', or skip such annotations "
+                           f"with a warning ({mention('skip_invalid')})")
+    unknown_cat = ~found & ~no_cat & ~bad_cat & ~bad
+    problems.add_each(np.flatnonzero(unknown_cat).tolist(),
+                      lambda i: f"{name}: annotations[{i}] (id {ann_ids[i]}) refers to unknown category id {printable(repr(cat_ids[i]), 40)}",
+                      hint="every category_id must be listed in 'categories'")
+    bad |= bad_cat | missing | unknown_cat
+
+    # -- geometry: one rule for bad boxes (formats._assemble.check_box_geometry)
+    def where(i: int) -> str:
+        return f"{name}: annotations[{i}] (id {ann_ids[i]})"
+
+    raw_boxes = field("bbox")
+    boxes, has_box, bad_box = read_boxes(raw_boxes, name, "annotations", ann_ids, problems)
+    del raw_boxes
+    bad |= bad_box | ~check_box_geometry(boxes, problems, where, present=has_box & ~bad)
+    areas = field("area")
+    area_vals = _float_values(areas)
+    bad_area = (np.isinf(area_vals) | (area_vals < 0)) & ~bad
+    problems.add_each(np.flatnonzero(bad_area).tolist(),
+                      lambda i: f"{where(i)}: area {printable(repr(areas[i]), 40)} is not a finite non-negative number")
+    bad |= bad_area
+    score_vals = None
+    scores = field("score")
+    if any(v is not None for v in scores):
+        score_vals = _float_values(scores)
+        bad_score = (score_vals == -np.inf) & ~bad
+        problems.add_each(np.flatnonzero(bad_score).tolist(),
+                          lambda i: f"{where(i)}: score {printable(repr(scores[i]), 40)} is not a number")
+        bad |= bad_score
+
+    if bad.any():  # only with skip_invalid: read again without the skipped annotations
+        problems.report()
+        keep = (~bad).tolist()
+        rest = dict(doc)
+        rest["annotations"] = [a for a, k in zip(anns, keep) if k]
+        return from_dict(rest, name, options, consume)
     labels = known_names[np.where(found, pos, len(known))]
+    cat_arr = pa.array(cvals, mask=no_cat, type=pa.int64())
+    area_arr = pa.array(area_vals, mask=np.isnan(area_vals), type=pa.float64())
 
     # -- which keys annotations carry (order: the first annotation's, then the rest sorted)
     if structs:
@@ -144,21 +180,6 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
         seen_keys = set().union(*anns) if anns else set()
         ann_keys = list(anns[0]) + sorted(seen_keys - set(anns[0])) if anns else []
 
-    # -- geometry
-    raw_boxes = field("bbox")
-    boxes, has_box = check_boxes(raw_boxes, name, "annotations", ann_ids)
-    del raw_boxes
-    areas = field("area")
-    try:
-        area_arr = pa.array(areas, type=pa.float64())
-        if area_arr.null_count < n and not np.isfinite(area_arr.drop_null().to_numpy()).all():
-            raise ValueError
-        if any(type(v) is bool for v in areas):
-            raise ValueError
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
-        bad = next(i for i, v in enumerate(areas) if v is not None and (
-            type(v) not in (int, float) or v != v or v in (float("inf"), float("-inf"))))
-        raise _fail(name, f"annotations[{bad}] (id {ann_ids[bad]}): area {areas[bad]!r} is not a finite number") from None
     crowd = field("iscrowd")
     if structs:
         segs = [bytes(r).decode() or None for r in raw_segs]
@@ -166,15 +187,8 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     else:
         segs = _polygon_texts(list(map(methodcaller("pop", "segmentation", None), anns)) if consume else field("segmentation"))
     score_arr = None
-    if "score" in seen_keys:
-        scores = field("score")
-        try:
-            score_arr = pa.array(scores, type=pa.float64())
-            if any(type(v) is bool for v in scores):
-                raise ValueError
-        except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
-            bad = next(i for i, v in enumerate(scores) if v is not None and type(v) not in (int, float))
-            raise _fail(name, f"annotations[{bad}] (id {ann_ids[bad]}): score {scores[bad]!r} is not a number") from None
+    if "score" in seen_keys and score_vals is not None:
+        score_arr = pa.array(score_vals, mask=np.isnan(score_vals), type=pa.float64())
 
     extra_keys = [k for k in ann_keys if k not in _ANN_CORE]
     attr_keys: list[str] = []
@@ -237,8 +251,6 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     columns[T.SEGMENTATION] = pa.array(segs + nulls_m, type=pa.string())
     if score_arr is not None:
         columns[T.SCORE] = pa.concat_arrays([score_arr, pa.nulls(m, pa.float64())])
-    if not (_all_int(images["widths"]) and _all_int(images["heights"])):
-        raise _fail(name, "image width/height must be integers")
     columns[T.WIDTH] = img_col(images["widths"], pa.int32())
     columns[T.HEIGHT] = img_col(images["heights"], pa.int32())
     if options.split is not None:
@@ -282,6 +294,32 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     if options.images_root is not None:
         meta["images_root"] = str(options.images_root)
     return T.from_columns(columns, meta)
+
+
+def _float_values(values: list) -> "Any":
+    """Numbers -> float64 (None -> NaN); a value that is not a number (a string, a
+    boolean, a list) -> -inf, which callers report as invalid."""
+    import numpy as np
+    import pyarrow as pa
+
+    types = set(map(type, values))
+    if types <= {int, float, type(None)}:
+        try:
+            return pa.array(values, type=pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            pass
+    out = np.full(len(values), np.nan)
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if type(v) in (int, float):
+            try:
+                out[i] = float(v)
+            except OverflowError:
+                out[i] = np.inf
+        else:
+            out[i] = -np.inf
+    return out
 
 
 # --------------------------------------------------------------------------- writing
@@ -357,13 +395,22 @@ def to_dict(table: "pa.Table", source: str | None = None) -> dict:
     ann_keys = meta.get("annotation_keys")
     from_coco = ann_keys is not None
 
+    samples = table.column(T.SAMPLE_ID).to_pylist()
+
+    def parse(text: str, i: int, col: str) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise MlcycleError(f"sample {printable(samples[i])!r}: column '{printable(col)}' is not valid JSON text "
+                               f"({printable(text, 60)!r}: {exc.msg})",
+                               hint="COCO keeps segmentations (and nested values) as JSON; fix or drop that column") from None
+
     def values(col: str) -> list:
         vals = table.column(col).to_pylist()
         if col in json_cols:
-            vals = [None if v is None else orjson.loads(v) for v in vals]
+            vals = [None if v is None else parse(v, i, col) for i, v in enumerate(vals)]
         return vals
 
-    samples = table.column(T.SAMPLE_ID).to_pylist()
     images = []
     image_extra = {col: values(col) for col in cols.get("image", {}) if col in table.column_names}
     first_row = {}
@@ -411,8 +458,11 @@ def to_dict(table: "pa.Table", source: str | None = None) -> dict:
             lid = next_id
             next_id += 1
         a: dict[str, Any] = {"id": lid, "image_id": img_ids[samples[i]]}
-        if labels[i] is not None:
-            a["category_id"] = name_to_id[labels[i]]
+        if labels[i] is None:
+            raise MlcycleError(f"sample {printable(samples[i])!r}: label {lid} has a box but no class (label is null); "
+                               "a COCO annotation needs a category",
+                               hint="give it a label, or drop the row (mlcycle filter)")
+        a["category_id"] = name_to_id[labels[i]]
         b = boxes[i]
         has_box = not np.isnan(b).all()
         if has_box:
@@ -426,7 +476,7 @@ def to_dict(table: "pa.Table", source: str | None = None) -> dict:
         if scores[i] is not None:
             a["score"] = scores[i]
         if segs[i] is not None:
-            a["segmentation"] = orjson.loads(segs[i])
+            a["segmentation"] = parse(segs[i], i, T.SEGMENTATION)
         elif not from_coco and has_box:
             a["segmentation"] = []
         if (attrs and not from_coco) or (from_coco and "attributes" in ann_keys and label_ids[i] not in no_attributes):

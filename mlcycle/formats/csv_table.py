@@ -30,9 +30,17 @@ looked up by common header names (case-insensitive):
 Writing produces one CSV (``-o FILE.csv`` or standard output) in the common
 ``image,label,xmin,ymin,xmax,ymax,width,height`` layout, then every other core column
 that has a value, then every attribute column, those that commands add (``eval``,
-``hard_score``, ``violations`` ...) included (nested ones as JSON text). Floats are
-written as the shortest text that reads back to the same value; ``ingest csv`` reads
-the file back without ``--columns``.
+``hard_score``, ``violations`` ...) included (nested ones as JSON text); ``iscrowd``
+whenever a row is a crowd region. Floats are written as the shortest text that reads
+back to the same value; ``ingest csv`` reads the file back without ``--columns``. Text
+cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
+first) get a leading ``'`` (OWASP); reading takes it off again.
+
+Invalid rows (an error naming ``file:line``, or skipped and counted with
+``skip_invalid``): a box with some values empty, a value that is not finite (``inf``,
+``nan``), a negative width or height (``x2 < x1``), a box without a label, a score that
+is not finite, an image size that is not a whole number of pixels, a segmentation that
+is not JSON.
 """
 
 from __future__ import annotations
@@ -45,8 +53,9 @@ from mlcycle import table as T
 from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.formats import ReadOptions as CommonReadOptions
 from mlcycle.formats import WriteOptions
-from mlcycle.formats._assemble import filter_keeping_samples
-from mlcycle.formats._csv_text import has_decimal_commas, read_csv_text, to_float
+from mlcycle.errors import printable
+from mlcycle.formats._assemble import check_box_geometry, filter_keeping_samples
+from mlcycle.formats._csv_text import finite_floats, has_decimal_commas, neutralise, read_csv_text, to_float
 from mlcycle.formats._invalid import InvalidInput
 from mlcycle.formats._writing import source_rows
 
@@ -219,9 +228,12 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
             from mlcycle import reporting
 
             reporting.info(f"{name}: numbers are written with decimal commas (\"0,5\"); read them as decimal points")
-        a, b, c, d = (to_float(tab.column(m[f]), name, m[f], comma) for f in box_fields)
+        floats = [finite_floats(tab, m[f], name, problems, comma) for f in box_fields]
+        (a, b, c, d), nonfinite = [v for v, _ in floats], np.any([bad for _, bad in floats], axis=0)
+        keep &= ~nonfinite
+        a, b, c, d = (np.where(nonfinite, np.nan, v) for v in (a, b, c, d))
         nan = np.isnan(np.stack([a, b, c, d], axis=1))
-        partial = nan.any(axis=1) & ~nan.all(axis=1)
+        partial = nan.any(axis=1) & ~nan.all(axis=1) & ~nonfinite
         has_box = ~nan.any(axis=1)
         if options.box_format == "xyxy":
             x, y, w, h = a, b, c - a, d - b
@@ -229,7 +241,13 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
             x, y, w, h = a, b, c, d
         else:
             x, y, w, h = a - c / 2, b - d / 2, c, d
-        neg = has_box & ((w < 0) | (h < 0))
+        for i in np.flatnonzero(partial & keep).tolist():
+            vals = ", ".join(f"{m[f]}={printable(tab.column(m[f])[i].as_py(), 40)!r}" for f in box_fields)
+            problems.add(f"{name}:{i + 2}: some box values are empty ({vals})")
+            keep[i] = False
+        # the one rule for bad geometry (x2 < x1, negative w/h), on the values as written
+        keep &= check_box_geometry(np.stack([x, y, w, h], axis=1), problems, lambda i: f"{name}:{i + 2}",
+                                   present=has_box & keep)
         if options.normalized:
             W, H = _sizes(tab, m, sample, options, path, name, has_box & keep)
             x, y, w, h = x * W, y * H, w * W, h * H
@@ -240,20 +258,24 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
                 reporting.warn(f"{name}: {int(unknown.sum())} normalised box(es) on images of unknown size skipped")
                 keep &= ~unknown
         bbox = np.stack([x, y, w, h], axis=1)
-        for i in np.flatnonzero((partial | neg) & keep).tolist():
-            vals = ", ".join(f"{m[f]}={tab.column(m[f])[i].as_py()!r}" for f in box_fields)
-            what = "some box values are empty" if partial[i] else "the box has a negative width or height"
-            problems.add(f"{name}:{i + 2}: {what} ({vals})")
-            keep[i] = False
-    is_label = (label.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)) | has_box
+    has_label = label.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    # a box without a class is a label nobody can use (as CVAT's label="")
+    problems.add_each(np.flatnonzero(has_box & ~has_label & keep).tolist(),
+                      lambda i: f"{name}:{i + 2}: a box without a label (the '{printable(m.get('label', 'label'))}' cell is empty)")
+    keep &= ~(has_box & ~has_label)
+    is_label = has_label | has_box
     cols[T.LABEL] = label
     cols[T.BBOX] = T.bbox_array(bbox, valid=has_box)
     if "score" in m:
-        cols[T.SCORE] = pa.array(to_float(tab.column(m["score"]), name, m["score"]), from_pandas=True)
+        v, bad = finite_floats(tab, m["score"], name, problems)
+        keep &= ~bad
+        cols[T.SCORE] = pa.array(v, from_pandas=True)
     for f in ("width", "height"):
         if f in m:
-            v = to_float(tab.column(m[f]), name, m[f])
-            cols[f] = pa.array(v, from_pandas=True)
+            cols[f], bad = _size_column(tab, m[f], name, problems)
+            keep &= ~bad
+    if T.SEGMENTATION in m:
+        keep &= ~_bad_json(tab.column(m[T.SEGMENTATION]), name, m[T.SEGMENTATION], problems)
     if T.SOURCE in m and options.source is None:
         src = tab.column(m[T.SOURCE])
         default = T.DEFAULT_PRED_SOURCE if "score" in m else T.GT_SOURCE
@@ -284,6 +306,47 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
     return filter_keeping_samples(T.from_columns(cols), keep)
 
 
+def _size_column(tab, column: str, name: str, problems: InvalidInput):
+    """An image size column: whole numbers 0 <= v < 2**31 (``640.0`` is 640); others are
+    invalid rows. Returns (int32 array, bad mask)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcycle.errors import printable
+
+    v = to_float(tab.column(column), name, column)
+    given = ~np.isnan(v)
+    with np.errstate(invalid="ignore"):
+        bad = (np.isinf(v) | (v < 0) | (v >= 2**31) | (np.mod(v, 1) != 0)) & given
+    problems.add_each(np.flatnonzero(bad).tolist(),
+                      lambda i: f"{name}:{i + 2}: column '{printable(column)}' value "
+                                f"{printable(tab.column(column)[i].as_py(), 40)!r} is not an image size in pixels")
+    ok = given & ~bad
+    return pa.array(np.where(ok, v, 0).astype(np.int64), mask=~ok, type=pa.int32()), bad
+
+
+def _bad_json(col, name: str, column: str, problems: InvalidInput):
+    """Rows whose segmentation cell is not JSON text (reported to ``problems``)."""
+    import numpy as np
+    import orjson
+
+    from mlcycle.errors import printable
+
+    bad = np.zeros(len(col), bool)
+    for i, text in enumerate(col.to_pylist()):
+        if text is None:
+            continue
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, (list, dict)):
+            problems.add(f"{name}:{i + 2}: column '{printable(column)}' value {printable(text, 40)!r} is not a "
+                         "COCO segmentation (JSON polygons or RLE)")
+            bad[i] = True
+    return bad
+
+
 def _sizes(tab, m: dict, sample, options: ReadOptions, path: Path, name: str, need) -> tuple:
     """Per-row image width and height (float, NaN where unknown) for normalized boxes."""
     import numpy as np
@@ -292,7 +355,8 @@ def _sizes(tab, m: dict, sample, options: ReadOptions, path: Path, name: str, ne
 
     n = tab.num_rows
     if "width" in m and "height" in m:
-        return to_float(tab.column(m["width"]), name, m["width"]), to_float(tab.column(m["height"]), name, m["height"])
+        return tuple(_size_column(tab, m[f], name, InvalidInput(True))[0].to_numpy(zero_copy_only=False).astype(np.float64)
+                     for f in ("width", "height"))
     ids = sample.to_pylist()
     uniq = list(dict.fromkeys(s for s, k in zip(ids, need.tolist()) if k and s is not None))
     w, h = image_sizes(uniq, path.parent, options)
@@ -360,7 +424,7 @@ def to_arrow(table: "pa.Table", source: str | None = None) -> "pa.Table":
         if c in t.column_names and t.column(c).null_count < t.num_rows:
             cols[c] = t.column(c)
     if T.ISCROWD in t.column_names and pc.any(t.column(T.ISCROWD)).as_py():
-        cols[T.ISCROWD] = t.column(T.ISCROWD)
+        cols[T.ISCROWD] = pc.fill_null(t.column(T.ISCROWD), False)
     if T.SOURCE in t.column_names and source is not None and source not in (T.GT_SOURCE, T.DEFAULT_PRED_SOURCE):
         cols[T.SOURCE] = t.column(T.SOURCE)
     for c in T.attribute_columns(t):
@@ -381,7 +445,7 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     from mlcycle import io
 
     options = options or WriteOptions()
-    out = to_arrow(table, options.source)
+    out = neutralise(to_arrow(table, options.source))
     buf = _io.BytesIO()
     pacsv.write_csv(out, buf, write_options=pacsv.WriteOptions(quoting_style="needed"))
     with io.atomic_output(output, "wb") as fh:

@@ -148,7 +148,9 @@ def csv_tables(draw):
     rows = []
     for i in range(n):
         box = draw(st.one_of(st.none(), st.tuples(_coord, _coord, st.floats(0, 1e4), st.floats(0, 1e4))))
-        rows.append((f"s{draw(st.integers(0, 3))}/{draw(_name)}", draw(st.one_of(st.none(), _name)), box,
+        # a box always has a label (a box without one is invalid input, see test_robust_csv)
+        label = draw(_name) if box else draw(st.one_of(st.none(), _name))
+        rows.append((f"s{draw(st.integers(0, 3))}/{draw(_name)}", label, box,
                      draw(st.one_of(st.none(), st.booleans())), draw(st.one_of(st.none(), _name))))
     return T.from_columns({
         T.SAMPLE_ID: [r[0] for r in rows], T.SOURCE: ["gt"] * n, T.LABEL: [r[1] for r in rows],
