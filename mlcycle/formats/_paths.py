@@ -32,15 +32,15 @@ def safe_join(root: Path, relative: str, what: str = "sample_id") -> Path:
     (absolute paths, ``..``, drive letters, NUL bytes, symbolic links out) and names with
     control characters (a newline in a file name breaks every list file)."""
     if _escapes(relative):
-        raise MlcycleError(f"{what} {printable(relative)!r} would write outside the output folder {root}",
+        raise MlcycleError(f"{what} '{printable(relative)}' would write outside the output folder {root}",
                            hint="sample ids must be relative paths without '..'")
     if _CONTROL.search(str(relative)):
-        raise MlcycleError(f"{what} {printable(relative)!r} has a control character (newline, tab ...); "
+        raise MlcycleError(f"{what} '{printable(relative)}' has a control character (newline, tab ...); "
                            "it cannot be a file name in the output", hint="rename the samples")
     target = Path(root, *PurePosixPath(str(relative).replace("\\", "/")).parts)
     real_root = os.path.realpath(root)
     if os.path.commonpath([real_root, os.path.realpath(target)]) != real_root:
-        raise MlcycleError(f"{what} {printable(relative)!r} would write outside the output folder {root}")
+        raise MlcycleError(f"{what} '{printable(relative)}' would write outside the output folder {root}")
     return target
 
 
@@ -48,7 +48,7 @@ def check_relative(sample_id: str, fmt: str) -> None:
     """Refuse a sample id that is not a relative path inside the dataset folder (``..``,
     absolute paths, drive letters): the format stores it as an image path."""
     if _escapes(sample_id):
-        raise MlcycleError(f"sample_id {printable(sample_id)!r} would point outside the dataset folder; {fmt} stores it as an image path",
+        raise MlcycleError(f"sample_id '{printable(sample_id)}' would point outside the dataset folder; {fmt} stores it as an image path",
                            hint="sample ids must be relative paths without '..'")
 
 
@@ -83,7 +83,7 @@ def image_source(images_root: str | os.PathLike, sample_id: str) -> Path | None:
     sample id, or a symbolic link that points out of the root, is an error; so is a
     file that is not a regular file (a FIFO would block the copy)."""
     if _escapes(sample_id):
-        raise MlcycleError(f"sample_id {printable(sample_id)!r} is not a relative path inside {mention('images_root')} "
+        raise MlcycleError(f"sample_id '{printable(sample_id)}' is not a relative path inside {mention('images_root')} "
                            f"{images_root}; its image is not read", hint="sample ids must be relative paths without '..'")
     src = Path(images_root, *PurePosixPath(str(sample_id).replace("\\", "/")).parts)
     try:

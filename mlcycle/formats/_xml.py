@@ -101,7 +101,7 @@ class NotXmlText(MlcycleError):
 def _check(s: str) -> str:
     m = _NOT_XML.search(s)
     if m is not None:
-        raise NotXmlText(f"{printable(s)!r} has the control character U+{ord(m.group()):04X}, which XML cannot hold",
+        raise NotXmlText(f"'{printable(s)}' has the control character U+{ord(m.group()):04X}, which XML cannot hold",
                          hint="remove control characters from names and attribute values (e.g. mlcycle remap)")
     return s
 

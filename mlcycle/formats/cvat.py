@@ -155,7 +155,7 @@ def _checked_int(el, key: str, where: Any, problems: InvalidInput, low: int = -2
         except (ValueError, OverflowError):
             i = None
     if i is None or not low <= i <= high:
-        problems.add(f"{where}: {key}={printable(v)!r} is not an integer" + (f" in {low}..{high}" if low >= 0 else ""))
+        problems.add(f"{where}: {key}='{printable(v)}' is not an integer" + (f" in {low}..{high}" if low >= 0 else ""))
         return None
     return i
 
@@ -309,7 +309,7 @@ class _Reader:
         prefix, _, k = place
         where = _Where(prefix, tag, k)
         if not label:
-            self.problems.add(f"{where}: label={printable(label or '')!r}: a shape without a label (class)")
+            self.problems.add(f"{where}: label='{printable(label or '')}': a shape without a label (class)")
             return
         row = dict(base)
         row[T.LABEL] = label

@@ -258,7 +258,7 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
     per_sample: list[list[str]] = [[] for _ in sids]
     for name in {labels[i] for i in np.flatnonzero(has_box).tolist()}:
         if name is None or not str(name).strip() or not str(name).replace(" ", "_").isprintable():
-            raise MlcycleError(f"label {printable(name)!r} cannot be a KITTI type: it is empty or has a control character "
+            raise MlcycleError(f"label '{printable(name)}' cannot be a KITTI type: it is empty or has a control character "
                                "(a KITTI line is space-separated values)", hint="rename the class, then export again")
     for i in np.flatnonzero(has_box).tolist():
         lab = str(labels[i]).replace(" ", "_")

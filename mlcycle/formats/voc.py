@@ -195,7 +195,7 @@ def _box(el, where, problems: InvalidInput):
             try:
                 float(t)  # type: ignore[arg-type]
             except (TypeError, ValueError):
-                problems.add(f"{where()}: <{tag}> is {printable(t)!r}, not a number")
+                problems.add(f"{where()}: <{tag}> is '{printable(t)}', not a number")
                 return None
         return None  # pragma: no cover
     x1, y1, x2, y2 = vals
@@ -260,7 +260,7 @@ def _size(root, xml_path: str, problems: InvalidInput) -> tuple[int, int]:
         except (ValueError, OverflowError):
             ok = False
         if not ok:
-            problems.add(f"{xml_path}: <size><{tag}> is {printable(t)!r}, not an image size in pixels")
+            problems.add(f"{xml_path}: <size><{tag}> is '{printable(t)}', not an image size in pixels")
             return -1, -1
         out.append(int(v))
     return (out[0], out[1]) if out[0] > 0 and out[1] > 0 else (-1, -1)
@@ -279,7 +279,7 @@ def _split_lists(main: Path, problems: InvalidInput) -> dict[str, str]:
         for k, line in enumerate(text.split("\n"), start=1):
             for item in line.split():
                 if not relative_entry(item):
-                    problems.add(f"{f}:{k}: image id {printable(item)!r} is not a relative image path")
+                    problems.add(f"{f}:{k}: image id '{printable(item)}' is not a relative image path")
                     continue
                 if name == "trainval" and item in splits:
                     continue
@@ -373,7 +373,7 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
         xml_stem = os.path.splitext(os.path.basename(xml_path))[0]
         fname = _text(root, "filename") or (xml_stem + ".jpg")
         if not relative_entry(fname):
-            problems.add(f"{xml_path}: <filename> {printable(fname)!r} is not an image file name (a relative path)")
+            problems.add(f"{xml_path}: <filename> '{printable(fname)}' is not an image file name (a relative path)")
             fname = xml_stem + ".jpg"
         sid = f"{prefix}/{fname}" if prefix else fname
         if devkit_splits:
@@ -497,7 +497,7 @@ def _score(el, where, problems: InvalidInput) -> float | None | bool:
     except ValueError:
         v = _INF
     if not abs(v) < _INF:
-        problems.add(f"{where()}: <{c.tag}> is {printable(c.text.strip())!r}, not a finite number")
+        problems.add(f"{where()}: <{c.tag}> is '{printable(c.text.strip())}', not a finite number")
         return False
     return v
 
@@ -693,7 +693,7 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
                     obj += obj_xml(j, "part", "\t\t") + ["\t\t</part>"]
                 lines += obj + ["\t</object>"]
         except NotXmlText as exc:
-            raise MlcycleError(f"sample {printable(sid)!r}: {exc.raw_message}",
+            raise MlcycleError(f"sample '{printable(sid)}': {exc.raw_message}",
                                hint=exc.raw_hint) from None
         lines.append("</annotation>")
         documents.append("\n".join(lines) + "\n")

@@ -517,7 +517,7 @@ def check_class_names(names: list[str], fmt: str = "YOLO") -> None:
         if _CONTROL.search(n) or not n.strip() or n != n.strip():
             what = "is empty" if not n.strip() else (
                 "has a control character (newline, tab ...)" if _CONTROL.search(n) else "starts or ends with a space")
-            raise MlcycleError(f"class {printable(n)!r} (index {k}) {what}: {fmt} keeps one class name a line, "
+            raise MlcycleError(f"class '{printable(n)}' (index {k}) {what}: {fmt} keeps one class name a line, "
                                "so it would not read back as the same classes",
                                hint="rename the class (e.g. mlcycle remap), then export again")
 
