@@ -40,7 +40,7 @@ __mlcycle_cmd_ingest() {
         __mlcycle_words "--split --images-root --images --source --image-size --image-sizes --allow-missing --skip-invalid --columns --box-format --normalized --corners --list-formats -o --output --format -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
-        0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images"; __mlcycle_files ;;
+        0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images yolov8 ultralytics"; __mlcycle_files ;;
         *) __mlcycle_files ;;
     esac
 }
@@ -158,11 +158,12 @@ __mlcycle_cmd_export() {
         --metrics) __mlcycle_files; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "-o --output --source --split --images-root --layout --corners --embed --limit --sort-by --metrics -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "-o --output --source --split --images-root --layout --corners --embed --limit --sort-by --metrics --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_words "coco coco-results cvat labelme openimages yolo voc kitti csv images html" ;;
         1) __mlcycle_files ;;
+        *) __mlcycle_files ;;
     esac
 }
 

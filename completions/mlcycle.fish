@@ -89,7 +89,7 @@ complete -c mlcycle -n '__mlcycle_using ingest' -s q -l quiet -d 'Print nothing 
 complete -c mlcycle -n '__mlcycle_using ingest' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using ingest' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
 complete -c mlcycle -n '__mlcycle_using ingest' -s h -l help -d 'Show this message and exit'
-complete -c mlcycle -n '__mlcycle_using ingest; and __mlcycle_position 0 --split --images-root --images --source --image-size --image-sizes --columns --box-format --corners -o --output --format' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images' -d '[FORMAT] PATH'
+complete -c mlcycle -n '__mlcycle_using ingest; and __mlcycle_position 0 --split --images-root --images --source --image-size --image-sizes --columns --box-format --corners -o --output --format' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images yolov8 ultralytics' -d '[FORMAT] PATH'
 complete -c mlcycle -n '__mlcycle_using ingest' -F
 
 # schema-check
@@ -180,7 +180,7 @@ complete -c mlcycle -n '__mlcycle_using mine-hard' -s h -l help -d 'Show this me
 complete -c mlcycle -n '__mlcycle_using mine-hard' -F
 
 # export
-complete -c mlcycle -n '__mlcycle_using export' -s o -l output -r -F -d 'File or folder to write (file formats: standard output by default)'
+complete -c mlcycle -n '__mlcycle_using export' -s o -l output -r -F -d 'File or folder to write (file formats: standard output by default; a trailing / means a folder)'
 complete -c mlcycle -n '__mlcycle_using export' -l source -x -d 'Which rows to write (default: gt; the one prediction source for results)'
 complete -c mlcycle -n '__mlcycle_using export' -l split -x -d 'Write only the rows of this split'
 complete -c mlcycle -n '__mlcycle_using export' -l images-root -x -a '(__fish_complete_directories)' -d 'Folder the images are in'
@@ -190,12 +190,13 @@ complete -c mlcycle -n '__mlcycle_using export' -l embed -d 'html: one self-cont
 complete -c mlcycle -n '__mlcycle_using export' -l limit -x -d 'html: only the first N samples in sort order'
 complete -c mlcycle -n '__mlcycle_using export' -l sort-by -x -d 'html: sample order: a column (numbers: largest first), sample_id or errors (default: hard_score, else errors, else sample_id)'
 complete -c mlcycle -n '__mlcycle_using export' -l metrics -r -F -d 'html: add a metrics page from mlcycle evaluate --metrics FILE'
+complete -c mlcycle -n '__mlcycle_using export' -l allow-empty -d 'Read an empty input (0 bytes, e.g. from a failed step before) as an empty table instead of failing'
 complete -c mlcycle -n '__mlcycle_using export' -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c mlcycle -n '__mlcycle_using export' -s v -l verbose -d 'More detail on stderr; tracebacks on errors'
 complete -c mlcycle -n '__mlcycle_using export' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
 complete -c mlcycle -n '__mlcycle_using export' -s h -l help -d 'Show this message and exit'
 complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images html' -d 'FORMAT'
-complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 1 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -F
+complete -c mlcycle -n '__mlcycle_using export' -F
 
 # merge
 complete -c mlcycle -n '__mlcycle_using merge' -l on-conflict -x -a 'error first' -d 'A sample with different width/height in two inputs: stop (error) or keep the first input\'s size (first). (default: error)'
