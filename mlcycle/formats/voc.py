@@ -28,6 +28,10 @@ writer applies the inverse. Corners are written with up to 12 significant digits
 (integers stay integers).
 
 XML is parsed with defusedxml: an entity bomb or external entity is refused.
+
+Size: one format's reader and writer kept together (the writer is the reader's
+inverse: corners, flags, parts, polygons, attributes); the shared XML and path
+safety live in ``_xml`` and ``_paths``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ survive; images are copied into ``images/<split>/`` when ``--images-root`` is gi
 or the darknet layout (``layout=darknet``: ``obj.names``, ``obj.data``, ``<split>.txt``,
 ``obj_<split>_data/``). Values are written with 6 decimals, as CVAT and Datumaro do:
 a box corner moves by at most about 1e-6 x the image size.
+
+Size: three layouts (Ultralytics, darknet, flat) read by one folder walk and written
+by one writer, plus the bounded data.yaml loader (aliases expanded at most
+``YAML_MAX_NODES`` values); splitting them would scatter one layout's rules.
 """
 
 from __future__ import annotations
