@@ -46,10 +46,19 @@ def evaluate(
     area_ranges: Mapping[str, tuple[float, float]] | None = None,
     rel_area_ranges: Mapping[str, tuple[float, float]] | None = None,
     by: Iterable[str] | str = (),
-    conf: float = 0.0,
+    conf: float | str = 0.0,
     annotate: bool = True,
     fail_under: Mapping[str, float] | None = None,
     origin: str = "<input>",
+    baseline: str | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    beta: float = 1.0,
+    at_recall: Iterable[float] = (),
+    at_precision: Iterable[float] = (),
+    tide: bool = False,
+    fail_if_worse_than: str | Mapping | None = None,
+    tolerance: float = 0.0,
 ) -> "Result":
     """Evaluate the predictions in ``table`` against its ground truth.
 
@@ -70,6 +79,19 @@ def evaluate(
       ``summary["fail_under"]`` (``{"bounds": ..., "failed": [messages]}``);
     - ``origin``: how error messages name the input (e.g. its file names).
 
+    Several prediction sources (and no ``pred_source``): each is evaluated, the document
+    holds ``sources: {name: document}`` and ``comparison`` (docs/evaluate-compare.md):
+    deltas against ``baseline`` (default: the first source) and, with ``bootstrap`` > 0
+    resamples (``seed``), paired bootstrap intervals over images.
+
+    - ``conf="best-f1"`` (or ``"best-fbeta"``): the per-label columns and P/R/F1 use the
+      score threshold that maximises F1 (F-beta, ``beta``) over all classes;
+    - ``at_recall`` / ``at_precision``: targets for the operating points (the best
+      precision at recall >= target, the best recall at precision >= target);
+    - ``tide``: the TIDE error breakdown (``summary["tide"]``);
+    - ``fail_if_worse_than``: a metrics document (or its path) this run must not be worse
+      than by more than ``tolerance``; the outcome is in ``summary["fail_if_worse_than"]``.
+
     Raises ``OptionError`` (naming the parameter) for a bad option, ``MlcycleError``
     for a table that cannot be evaluated.
     """
@@ -78,16 +100,33 @@ def evaluate(
     from mlcycle.evaluation.run import run
     from mlcycle.results import Result
 
+    from mlcycle.evaluation import regression
+    from mlcycle.evaluation.operating_points import conf_option
+
+    conf_value, conf_auto = conf_option(conf)
     opts = Options(
         gt_source=gt_source, pred_source=pred_source, iou_type=iou_type, method=method, iou=iou,
         max_dets=tuple(max_dets), area_ranges=dict(area_ranges or {}), rel_area_ranges=dict(rel_area_ranges or {}),
-        by=(by,) if isinstance(by, str) else tuple(by), conf=conf, annotate=annotate, origin=origin,
+        by=(by,) if isinstance(by, str) else tuple(by), conf=conf_value, annotate=annotate, origin=origin,
+        baseline=baseline, bootstrap=int(bootstrap), seed=int(seed), beta=float(beta),
+        at_recall=tuple(float(x) for x in at_recall), at_precision=tuple(float(x) for x in at_precision),
+        conf_auto=conf_auto, tide=bool(tide),
     )
     bounds = check_bound_values(fail_under) if fail_under else None
+    reference = None
+    if fail_if_worse_than is not None:
+        reference = (fail_if_worse_than if isinstance(fail_if_worse_than, Mapping)
+                     else regression.load_reference(fail_if_worse_than))
     with reporting.collect() as seen:
         out, doc = run(table, opts)
         if bounds is not None:
-            doc["fail_under"] = {"bounds": bounds, "failed": check_bounds(doc, bounds)}
+            if isinstance(doc.get("sources"), dict):
+                failed = [f"{s}: {m}" for s, d in doc["sources"].items() for m in check_bounds(d, bounds)]
+            else:
+                failed = check_bounds(doc, bounds)
+            doc["fail_under"] = {"bounds": bounds, "failed": failed}
+        if reference is not None:
+            doc["fail_if_worse_than"] = regression.compare(doc, reference, tolerance)
         for message in doc.get("warnings", []):
             reporting.warn(message)
     return Result(out, doc, tuple(seen.warnings))

@@ -52,6 +52,15 @@ class Options:
     conf: float = 0.0
     annotate: bool = True   # build the per-label output table (False: metrics only)
     origin: str = "<input>"  # how error messages name the input
+    # several prediction sources (compare.py) and operating points (operating_points.py)
+    baseline: str | None = None
+    bootstrap: int = 0
+    seed: int = 0
+    beta: float = 1.0
+    at_recall: tuple[float, ...] = ()
+    at_precision: tuple[float, ...] = ()
+    conf_auto: str | None = None   # "best-f1" / "best-fbeta": conf from the operating point
+    tide: bool = False
 
 
 @dataclass

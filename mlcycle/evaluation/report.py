@@ -74,7 +74,21 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     iou_user = res.match_iou[0]
     crowd = g.crowd
     d_sc = d.score[kept]
-    conf_ok = d_sc >= opts.conf
+    # operating points and calibration at opts.iou (before any score threshold)
+    from mlcycle.evaluation import calibration, operating_points
+
+    matched0 = m_user >= 0
+    to_crowd0 = matched0 & crowd[np.where(matched0, m_user, 0)] if len(g) else np.zeros(len(kept), bool)
+    counted = ~to_crowd0
+    operating = operating_points.compute(d_sc, d.cat[kept], matched0 & ~to_crowd0, counted,
+                                         np.bincount(g.cat[~crowd], minlength=len(prep.classes)), prep.classes,
+                                         opts.iou, opts.beta, opts.at_recall, opts.at_precision)
+    reliability = calibration.reliability(d_sc[counted], (matched0 & ~to_crowd0)[counted], opts.iou)
+    conf = opts.conf
+    if opts.conf_auto is not None:
+        auto = operating_points.auto_threshold(operating, opts.conf_auto)
+        conf = auto if auto is not None else opts.conf
+    conf_ok = d_sc >= conf
     d_state = np.full(len(d), -1, np.int8)  # -1 null, 0 tp, 1 fp
     d_gt = np.full(len(d), -1, np.int64)
     d_iou = np.full(len(d), np.nan)
@@ -116,7 +130,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
         })
     tp, fp, fn = int(tp_k.sum()), int(fp_k.sum()), int(fn_k.sum())
     p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    at_iou = {"iou": opts.iou, "conf": opts.conf, T.TP: tp, T.FP: fp, T.FN: fn,
+    at_iou = {"iou": opts.iou, "conf": conf, T.TP: tp, T.FP: fp, T.FN: fn,
               "precision": p, "recall": r, "f1": _f1(p, r)}
 
     # ---- PR curves (area all, max detections) at IoU .5 and .75
@@ -143,7 +157,9 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     g_hit = np.zeros(len(g_left), bool)
     g_hit[dm[hit]] = True
     np.add.at(cm, (g.cat[g_left[~g_hit]], np.full(int((~g_hit).sum()), K)), 1)
-    confusion = {"iou": opts.iou, "conf": opts.conf, "labels": prep.classes + [NONE], "matrix": cm.tolist()}
+    if opts.conf_auto is not None:
+        at_iou["conf_from"] = opts.conf_auto
+    confusion = {"iou": opts.iou, "conf": conf, "labels": prep.classes + [NONE], "matrix": cm.tolist()}
 
     # ---- slices
     slices = []
@@ -176,6 +192,8 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
         "iou_type": opts.iou_type,
         "metrics": summary,
         "at_iou": at_iou,
+        "operating_points": operating,
+        "calibration": reliability,
         "per_class": per_class,
         "pr_curves": {"recall": params.rec_thrs.tolist(), "curves": curves},
         "confusion_matrix": confusion,

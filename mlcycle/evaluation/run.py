@@ -26,6 +26,15 @@ def run(table: "pa.Table", opts: Options) -> tuple["pa.Table | None", dict]:
     the metrics document). The document's ``warnings`` hold what went wrong on the way.
     """
     check_options(opts)
+    from mlcycle.evaluation import compare, operating_points
+
+    operating_points.check(opts.beta, opts.at_recall, opts.at_precision)
+    if opts.bootstrap or opts.baseline is not None:
+        compare.check_options(opts, compare.prediction_sources(table, opts.gt_source) or ["(none)"])
+    if opts.pred_source is None:
+        several = compare.prediction_sources(table, opts.gt_source)
+        if len(several) > 1:
+            return compare.run_many(table, opts, several)
     pred_source = choose_pred_source(table, opts.gt_source, opts.pred_source, opts.origin)
     empty = pred_source not in T.sources(table)
     if empty and not has_boxes(table, opts.gt_source, opts.gt_source):
@@ -41,4 +50,13 @@ def run(table: "pa.Table", opts: Options) -> tuple["pa.Table | None", dict]:
                                 "every AP and AR is 0")
     if len(prep.gt) == 0 and not prep.counts.get("gt_crowd"):
         prep.warnings.append("the ground truth has no labels: every metric is -1 (undefined)")
-    return report.coco(table, prep, opts)
+    out, doc = report.coco(table, prep, opts)
+    if opts.tide:
+        from mlcycle.evaluation import tide
+
+        doc["tide"] = tide.compute(prep, opts)
+    if opts.bootstrap:
+        from mlcycle.evaluation import compare
+
+        doc["bootstrap"] = compare.single_bootstrap(prep, opts, doc)
+    return out, doc
