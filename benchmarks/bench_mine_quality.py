@@ -69,7 +69,11 @@ def _iou(a, b) -> float:
 
 
 def generate(n_img: int, seed: int = 0, plant_rate: float = 0.08):
-    """(label table, {sample_id: kind of planted error}, {sample_id: planted box [x,y,w,h] or None}).
+    """(label table, {sample_id: kind of planted error}, {sample_id: (box [x,y,w,h], real class, annotated class)}).
+
+    The box is the real object's for missing / wrong, the annotated box for sloppy /
+    duplicate / spurious; the real class is None for spurious, the annotated class None
+    for missing.
 
     Exactly one error per planted image; the table has gt rows (the corrupted annotation)
     and pred rows (the simulated detector, which sees the real objects).
@@ -83,7 +87,7 @@ def generate(n_img: int, seed: int = 0, plant_rate: float = 0.08):
     k = len(NAMES)
     rows: list[tuple] = []
     planted: dict[str, str] = {}
-    planted_box: dict[str, list | None] = {}
+    planted_box: dict[str, tuple] = {}
     gid = pid = 0
 
     def similar(c: int) -> int:
@@ -119,10 +123,10 @@ def generate(n_img: int, seed: int = 0, plant_rate: float = 0.08):
                 gts.append(([x, y, w, h], c))
                 continue
             if kind == "missing":
-                planted_box[s] = [x, y, w, h]
+                planted_box[s] = ([x, y, w, h], c, None)
             elif kind == "wrong":
                 gts.append(([x, y, w, h], similar(c)))
-                planted_box[s] = [x, y, w, h]
+                planted_box[s] = ([x, y, w, h], c, gts[-1][1])
             elif kind == "sloppy":
                 for _ in range(100):
                     grow = rng.uniform(0.5, 1.9, 2)
@@ -133,13 +137,13 @@ def generate(n_img: int, seed: int = 0, plant_rate: float = 0.08):
                     if 0.35 <= _iou(box, [x, y, w, h]) <= 0.65:
                         break
                 gts.append((box, c))
-                planted_box[s] = box
+                planted_box[s] = (box, c, c)
             elif kind == "duplicate":
                 gts.append(([x, y, w, h], c))
                 j4 = rng.normal(0, 0.04, 4) * [w, h, w, h]
                 box = [x + j4[0], y + j4[1], w + j4[2], h + j4[3]]
                 gts.append((box, c))
-                planted_box[s] = box
+                planted_box[s] = (box, c, c)
         if kind == "spurious":
             for _ in range(100):
                 side = float(np.exp(rng.uniform(np.log(20), np.log(300))))
@@ -149,7 +153,7 @@ def generate(n_img: int, seed: int = 0, plant_rate: float = 0.08):
                 if all(_iou(box, o[:4]) < 0.05 for o in objs):
                     break
             gts.append((box, c))
-            planted_box[s] = box
+            planted_box[s] = (box, None, c)
         order = rng.permutation(len(gts))
         for j in order:
             box, c = gts[j]
