@@ -113,6 +113,8 @@ def parse_max_dets(text: str) -> list[int]:
         "mlcycle evaluate gt.parquet preds.parquet --metrics metrics.json -o evaluated.parquet",
         "cat gt.jsonl preds.jsonl | mlcycle evaluate --json | jq .metrics.AP50",
         "mlcycle evaluate gt.parquet preds.parquet --by weather --fail-under AP50=0.6 --fail-under AP_small=0.2 -o /dev/null",
+        "mlcycle evaluate gt.parquet old.parquet new.parquet --baseline old --bootstrap 1000 --json > compare.json",
+        "mlcycle evaluate gt.parquet preds.parquet --fail-if-worse-than main-metrics.json:0.005 -o /dev/null",
     ],
 )
 def evaluate(
@@ -131,11 +133,26 @@ def evaluate(
         "--rel-area-range", metavar="NAME=LO:HI", help="Size range as a fraction of the image area, e.g. under5=0:5%.")] = None,
     by: Annotated[Optional[List[str]], typer.Option(
         "--by", metavar="COLUMN", help="Metrics per value of this column (repeatable; numbers are binned).")] = None,
-    conf: Annotated[float, typer.Option("--conf", metavar="SCORE", help="Score threshold for per-label columns, P/R/F1, confusion matrix.")] = 0.0,
+    conf: Annotated[str, typer.Option("--conf", metavar="SCORE|best-f1|best-fbeta",
+                                      help="Score threshold for per-label columns, P/R/F1, confusion matrix; best-f1: the threshold that maximises F1 over all classes.")] = "0.0",
+    beta: Annotated[float, typer.Option("--beta", metavar="B", help="Also report the best F-beta operating point (best-fbeta uses it).")] = 1.0,
+    at_recall: Annotated[Optional[List[float]], typer.Option(
+        "--at-recall", metavar="R", help="Report the best precision at recall >= R (repeatable).")] = None,
+    at_precision: Annotated[Optional[List[float]], typer.Option(
+        "--at-precision", metavar="P", help="Report the best recall at precision >= P (repeatable).")] = None,
+    baseline: Annotated[Optional[str], typer.Option(
+        "--baseline", metavar="NAME", help="With several prediction sources: the one the others are compared with [default: the first].")] = None,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", metavar="N", help="Paired bootstrap over images: N resamples give confidence intervals of every metric and delta.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the bootstrap resamples.")] = 0,
+    tide: Annotated[bool, typer.Option("--tide", help="TIDE error breakdown: the AP50 lost to each error type.")] = False,
     metrics_file: Annotated[Optional[str], typer.Option("--metrics", metavar="FILE", help="Write the metrics JSON here.")] = None,
     json_out: Json = False,
     fail_under: Annotated[Optional[List[str]], typer.Option(
         "--fail-under", metavar="METRIC=VALUE", help="Exit 3 (after writing all outputs) when METRIC is below VALUE (repeatable).")] = None,
+    fail_if_worse_than: Annotated[Optional[str], typer.Option(
+        "--fail-if-worse-than", metavar="FILE[:TOL]",
+        help="Exit 3 (after writing all outputs) when a metric is worse than in this metrics JSON by more than TOL.")] = None,
     output: Output = None,
     encoding: Format = None,
     quiet: Quiet = False,
@@ -150,6 +167,10 @@ def evaluate(
     terminal without -o, only the metrics are shown). The metrics summary goes to
     stderr; --metrics FILE / --json give the full metrics JSON (docs/evaluate.md).
     Labels without boxes are evaluated as classification.
+
+    Several prediction sources (tables, or source values) are each evaluated and compared
+    with --baseline; --bootstrap N adds paired confidence intervals over images and says
+    which differences are significant (docs/evaluate-compare.md).
     """
     from mlcycle import io, reporting
     from mlcycle.cli.views.evaluate import render
@@ -162,6 +183,11 @@ def evaluate(
     ranges = parse_ranges(area_ranges, "--area-range")
     rel_ranges = parse_ranges(rel_area_ranges, "--rel-area-range", relative=True)
     bounds = parse_bounds(fail_under)
+    reference, tolerance = None, 0.0
+    if fail_if_worse_than is not None:
+        from mlcycle.evaluation.regression import parse as parse_reference
+
+        reference, tolerance = parse_reference(fail_if_worse_than)
     write_table = output is not None or (not json_out and not _stdout_is_terminal())
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
@@ -172,9 +198,13 @@ def evaluate(
             table, gt_source=gt_source, pred_source=pred_source, iou_type=iou_type, method=method, iou=iou,
             max_dets=dets, area_ranges=ranges, rel_area_ranges=rel_ranges, by=by or (), conf=conf,
             annotate=write_table, fail_under=bounds or None, origin=", ".join(tables) if tables else "<stdin>",
+            baseline=baseline, bootstrap=bootstrap, seed=seed, beta=beta, at_recall=at_recall or (),
+            at_precision=at_precision or (), tide=tide, fail_if_worse_than=reference, tolerance=tolerance,
         )
-    doc = {k: v for k, v in result.summary.items() if k != "fail_under"}  # the gate is not part of the JSON
+    gates = ("fail_under", "fail_if_worse_than")
+    doc = {k: v for k, v in result.summary.items() if k not in gates}  # the gates are not part of the JSON
     failed = result.summary["fail_under"]["failed"] if bounds else []
+    regression = result.summary.get("fail_if_worse_than")
     text = to_json(doc)
     if metrics_file is not None:
         with io.atomic_output(metrics_file, "wb") as fh:
@@ -185,5 +215,13 @@ def evaluate(
         with io.atomic_output(None, "wb") as fh:
             fh.write(text)
     render(doc)
+    if regression is not None:
+        from mlcycle.cli.views.evaluate import render_regression
+
+        render_regression(regression, reference)
     if failed:
         raise CheckFailed("evaluate: " + "; ".join(failed), hint="the --fail-under bounds were not met")
+    if regression is not None and regression["failed"]:
+        raise CheckFailed(f"evaluate: {len(regression['failed'])} metric(s) worse than the reference: "
+                          + "; ".join(regression["failed"]),
+                          hint=f"tolerance {regression['tolerance']:g}; the reference is {reference}")
