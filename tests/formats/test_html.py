@@ -44,6 +44,42 @@ def sample_tables() -> tuple[pa.Table, dict]:
     return result.table, result.summary
 
 
+def two_model_table(metrics: bool = False):
+    """The sample's val split with two models, `detector` and `weak` (the sample's second,
+    weaker predictions), evaluated together (evaluate with several prediction sources);
+    with ``metrics``, also the metrics document."""
+    from mlcycle.evaluation import evaluate
+
+    gt = T.normalize(formats.read("coco", SAMPLE / "annotations" / "instances_val.json",
+                                  formats.ReadOptions(split="val", images_root=SAMPLE)))
+    parts = [gt]
+    for src, name in (("detector", "detections_val.json"), ("weak", "detections_weak_val.json")):
+        preds = formats.read("coco-results", SAMPLE / "predictions" / name,
+                             coco_results.ReadOptions(images=SAMPLE / "annotations" / "instances_val.json",
+                                                      source=src, split="val"))
+        parts.append(T.normalize(preds))
+    result = evaluate(pa.concat_tables(parts, promote_options="permissive"))
+    return (result.table, result.summary) if metrics else result.table
+
+
+def at_threshold(table: pa.Table, source: str, t: float) -> dict[str, set]:
+    """What the page must draw for one model at score threshold t, per sample:
+    (source, label_id, label, status) of the ground truth and of the model's boxes with
+    score >= t. A ground truth is tp when the prediction matched to it is kept."""
+    rows = table.select([T.SAMPLE_ID, T.SOURCE, T.LABEL_ID, T.LABEL, T.BBOX, T.SCORE, T.EVAL, T.EVAL_ID]).to_pylist()
+    kept = {(r[T.SAMPLE_ID], r[T.EVAL_ID]) for r in rows
+            if r[T.SOURCE] == source and r[T.EVAL] == "tp" and r[T.SCORE] >= t}
+    out: dict[str, set] = {}
+    for r in rows:
+        if r[T.BBOX] is None or (r[T.SOURCE] != "gt" and (r[T.SOURCE] != source or r[T.SCORE] < t)):
+            continue
+        st = r[T.EVAL] or ""
+        if r[T.SOURCE] == "gt" and st in ("tp", "fn"):
+            st = "tp" if (r[T.SAMPLE_ID], r[T.LABEL_ID]) in kept else "fn"
+        out.setdefault(r[T.SAMPLE_ID], set()).add((r[T.SOURCE], str(r[T.LABEL_ID]), r[T.LABEL], st))
+    return out
+
+
 def raw_page_data(page: Path) -> dict:
     text = page.read_text(encoding="utf-8")
     start = text.index('<script type="application/json" id="report-data">') + len('<script type="application/json" id="report-data">')
@@ -91,7 +127,20 @@ def evil_table(root: Path) -> pa.Table:
         T.BBOX: [[1, 1, 10, 10], [2, 2, 10, 10], [5, 5, 20, 20], [0, 0, 8, 8]],
         T.SCORE: [None, 0.5, None, None],
         "note": [EVIL[2], EVIL[1], None, EVIL[0]],
-    })
+    }).append_column(T.EVAL, pa.array(["tp", "tp", "fn", "fn"])).append_column(T.EVAL_ID, pa.array([5, 1, None, None], pa.int64()))
+
+
+def evil_two_source_table(root: Path) -> pa.Table:
+    """evil_table with a second prediction source named with markup: two models side by
+    side, two sliders, every name from the data."""
+    one = evil_table(root)
+    ids = sorted(set(one[T.SAMPLE_ID].to_pylist()))
+    two = T.from_columns({
+        T.SAMPLE_ID: [ids[0], ids[1]], T.SOURCE: [EVIL[0], EVIL[0]], T.LABEL_ID: [7, 8],
+        T.LABEL: [EVIL[1], EVIL[2]], T.BBOX: [[1, 1, 10, 10], [4, 4, 20, 20]], T.SCORE: [0.9, 0.3],
+        "note": [EVIL[0], None],
+    }).append_column(T.EVAL, pa.array(["tp", "fp"])).append_column(T.EVAL_ID, pa.array([1, None], pa.int64()))
+    return pa.concat_tables([T.normalize(one), T.normalize(two)], promote_options="permissive")
 
 
 # --------------------------------------------------------------------------- library
@@ -311,7 +360,7 @@ def test_untrusted_text_is_escaped_in_the_page(tmp_path):
         assert ch not in block
     data = json.loads(block)
     assert EVIL[0] in class_names(data) and EVIL[1] in data["rows"][T.SOURCE] and EVIL[1] in data["sources"]
-    assert data["rows"]["note"][:2] == [EVIL[2], EVIL[1]]
+    assert sorted(data["rows"]["note"], key=str) == sorted([EVIL[2], EVIL[1], None, EVIL[0]], key=str)
     # a Content-Security-Policy allows only the page's own script, and no network
     assert "script-src 'sha256-" in text and "connect-src 'none'" in text
 
@@ -762,7 +811,7 @@ def test_browser_controls_work_like_a_user_uses_them(chromium, sample_report, tm
         cdp.wait("location.hash.includes('filter=label%3Asquare')")
         assert set(cdp.js(cards)) == {s for s, boxes in want.items() if any(b[2] == "square" for b in boxes)}
         # then eval = fn: one row must match both (a missed square)
-        cdp.js("const e = document.getElementById('filter-eval'); e.value = 'fn'; e.dispatchEvent(new Event('change'))")
+        cdp.js("{ const e = document.getElementById('filter-eval'); e.value = 'fn'; e.dispatchEvent(new Event('change')) }")
         cdp.wait("document.body.dataset.filters.includes('fn')")
         assert set(cdp.js(cards)) == {s for s, boxes in want.items() if any(b[2] == "square" and b[3] == "fn" for b in boxes)}
         # open a card: its labels in a table; Escape closes it
@@ -795,3 +844,300 @@ def test_browser_controls_work_like_a_user_uses_them(chromium, sample_report, tm
         assert cdp.js("document.querySelectorAll('#confusion td').length") > 0
     finally:
         cdp.close()
+
+
+# --------------------------------------------------------------------------- operating points, scale
+
+def test_best_f1_threshold_is_exact_against_rerunning_the_evaluation():
+    """The report's operating point comes from the evaluated table alone. Checked against
+    the slow reference: evaluate again with only the predictions at or above each
+    threshold, and take the best F1 of those runs."""
+    import pyarrow.compute as pc
+
+    from mlcycle.evaluation import evaluate
+    from mlcycle.formats.html import operating
+
+    table = two_model_table()
+    points = operating.best_f1(table)
+    assert set(points) == {"detector", "weak"}
+    gt = table.filter(pc.equal(table[T.SOURCE], "gt")).drop_columns([T.EVAL, T.EVAL_ID, T.EVAL_IOU])
+    for src, point in points.items():
+        preds = table.filter(pc.equal(table[T.SOURCE], src)).drop_columns([T.EVAL, T.EVAL_ID, T.EVAL_IOU])
+        best = None
+        for t in sorted(set(preds[T.SCORE].to_pylist())):
+            kept = preds.filter(pc.greater_equal(preds[T.SCORE], t))
+            ref = evaluate(pa.concat_tables([gt, kept]), annotate=False).summary["at_iou"]
+            if best is None or ref["f1"] > best[1] + 1e-12:
+                best = (t, ref["f1"], ref)
+        t, f1, ref = best
+        assert point["threshold"] == pytest.approx(t) and point["f1"] == pytest.approx(f1)
+        assert (point["tp"], point["fp"], point["fn"]) == (ref["tp"], ref["fp"], ref["fn"])
+        assert point["precision"] == pytest.approx(ref["precision"]) and point["recall"] == pytest.approx(ref["recall"])
+    assert points["detector"]["f1"] > points["weak"]["f1"]
+
+
+def test_errors_order_puts_confident_mistakes_and_misses_before_many_weak_boxes(tmp_path):
+    """The default order for an evaluated table: errors at the best-F1 threshold (a false
+    positive counts its score, a miss 1), not the number of low-score boxes."""
+    rows = {T.SAMPLE_ID: [], T.SOURCE: [], T.LABEL_ID: [], T.LABEL: [], T.BBOX: [], T.SCORE: [], T.EVAL: [], T.EVAL_ID: []}
+
+    def add(sid, src, lid, score, ev, eid):
+        for k, v in zip(rows, (sid, src, lid, "a", [0, 0, 5, 5], score, ev, eid)):
+            rows[k].append(v)
+
+    add("many-weak.png", "gt", 1, None, "tp", 100)
+    add("many-weak.png", "m", 100, 0.9, "tp", 1)
+    for i in range(10):
+        add("many-weak.png", "m", 101 + i, 0.05, "fp", None)
+    add("confident-fp.png", "gt", 2, None, "tp", 200)
+    add("confident-fp.png", "m", 200, 0.9, "tp", 2)
+    add("confident-fp.png", "m", 201, 0.95, "fp", None)
+    add("miss.png", "gt", 3, None, "fn", None)
+    data = page_data(write(T.from_columns(rows), tmp_path / "r", tmp_path))
+    assert data["operating"]["m"]["threshold"] == 0.9 and data["operating"]["m"]["f1"] == pytest.approx(4 / 6)
+    assert data["sort"] == {"by": "errors", "desc": True}
+    assert data["samples"]["id"] == ["miss.png", "confident-fp.png", "many-weak.png"]
+    assert data["matches"] == {"m": [[0, 1]] if data["samples"]["id"][0] == "many-weak.png" else data["matches"]["m"]}
+    gt_rows = [i for i, s in enumerate(data["rows"][T.SOURCE]) if s == "gt" and data["rows"][T.EVAL][i] == "tp"]
+    assert sorted(g for g, _ in data["matches"]["m"]) == sorted(gt_rows)
+
+
+def test_default_limit_warns_and_is_stated_on_the_page(tmp_path, monkeypatch, recwarn):
+    monkeypatch.setattr(H, "DEFAULT_LIMIT", 3)
+    ids = [f"{i}.png" for i in range(5)]
+    table = T.from_columns({T.SAMPLE_ID: ids, T.SOURCE: ["gt"] * 5, T.LABEL: ["a"] * 5, T.BBOX: [[0, 0, 1, 1]] * 5})
+    data = page_data(write(table, tmp_path / "r", tmp_path))
+    assert data["samples"]["id"] == ids[:3]
+    assert data["limit"] == {"shown": 3, "total": 5, "limit": 3, "default": True}
+    assert any("the report shows 3 of 5 samples" in str(w.message) and "limit" in str(w.message) for w in recwarn)
+    assert page_data(write(table, tmp_path / "all", tmp_path, limit=0))["limit"]["shown"] == 5
+    data = page_data(write(table, tmp_path / "two", tmp_path, limit=2))
+    assert data["limit"] == {"shown": 2, "total": 5, "limit": 2, "default": False}
+
+
+def test_cli_warns_about_the_default_limit_and_missing_images(runner, tmp_path, monkeypatch):
+    from mlcycle import io
+
+    monkeypatch.setattr(H, "DEFAULT_LIMIT", 2)
+    ids = [f"{i}.png" for i in range(3)]
+    io.write_table(T.from_columns({T.SAMPLE_ID: ids, T.SOURCE: ["gt"] * 3, T.LABEL: ["a"] * 3}), tmp_path / "t.parquet")
+    res = runner(["export", "html", tmp_path / "t.parquet", "-o", tmp_path / "r", "--images-root", tmp_path / "nowhere"])
+    assert res.exit_code == 0, res.stderr
+    assert "the report shows 2 of 3 samples" in res.stderr and "--limit" in res.stderr
+    assert "2 of 2 images not found or unreadable under --images-root" in res.stderr
+
+
+def test_the_page_of_a_large_table_stays_small(tmp_path):
+    """30,000 images, 3 ground-truth boxes and 20 predictions each (690,000 rows): the
+    default limit keeps the page to 1,000 samples and the text columns go in as codes."""
+    import numpy as np
+
+    n, g, p = 30_000, 3, 20
+    sid = np.repeat(np.array([f"img/{i:06d}.jpg" for i in range(n)], dtype=object), g + p)
+    src = np.tile(np.array(["gt"] * g + ["model"] * p, dtype=object), n)
+    rng = np.random.default_rng(0)
+    score = np.where(src == "gt", np.nan, rng.random(len(sid)))
+    ev = np.where(src == "gt", "fn", np.where(score > 0.7, "tp", "fp")).astype(object)
+    table = pa.table({T.SAMPLE_ID: sid, T.SOURCE: src, T.LABEL_ID: np.arange(len(sid)),
+                      T.LABEL: rng.choice([f"class{i}" for i in range(80)], len(sid)).astype(object),
+                      T.BBOX: pa.FixedSizeListArray.from_arrays(rng.random(4 * len(sid)) * 100, 4),
+                      T.SCORE: pa.array(score, mask=np.isnan(score)), T.EVAL: ev})
+    page = write(table, tmp_path / "r", tmp_path / "no-images")
+    data = raw_page_data(page)
+    assert data["limit"] == {"shown": 1000, "total": n, "limit": 1000, "default": True}
+    assert len(data["rows"][T.LABEL]["codes"]) == 1000 * (g + p)
+    assert page.stat().st_size < 6_000_000
+
+
+# --------------------------------------------------------------------------- browser: thresholds, two models, many classes
+
+def test_browser_score_threshold_slider(chromium, sample_report, tmp_path):
+    from mlcycle.formats.html import operating
+
+    table, _, page = sample_report
+    best = operating.best_f1(table)["detector"]
+    cdp = Cdp(chromium, tmp_path)
+    boxes = ("Array.from(document.querySelectorAll('#grid g.box')).map(b => [b.closest('.card').dataset.sampleId, "
+             "b.dataset.source, b.dataset.labelId, b.dataset.label, b.dataset.eval])")
+
+    def drawn():
+        out: dict[str, set] = {}
+        for sid, *rest in cdp.js(boxes):
+            out.setdefault(sid, set()).add(tuple(rest))
+        return out
+
+    def want(t):
+        return {k: v for k, v in at_threshold(table, "detector", t).items()}
+
+    try:
+        cdp.open(page.as_uri())
+        # default: the best-F1 threshold, stated on the page
+        assert cdp.js("document.getElementById('thr-0').value") == f"{best['threshold']}".rstrip("0") or \
+            float(cdp.js("document.getElementById('thr-0').value")) == pytest.approx(best["threshold"], abs=0.005)
+        assert json.loads(cdp.js("document.body.dataset.thresholds")) == {"detector": best["threshold"]}
+        note = cdp.js("document.getElementById('operating').textContent")
+        assert "best F1 " + f"{best['f1']:.3f}" in note and "hidden" in note
+        assert drawn() == want(best["threshold"])
+        n_pred = sum(len([b for b in v if b[0] != "gt"]) for v in drawn().values())
+        assert n_pred == best["tp"] + best["fp"]
+        # move the slider: fewer boxes, more misses; the URL keeps it
+        cdp.js("{ const r = document.getElementById('thr-0'); r.value = '0.9'; r.dispatchEvent(new Event('input'));"
+               "r.dispatchEvent(new Event('change')) }")
+        cdp.wait("location.hash.includes('thr=detector%3A0.9')")
+        assert cdp.js("document.getElementById('thr-value-0').textContent") == "0.90"
+        assert drawn() == want(0.9)
+        assert sum(1 for v in want(0.9).values() for b in v if b[3] == "fn") > \
+            sum(1 for v in want(best["threshold"]).values() for b in v if b[3] == "fn")
+        # the eval filter follows the threshold
+        cdp.js("{ const e = document.getElementById('filter-eval'); e.value = 'fn'; e.dispatchEvent(new Event('change')) }")
+        cdp.wait("document.body.dataset.filters.includes('fn')")
+        cards = set(cdp.js("Array.from(document.querySelectorAll('#grid .card')).map(c => c.dataset.sampleId)"))
+        assert cards == {s for s, v in want(0.9).items() if any(b[3] == "fn" for b in v)}
+        # threshold 0 shows every prediction; "best F1" goes back
+        cdp.js("document.getElementById('reset').click()")
+        cdp.wait(f"document.body.dataset.shown === '{len(want(0))}'")
+        cdp.js("{ const r = document.getElementById('thr-0'); r.value = '0'; r.dispatchEvent(new Event('change')) }")
+        cdp.wait("location.hash.includes('thr=detector%3A0')")
+        assert drawn() == expected_boxes(table)
+        cdp.js("document.getElementById('thr-best-0').click()")
+        cdp.wait("!location.hash.includes('thr=')")
+        assert drawn() == want(best["threshold"])
+    finally:
+        cdp.close()
+
+
+def test_browser_two_models_side_by_side(chromium, tmp_path):
+    from mlcycle.formats.html import operating
+
+    table, doc = two_model_table(metrics=True)
+    (tmp_path / "m.json").write_text(json.dumps(doc))
+    page = write(table, tmp_path / "r", SAMPLE, metrics=tmp_path / "m.json")
+    points = operating.best_f1(table)
+    # the same operating points as evaluate's own (computed there by its own code)
+    for src in ("detector", "weak"):
+        theirs = doc["sources"][src]["operating_points"]["overall"]["best_f1"]
+        assert points[src]["threshold"] == pytest.approx(theirs["threshold"])
+        assert points[src]["f1"] == pytest.approx(theirs["f1"])
+    cdp = Cdp(chromium, tmp_path)
+    panels = ("Array.from(document.querySelectorAll('#grid .card')).map(c => [c.dataset.sampleId, "
+              "Array.from(c.querySelectorAll('.panel-src')).map(p => [p.dataset.source, "
+              "Array.from(p.querySelectorAll('g.box')).map(b => [b.dataset.source, b.dataset.labelId, b.dataset.label, b.dataset.eval])])])")
+    try:
+        cdp.open(page.as_uri())
+        assert json.loads(cdp.js("document.body.dataset.panels")) == ["detector", "weak"]
+        assert cdp.js("document.querySelectorAll('#sliders input[type=range]').length") == 2
+        cards = cdp.js(panels)
+        assert len(cards) == 12
+        want = {src: at_threshold(table, src, points[src]["threshold"]) for src in ("detector", "weak")}
+        for sid, ps in cards:
+            assert [p[0] for p in ps] == ["detector", "weak"]  # the same image, one panel per model
+            for src, boxes in ps:
+                assert {tuple(b) for b in boxes} == want[src].get(sid, set()), (sid, src)
+        # the two models disagree somewhere: a ground truth one finds and the other misses
+        assert any(want["detector"][s] & {b for b in want["weak"].get(s, set()) if b[0] == "gt"} !=
+                   {b for b in want["detector"][s] if b[0] == "gt"} for s in want["detector"])
+        # the detail view: the image twice, side by side, with each model's boxes
+        first = cards[0][0]
+        cdp.js("document.querySelector('#grid .card').click()")
+        cdp.wait(f"document.body.dataset.detail === {json.dumps(first)}")
+        detail = cdp.js("Array.from(document.querySelectorAll('#detail .panel-src')).map(p => "
+                        "[p.dataset.source, p.getBoundingClientRect().left, p.getBoundingClientRect().top, "
+                        "p.querySelectorAll('g.box').length])")
+        assert [d[0] for d in detail] == ["detector", "weak"]
+        assert detail[0][1] < detail[1][1] and abs(detail[0][2] - detail[1][2]) < 2  # side by side
+        assert [d[3] for d in detail] == [len(want["detector"][first]), len(want["weak"].get(first, set()))]
+        cdp.js("document.getElementById('close').click()")
+        cdp.wait("document.getElementById('detail').hidden")
+        # one model's slider changes only its panel
+        cdp.js("{ const r = document.getElementById('thr-1'); r.value = '0'; r.dispatchEvent(new Event('change')) }")
+        cdp.wait("location.hash.includes('thr=weak%3A0')")
+        want["weak"] = at_threshold(table, "weak", 0.0)
+        for sid, ps in cdp.js(panels):
+            for src, boxes in ps:
+                assert {tuple(b) for b in boxes} == want[src].get(sid, set()), (sid, src)
+        # a source filter shows one model
+        cdp.js("{ const f = document.getElementById('filter-source'); f.value = 'weak'; f.dispatchEvent(new Event('change')) }")
+        cdp.wait("document.body.dataset.panels === '[\"weak\"]'")
+        assert {p[0] for _, ps in cdp.js(panels) for p in ps} == {"weak"}
+        # the metrics page of several models: the comparison, and one model's page at a time
+        cdp.js("document.getElementById('tab-metrics').click()")
+        cdp.wait("document.body.dataset.view === 'metrics'")
+        assert cdp.js("document.body.dataset.metricsSource") == "detector"
+        assert cdp.js("document.querySelectorAll('#comparison tbody tr').length") == 3  # 2 models + 1 delta
+        ap = cdp.js("document.querySelector('#metric-summary [data-key=AP] .value').textContent")
+        assert float(ap) == pytest.approx(doc["sources"]["detector"]["metrics"]["AP"], abs=1e-3)
+        cdp.js("document.querySelector('#metric-sources [data-source=weak]').click()")
+        cdp.wait("document.body.dataset.metricsSource === 'weak'")
+        ap = cdp.js("document.querySelector('#metric-summary [data-key=AP] .value').textContent")
+        assert float(ap) == pytest.approx(doc["sources"]["weak"]["metrics"]["AP"], abs=1e-3)
+    finally:
+        cdp.close()
+
+
+def test_browser_eighty_classes_legend_colours_and_confusion_matrix(chromium, tmp_path):
+    names = [f"class {i:02d}" for i in range(80)]
+    n = len(names)
+    table = T.from_columns({T.SAMPLE_ID: [f"{i % 8}.png" for i in range(n)], T.SOURCE: ["gt"] * n,
+                            T.LABEL: names, T.BBOX: [[i % 50, i % 40, 10, 10] for i in range(n)]})
+    labels = names + ["(none)"]
+    metrics = {"confusion_matrix": {"labels": labels, "iou": 0.5,
+                                    "matrix": [[(7 if i == j else (1 if (i + j) % 13 == 0 else 0)) for j in range(81)] for i in range(81)]}}
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    page = write(table, tmp_path / "r", tmp_path, metrics=tmp_path / "m.json")
+    cdp = Cdp(chromium, tmp_path)
+    try:
+        cdp.open(page.as_uri())
+        keys = "Array.from(document.querySelectorAll('#legend .class-key'))"
+        assert cdp.js(keys + ".length") == 80
+        assert cdp.js(keys + ".filter(b => getComputedStyle(b).display !== 'none').length") == 24
+        colours = cdp.js(keys + ".map(b => getComputedStyle(b.querySelector('.swatch')).backgroundColor)")
+        assert len(set(colours)) == 80
+
+        def rgb(c):
+            return [int(x) for x in c[c.index("(") + 1:c.index(")")].split(",")[:3]]
+
+        # distinguishable: no two class colours closer than 20 in RGB distance
+        pts = [rgb(c) for c in colours]
+        closest = min(sum((a - b) ** 2 for a, b in zip(p, q)) ** 0.5 for i, p in enumerate(pts) for q in pts[i + 1:])
+        assert closest > 20
+        cdp.js("document.getElementById('legend-more').click()")
+        cdp.wait("document.getElementById('legend-more').textContent === 'fewer classes'")
+        assert cdp.js(keys + ".filter(b => getComputedStyle(b).display !== 'none').length") == 80
+        # a click on a class in the legend filters on it
+        cdp.js(keys + "[30].click()")
+        cdp.wait("document.body.dataset.filters.includes('class 30')")
+        assert cdp.js("Array.from(document.querySelectorAll('#grid .card')).map(c => c.dataset.sampleId)") == ["6.png"]
+        # the confusion matrix: 81 x 81 cells in a box that fits the window and scrolls
+        cdp.js("document.getElementById('tab-metrics').click()")
+        cdp.wait("document.body.dataset.view === 'metrics'")
+        assert cdp.js("document.querySelectorAll('#confusion td').length") == 81 * 81
+        box = cdp.js("(() => { const w = document.querySelector('.confusion-wrap'); const r = w.getBoundingClientRect();"
+                     " return [r.right, r.height, window.innerWidth, window.innerHeight, w.scrollWidth > w.clientWidth ||"
+                     " w.scrollHeight > w.clientHeight]; })()")
+        assert box[0] <= box[2] and box[1] <= box[3] and box[4]
+        assert cdp.js("document.getElementById('confusion').classList.contains('compact')")
+    finally:
+        cdp.close()
+
+
+def test_browser_untrusted_text_in_the_new_views(chromium, tmp_path):
+    """Markup in source names (the sliders, the panels, the operating-point note), class
+    names (the legend) and sample ids never runs and never makes an element."""
+    table = evil_two_source_table(tmp_path / "imgs")
+    page = write(table, tmp_path / "r", tmp_path / "imgs")
+    data = page_data(page)
+    assert set(data["sources"]) == {EVIL[0], EVIL[1]}
+    for fragment in ("", "#sample=" + EVIL[1].replace("/", "%2F") + ".png",
+                     "#filter=source:" + EVIL[0].replace("/", "%2F"), "#thr=" + EVIL[0].replace("/", "%2F") + ":0"):
+        dom = open_report(chromium, page, tmp_path, fragment)
+        assert dom.body.get("data-ready") == "1", fragment
+        assert "data-pwned" not in dom.body, fragment
+        assert not [t for t, _ in dom.elements if t in ("img", "b")], fragment
+        assert [t for t, _ in dom.elements].count("script") == 2, fragment
+        assert not [a for _, a in dom.elements if any(k.startswith("on") for k in a)], fragment
+    dom = open_report(chromium, page, tmp_path)
+    panels = {a["data-source"] for t, a in dom.elements if t == "div" and "panel-src" in (a.get("class") or "")}
+    assert panels == {EVIL[0], EVIL[1]}
+    assert {a["data-label"] for t, a in dom.elements if t == "button" and "class-key" in (a.get("class") or "")} == \
+        {EVIL[0], EVIL[1], EVIL[2], "cat"}
+    assert any(EVIL[0] in x for x in dom.texts) and any(EVIL[1] in x for x in dom.texts)

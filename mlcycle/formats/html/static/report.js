@@ -18,11 +18,18 @@
   const NROWS = R.source ? R.source.length : 0;
   const PAGE = 48, CARD_W = 300, CARD_H = 225, NULL = "\u0000null", LEGEND_SHOWN = 24;
   const SVGNS = "http://www.w3.org/2000/svg";
-  // 20 colours that stay apart (Kelly's and Tableau's), then golden-angle hues at three
-  // lightness levels, so 80 classes still get distinguishable colours
+  // 80 colours for the classes, most frequent first: 20 familiar ones (Tableau's), then 60
+  // chosen greedily to be as far as possible in CIELAB from all before them (lightness
+  // 30..78; any two differ by delta-E >= 13.6); beyond 80, golden-angle hues
   const PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948",
                    "#9c755f", "#ff9da7", "#17becf", "#bcbd22", "#7f7f7f", "#e377c2", "#1f3a93",
-                   "#8c564b", "#2ca02c", "#ff7f0e", "#6a3d9a", "#b15928", "#a6cee3"];
+                   "#8c564b", "#2ca02c", "#ff7f0e", "#6a3d9a", "#b15928", "#a6cee3",
+                   "#0000ff", "#ff1eff", "#2d5aff", "#ff0087", "#ff001e", "#5a5a00", "#0f5a3c", "#7896ff", "#b400a5", "#96004b",
+                   "#c3c387", "#00d200", "#c378ff", "#8700d2", "#00d2a5", "#a50000", "#00b4ff", "#f0a578", "#5a3c69", "#005a00",
+                   "#87d22d", "#a5780f", "#b4b4f0", "#ff0f5a", "#2d4b5a", "#4b4b2d", "#d2b4b4", "#698700", "#ff69f0", "#ff6996",
+                   "#78875a", "#ff00b4", "#00d278", "#0f9678", "#4b2db4", "#e1a5ff", "#961e78", "#ff784b", "#2d7878", "#a5c35a",
+                   "#962d2d", "#6969b4", "#0078ff", "#693c0f", "#873c5a", "#87c396", "#004b87", "#f04b00", "#3c2df0", "#c33ce1",
+                   "#a5874b", "#a569b4", "#c30f4b", "#780f96", "#d22d87", "#c300ff", "#d27869", "#f03c3c", "#3cd24b", "#c35a87"];
   const ALIAS = {"class": "label"};
   const col = (name) => R[name] || [];
   const GT = "gt";
@@ -83,7 +90,7 @@
     return {
       view: p.get("view") || "samples", filters: filters, q: p.get("q") || "",
       sort: p.get("sort") || "", desc: p.get("desc"), page: Math.max(1, parseInt(p.get("page") || "1", 10) || 1),
-      sample: p.get("sample"), thr: thr,
+      sample: p.get("sample"), thr: thr, msrc: p.get("msrc"),
     };
   }
   function defaultThr(src) { const o = OP[src]; return o && o.threshold !== null && o.threshold !== undefined ? o.threshold : 0; }
@@ -96,6 +103,7 @@
     if (st.desc !== null && st.desc !== undefined) p.set("desc", st.desc);
     if (st.page > 1) p.set("page", String(st.page));
     if (st.sample !== null && st.sample !== undefined) p.set("sample", st.sample);
+    if (st.msrc) p.set("msrc", st.msrc);
     for (const src in st.thr || {}) if (st.thr[src] !== defaultThr(src)) p.append("thr", src + ":" + st.thr[src]);
     const h = "#" + p.toString();
     if (location.hash !== h) location.hash = h; else render();
@@ -285,7 +293,7 @@
       p.appendChild(drawSample(s, (width - 8 * (ps.length - 1)) / ps.length, height, withTags, full, src));
       if (ps.length > 1) {
         const cap = el("div", {class: "panel-cap"});
-        cap.appendChild(el("b", {}, src));
+        cap.appendChild(el("strong", {}, src));
         cap.appendChild(document.createTextNode(" " + countText(counts(s, src)).slice(1).join(" · ")));
         p.appendChild(cap);
       }
@@ -588,6 +596,29 @@
     const M = D.metrics, v = document.getElementById("metrics-view");
     v.textContent = "";
     if (!M) { v.appendChild(el("p", {class: "empty"}, "No metrics in this report: export with --metrics metrics.json (from mlcycle evaluate --metrics).")); return; }
+    // evaluate with several prediction sources: {sources: {name: document}, comparison: {...}}
+    if (M.sources && typeof M.sources === "object" && !Array.isArray(M.sources) && !M.metrics) {
+      const names = Object.keys(M.sources), C = M.comparison || {};
+      const pick = names.indexOf(state.msrc) >= 0 ? state.msrc : names[0];
+      if (C.metrics && typeof C.metrics === "object") {
+        const rows = names.map((n) => Object.assign({source: n + (n === C.baseline ? " (baseline)" : "")}, C.metrics[n] || {}));
+        if (C.deltas) for (const n in C.deltas) rows.push(Object.assign({source: "  Δ " + n + " − " + C.baseline}, C.deltas[n]));
+        section(v, "Models compared", objectTable(rows, "comparison"));
+      }
+      const tabs = el("div", {class: "source-tabs", id: "metric-sources"});
+      for (const n of names) {
+        const b = el("button", {type: "button", class: n === pick ? "active" : "", "data-source": n}, n);
+        b.addEventListener("click", () => { state.msrc = n; writeState(state); });
+        tabs.appendChild(b);
+      }
+      section(v, "One model", tabs);
+      document.body.dataset.metricsSource = pick;
+      if (M.sources[pick]) renderDoc(v, M.sources[pick]);
+      return;
+    }
+    renderDoc(v, M);
+  }
+  function renderDoc(v, M) {
     const p = M.params || {};
     v.appendChild(el("p", {class: "muted"}, ["method " + fmt(M.method || "?"), p.gt_source ? "ground truth " + p.gt_source : null,
       p.pred_source ? "predictions " + p.pred_source : null, M.iou_type ? "iou type " + M.iou_type : null].filter((x) => x).join(" · ")));
