@@ -4,17 +4,37 @@
 (most predictions never meet a ground truth of their class on their image); ``mask_areas``
 gives pycocotools' areas. A segmentation is JSON text: polygons, an uncompressed RLE or a
 compressed RLE (docs/label-table.md).
+
+Every mask is checked before pycocotools' C routines see it, because they trust their
+input: a polygon with a NaN crashes them, an RLE whose runs do not add up to its size makes
+their IoU loop forever, a coordinate of 1e9 makes the rasteriser allocate tens of GB. The
+limits (docs/evaluate.md, "Masks"):
+
+- a mask is at most ``MAX_PIXELS`` (2^31 - 1) pixels: the rasteriser computes pixel
+  indices in 32-bit integers, and beyond that it overflows and never finishes;
+- polygon coordinates are finite and lie within one image size of the image (x in
+  [-W, 2W], y in [-H, 2H]), and an object's outline is at most ``MAX_OUTLINE`` pixels
+  long (the rasteriser's memory grows with it: about 80 bytes per pixel of outline);
+- an RLE's size is two positive integers and equals the row's image size when the row
+  has one; its runs are non-negative and add up to height x width; a compressed RLE is
+  COCO's character encoding ('0'..'o').
+
+``decode`` turns parsed segmentations into RLEs and says what is wrong with each one it
+cannot take; coco-results ingest uses it too (boxes and areas of mask-only results).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from mlcycle.errors import MlcycleError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
+
+MAX_PIXELS = 2**31 - 1
+MAX_OUTLINE = 2_000_000
 
 
 class Masks:
@@ -25,17 +45,19 @@ class Masks:
     RLEs are built as ``COCO.annToRLE`` builds them: polygons -> ``frPyObjects`` +
     ``merge`` (image height/width from the row), an uncompressed RLE -> ``frPyObjects``, a
     compressed RLE as it is; a row with a box but no mask gets the box as a polygon (as
-    ``loadRes`` does for box results)."""
+    ``loadRes`` does for box results). ``where(row)`` names a table row in errors."""
 
-    def __init__(self, col: "pa.Array", rows: "np.ndarray", boxes, W, H, origin: str, cache=None):
+    def __init__(self, col: "pa.Array", rows: "np.ndarray", boxes, W, H, origin: str, cache=None,
+                 where: Callable[[int], str] | None = None):
         self.col, self.rows, self.boxes, self.W, self.H, self.origin = col, rows, boxes, W, H, origin
         self.cache: dict[int, Any] = {} if cache is None else cache  # table row -> RLE, shared by subsets
+        self.where = where or (lambda r: f"row {r + 1}")
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def subset(self, idx: "np.ndarray") -> "Masks":
-        return Masks(self.col, self.rows[idx], self.boxes, self.W, self.H, self.origin, self.cache)
+        return Masks(self.col, self.rows[idx], self.boxes, self.W, self.H, self.origin, self.cache, self.where)
 
     def take(self, idx: "np.ndarray") -> list:
         """RLE dicts for the objects at positions ``idx``."""
@@ -53,7 +75,8 @@ class Masks:
             cache = self.cache
             missing = np.array([r for r in rows if r not in cache], dtype=np.int64)
             if len(missing):
-                cache.update(zip(missing.tolist(), _rles(self.col, missing, self.boxes, self.W, self.H, self.origin)))
+                rles = _rles(self.col, missing, self.boxes, self.W, self.H, self.origin, self.where)
+                cache.update(zip(missing.tolist(), rles))
             return [cache[r] for r in rows]
         finally:
             if enabled:
@@ -65,15 +88,19 @@ class Masks:
 
 # the JSON text mlcycle's readers write for a compressed RLE (orjson, no spaces); the
 # counts characters are '0'..'o', of which JSON escapes only the backslash (as two)
-_RLE_TEXT = r'^\{"size":\[(?P<h>[0-9]+),(?P<w>[0-9]+)\],"counts":"(?P<c>(?:[^"\\]|\\\\)*)"\}$'
+_RLE_TEXT = r'^\{"size":\[(?P<h>[0-9]{1,10}),(?P<w>[0-9]{1,10})\],"counts":"(?P<c>(?:[^"\\]|\\\\)*)"\}$'
 
 
-def _rles(col, rows, boxes, W, H, origin):
+def _rles(col, rows, boxes, W, H, origin, where):
     import numpy as np
     import orjson
     import pyarrow as pa
     import pyarrow.compute as pc
-    from pycocotools import mask as mask_utils
+
+    def fail(j: int, reason: str):
+        hint = ("the row's width and height columns are empty" if "image size" in reason and "needs" in reason
+                else None)
+        return MlcycleError(f"{origin}: {where(int(rows[j]))}: segmentation {reason}", hint=hint)
 
     out: list = [None] * len(rows)
     sub = col.take(pa.array(rows))
@@ -83,80 +110,48 @@ def _rles(col, rows, boxes, W, H, origin):
     ok = okm.to_numpy(zero_copy_only=False)
     fast = np.flatnonzero(ok)
     if len(fast):
-        hh = pc.cast(m.field("h").filter(okm), "int64").to_numpy().tolist()
-        ww = pc.cast(m.field("w").filter(okm), "int64").to_numpy().tolist()
+        hh = pc.cast(m.field("h").filter(okm), "int64").to_numpy()
+        ww = pc.cast(m.field("w").filter(okm), "int64").to_numpy()
         cf = m.field("c").filter(okm)
         if pc.any(pc.match_substring(cf, "\\")).as_py():
             cf = pc.replace_substring(cf, "\\\\", "\\")  # JSON's escaped backslash
         # bytes: pycocotools reads them as they are (a str is encoded on every use)
         cc = cf.cast(pa.binary()).to_pylist()
-        fast_rles = [{"size": [h_, w_], "counts": c_} for h_, w_, c_ in zip(hh, ww, cc)]
+        problems = _check_compressed(hh, ww, cc, H[rows[fast]], W[rows[fast]])
+        if problems:
+            k = min(problems)
+            raise fail(int(fast[k]), problems[k])
+        fast_rles = [{"size": [h_, w_], "counts": c_} for h_, w_, c_ in zip(hh.tolist(), ww.tolist(), cc)]
         if len(fast) == len(rows):
             return fast_rles
         for j, r_ in zip(fast.tolist(), fast_rles):
             out[j] = r_
     slow_idx = np.flatnonzero(~ok)
     segs = sub.filter(pc.invert(okm)).to_pylist() if len(slow_idx) else []
-    have = [int(slow_idx[j]) for j, t in enumerate(segs) if t is not None]
-    texts = [t for t in segs if t is not None]
+    objs: list = [None] * len(slow_idx)
+    have = [j for j, t in enumerate(segs) if t is not None]
+    texts = [segs[j] for j in have]
     try:
         parsed = orjson.loads("[" + ",".join(texts) + "]") if texts else []
     except orjson.JSONDecodeError:
-        bad = next(j for j, t in zip(have, texts) if _bad_json(t))
-        raise MlcycleError(f"{origin}: row {int(rows[bad]) + 1}: segmentation is not valid JSON") from None
-    objs: list = [None] * len(rows)
+        bad = next(j for j in have if _bad_json(segs[j]))
+        raise fail(int(slow_idx[bad]), "is not valid JSON") from None
+    if len(parsed) != len(have):  # a text such as '1,2' spans two elements
+        bad = next(j for j in have if _bad_json(segs[j]))
+        raise fail(int(slow_idx[bad]), "is not one JSON value")
     for j, o in zip(have, parsed):
-        if type(o) is dict and type(o.get("counts")) is str:
-            out[j] = o  # compressed RLE: used as it is
-        else:
-            objs[j] = o
-    rest = [j for j in range(len(rows)) if out[j] is None]
-    if not rest:
-        return out
-    Hs = H[rows[rest]]
-    Ws = W[rows[rest]]
-    polys: dict[tuple[int, int], list] = {}
-    for j, h_, w_ in zip(rest, Hs.tolist(), Ws.tolist()):
-        r = int(rows[j])
-        obj = objs[j]
-        if obj is None:
-            x, y, w, h = boxes[r].tolist()
-            obj = [[x, y, x, y + h, x + w, y + h, x + w, y]]
-        if type(obj) is dict:
-            if "size" in obj and isinstance(obj.get("counts"), list):
-                out[j] = mask_utils.frPyObjects(obj, obj["size"][0], obj["size"][1])
-                continue
-            raise MlcycleError(f"{origin}: row {r + 1}: segmentation is neither polygons nor RLE")
-        if h_ != h_ or w_ != w_:  # NaN
-            raise MlcycleError(f"{origin}: row {r + 1}: polygon segmentation needs the image size",
-                               hint="the row's width and height columns are empty")
-        if type(obj) is not list or not obj or type(obj[0]) is not list:
-            raise MlcycleError(f"{origin}: row {r + 1}: segmentation is neither polygons nor RLE")
-        hw = (int(h_), int(w_))
-        if len(obj[0]) > 4 and (len(obj) == 1 or all(type(p) is list and len(p) > 4 for p in obj)):
-            polys.setdefault(hw, []).append((j, obj))
-        else:  # frPyObjects treats a first list of 4 numbers as boxes: keep its exact call
-            try:
-                rl = mask_utils.frPyObjects(obj, hw[0], hw[1])
-            except Exception as exc:
-                raise MlcycleError(f"{origin}: row {r + 1}: bad segmentation ({exc})") from None
-            out[j] = mask_utils.merge(rl) if isinstance(rl, list) else rl
-    for (h, w), items in polys.items():
-        flat = [p for _, obj in items for p in obj]
-        try:
-            rl = mask_utils.frPyObjects(flat, h, w)
-        except Exception:  # find the bad one and say which row it is
-            for j, obj in items:
-                try:
-                    mask_utils.frPyObjects(obj, h, w)
-                except Exception as exc:
-                    raise MlcycleError(f"{origin}: row {int(rows[j]) + 1}: bad polygon segmentation ({exc})") from None
-            raise
-        k = 0
-        for j, obj in items:
-            m = len(obj)
-            out[j] = rl[k] if m == 1 else mask_utils.merge(rl[k:k + m])
-            k += m
+        objs[j] = o
+    rws = rows[slow_idx]
+    for j, obj in enumerate(objs):
+        if obj is None:  # no mask: the box as a polygon, as loadRes makes one
+            x, y, w, h = boxes[int(rws[j])].tolist()
+            objs[j] = [[x, y, x, y + h, x + w, y + h, x + w, y]]
+    rles, problems = decode(objs, H[rws], W[rws])
+    if problems:
+        k = min(problems)
+        raise fail(int(slow_idx[k]), problems[k])
+    for j, r_ in zip(slow_idx.tolist(), rles):
+        out[j] = r_
     return out
 
 
@@ -170,6 +165,286 @@ def _bad_json(text: str) -> bool:
         return True
 
 
+# --------------------------------------------------------------------------- checks
+
+def _size_of(size: Any) -> tuple[int, int] | None:
+    """An RLE's [height, width] as two positive integers (640.0 read as 640), else None."""
+    if type(size) is not list or len(size) != 2:
+        return None
+    out = []
+    for v in size:
+        if type(v) is float and v == v and v not in (float("inf"), float("-inf")) and v.is_integer():
+            v = int(v)
+        if type(v) is not int or v < 1 or v > MAX_PIXELS:
+            return None
+        out.append(v)
+    return out[0], out[1]
+
+
+def _image_mismatch(h: int, w: int, img_h: float, img_w: float) -> str | None:
+    if img_h == img_h and img_w == img_w and (h != img_h or w != img_w):  # NaN: size unknown
+        return f"RLE size {h}x{w} (height x width) is not the image's {int(img_h)}x{int(img_w)}"
+    return None
+
+
+def _too_large(h: int, w: int) -> str | None:
+    if h * w > MAX_PIXELS:
+        return (f"mask of {w}x{h} pixels is larger than the limit of {MAX_PIXELS} pixels "
+                "(pycocotools' mask routines count pixels in 32-bit integers)")
+    return None
+
+
+def rle_totals(counts: list) -> tuple["np.ndarray", "np.ndarray"]:
+    """(sum of the runs, valid) of compressed RLE counts (bytes or str), decoded as
+    pycocotools' ``rleFrString`` does, all at once with numpy. Not valid: a character
+    outside '0'..'o', a number left unfinished or longer than 7 characters, or a run that
+    is negative or does not fit 32 bits."""
+    import numpy as np
+
+    raw = [c.encode("latin-1", "replace") if type(c) is str else c for c in counts]
+    n = len(raw)
+    lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
+    total = np.zeros(n, np.int64)
+    valid = np.ones(n, bool)
+    if not n or not lens.sum():
+        return total, valid
+    c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
+    sid = np.repeat(np.arange(n), lens)                        # string of each character
+    valid &= np.bincount(sid, weights=(c < 0) | (c > 63), minlength=n) == 0
+    cont = (c & 0x20) != 0
+    last = np.cumsum(lens)[lens > 0] - 1                       # last character of each string
+    valid[sid[last]] &= ~cont[last]                            # a number left unfinished
+    end = ~cont
+    end[last] = True                                           # numbers never span strings
+    num = np.cumsum(end) - end                                 # number index of each character
+    starts = np.flatnonzero(np.r_[True, end[:-1]])
+    k = np.arange(len(c)) - starts[num]
+    valid &= np.bincount(sid, weights=k > 6, minlength=n) == 0
+    kk = np.minimum(k, 6)
+    part = (c & 0x1F) << (5 * kk)
+    part -= np.where(end & ((c & 0x10) != 0), np.int64(1) << (5 * (kk + 1)), 0)  # sign
+    x = np.rint(np.bincount(num, weights=part)).astype(np.int64)  # |part| < 2^36: exact
+    nsid = sid[end]                                            # string of each number
+    nstart = np.flatnonzero(np.r_[True, nsid[1:] != nsid[:-1]])
+    m = np.arange(len(x)) - np.repeat(nstart, np.diff(np.r_[nstart, len(x)]))
+    run = x.copy()
+    # run m >= 3 adds run m - 2: cumulative sums along the chains 1, 3, 5 ... and 2, 4, 6 ...
+    for sel in (np.flatnonzero(m % 2 == 1), np.flatnonzero((m % 2 == 0) & (m >= 2))):
+        if not len(sel):
+            continue
+        xs = x[sel]
+        first = np.r_[True, nsid[sel][1:] != nsid[sel][:-1]]
+        cs = np.cumsum(xs)
+        run[sel] = cs - (cs - xs)[first][np.cumsum(first) - 1]
+    bad_run = (run < 0) | (run >= 2**32)
+    valid &= np.bincount(nsid, weights=bad_run, minlength=n) == 0
+    total = np.rint(np.bincount(nsid, weights=np.where(bad_run, 0, run), minlength=n)).astype(np.int64)
+    return total, valid
+
+
+def _check_compressed(hh, ww, counts, img_h, img_w) -> dict[int, str]:
+    """Problems (position -> reason) of compressed RLEs with sizes ``hh`` x ``ww``."""
+    import numpy as np
+
+    problems: dict[int, str] = {}
+    hh = np.asarray(hh, dtype=np.int64)
+    ww = np.asarray(ww, dtype=np.int64)
+    small = (hh < 1) | (ww < 1) | (hh > MAX_PIXELS) | (ww > MAX_PIXELS)
+    for j in np.flatnonzero(small).tolist():
+        problems[j] = f"RLE size [{int(hh[j])}, {int(ww[j])}] is not two positive integers"
+    known = ~np.isnan(img_h) & ~np.isnan(img_w)
+    off = ~small & known & ((hh != np.nan_to_num(img_h)) | (ww != np.nan_to_num(img_w)))
+    for j in np.flatnonzero(off).tolist():
+        problems.setdefault(j, _image_mismatch(int(hh[j]), int(ww[j]), float(img_h[j]), float(img_w[j])))
+    big = ~small & (hh * ww > MAX_PIXELS)
+    for j in np.flatnonzero(big).tolist():
+        problems.setdefault(j, _too_large(int(hh[j]), int(ww[j])))
+    total, valid = rle_totals(counts)
+    for j in np.flatnonzero(~valid).tolist():
+        problems.setdefault(j, "is not a valid compressed RLE (counts must be COCO's encoding of "
+                               "non-negative runs, characters '0'..'o')")
+    for j in np.flatnonzero(valid & (total != hh * ww)).tolist():
+        problems.setdefault(j, f"RLE runs add up to {int(total[j])} pixels, not height x width = {int(hh[j] * ww[j])}")
+    return problems
+
+
+def decode(objs: list, H: "np.ndarray", W: "np.ndarray") -> tuple[list, dict[int, str]]:
+    """Parsed segmentations (polygons, uncompressed or compressed RLE) -> (pycocotools
+    RLEs, {position: what is wrong}). ``H``/``W`` are each object's image size (NaN where
+    unknown; polygons need it). A position with a problem gets None. RLEs are made as
+    ``COCO.annToRLE`` makes them."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    n = len(objs)
+    out: list = [None] * n
+    problems: dict[int, str] = {}
+    comp: list[tuple[int, int, int, Any]] = []
+    polys: dict[tuple[int, int], list] = {}
+    H = np.asarray(H, dtype=np.float64)
+    W = np.asarray(W, dtype=np.float64)
+    for j, obj in enumerate(objs):
+        t = type(obj)
+        if t is dict:
+            hw = _size_of(obj.get("size"))
+            counts = obj.get("counts")
+            if hw is None:
+                problems[j] = f"RLE size {_show(obj.get('size'))} is not [height, width] (two positive integers)"
+                continue
+            why = _image_mismatch(hw[0], hw[1], H[j], W[j]) or _too_large(*hw)
+            if why:
+                problems[j] = why
+                continue
+            if type(counts) in (str, bytes):
+                comp.append((j, hw[0], hw[1], counts))
+            elif type(counts) is list:
+                why = _uncompressed_problem(counts, hw)
+                if why:
+                    problems[j] = why
+                    continue
+                out[j] = mask_utils.frPyObjects({"size": list(hw), "counts": counts}, hw[0], hw[1])
+            else:
+                problems[j] = "RLE 'counts' is neither a string nor a list of runs"
+            continue
+        if t is not list or not obj or not all(type(p) is list for p in obj):
+            problems[j] = "is neither polygons (a list of lists of numbers) nor an RLE object"
+            continue
+        h_, w_ = H[j], W[j]
+        if h_ != h_ or w_ != w_:
+            problems[j] = "is polygons, which needs the image size"
+            continue
+        hw = (int(h_), int(w_))
+        why = (f"is polygons on an image of {hw[1]}x{hw[0]} pixels" if hw[0] < 1 or hw[1] < 1 else None) \
+            or _too_large(*hw)
+        if why:
+            problems[j] = why
+            continue
+        first = len(obj[0])
+        if first == 4:  # frPyObjects takes a first list of 4 numbers as boxes [x, y, w, h]
+            if not all(len(p) == 4 for p in obj):
+                problems[j] = "mixes boxes (4 numbers) and polygons"
+                continue
+        elif first <= 4:
+            problems[j] = f"polygon has {first} number(s); a polygon needs at least 3 points (6 numbers)"
+            continue
+        polys.setdefault(hw, []).append((j, obj))
+    if comp:
+        bad = _check_compressed([c[1] for c in comp], [c[2] for c in comp], [c[3] for c in comp],
+                                np.full(len(comp), np.nan), np.full(len(comp), np.nan))
+        for k, (j, h_, w_, counts) in enumerate(comp):
+            if k in bad:
+                problems[j] = bad[k]
+            else:
+                out[j] = {"size": [h_, w_], "counts": counts}
+    for (h, w), items in polys.items():
+        bad = _polygon_problems(items, h, w)
+        problems.update(bad)
+        good = [(j, obj) for j, obj in items if j not in bad]
+        if not good:
+            continue
+        flat = [p for _, obj in good for p in obj]
+        boxes_mode = [len(obj[0]) == 4 for _, obj in good]
+        if not any(boxes_mode):
+            rl = mask_utils.frPyObjects(flat, h, w)
+            k = 0
+            for j, obj in good:
+                m = len(obj)
+                out[j] = rl[k] if m == 1 else mask_utils.merge(rl[k:k + m])
+                k += m
+        else:
+            for j, obj in good:
+                rl = mask_utils.frPyObjects(obj, h, w)
+                out[j] = mask_utils.merge(rl) if isinstance(rl, list) else rl
+    return out, problems
+
+
+def _show(value: Any) -> str:
+    from mlcycle.errors import printable
+
+    return printable(repr(value), 60)
+
+
+def _uncompressed_problem(counts: list, hw: tuple[int, int]) -> str | None:
+    import numpy as np
+
+    if not all(type(v) is int or (type(v) is float and v.is_integer()) for v in counts):
+        return "RLE 'counts' must be a string or a list of whole numbers"
+    try:
+        runs = np.array(counts, dtype=np.float64)
+    except (ValueError, OverflowError):
+        return "RLE 'counts' must be a string or a list of whole numbers"
+    if (runs < 0).any() or (runs >= 2**32).any():
+        return "RLE 'counts' has a negative (or too large) run"
+    if runs.sum() != hw[0] * hw[1]:
+        return f"RLE runs add up to {int(runs.sum())} pixels, not height x width = {hw[0] * hw[1]}"
+    return None
+
+
+def _polygon_problems(items: list, h: int, w: int) -> dict[int, str]:
+    """Polygons (or COCO boxes) of one image size: finite numbers, within one image size
+    of the image, an outline of at most ``MAX_OUTLINE`` pixels. All at once with numpy."""
+    import itertools
+
+    import numpy as np
+
+    problems: dict[int, str] = {}
+    lens = [len(p) for _, obj in items for p in obj]
+    try:
+        flat = np.fromiter(itertools.chain.from_iterable(p for _, obj in items for p in obj),
+                           dtype=np.float64, count=sum(lens))
+        numeric = True
+    except (TypeError, ValueError, OverflowError):
+        numeric = False
+    if not numeric or not all(all(type(v) in (int, float) for v in p) for _, obj in items for p in obj):
+        for j, obj in items:
+            if not all(type(v) in (int, float) for p in obj for v in p):
+                problems[j] = "polygon has a value that is not a number"
+        if len(problems) == len(items):
+            return problems
+        rest = [(j, obj) for j, obj in items if j not in problems]
+        problems.update(_polygon_problems(rest, h, w))
+        return problems
+    lens_a = np.array(lens, dtype=np.int64)
+    obj_of_poly = np.repeat(np.arange(len(items)), [len(obj) for _, obj in items])
+    box_obj = np.array([len(obj[0]) == 4 for _, obj in items])
+    starts = np.r_[0, np.cumsum(lens_a)[:-1]]
+    # points: (x, y) pairs of each polygon (a trailing odd value is ignored, as pycocotools
+    # does); a box [x, y, w, h] becomes its corners
+    npts = lens_a // 2
+    pstart = np.repeat(starts, npts)
+    idx = pstart + 2 * (np.arange(npts.sum()) - np.repeat(np.r_[0, np.cumsum(npts)[:-1]], npts))
+    x, y = flat[idx], flat[idx + 1]
+    pobj = np.repeat(obj_of_poly, npts)
+    ppoly = np.repeat(np.arange(len(lens_a)), npts)
+    isbox = box_obj[pobj]
+    if isbox.any():  # corner 2 of a box is x + w, y + h (boxes have 2 "points": (x, y), (w, h))
+        second = isbox & (np.r_[False, ppoly[1:] == ppoly[:-1]])
+        x = np.where(second, x + np.roll(x, 1), x)
+        y = np.where(second, y + np.roll(y, 1), y)
+    finite = np.isfinite(x) & np.isfinite(y)
+    inside = (x >= -w) & (x <= 2 * w) & (y >= -h) & (y <= 2 * h)
+    # outline: Chebyshev length of every edge, the closing edge included
+    nxt = np.arange(len(x)) + 1
+    last = np.r_[ppoly[1:] != ppoly[:-1], True] if len(x) else np.zeros(0, bool)
+    first_of = np.flatnonzero(np.r_[True, ppoly[1:] != ppoly[:-1]]) if len(x) else np.zeros(0, np.int64)
+    nxt[last] = first_of
+    with np.errstate(invalid="ignore"):
+        edge = np.maximum(np.abs(x - x[nxt % max(len(x), 1)]), np.abs(y - y[nxt % max(len(x), 1)]))
+    edge = np.where(finite & finite[nxt % max(len(x), 1)], edge, 0)
+    outline = np.bincount(pobj, weights=edge, minlength=len(items))
+    for k in np.flatnonzero(np.bincount(pobj, weights=~finite, minlength=len(items)) > 0).tolist():
+        problems[items[k][0]] = "polygon has a value that is not finite (NaN or infinity)"
+    far = ~inside & finite
+    for k in np.flatnonzero(np.bincount(pobj, weights=far, minlength=len(items)) > 0).tolist():
+        p = int(np.flatnonzero(far & (pobj == k))[0])
+        problems.setdefault(items[k][0], f"polygon point ({x[p]:.6g}, {y[p]:.6g}) is far outside the {w}x{h} image "
+                                         "(points must lie within one image size of it)")
+    for k in np.flatnonzero(outline > MAX_OUTLINE).tolist():
+        problems.setdefault(items[k][0], f"polygon outline of {outline[k]:.0f} pixels is longer than the limit "
+                                         f"of {MAX_OUTLINE}")
+    return problems
+
+
 def mask_areas(rles: list) -> "np.ndarray":
     """Areas of RLEs (pycocotools' ``area``; chunked: it overflows past 255 objects)."""
     import numpy as np
@@ -178,4 +453,15 @@ def mask_areas(rles: list) -> "np.ndarray":
     if not rles:
         return np.zeros(0)
     return np.concatenate([np.asarray(mask_utils.area(rles[i:i + 255]), dtype=np.float64).reshape(-1)
+                           for i in range(0, len(rles), 255)])
+
+
+def mask_boxes(rles: list) -> "np.ndarray":
+    """Boxes [x, y, w, h] of RLEs (pycocotools' ``toBbox``), (n, 4) float64."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    if not rles:
+        return np.zeros((0, 4))
+    return np.concatenate([np.asarray(mask_utils.toBbox(rles[i:i + 255]), dtype=np.float64).reshape(-1, 4)
                            for i in range(0, len(rles), 255)])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError
+from mlcycle.errors import MlcycleError, OptionError, printable
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -173,6 +173,10 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     labelled = T.label_mask(table)
     warnings: list[str] = []
 
+    def where(row: int) -> str:
+        """A table row named in messages: its number and sample."""
+        return f"row {row + 1} (sample {printable(str(s_values[s_codes[row]]), 80)!r})"
+
     # images: ground truth samples, in image_id then sample_id order
     s_codes, s_values = T.dictionary_codes(table.column(T.SAMPLE_ID))
     n_s = len(s_values)
@@ -231,15 +235,21 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     seg_valid = T.column_or_null(table, T.SEGMENTATION).is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
     if n and (boxes_bad := (~np.isnan(boxes).all(axis=1)) & ~box_ok).any():
         row = int(np.argmax(boxes_bad))
-        raise MlcycleError(f"{origin}: row {row + 1} (sample {s_values[s_codes[row]]!r}): bbox has NaN values",
+        raise MlcycleError(f"{origin}: {where(row)}: bbox has missing or NaN values",
                            hint="fix or drop the row; a box needs 4 numbers")
     if n and np.isinf(boxes[box_ok]).any():
         row = int(np.flatnonzero(box_ok)[np.argmax(np.isinf(boxes[box_ok]).any(axis=1))])
-        raise MlcycleError(f"{origin}: row {row + 1} (sample {s_values[s_codes[row]]!r}): bbox has infinite values")
+        raise MlcycleError(f"{origin}: {where(row)}: bbox has infinite values")
     shape_ok = box_ok | (seg_valid if segm else False)
 
-    # ground truth objects
+    # ground truth objects: each needs a class (a box without a label cannot be counted)
     g_sel = is_gt & labelled
+    g_nolabel = g_sel & (l_codes < 0)
+    if g_nolabel.any():
+        row = int(np.argmax(g_nolabel))
+        raise MlcycleError(f"{origin}: {int(g_nolabel.sum())} ground-truth label(s) have a box or mask but no "
+                           f"label (first: {where(row)})",
+                           hint="give every ground-truth box its class, or drop those rows")
     g_nobox = g_sel & ~shape_ok
     if g_nobox.any():
         warnings.append(f"{int(g_nobox.sum())} ground-truth label(s) without a "
@@ -249,6 +259,11 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     area_col = T.column_or_null(table, T.AREA)
     area = np.asarray(T.numpy_column(table, T.AREA), dtype=np.float64) if n else np.zeros(0)
     area_valid = area_col.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    area_valid &= ~np.isnan(area)  # NaN: as if not given
+    if (bad_area := area_valid & (g_sel | is_dt & labelled) & ((area < 0) | np.isinf(area))).any():
+        row = int(np.argmax(bad_area))
+        raise MlcycleError(f"{origin}: {where(row)}: area {area[row]} is not a non-negative number",
+                           hint="fix the area, or drop the column so that areas come from the boxes")
     wh = boxes[:, 2] * boxes[:, 3]
 
     # predictions
@@ -269,8 +284,13 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     if (d_sel & np.isnan(np.where(score_valid, score, 0))).any():
         row = int(np.argmax(d_sel & np.isnan(np.where(score_valid, score, 0))))
         raise MlcycleError(f"{origin}: row {row + 1}: score is NaN")
-    unknown = d_sel & (row_cls < 0)
     counts: dict[str, Any] = {}
+    d_nolabel = d_sel & (l_codes < 0)
+    if d_nolabel.any():
+        counts["predictions_without_label"] = int(d_nolabel.sum())
+        warnings.append(f"{int(d_nolabel.sum())} prediction(s) without a label were ignored "
+                        f"(first: {where(int(np.argmax(d_nolabel)))})")
+    unknown = d_sel & (row_cls < 0) & (l_codes >= 0)
     if unknown.any():
         names, cnt = np.unique(l_codes[unknown], return_counts=True)
         detail = {str(l_values[c]): int(k) for c, k in zip(names.tolist(), cnt.tolist())}
@@ -294,15 +314,17 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
 
     g_area = np.where(area_valid[g_rows], area[g_rows], wh[g_rows])
     g_rle = d_rle = None
-    d_area = wh[d_rows]
+    # a prediction's area: its area column (coco-results ingest fills it as loadRes does),
+    # else w*h of its box, else (segm) its mask's area
+    d_area = np.where(area_valid[d_rows], area[d_rows], wh[d_rows])
     if segm:
         seg_col = T.column_or_null(table, T.SEGMENTATION).combine_chunks()
-        g_rle = Masks(seg_col, g_rows, boxes, W, H, origin)
-        d_rle = Masks(seg_col, d_rows, boxes, W, H, origin)
-        # mask areas only where no area is given: gt without area/box, preds without box
+        g_rle = Masks(seg_col, g_rows, boxes, W, H, origin, where=where)
+        d_rle = Masks(seg_col, d_rows, boxes, W, H, origin, where=where)
+        # mask areas only where no area is given: gt without area/box, preds without area/box
         g_need = np.flatnonzero(np.isnan(g_area))
         g_area[g_need] = g_rle.areas(g_need)
-        d_need = np.flatnonzero(~box_ok[d_rows])
+        d_need = np.flatnonzero(np.isnan(d_area))
         d_area[d_need] = d_rle.areas(d_need)
     gt = Objects(img=img_index[s_codes[g_rows]], cat=row_cls[g_rows], box=boxes[g_rows], area=g_area,
                  crowd=crowd[g_rows], rle=g_rle)

@@ -361,7 +361,7 @@ def test_bad_mask_in_the_second_process_half_is_reported_like_any(tmp_path, monk
     last = max(i for i, s in enumerate(src) if s != "gt")   # the detection on image 2
     seg[last] = "{not json"
     table = table.set_column(table.column_names.index(T.SEGMENTATION), T.SEGMENTATION, pa.array(seg, pa.string()))
-    with pytest.raises(MlcycleError, match=f"row {last + 1}: segmentation is not valid JSON"):
+    with pytest.raises(MlcycleError, match=f"row {last + 1} \\(sample .im2.jpg.\\): segmentation is not valid JSON"):
         engine(table, iou_type="segm")
 
 
