@@ -18,8 +18,8 @@ A ground truth that is never matched and that no ``cls``/``loc`` error would fix
 type: ``cls``/``loc`` errors become true positives (of the ground truth's class) when
 theirs is the highest-scoring such error on an unmatched ground truth, and are removed
 otherwise; ``dupe``, ``bkg`` and ``both`` detections are removed; missed ground truth
-is removed from the count. ``fp`` (all false positives scored below every true
-positive) and ``fn`` (all unmatched ground truth removed) are the special errors.
+is removed from the count. ``false_pos`` (all false positives scored below every true
+positive) and ``false_neg`` (all unmatched ground truth removed) are the special errors.
 
 AP here is TIDE's: 101 recall points, precision without COCO's epsilon, a class without
 ground truth but with detections counts as AP 0. Differences from ``tidecv`` (documented
@@ -191,8 +191,8 @@ def compute(prep: "Prepared", opts: "Options", pos: float = POS, bkg: float = BK
     main["miss"] = max(ap(base_sel, ngt=n_gt - np.bincount(gt.cat[missed], minlength=K)) - base, 0.0)
     fp_score = np.where(is_tp, 1.0, 0.0)
     special = {
-        "fp": ap(base_sel, score=fp_score) - base,
-        "fn": ap(base_sel, ngt=n_gt - np.bincount(gt.cat[unmatched], minlength=K)) - base,
+        "false_pos": ap(base_sel, score=fp_score) - base,
+        "false_neg": ap(base_sel, ngt=n_gt - np.bincount(gt.cat[unmatched], minlength=K)) - base,
     }
     counts = {name: int((err == kind).sum()) for name, kind in
               (("cls", _CLS), ("loc", _LOC), ("both", _BOTH), ("dupe", _DUPE), ("bkg", _BKG))}

@@ -55,8 +55,8 @@ def test_matches_tidecv(tmp_path, seed):
     assert doc["AP50"] * 100 == pytest.approx(ap, abs=1e-9)
     for ours, theirs in NAMES.items():
         assert doc["main"][ours] * 100 == pytest.approx(main[theirs], abs=1e-9), ours
-    assert doc["special"]["fp"] * 100 == pytest.approx(special["FalsePos"], abs=1e-9)
-    assert doc["special"]["fn"] * 100 == pytest.approx(special["FalseNeg"], abs=1e-9)
+    assert doc["special"]["false_pos"] * 100 == pytest.approx(special["FalsePos"], abs=1e-9)
+    assert doc["special"]["false_neg"] * 100 == pytest.approx(special["FalseNeg"], abs=1e-9)
 
 
 def test_hand_case_each_error_type(tmp_path):
