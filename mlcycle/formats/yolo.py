@@ -305,6 +305,8 @@ def _list_entries(root: Path) -> dict[tuple[str | None, str], str]:
             if parts and parts[0] == "data" and not (root / "data").is_dir():
                 parts = parts[1:]
             split, rel, _ = _locate(parts, "images", last=absolute)
+            if absolute and split is None and rel == parts:
+                continue  # outside this folder, with no images/ or obj_<split>_data/ to anchor it
             if split is None and p.stem in SPLIT_NAMES and not any(_OBJ_DATA.match(x) or x == "images" for x in parts):
                 split = p.stem
             sid = "/".join((*rel, pp.name))
@@ -590,7 +592,7 @@ def write(table: "pa.Table", output: Path | None, options: CommonWriteOptions | 
         reporting.warn(f"{int(crowd.sum())} crowd region(s) (iscrowd) not written: YOLO has no crowd flag, "
                        "and a crowd box written as an ordinary object would be one")
         has_box = has_box & ~crowd
-    nobox = is_label & ~has_box
+    nobox = is_label & ~has_box & ~crowd
     if nobox.any():
         from mlcycle import reporting
 

@@ -427,8 +427,13 @@ def test_crowd_regions_are_flagged_in_voc_and_dropped_with_a_warning_in_yolo(tmp
     mlcycle.export(t, "voc", tmp_path / "v")
     back = voc.read(tmp_path / "v").to_pylist()
     assert [(r[T.BBOX][0], r["difficult"]) for r in back] == [(1.0, None), (50.0, True)]
-    with pytest.warns(UserWarning, match=r"1 crowd region\(s\) \(iscrowd\) not written"):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         mlcycle.export(t, "yolo", tmp_path / "y")
+    assert [str(w.message) for w in caught] == [
+        "1 crowd region(s) (iscrowd) not written: YOLO has no crowd flag, and a crowd box written as an ordinary object would be one"]
     lines = (tmp_path / "y" / "labels" / "a.txt").read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith("0 0.16")
 
@@ -497,3 +502,39 @@ def test_export_trailing_slash_means_a_folder(tmp_path, runner, gt):
     assert not (tmp_path / "j").exists()
     res = runner(["export", "voc", gt, "-o", f"{tmp_path}/v/"])
     assert res.exit_code == 0 and (tmp_path / "v" / "Annotations" / "a.xml").is_file()
+
+
+# --------------------------------------------------------------------------- 8. what the fuzz test found
+
+
+@pytest.mark.parametrize("bad", [b"/abs/path", b"../up", b"x/../../y", b"a\x1b[31mb"])
+def test_voc_imagesets_ids_that_are_not_relative_paths_are_named(tmp_path, bad):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "Annotations" / "a.xml").write_bytes(VOC_HEAD + VOC_OBJ + b"</annotation>")
+    main = tmp_path / "ImageSets" / "Main"
+    main.mkdir(parents=True)
+    (main / "train.txt").write_bytes(b"a\n" + bad + b"\n")
+    with pytest.raises(MlcycleError, match=r"train\.txt:2: image id '.*' is not a relative image path"):
+        voc.read(tmp_path)
+    with pytest.warns(UserWarning, match="skipped 1 invalid VOC object"):
+        t = voc.read(tmp_path, ReadOptions(skip_invalid=True))
+    assert t.column(T.SAMPLE_ID).to_pylist() == ["a.jpg"] and t.column(T.SPLIT).to_pylist() == ["train"]
+    (main / "train.txt").write_bytes(b"\xff\n")
+    with pytest.raises(MlcycleError, match=r"train\.txt:1: invalid UTF-8"):
+        voc.read(tmp_path)
+    (main / "train.txt").write_bytes(b"a\n" + bad + b"\x00\n")
+    with pytest.raises(MlcycleError, match=r"train\.txt:2: a NUL byte"):
+        voc.read(tmp_path)
+
+
+def test_voc_filename_outside_the_folder_is_named(tmp_path):
+    p = _voc(tmp_path, head=VOC_HEAD.replace(b"a.jpg", b"../../etc/x.jpg"))
+    with pytest.raises(MlcycleError, match=r"a\.xml: <filename> '\.\./\.\./etc/x\.jpg' is not an image file name"):
+        voc.read(p)
+
+
+def test_yolo_list_file_lines_outside_the_folder_are_not_used(tmp_path):
+    root = _yolo(tmp_path, b"0 0.5 0.5 0.2 0.4\n")
+    (root / "train.txt").write_bytes(b"./images/train/a.png\n../../etc/b.png\n/abs/c.png\nimages/train/d\x00.png\n")
+    t = yolo.read(root, ReadOptions(image_size=(100, 50)))
+    assert t.column(T.SAMPLE_ID).to_pylist() == ["a.png"]
