@@ -133,8 +133,8 @@ def evaluate(
         "--rel-area-range", metavar="NAME=LO:HI", help="Size range as a fraction of the image area, e.g. under5=0:5%.")] = None,
     by: Annotated[Optional[List[str]], typer.Option(
         "--by", metavar="COLUMN", help="Metrics per value of this column (repeatable; numbers are binned).")] = None,
-    conf: Annotated[str, typer.Option("--conf", metavar="SCORE|best-f1|best-fbeta",
-                                      help="Score threshold for per-label columns, P/R/F1, confusion matrix; best-f1: the threshold that maximises F1 over all classes.")] = "0.0",
+    conf: Annotated[str, typer.Option("--conf", metavar="SCORE",
+                                      help="Score threshold for per-label columns, P/R/F1, confusion matrix; or best-f1 (best-fbeta): the threshold that maximises F1 (F-beta) over all classes.")] = "0.0",
     beta: Annotated[float, typer.Option("--beta", metavar="B", help="Also report the best F-beta operating point (best-fbeta uses it).")] = 1.0,
     at_recall: Annotated[Optional[List[float]], typer.Option(
         "--at-recall", metavar="R", help="Report the best precision at recall >= R (repeatable).")] = None,
