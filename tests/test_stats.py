@@ -398,7 +398,8 @@ def test_document_is_plain_json_with_stable_top_level_keys():
     d = doc_of(small_table())
     assert json.loads(json.dumps(d, allow_nan=False)) == d
     assert list(d) == ["stats_version", "input", "counts", "boxes", "per_sample", "attributes", "balance",
-                       "eval", "hard", "groups", "compare"]
+                       "eval", "hard", "groups", "compare", "by_source"]
+    assert d["by_source"] is None  # one source
 
 
 # --------------------------------------------------------------------------- external fixtures
@@ -511,6 +512,78 @@ def test_the_library_imports_no_cli_and_no_plotting():
             " or m.startswith('mlcycle.cli')]\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- ground truth and predictions apart
+
+def evaluated_table():
+    """Ground truth (3 labels: 2 cat, 1 dog) and two prediction sources with other counts."""
+    return T.from_columns({
+        T.SAMPLE_ID: ["a", "a", "b", "a", "a", "a", "b", "b", "a"],
+        T.SOURCE: ["gt", "gt", "gt", "m1", "m1", "m1", "m1", "m1", "m2"],
+        T.LABEL: ["cat", "cat", "dog", "cat", "cat", "dog", "dog", "bird", "cat"],
+        T.BBOX: np.array([[0, 0, 10, 10], [20, 20, 10, 10], [0, 0, 50, 50], [0, 0, 10, 10], [40, 40, 4, 4],
+                          [20, 20, 10, 10], [0, 0, 50, 50], [60, 60, 20, 20], [0, 0, 12, 12]], dtype=float),
+        T.WIDTH: [100] * 9, T.HEIGHT: [100] * 9,
+        T.SCORE: [None, None, None, 0.9, 0.2, 0.4, 0.8, 0.3, 0.7],
+        T.EVAL: ["tp", "fn", "tp", "tp", "fp", "fp", "tp", "fp", "tp"],
+    })
+
+
+def test_by_source_counts_ground_truth_and_each_prediction_source_apart():
+    d = doc_of(evaluated_table())
+    # the existing keys stay as they were: everything together
+    assert d["counts"]["labels"] == 9
+    assert by_label(d["counts"]["per_class"])["cat"]["labels"] == 5
+    src = {x["source"]: x for x in d["by_source"]}
+    assert [x["source"] for x in d["by_source"]] == ["gt", "m1", "m2"]  # ground truth first
+    assert {k: v["kind"] for k, v in src.items()} == {"gt": "ground truth", "m1": "predictions", "m2": "predictions"}
+    assert {c["label"]: c["labels"] for c in src["gt"]["counts"]["per_class"]} == {"cat": 2, "dog": 1}
+    assert {c["label"]: c["labels"] for c in src["m1"]["counts"]["per_class"]} == {"cat": 2, "dog": 2, "bird": 1}
+    assert {c["label"]: c["labels"] for c in src["m2"]["counts"]["per_class"]} == {"cat": 1}
+    assert src["gt"]["per_sample"]["labels"]["mean"] == 1.5 and src["m1"]["per_sample"]["labels"]["mean"] == 2.5
+    assert src["m2"]["counts"]["samples"] == 1
+    assert src["gt"]["boxes"]["count"] == 3 and src["m1"]["boxes"]["count"] == 5
+    assert src["m1"]["eval"]["per_class"] and src["gt"]["balance"]["classes"] == 2
+    # the same whatever order the sources arrive in, and in whatever batches
+    t = evaluated_table()
+    assert doc_of(t.take(list(range(8, -1, -1))))["by_source"] == d["by_source"]
+    assert stats.compute([t.slice(i, 1) for i in range(t.num_rows)])["by_source"] == d["by_source"]
+    # one input per source (the first batch has only ground truth)
+    import pyarrow.compute as pc
+
+    parts = [t.filter(pc.equal(t[T.SOURCE], s)) for s in ("gt", "m1", "m2")]
+    assert stats.compute(parts)["by_source"] == d["by_source"]
+    # keeping one source: no by_source
+    assert doc_of(t, sources=["m1"])["by_source"] is None
+
+
+def test_plots_of_an_evaluated_table_draw_each_source_apart(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from mlcycle.stats import plots
+
+    drawn = {}
+    import matplotlib.axes
+
+    real_barh = matplotlib.axes.Axes.barh
+
+    def barh(self, y, width, *a, **k):
+        drawn.setdefault(self.get_title() or "?", []).append((k.get("label"), list(width)))
+        return real_barh(self, y, width, *a, **k)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "barh", barh)
+    d = doc_of(evaluated_table())
+    files = plots.write(d, tmp_path / "charts")
+    assert sorted(p.name for p in files) == ["aspect_ratio.png", "centres.png", "classes.png", "labels_per_sample.png",
+                                            "sizes.png"]
+    # classes.png: one bar series per source, classes in the ground truth's order (cat, dog, bird)
+    (series,) = drawn.values()
+    assert series == [("gt (ground truth): 3", [2, 1, 0]), ("m1 (predictions): 5", [2, 2, 1]),
+                      ("m2 (predictions): 1", [1, 0, 0])]
+    # a ground-truth-only table keeps its one-series chart, counting labels
+    drawn.clear()
+    plots.write(doc_of(small_table()), tmp_path / "one")
+    assert [len(v) for v in drawn.values()] == [1]
 
 
 # --------------------------------------------------------------------------- plots

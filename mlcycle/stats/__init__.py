@@ -81,8 +81,8 @@ def _report(doc: dict[str, Any], by: Sequence[str], compare: str | None, sources
         reporting.warn("no rows of source " + ", ".join(printable(s) for s in sources) + "; sources present: "
                        + present)
     elif len(doc["input"]["sources"]) > 1 and not sources and compare != T.SOURCE and T.SOURCE not in by:
-        reporting.info(f"note: the table holds several sources ({present}); statistics count them together. "
-                       "Keep one source, or compare by source.")
+        reporting.info(f"note: the table holds several sources ({present}); the totals count them together, "
+                       "by_source and the charts count each apart. Keep one source, or compare by source.")
 
 
 def _batches(data: Data, by: Sequence[str], compare: str | None) -> Iterator["pa.Table"]:

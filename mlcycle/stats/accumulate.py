@@ -9,6 +9,7 @@ each owning one section of the document.
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from mlcycle import table as T
@@ -89,6 +90,10 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
     group_codes = [CodeBook() for _ in by]
     compare_codes = CodeBook()
     seen_sources: list[str] = []
+    # one sub-document per source once a second source shows up (ground truth and
+    # predictions counted apart): until then the main accumulator *is* the one source's,
+    # and it is copied when the second appears, so a one-source table pays nothing
+    per_source: dict[Any, Accumulator] = {}
     rows_in = 0
     for batch in batches:
         rows_in += batch.num_rows
@@ -108,8 +113,14 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
         split = shared.splits.encode(T.column_or_null(batch, T.SPLIT))
         for s in pc.unique(batch.column(T.SOURCE)).to_pylist():
             if s not in seen_sources:
+                if len(seen_sources) == 1 and not per_source:
+                    per_source[seen_sources[0]] = copy.deepcopy(main)
+                    per_source[seen_sources[0]].shared = shared
+                    _reshare(per_source[seen_sources[0]], shared)
                 seen_sources.append(s)
         main.update(batch, cls, is_label, src, split, sid)
+        if len(seen_sources) > 1:
+            _feed(per_source, src, batch, (cls, is_label, src, split, sid), shared, lambda k: shared.sources.values[k])
         if by:
             keys = np.zeros(batch.num_rows, np.int64)
             for codes, name in zip(group_codes, by):
@@ -129,7 +140,16 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
             _feed(compares, c, batch, (cls, is_label, src, split, sid), shared, lambda k: compare_codes.values[k])
 
     return document.build(main, rows=rows_in, sources_seen=seen_sources, source_filter=sources,
-                          by=by, groups=groups, compare=compare, compares=compares)
+                          by=by, groups=groups, compare=compare, compares=compares, per_source=per_source)
+
+
+def _reshare(acc: Accumulator, shared: Shared) -> None:
+    """Point a copied accumulator and its parts at the live code books (a deep copy
+    would otherwise keep a frozen copy of them)."""
+    acc.shared = shared
+    for part in (acc.counts, acc.boxes, acc.evaluation, acc.hard, acc.attributes):
+        if hasattr(part, "shared"):
+            part.shared = shared
 
 
 def check_group_columns(schema: "pa.Schema", by: Sequence[str], compare: str | None) -> None:

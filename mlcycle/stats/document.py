@@ -17,7 +17,8 @@ STATS_VERSION = 1
 
 
 def build(main: "Accumulator", *, rows: int, sources_seen: list, source_filter: Sequence[str],
-          by: Sequence[str], groups: dict, compare: str | None, compares: dict) -> dict[str, Any]:
+          by: Sequence[str], groups: dict, compare: str | None, compares: dict,
+          per_source: dict | None = None) -> dict[str, Any]:
     """The whole document: input, the main sections, one sub-document per group and the
     comparison, as plain JSON types."""
     doc: dict[str, Any] = {
@@ -35,6 +36,14 @@ def build(main: "Accumulator", *, rows: int, sources_seen: list, source_filter: 
         doc["compare"] = compare_document(compare, values, [compares[v].document() for v in values])
     else:
         doc["compare"] = None
+    # ground truth and each prediction source apart (null with one source): what the
+    # charts draw side by side, so predictions are never counted as labels
+    if per_source and len(per_source) > 1:
+        names = sorted(per_source, key=lambda v: (v != "gt", sort_key(v)))
+        doc["by_source"] = [dict(source=v, kind="ground truth" if v == "gt" else "predictions",
+                                 **per_source[v].document()) for v in names]
+    else:
+        doc["by_source"] = None
     return clean(doc)
 
 
