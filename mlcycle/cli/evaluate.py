@@ -191,6 +191,8 @@ def evaluate(
     write_table = output is not None or (not json_out and not _stdout_is_terminal())
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
+    for path in (metrics_file, output if write_table else None):
+        io.check_output(path)  # before any work: a bad -o must not cost the evaluation
     table = io.read_tables(tables)
     # the warnings are in the document; the view shows them after the metrics
     with reporting.using(reporting.Collector()):
@@ -206,14 +208,17 @@ def evaluate(
     failed = result.summary["fail_under"]["failed"] if bounds else []
     regression = result.summary.get("fail_if_worse_than")
     text = to_json(doc)
+    outputs = []  # all or none: a failing -o leaves no --metrics file behind
     if metrics_file is not None:
-        with io.atomic_output(metrics_file, "wb") as fh:
-            fh.write(text)
+        outputs.append((metrics_file, text))
     if write_table:
-        io.write_table(result.table, output, encoding)
+        from mlcycle import provenance
+
+        out_table = provenance.stamp(result.table) if provenance.active() else result.table
+        outputs.append((output, io.encode(out_table, io.output_encoding(output, encoding))))
     if json_out:
-        with io.atomic_output(None, "wb") as fh:
-            fh.write(text)
+        outputs.append((None, text))
+    io.write_outputs(outputs)
     render(doc)
     if regression is not None:
         from mlcycle.cli.views.evaluate import render_regression

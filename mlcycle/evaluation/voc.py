@@ -245,7 +245,9 @@ def _ap_all(rec: "np.ndarray", prec: "np.ndarray") -> float:
 
 
 def _ap_07(rec: "np.ndarray", prec: "np.ndarray") -> float:
-    """VOC2007 11-point AP: mean over t = 0, 0.1, ..., 1 of max(precision[recall >= t])."""
+    """VOC2007 11-point AP: mean over t = 0, 0.1, ..., 1 of max(precision[recall >= t]),
+    as (sum of the 11 points) / 11: the devkit adds p/11 point by point, which gives
+    0.9999999999999999 for a perfect result; the sum first gives exactly 1.0."""
     import numpy as np
 
     n = rec.shape[0]
@@ -255,10 +257,10 @@ def _ap_07(rec: "np.ndarray", prec: "np.ndarray") -> float:
     thr = np.arange(0.0, 1.1, 0.1)  # as the devkit: 0.30000000000000004 etc.
     idx = np.searchsorted(rec, thr, side="left")
     p = np.where(idx < n, env[np.minimum(idx, n - 1)], 0.0)
-    ap = 0.0
-    for v in p.tolist():  # summation order of the reference
-        ap = ap + v / 11.0
-    return float(ap)
+    total = 0.0
+    for v in p.tolist():  # sum the 11 points, then divide: a perfect result is exactly 1.0
+        total = total + v
+    return float(total / 11.0)
 
 
 # --------------------------------------------------------------------------- matching

@@ -335,10 +335,13 @@ def reference_voc(gt, pred, iou, use_07, inclusive, difficult):
         rec = tpc / npos
         prec = tpc / np.maximum(tpc + fpc, np.finfo(np.float64).eps)
         if use_07:
-            ap = 0.0
+            ap = devkit = 0.0
             for t in np.arange(0.0, 1.1, 0.1):
                 p = 0 if np.sum(rec >= t) == 0 else np.max(prec[rec >= t])
-                ap = ap + p / 11.0
+                ap = ap + p
+                devkit = devkit + p / 11.0
+            ap = ap / 11.0  # the devkit adds p / 11 point by point; mlcycle sums first (1.0 stays 1.0)
+            assert ap == pytest.approx(devkit, rel=1e-14, abs=1e-15)
         else:
             mrec = np.concatenate(([0.0], rec, [1.0]))
             mpre = np.concatenate(([0.0], prec, [0.0]))
