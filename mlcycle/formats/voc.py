@@ -27,6 +27,12 @@ inclusive``: ``bbox = [xmin - 1, ymin - 1, xmax - xmin + 1, ymax - ymin + 1]``; 
 writer applies the inverse. Corners are written with up to 12 significant digits
 (integers stay integers).
 
+A ``<polygon>`` inside an ``<object>`` (``<x1>``/``<y1>``... or ``<pt><x>``/``<y>``) is
+read as ``segmentation`` and, without a ``<bndbox>``, gives the box; a one-polygon
+segmentation is written back that way. Crowd regions are written as
+``<difficult>1</difficult>``. Text is escaped; control characters XML cannot hold are
+refused, naming the sample.
+
 XML is parsed with defusedxml: an entity bomb or external entity is refused.
 
 Size: one format's reader and writer kept together (the writer is the reader's

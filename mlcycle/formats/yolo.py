@@ -31,7 +31,10 @@ one list file per split naming the images so that empty images and file extensio
 survive; images are copied into ``images/<split>/`` when ``--images-root`` is given),
 or the darknet layout (``layout=darknet``: ``obj.names``, ``obj.data``, ``<split>.txt``,
 ``obj_<split>_data/``). Values are written with 6 decimals, as CVAT and Datumaro do:
-a box corner moves by at most about 1e-6 x the image size.
+a box corner moves by at most about 1e-6 x the image size. Crowd regions (``iscrowd``)
+are not written (YOLO has no flag for them; a warning counts them); a class name with a
+control character, or empty, is refused (it would shift the class list). The folder is
+written all or nothing; images are copied only as regular files inside the images root.
 
 Size: three layouts (Ultralytics, darknet, flat) read by one folder walk and written
 by one writer, plus the bounded data.yaml loader (aliases expanded at most
