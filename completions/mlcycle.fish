@@ -157,8 +157,8 @@ complete -c mlcycle -n '__mlcycle_using evaluate' -F
 
 # mine-hard
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l per -x -a 'label sample' -d 'Rank labels or samples. (default: label)'
-complete -c mlcycle -n '__mlcycle_using mine-hard' -l top -x -d 'Keep the N highest-scoring labels (or samples with --per sample)'
-complete -c mlcycle -n '__mlcycle_using mine-hard' -l min-score -x -d 'Keep only scores >= X (0..1)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l top -x -d 'Keep the N highest-scoring labels (or samples with --per sample) (default: the best 5% of the ground-truth labels (of the samples), at least 10, unless --min-score is given)'
+complete -c mlcycle -n '__mlcycle_using mine-hard' -l min-score -x -d 'Keep only scores >= X (0..1); without --top, every label scoring X or more (--min-score 0: every flagged label)'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l reasons -x -d 'Only these reasons: possible_missing, possible_wrong_label, class_confusion, localization, duplicate, background, missed, possible_spurious, low_confidence'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l method -x -a 'rules objectlab' -d 'rules (the documented reasons) or objectlab (cleanlab\'s ObjectLab label-quality scores). (default: rules)'
 complete -c mlcycle -n '__mlcycle_using mine-hard' -l source -x -d 'Prediction source to compare with gt (default: the only one)'
@@ -204,7 +204,7 @@ complete -c mlcycle -n '__mlcycle_using export' -s v -l verbose -d 'More detail 
 complete -c mlcycle -n '__mlcycle_using export' -l no-color -d 'No colour on stderr (NO_COLOR=1 does the same)'
 complete -c mlcycle -n '__mlcycle_using export' -s h -l help -d 'Show this message and exit'
 complete -c mlcycle -n '__mlcycle_using export; and __mlcycle_position 0 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -a 'coco coco-results cvat labelme openimages yolo voc kitti csv images html' -d 'FORMAT'
-complete -c mlcycle -n '__mlcycle_using export' -F
+complete -c mlcycle -n '__mlcycle_using export; and not __mlcycle_position 0 -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics' -F
 
 # merge
 complete -c mlcycle -n '__mlcycle_using merge' -l on-conflict -x -a 'error first' -d 'A sample with different width/height in two inputs: stop (error) or keep the first input\'s size (first). (default: error)'

@@ -649,6 +649,8 @@ def render_fish(tree: list[CommandDoc]) -> str:
                          + f" -d {_fish_quote(arg.metavar)}")
             if arg.files:
                 fc = cond if arg.variadic else c
+                if arg.variadic and i > 0:  # not where an earlier positional goes
+                    fc = cond + "".join(f"; and not __mlcycle_position {k} {valopts}".rstrip() for k in range(i))
                 L.append(f"complete -c {PROG} -n {_fish_quote(fc)} -F")
             if arg.variadic:
                 break
