@@ -424,15 +424,84 @@ def test_pool_options_are_validated(bad, option):
 
 def test_mine_returns_a_result_and_options_stay_unchanged():
     t = _mixed()
-    opts = MineOptions(reasons=["localization"], context=False)
+    opts = MineOptions(reasons=["localization"], context=False, top="auto")  # mine()'s default
     ranking = mining.rank(t, opts)
-    assert opts == MineOptions(reasons=["localization"], context=False)
+    assert opts == MineOptions(reasons=["localization"], context=False, top="auto")
     with pytest.raises(Exception):
         opts.top = 3  # frozen
     res = mining.mine(t, reasons=["localization"], context=False)
     assert isinstance(res, Result) and res.warnings == ()
     assert res.table.equals(ranking.table) and res.summary == ranking.summary
     assert json.loads(res.to_json())["by_reason"] == {"localization": 2}
+
+
+# --------------------------------------------------------------------------- the default cut-off
+
+def _many_background(n_img=60, gt_per_img=5, bg_per_img=20, seed=3):
+    """An evaluated table like a detector run at a low confidence threshold: every ground
+    truth found, plus many low-score boxes on background; one confident box on no ground
+    truth per 10 images (a likely missing annotation)."""
+    rng = np.random.default_rng(seed)
+    rows = {T.SAMPLE_ID: [], T.SOURCE: [], T.LABEL_ID: [], T.LABEL: [], T.BBOX: [], T.SCORE: [],
+            T.EVAL: [], T.EVAL_ID: [], T.EVAL_IOU: []}
+
+    def add(*v):
+        for k, x in zip(rows, v):
+            rows[k].append(x)
+
+    lid = 0
+    for i in range(n_img):
+        s = f"img{i:03d}.jpg"
+        for j in range(gt_per_img):
+            box = [100.0 * j, 0.0, 50.0, 50.0]
+            add(s, "gt", lid, "car", box, None, "tp", lid + 1, 1.0)
+            add(s, "pred", lid + 1, "car", box, 0.9, "tp", lid, 1.0)
+            lid += 2
+        for j in range(bg_per_img):
+            add(s, "pred", lid, "car", [10.0 * j, 300.0, 8.0, 8.0], float(rng.uniform(0.01, 0.3)), "fp", None, None)
+            lid += 1
+        if i % 10 == 0:
+            add(s, "pred", lid, "car", [0.0, 600.0, 60.0, 60.0], 0.95, "fp", None, None)
+            lid += 1
+    return T.from_columns(rows)
+
+
+def test_default_cut_off_keeps_the_best_five_percent_of_the_ground_truth_labels():
+    t = _many_background()
+    everything = mining.mine(t, top=None)
+    assert everything.summary["labels_scored"] == 60 * 20 + 6  # background flags nearly every prediction
+    assert everything.summary["cutoff"] == {"rule": "none", "top": None, "min_score": None, "left_out": 0}
+    res = mining.mine(t)  # the default: 5% of 300 ground-truth labels = 15
+    assert res.summary["selected_labels"] == 15
+    assert res.summary["cutoff"] == {"rule": "default", "top": 15, "min_score": None, "fraction": 0.05, "minimum": 10,
+                                     "of": "ground-truth labels", "base": 300, "left_out": 1206 - 15}
+    assert res.summary["parameters"]["top"] == "auto"
+    # ranked: the six confident boxes on no ground truth come first
+    assert [r[T.HARD_REASON] for r in res.summary["top_labels"][:6]] == ["possible_missing"] * 6
+    # per sample: 5% of the samples, at least 10
+    res = mining.mine(t, per="sample")
+    assert res.summary["selected_samples"] == 10 and res.summary["cutoff"]["of"] == "samples"
+    # an explicit count, or a score, replaces the default
+    assert mining.mine(t, top=40).summary["selected_labels"] == 40
+    assert mining.mine(t, top=40).summary["cutoff"] == {"rule": "top", "top": 40, "min_score": None, "left_out": 1166}
+    res = mining.mine(t, min_score=0.5)
+    assert res.summary["selected_labels"] == 6 and res.summary["cutoff"]["rule"] == "min_score"
+    assert mining.mine(t, min_score=0.0).summary["selected_labels"] == 1206
+    # small tables: at least 10 labels
+    assert options_default_top(3) == 10 and options_default_top(1000) == 50
+
+
+def options_default_top(n):
+    from mlcycle.mining.options import default_top
+
+    return default_top(n)
+
+
+def test_top_must_be_a_count_or_auto():
+    for bad in (0, -1, "all", 2.5):
+        with pytest.raises(OptionError):
+            MineOptions(top=bad)
+    assert MineOptions(top="auto").top == "auto"
 
 
 # --------------------------------------------------------------------------- evaluate -> mine-hard

@@ -25,8 +25,8 @@ _REASONS = (
 def mine_hard(
     tables: Tables = None,
     per: Annotated[str, typer.Option("--per", metavar="label|sample", help="Rank labels or samples.")] = "label",
-    top: Annotated[Optional[int], typer.Option("--top", metavar="N", help="Keep the N highest-scoring labels (or samples with --per sample).")] = None,
-    min_score: Annotated[Optional[float], typer.Option("--min-score", metavar="X", help="Keep only scores >= X (0..1).")] = None,
+    top: Annotated[Optional[int], typer.Option("--top", metavar="N", help="Keep the N highest-scoring labels (or samples with --per sample) [default: the best 5% of the ground-truth labels (of the samples), at least 10, unless --min-score is given].")] = None,
+    min_score: Annotated[Optional[float], typer.Option("--min-score", metavar="X", help="Keep only scores >= X (0..1); without --top, every label scoring X or more (--min-score 0: every flagged label).")] = None,
     reasons: Annotated[Optional[str], typer.Option("--reasons", metavar="R1,R2", help=f"Only these reasons: {_REASONS}.")] = None,
     method: Annotated[str, typer.Option("--method", metavar="rules|objectlab", help="rules (the documented reasons) or objectlab (cleanlab's ObjectLab label-quality scores).")] = "rules",
     source: Annotated[Optional[str], typer.Option("--source", metavar="NAME", help="Prediction source to compare with gt [default: the only one].")] = None,
@@ -57,7 +57,8 @@ def mine_hard(
     Reads the output of mlcycle evaluate (eval, eval_id, eval_iou columns) and writes the
     flagged labels together with the other labels of their samples, with hard_score
     (0..1, higher = more worth a look), hard_reason and hard_sample_score, ordered by
-    score: ready for mlcycle export. A summary goes to stderr; --json prints it on
+    score: ready for mlcycle export. Without --top or --min-score it keeps the best 5%
+    of the ground-truth labels (--per sample: of the samples), at least 10, and says so. A summary goes to stderr; --json prints it on
     standard output instead of the table. With --pool, the output is the pool samples
     most similar to the failures (hard_reason similar_to_failure, hard_match = the
     failure). Rules and formulas: docs/mine-hard.md.
@@ -81,7 +82,7 @@ def mine_hard(
         raise UsageError("--pool -: standard input is already the evaluated table", hint="pass the evaluated table as a file")
     origin = io.display_name(paths[0]) if len(paths) == 1 else ("<inputs>" if paths else "<stdin>")
     params = dict(
-        method=method, per=per, top=top, min_score=min_score, reasons=wanted, source=source,
+        method=method, per=per, top="auto" if top is None else top, min_score=min_score, reasons=wanted, source=source,
         iou=iou, low_iou=low_iou, conf_missing=conf_missing, conf_wrong=conf_wrong,
         conf_spurious=conf_spurious, conf_low=conf_low, model_weight=model_weight, miss_weight=miss_weight,
         aggregate=aggregate, context=not no_context, origin=origin,

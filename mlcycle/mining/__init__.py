@@ -57,7 +57,7 @@ def mine(
     *,
     method: str = "rules",
     per: str = "label",
-    top: int | None = None,
+    top: "int | str | None" = "auto",
     min_score: float | None = None,
     reasons: Sequence[str] | None = None,
     source: str | None = None,
@@ -79,6 +79,11 @@ def mine(
     dup_threshold: float = 0.95,
 ) -> "Result":
     """Rank the labels of an evaluated table that are worth a human look.
+
+    ``top``: how many labels (samples with ``per="sample"``) to keep, best first;
+    ``"auto"`` (default) keeps the best 5% of the ground-truth labels (of the samples), at
+    least 10, unless ``min_score`` is given (then every label scoring at least that);
+    None keeps every flagged label. ``.summary["cutoff"]`` says which rule applied.
 
     Returns a ``Result``: ``.table`` is the flagged labels with the other labels of their
     samples (``hard_score``, ``hard_reason``, ``hard_sample_score``), best first;

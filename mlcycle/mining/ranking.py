@@ -102,12 +102,14 @@ def rank(table: "pa.Table", opts: "MineOptions") -> Ranking:
         sample_score = aggregate(f.sample, h, n_samples, opts.aggregate)
     row_sample_score = sample_score[f.sample] if f.n else np.zeros(0)
 
-    # ---- selection
+    # ---- selection: --top / --min-score, else the default cut-off (options.default_top)
+    top, cutoff = _cutoff(f, opts, n_samples)
     if opts.per == "label":
         cand = np.flatnonzero(eligible & (h >= (opts.min_score or 0.0)))
         cand = cand[np.lexsort((cand, -h[cand]))]
-        if opts.top is not None:
-            cand = cand[: opts.top]
+        if top is not None:
+            cutoff["left_out"] = int(max(len(cand) - top, 0))
+            cand = cand[: top]
         selected_rows = cand
         # samples in the order of their best selected label
         uniq, first = np.unique(f.sample[selected_rows], return_index=True)
@@ -116,8 +118,9 @@ def rank(table: "pa.Table", opts: "MineOptions") -> Ranking:
         ok = ~np.isnan(sample_score) & (sample_score >= (opts.min_score or 0.0))
         cand = np.flatnonzero(ok)
         cand = cand[np.lexsort((cand, -sample_score[cand]))]
-        if opts.top is not None:
-            cand = cand[: opts.top]
+        if top is not None:
+            cutoff["left_out"] = int(max(len(cand) - top, 0))
+            cand = cand[: top]
         sample_order = cand
         selected_rows = np.flatnonzero(np.isin(f.sample, sample_order) & eligible)
 
@@ -144,11 +147,35 @@ def rank(table: "pa.Table", opts: "MineOptions") -> Ranking:
     out = set_column(out, T.HARD_SAMPLE_SCORE, pa.array(ss, type=pa.float64(), mask=np.isnan(ss)))
 
     summary = _summary(f, opts, h, code, eligible, sample_score, selected_rows, sample_order, rows)
+    summary["cutoff"] = cutoff
     return Ranking(
         table=out, summary=summary, scores=h, reasons=code,
         selected_samples=np.asarray(f.sample_names, dtype=object)[np.asarray(sample_order, dtype=np.int64)].tolist(),
         sample_names=f.sample_names, sample_score_array=sample_score,
     )
+
+
+def _cutoff(f: "Frame", opts: "MineOptions", n_samples: int) -> tuple[int | None, dict[str, Any]]:
+    """How many labels (samples) to keep, and the summary's ``cutoff`` record: ``rule``
+    is ``top`` / ``min_score`` / ``top and min_score`` when given, ``none`` (top None:
+    everything flagged), else (top "auto") ``default`` — the
+    best-scored ``DEFAULT_FRACTION`` of the counted ground-truth labels (per sample: of
+    the samples), at least ``DEFAULT_MINIMUM``."""
+    import numpy as np
+
+    from mlcycle.mining.options import AUTO, DEFAULT_FRACTION, DEFAULT_MINIMUM, default_top
+
+    if opts.top != AUTO or opts.min_score is not None:
+        top = None if opts.top == AUTO else opts.top
+        rule = " and ".join(k for k, v in (("top", top), ("min_score", opts.min_score)) if v is not None) or "none"
+        return top, {"rule": rule, "top": top, "min_score": opts.min_score, "left_out": 0}
+    if opts.per == "label":
+        base, of = int(np.count_nonzero(f.is_gt & (f.label >= 0) & ~f.crowd)), "ground-truth labels"
+    else:
+        base, of = int(n_samples), "samples"
+    top = default_top(base)
+    return top, {"rule": "default", "top": top, "min_score": None, "fraction": DEFAULT_FRACTION,
+                 "minimum": DEFAULT_MINIMUM, "of": of, "base": base, "left_out": 0}
 
 
 def set_column(table: "pa.Table", name: str, values: "pa.Array") -> "pa.Table":

@@ -208,3 +208,38 @@ def test_output_exports_to_cvat_for_re_annotation(runner, evaluated, tmp_path):
     xml = out.read_text()
     assert '<attribute name="hard_reason">possible_wrong_label</attribute>' in xml
     assert '<attribute name="hard_reason">localization</attribute>' in xml
+
+
+def test_default_cut_off_is_said_in_the_summary(runner, tmp_path):
+    """No --top: the best 5% of the ground-truth labels, at least 10, and the summary says
+    so; an explicit --top still works; --min-score 0 keeps every flagged label."""
+    import numpy as np
+
+    from mlcycle import io
+    from mlcycle import table as T
+
+    rows = {T.SAMPLE_ID: [], T.SOURCE: [], T.LABEL_ID: [], T.LABEL: [], T.BBOX: [], T.SCORE: [], T.EVAL: []}
+    lid = 0
+    for i in range(40):
+        for j in range(10):  # low-score boxes on background: 400 flagged as background
+            for k, v in zip(rows, (f"{i}.jpg", "pred", lid, "car", [10.0 * j, 0.0, 5.0, 5.0], 0.1 + 0.01 * j, "fp")):
+                rows[k].append(v)
+            lid += 1
+        for k, v in zip(rows, (f"{i}.jpg", "gt", lid, "car", [500.0, 500.0, 50.0, 50.0], None, "fn")):
+            rows[k].append(v)
+        lid += 1
+    path = tmp_path / "ev.parquet"
+    io.write_table(T.from_columns(rows), path)
+    r = runner(["mine-hard", path, "-o", tmp_path / "out.parquet"])
+    assert r.exit_code == 0, r.stderr
+    assert "cut-off: the default, the best 5% of the 40 ground-truth labels (at least 10): top 10 labels" in r.stderr
+    assert "430 flagged labels below it not written" in r.stderr
+    r = runner(["mine-hard", path, "--json"])
+    doc = json.loads(r.stdout)
+    assert doc["selected_labels"] == 10 and doc["cutoff"]["rule"] == "default" and doc["labels_scored"] == 440
+    r = runner(["mine-hard", path, "--top", "25", "--json"])
+    assert json.loads(r.stdout)["selected_labels"] == 25
+    r = runner(["mine-hard", path, "--top", "25", "-o", tmp_path / "o2.parquet"])
+    assert "cut-off: --top 25; 415 more flagged below it not written" in r.stderr
+    r = runner(["mine-hard", path, "--min-score", "0", "--json"])
+    assert json.loads(r.stdout)["selected_labels"] == 440

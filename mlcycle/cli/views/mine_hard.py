@@ -24,6 +24,17 @@ def show_summary(doc: dict[str, Any]) -> None:
         f"{doc['samples']} samples; selected {doc['selected_labels']} labels in "
         f"{doc['selected_samples']} samples; {doc['rows_written']} rows with context"
     )
+    cut = doc.get("cutoff") or {}
+    if cut.get("rule") == "default":
+        per = "samples" if cut.get("of") == "samples" else "labels"
+        console.info(
+            f"cut-off: the default, the best {cut['fraction']:.0%} of the {cut['base']:,} {cut['of']} "
+            f"(at least {cut['minimum']}): top {cut['top']:,} {per}"
+            + (f"; {cut['left_out']:,} flagged {per} below it not written" if cut.get("left_out") else "")
+            + " (--top N or --min-score X to change; --min-score 0 for every flagged label)"
+        )
+    elif cut.get("left_out"):
+        console.info(f"cut-off: --top {cut['top']:,}; {cut['left_out']:,} more flagged below it not written")
     if doc["by_reason"]:
         t = Table(title="flagged labels by reason", title_justify="left")
         t.add_column("reason")
