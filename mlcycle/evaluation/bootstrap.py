@@ -194,100 +194,127 @@ def _put(dest, B, b0, values):
     return dest
 
 
-def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
-    """Precision (B, T, R, K) at the largest max-detections value and recall
-    (B, M, T, K) of size range ``a`` for the resamples ``W`` (B, n_img); ``npig`` (B, K)."""
-    B = W.shape[0]
-    K, T, M, R = c.n_cat, len(c.iou_thrs), len(c.max_dets), len(c.rec_thrs)
-    valid = npig > 0
-    prec = np.where(valid[:, None, None, :], 0.0, -1.0) * np.ones((1, T, R, 1))
-    rec = np.where(valid[:, None, None, :], 0.0, -1.0) * np.ones((1, M, T, 1))
-    Wt = np.ascontiguousarray(W.T)                                  # (n_img, B)
-    eps = np.spacing(1)
-    from mlcycle.evaluation.coco import _min_count
-
-    for k in range(K):
+def _plans(c: Contributions, a: int) -> list:
+    """Per class, what ``_range_block`` needs that does not depend on the resample
+    (made once per range, cached on ``c``)."""
+    cache = c.__dict__.setdefault("_plans", {})
+    if a in cache:
+        return cache[a]
+    T = len(c.iou_thrs)
+    plans = []
+    for k in range(c.n_cat):
         s, e = int(c.seg_start[k]), int(c.seg_end[k])
-        ok = valid[:, k]
-        if e <= s or not ok.any():
+        tp, ig, out = c.tp[a, :, s:e], c.ig[a, :, s:e], c.out[a, s:e]
+        t_of, p_of = np.nonzero(tp)
+        if e <= s or not len(p_of):
+            plans.append(None)
             continue
         n = e - s
-        tp, ig, out = c.tp[a, :, s:e], c.ig[a, :, s:e], c.out[a, s:e]
-        Wd = Wt[c.img[s:e]]                                         # (n, B)
-        # in-range detections up to a position (ignored unmatched ones are out of range)
-        in_pos = np.flatnonzero(~out)
-        cin = np.zeros((len(in_pos) + 1, B), dtype=np.int64)
-        np.cumsum(Wd[in_pos], axis=0, out=cin[1:])
         fp = ~tp & ~ig
-        # true positives of every threshold, concatenated (threshold-major)
-        t_of, p_of = np.nonzero(tp)
-        if not len(p_of):
-            continue
         cnt = np.bincount(t_of, minlength=T)
         t_start = np.r_[0, np.cumsum(cnt)[:-1]]
         # a true positive followed by another without a false positive in between has the
         # lower precision of the two: only the last of such a run can be an envelope point
         cf = np.zeros((T, n + 1), dtype=np.int64)
         np.cumsum(fp, axis=1, out=cf[:, 1:])
-        idx = np.arange(len(p_of))
-        last_of_t = idx == (t_start + cnt - 1)[t_of]
+        last_of_t = np.arange(len(p_of)) == (t_start + cnt - 1)[t_of]
         nxt = np.where(last_of_t, n, np.r_[p_of[1:], n])
-        ends = last_of_t | (cf[t_of, nxt] - cf[t_of, p_of + 1] > 0)
-        wtp = Wd[p_of]
-        tc_all = np.cumsum(wtp, axis=0)
-        base = np.zeros((T, B), dtype=tc_all.dtype)
+        e_idx = np.flatnonzero(last_of_t | (cf[t_of, nxt] - cf[t_of, p_of + 1] > 0))
+        et, ep = t_of[e_idx], p_of[e_idx]
+        in_pos = np.flatnonzero(~out)
+        ct, cp = np.nonzero(ig != out[None, :])
+        ecnt = np.bincount(et, minlength=T)
+        e_start = np.r_[0, np.cumsum(ecnt)[:-1]]
+        plan = {
+            "s": s, "e": e, "t_of": t_of, "p_of": p_of, "cnt": cnt, "t_start": t_start, "e_idx": e_idx,
+            "et": et, "ep": ep, "in_pos": in_pos, "n_at": np.searchsorted(in_pos, ep, side="right"),
+            "ecnt": ecnt, "L": int(ecnt.max()), "slot": np.arange(len(et)) - e_start[et], "cp": cp,
+            "rank": c.rank[s:e][p_of],
+        }
+        if len(cp):
+            sign = np.where(out[cp], -1, 1).astype(np.int32)     # ignored in range: +1, counted out of range: -1
+            ckey = ct.astype(np.int64) * (n + 1) + cp
+            plan["sign"] = sign
+            plan["c_hi"] = np.searchsorted(ckey, et.astype(np.int64) * (n + 1) + ep, side="right")
+            plan["c_lo"] = np.searchsorted(ckey, et.astype(np.int64) * (n + 1), side="left")
+        plans.append(plan)
+    cache[a] = plans
+    return plans
+
+
+def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
+    """Precision (B, T, R, K) at the largest max-detections value and recall
+    (B, M, T, K) of size range ``a`` for the resamples ``W`` (B, n_img); ``npig`` (B, K)."""
+    from mlcycle.evaluation.coco import _min_count
+
+    B = W.shape[0]
+    K, T, M, R = c.n_cat, len(c.iou_thrs), len(c.max_dets), len(c.rec_thrs)
+    valid = npig > 0
+    # class-major while filling (contiguous writes), (B, T, R, K) for the summaries
+    prec_k = np.where(valid.T[:, :, None, None], 0.0, -1.0) * np.ones((1, 1, T, R))
+    rec = np.where(valid[:, None, None, :], 0.0, -1.0) * np.ones((1, M, T, 1))
+    Wt = np.ascontiguousarray(W.T)                                  # (n_img, B)
+    eps = np.spacing(1)
+    plans = _plans(c, a)
+    for k in range(K):
+        pl = plans[k]
+        ok = valid[:, k]
+        if pl is None or not ok.any():
+            continue
+        imgs = c.img[pl["s"]:pl["e"]]
+        # in-range detections up to each run end (ignored unmatched ones are out of range)
+        cin = np.zeros((len(pl["in_pos"]) + 1, B), dtype=np.int32)
+        np.cumsum(Wt[imgs[pl["in_pos"]]], axis=0, out=cin[1:])
+        nn = cin[pl["n_at"]]
+        p_of, t_of, cnt, t_start = pl["p_of"], pl["t_of"], pl["cnt"], pl["t_start"]
+        wtp = Wt[imgs[p_of]]
+        tc_all = np.cumsum(wtp, axis=0, dtype=np.int32)
         has_t = cnt > 0
+        base = np.zeros((T, B), dtype=np.int32)
         first = t_start[has_t]
         base[has_t] = tc_all[first] - wtp[first]
-        e_idx = np.flatnonzero(ends)
-        et, ep = t_of[e_idx], p_of[e_idx]
-        tce = tc_all[e_idx] - base[et]                              # (n_e, B)
-        nn = cin[np.searchsorted(in_pos, ep, side="right")]
-        # matched detections whose ignore flag differs from 'outside the range'
-        diff = ig != out[None, :]
-        ct, cp = np.nonzero(diff)
+        et = pl["et"]
+        tce = tc_all[pl["e_idx"]] - base[et]                        # (n_e, B)
+        cp = pl["cp"]
         if len(cp):
-            sign = np.where(out[cp], -1, 1).astype(np.int64)        # ignored in range: +1, counted out of range: -1
-            cw = Wd[cp] * sign[:, None]
-            cc = np.zeros((len(cp) + 1, B), dtype=np.int64)
-            np.cumsum(cw, axis=0, out=cc[1:])
-            ckey = ct.astype(np.int64) * (n + 1) + cp
-            hi = np.searchsorted(ckey, et.astype(np.int64) * (n + 1) + ep, side="right")
-            lo = np.searchsorted(ckey, et.astype(np.int64) * (n + 1), side="left")
-            nn = nn - (cc[hi] - cc[lo])
+            cc = np.zeros((len(cp) + 1, B), dtype=np.int32)
+            np.cumsum(Wt[imgs[cp]] * pl["sign"][:, None], axis=0, out=cc[1:])
+            nn = nn - (cc[pl["c_hi"]] - cc[pl["c_lo"]])
         pr = tce / (nn.astype(np.float64) + eps)
-        # per threshold: envelope (suffix max) and the first run end reaching each recall point
-        ecnt = np.bincount(et, minlength=T)
-        L = int(ecnt.max())
-        e_start = np.r_[0, np.cumsum(ecnt)[:-1]]
-        slot = np.arange(len(et)) - e_start[et]
+        # per threshold (its run ends are contiguous): the envelope (suffix max) and the
+        # first run end whose true-positive count reaches each recall point
         need = _min_count(np.maximum(npig[:, k], 1), c.rec_thrs)    # (B, R)
-        span = int(tce.max(initial=0)) + int(need.max(initial=0)) + 2
-        prp = np.zeros((T, L, B))
-        prp[et, slot] = pr
-        env = np.maximum.accumulate(prp[:, ::-1], axis=1)[:, ::-1]
-        tcp = np.full((T, L, B), span - 1, dtype=np.int64)
-        tcp[et, slot] = tce
-        rows = np.arange(T * B, dtype=np.int64).reshape(T, B)
-        keys = (tcp.transpose(0, 2, 1) + (rows * span)[:, :, None]).ravel()
-        qk = need[None, :, :] + (rows * span)[:, :, None]            # (T, B, R)
-        j = np.searchsorted(keys, qk.ravel(), side="left").reshape(T, B, R) - (rows * L)[:, :, None]
-        inside = j < ecnt[:, None, None]
-        envT = env.transpose(0, 2, 1)                               # (T, B, L)
-        q = np.where(inside, np.take_along_axis(envT, np.minimum(j, L - 1), axis=2), 0.0)
         sel = np.flatnonzero(ok)
-        prec[sel, :, :, k] = q.transpose(1, 0, 2)[sel]
+        ecnt = pl["ecnt"]
+        r0 = 0
+        boff = np.arange(B, dtype=np.int64)[:, None]
+        for t in range(T):
+            nt = int(ecnt[t])
+            if not nt:
+                continue
+            r1 = r0 + nt
+            env = np.maximum.accumulate(pr[r0:r1][::-1], axis=0)[::-1]
+            tcs = tce[r0:r1]
+            span = int(tcs[-1].max()) + int(need.max()) + 2
+            keys = (tcs.T + boff * span).ravel()                     # (B, nt) rows, ascending overall
+            jj = np.searchsorted(keys, (need + boff * span).ravel(), side="left").reshape(B, R) - boff * nt
+            inside = jj < nt
+            q = np.where(inside, env.T[boff, np.minimum(jj, nt - 1)], 0.0)
+            prec_k[k, sel, t] = q[sel]
+            r0 = r1
         final = np.zeros((T, B))
         lt = np.flatnonzero(has_t)
         final[lt] = tc_all[t_start[lt] + cnt[lt] - 1] - base[lt]
         rec[sel, M - 1, :, k] = final.T[sel] / npig[sel, k][:, None]
-        rank = c.rank[s:e]
         for mi, m in enumerate(c.max_dets[:-1]):
-            small = rank[p_of] < m
-            cm = np.zeros((T, B))
-            np.add.at(cm, t_of[small], wtp[small].astype(np.float64))
+            small = pl["rank"] < m
+            ts = t_of[small]                                        # ascending
+            cs = np.zeros((len(ts) + 1, B), dtype=np.int64)
+            np.cumsum(wtp[small], axis=0, out=cs[1:])
+            bnd = np.searchsorted(ts, np.arange(T + 1))
+            cm = (cs[bnd[1:]] - cs[bnd[:-1]]).astype(np.float64)    # (T, B)
             rec[sel, mi, :, k] = cm.T[sel] / npig[sel, k][:, None]
-    return prec, rec
+    return np.ascontiguousarray(prec_k.transpose(1, 2, 3, 0)), rec
 
 
 def _means(x: np.ndarray) -> np.ndarray:
