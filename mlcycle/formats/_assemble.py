@@ -146,14 +146,17 @@ def attribute_array(values: list) -> "pa.Array":
 
 
 def check_box_geometry(boxes: "np.ndarray", problems: "InvalidInput", where: Callable[[int], str],
-                       present: "np.ndarray | None" = None) -> "np.ndarray":
+                       present: "np.ndarray | None" = None,
+                       values: Callable[[int], str] | None = None) -> "np.ndarray":
     """The one rule for bad geometry, applied by every reader: a box ``[x, y, w, h]``
     (pixels or fractions) with a negative width or height -- in corner formats
     ``x2 < x1`` or ``y2 < y1`` -- or a non-finite value is an invalid label.
 
     ``boxes`` is ``(n, 4)`` in ``[x, y, w, h]``; ``present`` marks the rows that have a
     box (default: rows not all NaN; rows without a box are fine). ``where(i)`` names
-    box ``i`` for the message (``"a.txt:3"``, ``"x.json: annotations[7] (id 9)"``).
+    box ``i`` for the message (``"a.txt:3"``, ``"x.json: annotations[7] (id 9)"``);
+    ``values(i)``, when given, shows its values as the file has them (``"XMin='0.5',
+    XMax='0.2'"``) instead of ``[x, y, w, h] = [...]``.
     Each invalid box goes to ``problems`` (an error at the first one, or counted and
     skipped with ``skip_invalid``). Returns the mask of rows to keep. Vectorised: the
     message is built only for the few boxes reported."""
@@ -172,9 +175,9 @@ def check_box_geometry(boxes: "np.ndarray", problems: "InvalidInput", where: Cal
         return ~bad
 
     def message(i: int) -> str:
-        vals = ", ".join(printable(repr(float(v))) for v in b[i])
+        shown = values(i) if values is not None else "[x, y, w, h] = [" + ", ".join(repr(float(v)) for v in b[i]) + "]"
         what = "a non-finite value" if nonfinite[i] else "a negative width or height (x2 < x1 or y2 < y1)"
-        return f"{where(i)}: the box has {what} ([x, y, w, h] = [{vals}])"
+        return f"{where(i)}: the box has {what} ({printable(shown)})"
 
     problems.add_each(np.flatnonzero(bad).tolist(), message)
     return ~bad

@@ -31,25 +31,22 @@ def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
     from mlcycle import io
 
     from mlcycle.errors import printable
-    from mlcycle.formats._json import check_text_encoding, strip_bom, utf8_error
+    from mlcycle.formats._json import strip_bom, utf8_error
 
     name = io.display_name(path)
     if data is None:
         data = io.read_bytes(path)
     data = strip_bom(data)
-    if not data.strip():
-        raise MlcycleError(f"{name}: the file is empty; expected a CSV header row")
-    check_text_encoding(data, name)
-    kind = _not_csv(data)
-    if kind is not None:
-        raise MlcycleError(f"{name}: not CSV: this looks like {kind}")
+    check_csv_bytes(data, name)
     try:
         first = pacsv.open_csv(pa.py_buffer(data)).schema.names
         types = {c: pa.string() for c in first}
         tab = pacsv.read_csv(
             pa.py_buffer(data),
+            # only an empty cell is null: "NA", "null" or "nan" are text (a class may be
+            # called NA; a number "nan" is reported as not finite, not taken for empty)
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
-                                                 quoted_strings_can_be_null=True),
+                                                 quoted_strings_can_be_null=True, null_values=[""]),
         )
     except pa.ArrowInvalid as exc:
         bad = utf8_error(data, name)
@@ -58,6 +55,20 @@ def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
         msg = printable(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise MlcycleError(f"{name}: malformed CSV: {msg}") from None
     return unescape_table(tab)
+
+
+def check_csv_bytes(data: bytes, name: str) -> None:
+    """Refuse, with one clear line, what cannot be a CSV annotation file: nothing at all,
+    UTF-16/32 text, a JSON or XML file (saying what it looks like)."""
+    from mlcycle.formats._json import check_text_encoding, strip_bom
+
+    data = strip_bom(data)
+    if not data.strip():
+        raise MlcycleError(f"{name}: the file is empty; expected a CSV header row")
+    check_text_encoding(data, name)
+    kind = _not_csv(data)
+    if kind is not None:
+        raise MlcycleError(f"{name}: not CSV: this looks like {kind}")
 
 
 def _not_csv(data: bytes) -> str | None:

@@ -114,9 +114,22 @@ def header_size(path: Path | str) -> tuple[int, int] | None:
     PNG, JPEG, GIF and BMP headers are parsed directly (a few bytes); other formats go
     through Pillow's lazy ``Image.open(...).size``. No pixels are decoded, and EXIF
     orientation is not applied (the stored size is what boxes refer to, as in COCO).
-    A file that exists but is not a readable image is an error naming it."""
+    A file that exists but is not a readable image is an error naming it, and so is
+    anything that is not a regular file (a FIFO would block the read forever)."""
+    import stat
     import struct
 
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise MlcycleError(f"{path}: cannot read the image header: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise MlcycleError(f"{path}: not a regular file (a FIFO, socket or device), expected an image",
+                           hint=f"pass {mention('image_size')} WxH or {mention('image_sizes')} TABLE, or put the image there")
     try:
         with open(path, "rb") as fh:
             try:
@@ -217,10 +230,13 @@ def image_sizes(sample_ids: Sequence[str], root: Path | None, options: "ReadOpti
             target = str(sample_ids[i])
         wh = header_size(target)
         if wh is None:
-            missing.append(target)
+            missing.append(target if target.endswith(str(sample_ids[i])) else f"{target} (sample {sample_ids[i]})")
             continue
         widths[i], heights[i] = wh
     if missing:
+        from mlcycle.errors import printable
+
+        missing = [printable(m) for m in missing]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         if not options.allow_missing:
             raise MlcycleError(

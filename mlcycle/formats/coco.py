@@ -131,7 +131,8 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     unknown_cat = ~found & ~no_cat & ~bad_cat & ~bad
     problems.add_each(np.flatnonzero(unknown_cat).tolist(),
                       lambda i: f"{name}: annotations[{i}] (id {ann_ids[i]}) refers to unknown category id {printable(repr(cat_ids[i]), 40)}",
-                      hint="every category_id must be listed in 'categories'")
+                      hint="every category_id must be listed in 'categories'; or skip such annotations with a "
+                           f"warning ({mention('skip_invalid')})")
     bad |= bad_cat | missing | unknown_cat
 
     # -- geometry: one rule for bad boxes (formats._assemble.check_box_geometry)

@@ -247,7 +247,8 @@ def _read_one(path: Path, options: ReadOptions, split_hint: str | None, problems
             keep[i] = False
         # the one rule for bad geometry (x2 < x1, negative w/h), on the values as written
         keep &= check_box_geometry(np.stack([x, y, w, h], axis=1), problems, lambda i: f"{name}:{i + 2}",
-                                   present=has_box & keep)
+                                   present=has_box & keep,
+                                   values=lambda i: ", ".join(f"{m[f]}={tab.column(m[f])[i].as_py()!r}" for f in box_fields))
         if options.normalized:
             W, H = _sizes(tab, m, sample, options, path, name, has_box & keep)
             x, y, w, h = x * W, y * H, w * W, h * H

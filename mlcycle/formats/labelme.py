@@ -26,18 +26,26 @@ Writing (``-o DIR``) puts one LabelMe JSON per sample at ``DIR/<sample_id with .
 would land outside ``DIR``. Boxes are written as rectangles, polygons from
 ``segmentation``, other shapes from ``points``; other attribute columns (VOC
 ``difficult``, CVAT attributes, mine-hard's ``hard_reason`` ...) are written as extra
-shape keys. Splits are not part of the format.
+shape keys. The split has no place in LabelMe: it is written as a top-level ``split``
+key (LabelMe keeps keys it does not know) and read back from it; a crowd region
+(``iscrowd``) is written with the shape key ``iscrowd: true`` and read back as a crowd
+region, its RLE mask as its box (with a warning). The folder is written all or nothing
+(a temporary sibling renamed when complete).
+
+Invalid shapes (an error naming the file and ``shapes[k]``, or skipped and counted with
+``skip_invalid``): a shape without a label, points that are not ``[x, y]`` numbers or
+not finite, a rectangle or circle without 2 points, a polygon under 3 points.
 """
 
 from __future__ import annotations
 
 import posixpath
-from math import isfinite
+from math import hypot, isfinite
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError
+from mlcycle.errors import MlcycleError, printable
 from mlcycle.formats import ReadOptions, WriteOptions
 from mlcycle.formats._assemble import attribute_array
 from mlcycle.formats._invalid import InvalidInput
@@ -49,6 +57,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 META = "labelme"
+SPLIT_KEY = "split"  # top-level key mlcycle adds (LabelMe keeps keys it does not know)
+CROWD_KEY = "iscrowd"  # shape key for a COCO crowd region
 IMAGE_FLAGS = "image_flags"
 FLAGS = "flags"
 DESCRIPTION = "description"
@@ -118,13 +128,28 @@ def _flat(points: Any, where: str, problems: InvalidInput) -> list[float] | None
         if type(p) is not list or len(p) != 2 or type(p[0]) not in _NUMBER or type(p[1]) not in _NUMBER:
             problems.add(f"{where}: point {p!r} is not [x, y]")
             return None
-        x, y = float(p[0]), float(p[1])
+        try:
+            x, y = float(p[0]), float(p[1])
+        except OverflowError:
+            x = y = float("inf")
         if not (isfinite(x) and isfinite(y)):
             problems.add(f"{where}: a point has a non-finite value")
             return None
         out.append(x)
         out.append(y)
     return out
+
+
+def _size(doc: dict, key: str, name: str) -> int | None:
+    """imageWidth/imageHeight: a whole number of pixels (640.0 is 640), or None."""
+    v = doc.get(key)
+    if v is None:
+        return None
+    if type(v) is float and isfinite(v) and v.is_integer():
+        v = int(v)
+    if type(v) is not int or not 0 <= v < 2**31:
+        raise MlcycleError(f"{name}: {key} {printable(repr(v), 40)} is not an image size in pixels")
+    return v
 
 
 def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
@@ -159,11 +184,11 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
         seen[sample] = f
         if isinstance(doc.get("version"), str):
             versions.add(doc["version"])
-        w, h = doc.get("imageWidth"), doc.get("imageHeight")
-        for key, v in (("imageWidth", w), ("imageHeight", h)):
-            if v is not None and (type(v) is not int or v < 0):
-                raise MlcycleError(f"{name}: {key} {v!r} is not a non-negative integer")
+        w, h = _size(doc, "imageWidth", name), _size(doc, "imageHeight", name)
         base: dict[str, Any] = {T.SAMPLE_ID: sample, T.WIDTH: w, T.HEIGHT: h}
+        split = doc.get(SPLIT_KEY)
+        if options.split is None and isinstance(split, str) and split:
+            base[T.SPLIT] = split
         iflags = doc.get("flags")
         if iflags:
             base[IMAGE_FLAGS] = orjson.dumps(iflags).decode()
@@ -187,6 +212,9 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
             label = sh.get("label")
             if label is not None and not isinstance(label, str):
                 label = str(label)
+            if not label:  # a shape without a class, as CVAT's label=""
+                problems.add(f"{where}: the shape has no label")
+                continue
             row = dict(base)
             row[T.LABEL] = label
             row[T.SHAPE] = kind
@@ -208,23 +236,28 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
                 if len(pts) != 4:
                     problems.add(f"{where}: a circle needs 2 points (centre, a point on it), got {len(pts) // 2}")
                     continue
-                r = ((pts[2] - pts[0]) ** 2 + (pts[3] - pts[1]) ** 2) ** 0.5
+                r = hypot(pts[2] - pts[0], pts[3] - pts[1])
+                if not isfinite(r):
+                    problems.add(f"{where}: the circle's radius is not finite")
+                    continue
                 row[T.BBOX] = (pts[0] - r, pts[1] - r, 2 * r, 2 * r)
                 row[T.POINTS] = pts
             else:
                 row[T.POINTS] = pts
             if sh.get("group_id") is not None:
                 g = sh.get("group_id")
-                if type(g) is not int:
-                    problems.add(f"{where}: group_id {g!r} is not an integer")
+                if type(g) is not int or not -2**63 <= g < 2**63:
+                    problems.add(f"{where}: group_id {printable(repr(g), 40)} is not a 64-bit integer")
                     continue
                 row[T.GROUP_ID] = g
             if sh.get("description"):
                 row[DESCRIPTION] = str(sh["description"])
             if sh.get("flags"):
                 row[FLAGS] = orjson.dumps(sh["flags"]).decode()
+            if sh.get(CROWD_KEY) is not None:
+                row[T.ISCROWD] = bool(sh[CROWD_KEY])
             for key, value in sh.items():
-                if key not in _SHAPE_KEYS and value is not None:
+                if key not in _SHAPE_KEYS and key != CROWD_KEY and value is not None:
                     if key not in extra_keys:
                         extra_keys.append(key)
                     row["\0" + key] = value
@@ -259,6 +292,10 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     cols[T.HEIGHT] = [r.get(T.HEIGHT) for r in rows]
     if options.split is not None:
         cols[T.SPLIT] = [options.split] * n
+    elif any(T.SPLIT in r for r in rows):
+        cols[T.SPLIT] = pa.array([r.get(T.SPLIT) for r in rows], type=pa.string())
+    if any(T.ISCROWD in r for r in rows):
+        cols[T.ISCROWD] = pa.array([r.get(T.ISCROWD, False) for r in rows], type=pa.bool_())
     for c, typ in ((T.SHAPE, pa.string()), (T.POINTS, pa.list_(pa.float64())), (T.GROUP_ID, pa.int64()),
                    (DESCRIPTION, pa.string()), (FLAGS, pa.string()), (IMAGE_FLAGS, pa.string())):
         if c == T.SHAPE or any(c in r for r in rows):
@@ -303,6 +340,16 @@ def to_documents(table: "pa.Table", source: str | None = None) -> dict[str, dict
     labels, shapes, points, segs = col(T.LABEL), col(T.SHAPE), col(T.POINTS), col(T.SEGMENTATION)
     widths, heights = col(T.WIDTH), col(T.HEIGHT)
     group_ids, descs, flags, iflags = col(T.GROUP_ID), col(DESCRIPTION), col(FLAGS), col(IMAGE_FLAGS)
+    splits, crowd = col(T.SPLIT), col(T.ISCROWD)
+    as_boxes = parts_dropped = 0
+
+    def parse(text: str, i: int, column: str) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise MlcycleError(f"sample {printable(samples[i])!r}: column '{column}' is not valid JSON text "
+                               f"({printable(text, 60)!r})") from None
+
     boxes = T.bboxes(table)
     has_box = ~np.isnan(boxes).all(axis=1)
     is_label = T.label_mask(table)
@@ -317,31 +364,47 @@ def to_documents(table: "pa.Table", source: str | None = None) -> dict[str, dict
                            "imageData": None, "imageHeight": heights[i], "imageWidth": widths[i]}
         if d["imageHeight"] is None and heights[i] is not None:
             d["imageHeight"], d["imageWidth"] = heights[i], widths[i]
+        if splits[i] is not None and SPLIT_KEY not in d:
+            d[SPLIT_KEY] = splits[i]  # LabelMe keeps keys it does not know
         if iflags[i] and not d["flags"]:
-            d["flags"] = orjson.loads(iflags[i])
+            d["flags"] = parse(iflags[i], i, IMAGE_FLAGS)
         if not is_label[i]:
             continue
         kind = shapes[i]
         st = _FROM_SHAPE.get(kind or "", None)
         pts: list[list[float]] | None = None
         if st == "polygon" and segs[i] is not None:
-            seg = orjson.loads(segs[i])
+            seg = parse(segs[i], i, T.SEGMENTATION)
             poly = seg[0] if isinstance(seg, list) and seg and isinstance(seg[0], list) else seg
-            pts = _pairs(poly)
+            if isinstance(poly, list) and len(poly) >= 6 and all(type(v) in (int, float) for v in poly):
+                st, pts = "polygon", _pairs(poly)
+                parts_dropped += isinstance(seg, list) and len(seg) > 1
         elif st in ("circle", "line", "linestrip", "point", "points") and points[i]:
             pts = _pairs(points[i])
         if pts is None:
             if not has_box[i]:
                 continue  # an image-level label: LabelMe has only the image flags for that
+            # an RLE mask (a crowd region) or a segmentation of no LabelMe shape: its box
+            as_boxes += segs[i] is not None
             x, y, w, h = boxes[i].tolist()
             st, pts = "rectangle", [[x, y], [x + w, y + h]]
         shape: dict[str, Any] = {"label": labels[i] if labels[i] is not None else "", "points": pts,
                                  "group_id": group_ids[i], "description": descs[i] or "",
-                                 "shape_type": st, "flags": orjson.loads(flags[i]) if flags[i] else {}}
+                                 "shape_type": st, "flags": parse(flags[i], i, FLAGS) if flags[i] else {}}
+        if crowd[i]:
+            shape[CROWD_KEY] = True  # a crowd region stays one, never an ordinary object
         for c, k in key_of.items():
             if extra[c][i] is not None:
                 shape[k] = extra[c][i]
         d["shapes"].append(shape)
+    if as_boxes or parts_dropped:
+        from mlcycle import reporting
+
+        if as_boxes:
+            reporting.warn(f"{as_boxes} segmentation(s) written as their boxes: RLE masks (crowd regions) have no "
+                           "LabelMe shape, and other rows have no polygon shape")
+        if parts_dropped:
+            reporting.warn(f"{parts_dropped} polygon(s) in several parts: only the first part written (a LabelMe polygon is one part)")
     return docs
 
 
@@ -359,9 +422,9 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
     for s in docs:
         target = safe_join(out, s)
         targets[s] = target.with_suffix(".json") if target.suffix else target.parent / (target.name + ".json")
-    out.mkdir(parents=True, exist_ok=True)
-    for s, d in docs.items():
-        target = targets[s]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with io.atomic_output(target, "wb") as fh:
-            fh.write(orjson.dumps(d, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
+    # all files or none: written into a temporary sibling folder that becomes `out`
+    with io.atomic_folder(out) as tmp:
+        for s, d in docs.items():
+            target = tmp / targets[s].relative_to(out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(orjson.dumps(d, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))

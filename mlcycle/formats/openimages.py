@@ -30,8 +30,16 @@ Writing: ``-o FILE.csv`` (or standard output) writes the box CSV; ``-o DIR`` wri
 folder layout (per split ``annotations/<split>-annotations-bbox.csv`` and
 ``<split>-annotations-human-imagelabels.csv``, plus ``image_ids_and_rotation.csv`` and
 ``images.meta`` so that sizes and empty images survive). Coordinates are written as the
-shortest text that reads back to the same float; booleans as 1/0, null as -1. Other
-attribute columns have no place in the format: they are named in a warning.
+shortest text that reads back to the same float; booleans as 1/0, null as -1. A crowd
+region (``iscrowd``) is written with ``IsGroupOf`` = 1. Text cells a spreadsheet would
+run as a formula get a leading ``'`` (OWASP), which reading takes off. The split is
+kept by the folder layout; a single box CSV has no place for it (a warning says so),
+nor for other attribute columns (named in a warning). A folder is written all or
+nothing.
+
+Invalid boxes (an error naming ``file:line``, or skipped and counted with
+``skip_invalid``): an empty ImageID or LabelName, an empty coordinate, a value that is
+not finite (``inf``, ``nan``), XMax < XMin or YMax < YMin.
 """
 
 from __future__ import annotations
@@ -41,10 +49,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, mention
+from mlcycle.errors import MlcycleError, mention, printable
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats._assemble import filter_keeping_samples
-from mlcycle.formats._csv_text import has_decimal_commas, read_csv_text, to_float
+from mlcycle.formats._assemble import check_box_geometry, filter_keeping_samples
+from mlcycle.formats._csv_text import (check_csv_bytes, finite_floats, has_decimal_commas, neutralise_cell, read_csv_text, to_float,
+                                       unescape_cell)
 from mlcycle.formats._invalid import InvalidInput
 from mlcycle.formats._writing import num_strings, source_rows, writable_attributes
 
@@ -156,27 +165,37 @@ class _Reader:
         if ids.null_count:
             row = int(np.argmin(ids.is_valid().to_numpy(zero_copy_only=False)))
             self.problems.add(f"{name}:{row + 2}: ImageID is empty")
+        keep = ids.is_valid().to_numpy(zero_copy_only=False).copy() if n else np.zeros(0, bool)
+        # a label without a class (LabelName empty) is invalid, as in every format
+        no_label = ~tab.column("LabelName").is_valid().to_numpy(zero_copy_only=False) & keep if n else np.zeros(0, bool)
+        self.problems.add_each(np.flatnonzero(no_label).tolist(), lambda i: f"{name}:{i + 2}: LabelName is empty")
+        keep &= ~no_label
         part: dict[str, Any] = {"n": n, "name": name, "subset": _subset(path),
-                                "ids": ids.to_pylist(), "labels": tab.column("LabelName").to_pylist(),
-                                "keep": ids.is_valid().to_numpy(zero_copy_only=False).copy()}
+                                "ids": ids.to_pylist(), "labels": tab.column("LabelName").to_pylist()}
         if "Source" in tab.column_names:
             part["source"] = tab.column("Source").to_pylist()
         if "Confidence" in tab.column_names:
-            part["conf"] = to_float(tab.column("Confidence"), name, "Confidence", comma)
+            part["conf"], bad = finite_floats(tab, "Confidence", name, self.problems, comma)
+            keep &= ~bad
         if boxes:
-            xmin, xmax, ymin, ymax = (to_float(tab.column(c), name, c, comma) for c in BOX_COLUMNS)
-            missing = np.isnan(xmin) | np.isnan(xmax) | np.isnan(ymin) | np.isnan(ymax)
-            reversed_ = ~missing & ((xmax < xmin) | (ymax < ymin))
-            for i in np.flatnonzero(missing | reversed_).tolist():
-                vals = ", ".join(f"{c}={tab.column(c)[i].as_py()!r}" for c in BOX_COLUMNS)
-                what = "a box coordinate is empty" if missing[i] else "XMax < XMin or YMax < YMin"
-                self.problems.add(f"{name}:{i + 2}: {what} ({vals})")
-            part["keep"] &= ~(missing | reversed_)
-            # an image whose every box is skipped stays, as a sample row
-            self.listed.extend((part["ids"][i], part["subset"]) for i in np.flatnonzero(missing | reversed_).tolist()
-                               if part["ids"][i])
+            floats = [finite_floats(tab, c, name, self.problems, comma) for c in BOX_COLUMNS]
+            xmin, xmax, ymin, ymax = (v for v, _ in floats)
+            nonfinite = np.any([b for _, b in floats], axis=0)
+            missing = (np.isnan(xmin) | np.isnan(xmax) | np.isnan(ymin) | np.isnan(ymax)) & ~nonfinite
+            for i in np.flatnonzero(missing & keep).tolist():
+                vals = ", ".join(f"{c}={printable(tab.column(c)[i].as_py(), 40)!r}" for c in BOX_COLUMNS)
+                self.problems.add(f"{name}:{i + 2}: a box coordinate is empty ({vals})")
+            bad = nonfinite | missing
+            # the one rule for bad geometry: XMax < XMin or YMax < YMin
+            bad |= ~check_box_geometry(np.stack([xmin, ymin, xmax - xmin, ymax - ymin], axis=1), self.problems,
+                                       lambda i: f"{name}:{i + 2}", present=keep & ~bad,
+                                       values=lambda i: ", ".join(f"{c}={tab.column(c)[i].as_py()!r}" for c in BOX_COLUMNS))
+            keep &= ~bad
             part["box"] = (xmin, xmax, ymin, ymax)
             part["flags"] = self._flags(tab, name)
+        part["keep"] = keep
+        # an image whose every label is skipped stays, as a sample row
+        self.listed.extend((part["ids"][i], part["subset"]) for i in np.flatnonzero(~keep).tolist() if part["ids"][i])
         extra = [c for c in tab.column_names if c not in STANDARD]
         part["extra"] = {c: tab.column(c).to_pylist() for c in extra}
         for c in extra:
@@ -213,20 +232,31 @@ class _Reader:
 
         with open(f, encoding="utf-8-sig", errors="replace", newline="") as fh:
             for row in _csv.DictReader(fh):
-                iid = (row.get("ImageID") or "").strip()
+                iid = unescape_cell((row.get("ImageID") or "").strip())
                 if iid:
-                    self.listed.append((iid, (row.get("Subset") or "").strip() or _subset(f)))
+                    self.listed.append((iid, unescape_cell((row.get("Subset") or "").strip()) or _subset(f)))
 
     def read_meta(self, f: Path) -> None:
-        for k, line in enumerate(f.read_text(encoding="utf-8", errors="replace").splitlines()):
+        from mlcycle import io
+        from mlcycle.formats._json import check_text_encoding, strip_bom, utf8_error
+
+        data = strip_bom(io.read_bytes(f, allow_empty=True))
+        check_text_encoding(data, str(f))
+        bad = utf8_error(data, str(f))
+        if bad is not None:
+            raise bad
+        for k, line in enumerate(data.decode("utf-8").splitlines()):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             parts = line.split()
             try:
                 iid, h, w = parts[0], int(parts[1]), int(parts[2])
+                if not (0 <= h < 2**31 and 0 <= w < 2**31):
+                    raise ValueError
             except (IndexError, ValueError):
-                raise MlcycleError(f"{f}:{k + 1}: expected 'ImageID height width', got {line!r}") from None
+                raise MlcycleError(f"{f}:{k + 1}: expected 'ImageID height width' (sizes in pixels), "
+                                   f"got {printable(line, 80)!r}") from None
             self.meta_sizes[iid] = (w, h)
 
     def read_descriptions(self, f: Path) -> None:
@@ -235,7 +265,7 @@ class _Reader:
         with open(f, encoding="utf-8", errors="replace", newline="") as fh:
             for row in _csv.reader(fh):
                 if len(row) >= 2 and row[0] != "LabelName":
-                    self.descriptions[row[0]] = row[1]
+                    self.descriptions[unescape_cell(row[0])] = unescape_cell(row[1])
 
     def image_paths(self, root: Path, ids: list[str], subsets: list[str | None]) -> list[Path | None]:
         from mlcycle.formats._images import find_images
@@ -396,6 +426,9 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     else:
         if not path.is_file():
             raise MlcycleError(f"{path}: no such file or folder")
+        from mlcycle import io
+
+        check_csv_bytes(io.read_bytes(path), str(path))  # encoding, or a JSON/XML file given as CSV
         if _is_box_csv(path):
             reader.read_csv(path, boxes=True)
         elif _is_label_csv(path):
@@ -411,6 +444,7 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
 # --------------------------------------------------------------------------- writing
 
 def _csv_text(header: list[str], rows: list[list[str]]) -> str:
+    """CSV text; ``rows`` already have their text cells neutralised (``_text``)."""
     import csv as _csv
     import io as _io
 
@@ -456,6 +490,11 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     def flag(v: Any) -> str:
         return "-1" if v is None else ("1" if v else "0")
 
+    # a crowd region is a group of objects: IsGroupOf=1 (never an ordinary object)
+    crowd = col(T.ISCROWD)
+    if any(crowd):
+        flags["IsGroupOf"] = [True if c else g for c, g in zip(crowd, flags["IsGroupOf"])]
+
     # fractions as text, vectorised (shortest text that reads back to the same float)
     Wf = np.array([np.nan if v is None else float(v) for v in widths], dtype=np.float64)
     Hf = np.array([np.nan if v is None else float(v) for v in heights], dtype=np.float64)
@@ -466,15 +505,15 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     flag_s = [[flag(v) for v in flags[k]] for k in FLAG_COLUMNS]
     for i in np.flatnonzero(is_label).tolist():
         c = "" if conf[i] is None else conf_s[i]
-        s = "" if src[i] is None else src[i]
-        lab = "" if labels[i] is None else labels[i]
+        s = _text(src[i])
+        lab = _text(labels[i])
         if has_box[i]:
-            row = [samples[i], s, lab, c, fr[0][i], fr[1][i], fr[2][i], fr[3][i]]
+            row = [_text(samples[i]), s, lab, c, fr[0][i], fr[1][i], fr[2][i], fr[3][i]]
             row += [f[i] for f in flag_s]
-            row += ["" if extra[k][i] is None else str(extra[k][i]) for k in extra_cols]
+            row += [_text(extra[k][i]) for k in extra_cols]
             box_rows.setdefault(splits[i], []).append(row)
         else:
-            label_rows.setdefault(splits[i], []).append([samples[i], s, lab, c])
+            label_rows.setdefault(splits[i], []).append([_text(samples[i]), s, lab, c])
     first: dict[str, int] = {}
     for i, s in enumerate(samples):
         first.setdefault(s, i)
@@ -484,6 +523,11 @@ def _tables(table: "pa.Table", source: str | None) -> dict[str, Any]:
     return {"header": header, "boxes": box_rows, "labels": label_rows, "dropped": dropped,
             "images": [(s, splits[i], widths[i], heights[i]) for s, i in first.items()],
             "descriptions": meta.get("class_descriptions") or {}}
+
+
+def _text(value: Any) -> str:
+    """A text cell: empty for null, formula-like text neutralised (OWASP)."""
+    return "" if value is None else neutralise_cell(str(value))
 
 
 def write(table: "pa.Table", output: Path | None, options: WriteOptions | None = None) -> None:
@@ -498,29 +542,40 @@ def write(table: "pa.Table", output: Path | None, options: WriteOptions | None =
         rows = [r for part in doc["boxes"].values() for r in part]
         n_labels = sum(len(v) for v in doc["labels"].values())
         if n_labels:
-            reporting.warn(f"{n_labels} image-level label(s) not written: a box CSV holds boxes only (write a folder, -o DIR, to keep them)")
+            reporting.warn(f"{n_labels} image-level label(s) not written: a box CSV holds boxes only (write a folder to keep them)")
+        splits = sorted({sp for _, sp, _, _ in doc["images"] if sp is not None})
+        if splits:
+            reporting.warn(f"split ({', '.join(printable(x) for x in splits[:5])}) not written: a box CSV has no place "
+                           "for it (write a folder: one file per split)")
         with io.atomic_output(output, "wb") as fh:
             fh.write(_csv_text(doc["header"], rows).encode("utf-8"))
         return
-    ann = Path(output) / "annotations"
+    for split in list(doc["boxes"]) + list(doc["labels"]):
+        if split is not None and ("/" in split or "\\" in split or split in ("", ".", "..")):
+            raise MlcycleError(f"split {printable(split)!r} cannot be part of a file name")
+    with io.atomic_folder(output) as tmp:  # all files or none
+        _write_folder(tmp / "annotations", doc)
+
+
+def _write_folder(ann: Path, doc: dict) -> None:
+    from mlcycle import io
+
     ann.mkdir(parents=True, exist_ok=True)
 
     def fname(split: str | None, kind: str) -> str:
         return f"{split}-annotations-{kind}.csv" if split else f"annotations-{kind}.csv"
 
     for split, rows in doc["boxes"].items():
-        if split is not None and ("/" in split or "\\" in split or split in ("", ".", "..")):
-            raise MlcycleError(f"split {split!r} cannot be part of a file name")
         with io.atomic_output(ann / fname(split, "bbox"), "wb") as fh:
             fh.write(_csv_text(doc["header"], rows).encode("utf-8"))
     for split, rows in doc["labels"].items():
         with io.atomic_output(ann / fname(split, "human-imagelabels"), "wb") as fh:
             fh.write(_csv_text(["ImageID", "Source", "LabelName", "Confidence"], rows).encode("utf-8"))
     with io.atomic_output(ann / "image_ids_and_rotation.csv", "wb") as fh:
-        fh.write(_csv_text(["ImageID", "Subset"], [[s, sp or ""] for s, sp, _, _ in doc["images"]]).encode("utf-8"))
-    meta_lines = [f"{s} {h} {w}" for s, _, w, h in doc["images"] if w is not None and h is not None and " " not in s]
+        fh.write(_csv_text(["ImageID", "Subset"], [[_text(s), _text(sp)] for s, sp, _, _ in doc["images"]]).encode("utf-8"))
+    meta_lines = [f"{s} {h} {w}" for s, _, w, h in doc["images"] if w is not None and h is not None and len(s.split()) == 1 and s == s.strip()]
     with io.atomic_output(ann / "images.meta", "wb") as fh:
         fh.write(("\n".join(meta_lines) + ("\n" if meta_lines else "")).encode("utf-8"))
     if doc["descriptions"]:
         with io.atomic_output(ann / "class-descriptions.csv", "wb") as fh:
-            fh.write(_csv_text(["LabelName", "DisplayName"], [[k, v] for k, v in doc["descriptions"].items()]).encode("utf-8"))
+            fh.write(_csv_text(["LabelName", "DisplayName"], [[_text(k), _text(v)] for k, v in doc["descriptions"].items()]).encode("utf-8"))

@@ -173,7 +173,7 @@ def test_results_need_ground_truth_and_known_ids(tmp_path):
     t = coco_results.read(res, coco_results.ReadOptions(images=gt))
     assert t.to_pylist()[0]["sample_id"] == "a.jpg" and t.to_pylist()[0]["source"] == "pred"
     bad = write(tmp_path, [{"image_id": 4, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}], "bad.json")
-    with pytest.raises(MlcycleError, match=r"results\[0\] refers to unknown image id 4"):
+    with pytest.raises(MlcycleError, match=r"\[0\] refers to unknown image id 4"):
         coco_results.read(bad, coco_results.ReadOptions(images=gt))
     badcat = write(tmp_path, [{"image_id": 1, "category_id": 2, "bbox": [0, 0, 1, 1], "score": 0.5}], "badcat.json")
     with pytest.raises(MlcycleError, match=r"\[0\] refers to unknown category id 2"):

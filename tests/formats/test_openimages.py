@@ -226,11 +226,11 @@ def _csv(tmp_path: Path, body: str) -> Path:
 def test_reversed_box_names_the_line_and_skip_invalid_counts(tmp_path, runner):
     p = _csv(tmp_path, "a,x,/m/0,1,0.1,0.2,0.1,0.2,0,0,0,0,0\na,x,/m/0,1,0.5,0.2,0.1,0.2,0,0,0,0,0\n"
                        "z,x,/m/0,1,0.5,0.2,0.1,0.2,0,0,0,0,0\n")
-    with pytest.raises(MlcycleError, match=r"b\.csv:3: XMax < XMin or YMax < YMin"):
+    with pytest.raises(MlcycleError, match=r"b\.csv:3: the box has a negative width or height"):
         openimages.read(p, ReadOptions(image_size=(10, 10)))
     res = runner(["ingest", "openimages", p, "--image-size", "10x10", "--skip-invalid"])
     assert res.exit_code == 0 and "skipped 2 invalid boxes" in res.stderr
-    assert "b.csv:3: XMax < XMin or YMax < YMin (XMin='0.5', XMax='0.2'" in res.stderr
+    assert "b.csv:3: the box has a negative width or height (x2 < x1 or y2 < y1) (XMin='0.5', XMax='0.2'" in res.stderr
     rows = io.decode(res.stdout.encode()).to_pylist()
     # z's only box was skipped: the image stays, as a sample row
     assert [(r[T.SAMPLE_ID], r[T.LABEL]) for r in rows] == [("a", "/m/0"), ("z", None)]

@@ -126,3 +126,45 @@ def test_cli_names_the_flag(runner, tmp_path):
     assert res.exit_code == 2 and "error: unknown format 'nope'" in res.stderr
     res = runner(["export", "nope", p])
     assert res.exit_code == 2 and "unknown format 'nope'" in res.stderr
+
+
+# --------------------------------------------------------------------------- names (issue #13)
+
+def test_yolov8_and_ultralytics_are_aliases_of_yolo(tmp_path, runner):
+    assert formats.info("yolov8").name == "yolo" and formats.info("ultralytics").name == "yolo"
+    assert formats.options_class("ultralytics", "write") is yolo.WriteOptions
+    formats.export(small_table(), "yolov8", tmp_path / "y")
+    back = formats.ingest(tmp_path / "y", "ultralytics", image_size=(100, 100))
+    assert sorted(back.column(T.LABEL).to_pylist()) == ["cat", "dog"]
+    listed = runner(["ingest", "--list-formats"]).stdout.splitlines()
+    assert any(line.startswith("yolo ") and "(also: yolov8, ultralytics)" in line for line in listed)
+    res = runner(["ingest", "yolov8", tmp_path / "y", "--image-size", "100x100"])
+    assert res.exit_code == 0, res.stderr
+
+
+@pytest.mark.parametrize("name,mode,hint", [
+    ("cooc", "read", "did you mean 'coco'?"),
+    ("coco_results", "read", "did you mean 'coco-results'?"),
+    ("yolo8", "read", "did you mean 'yolov8'?"),
+    ("htm", "write", "did you mean 'html'?"),
+    ("zzz", "read", "readable formats: coco, "),
+])
+def test_unknown_format_names_get_a_did_you_mean(name, mode, hint):
+    with pytest.raises(OptionError, match=f"unknown format '{name}'") as info:
+        formats.info(name, mode)
+    assert hint in info.value.hint
+
+
+def test_write_only_formats_are_not_offered_for_reading(runner):
+    assert "html" not in formats.names(reads=True)
+    with pytest.raises(OptionError) as info:
+        formats.info("htm", "read")
+    assert "html" not in info.value.hint  # not suggested, not listed
+    res = runner(["ingest", "html", "x"])
+    assert res.exit_code == 2 and "format 'html' can be written but not read" in res.stderr
+    assert "html" not in res.stderr.split("hint:")[1]
+    from mlcycle.cli.ingest import _complete_format_or_path
+
+    assert "html" not in _complete_format_or_path("") and "yolov8" in _complete_format_or_path("yolo")
+    res = runner(["ingest", "cooc", "x.json"])
+    assert res.exit_code == 2 and "did you mean 'coco'?" in res.stderr
