@@ -143,7 +143,7 @@ def _rles(col, rows, boxes, W, H, origin, where):
         objs[j] = o
     rws = rows[slow_idx]
     for j, obj in enumerate(objs):
-        if obj is None:  # no mask: the box as a polygon, as loadRes makes one
+        if obj is None or obj == []:  # no mask ('[]': no polygon): the box as a polygon, as loadRes makes one
             x, y, w, h = boxes[int(rws[j])].tolist()
             objs[j] = [[x, y, x, y + h, x + w, y + h, x + w, y]]
     rles, problems = decode(objs, H[rws], W[rws])

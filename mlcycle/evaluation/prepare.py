@@ -233,6 +233,10 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     box_ok = ~np.isnan(boxes).any(axis=1)
     segm = opts.iou_type == "segm"
     seg_valid = T.column_or_null(table, T.SEGMENTATION).is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
+    if segm and seg_valid.any():  # '[]' (COCO's "no polygon"): no mask, as if null
+        import pyarrow.compute as pc
+
+        seg_valid &= ~pc.equal(T.column_or_null(table, T.SEGMENTATION), "[]").fill_null(False).to_numpy(zero_copy_only=False)
     if n and (boxes_bad := (~np.isnan(boxes).all(axis=1)) & ~box_ok).any():
         row = int(np.argmax(boxes_bad))
         raise MlcycleError(f"{origin}: {where(row)}: bbox has missing or NaN values",

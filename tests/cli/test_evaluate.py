@@ -281,3 +281,38 @@ def test_help_has_examples(runner):
     r = runner(["evaluate", "--help"])
     assert r.exit_code == 0
     assert "Examples:" in r.stdout and "--fail-under" in r.stdout
+
+
+# --------------------------------------------------------------------------- issue #13
+
+def test_fail_under_a_percentage_for_a_fraction_is_usage_error(runner, tmp_path):
+    """AP50=60 (meant as 60%) can never be met: exit 2 before any work or output."""
+    gp, pp = _tables(tmp_path)
+    out, mf = tmp_path / "o.jsonl", tmp_path / "m.json"
+    r = runner(["evaluate", gp, pp, "--fail-under", "AP50=60", "--metrics", mf, "-o", out])
+    assert r.exit_code == 2
+    assert "--fail-under" in r.stderr and "AP50=60" in r.stderr
+    assert not out.exists() and not mf.exists() and r.stdout == ""
+
+
+@pytest.mark.parametrize("bad", ["missing/x.jsonl", "folder/"])
+def test_bad_output_leaves_no_metrics_file(runner, tmp_path, bad):
+    """`--metrics m.json -o bad/x`: the output is checked before the work, and the two are
+    written all or none."""
+    gp, pp = _tables(tmp_path)
+    (tmp_path / "folder").mkdir()
+    mf = tmp_path / "m.json"
+    r = runner(["evaluate", gp, pp, "--metrics", mf, "-o", str(tmp_path / bad)])
+    assert r.exit_code in (1, 2) and r.stderr.startswith("error: ")
+    assert not mf.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "x_gt.parquet", "x_pred.parquet"]
+
+
+def test_metrics_and_table_written_together(runner, tmp_path):
+    gp, pp = _tables(tmp_path)
+    mf, out = tmp_path / "m.json", tmp_path / "o.parquet"
+    r = runner(["evaluate", gp, pp, "--metrics", mf, "-o", out])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(mf.read_text())["metrics"]["AP50"] > 0
+    t = io.read_table(out)
+    assert T.EVAL in t.column_names and "history" in T.get_metadata(t)
