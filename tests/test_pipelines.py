@@ -452,3 +452,47 @@ def test_the_makefile_example_in_the_docs_rebuilds_only_what_changed(bindir, tmp
     again = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "build").iterdir()}
     assert again["gt.parquet"] == built["gt.parquet"]
     assert again["preds.parquet"] != built["preds.parquet"]
+
+
+# --------------------------------------------------------------------------- make demo
+
+def test_demo_runs_the_loop_and_compares_two_models(bindir, tmp_path):
+    """scripts/demo.sh (what `make demo` runs) from start to end: the curate verbs, one
+    evaluation of two models, the charts with ground truth and predictions apart, the
+    work list and the two-model report."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "demo-out"
+    res = subprocess.run(["bash", str(REPO / "scripts" / "demo.sh"), str(bindir / "mlcycle"), str(out)],
+                         cwd=tmp_path, capture_output=True, text=True, env=_env(bindir), timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    _no_noise(res.stderr)
+    for step in ("mlcycle merge", "mlcycle remap", "mlcycle diff", "mlcycle split",
+                 "mlcycle evaluate gt.parquet preds.parquet weak.parquet", "mlcycle export html"):
+        assert "$ " + step in res.stderr, step
+    # curate: the synonym folded (one relabel, seen by diff), a fresh split of all 32 samples
+    changes = pq.read_table(out / "changes.parquet").to_pylist()
+    assert [(c["change"], c["old_label"], c["label"]) for c in changes] == [("relabelled", "disc", "circle")]
+    resplit = pq.read_table(out / "resplit.parquet")
+    assert "disc" not in resplit["label"].to_pylist()
+    assert set(resplit["split"].to_pylist()) == {"train", "val"} and len(set(resplit["sample_id"].to_pylist())) == 32
+    # two models in one evaluation; the weaker one is worse
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["sources"]) == {"detector", "weak"}
+    assert metrics["sources"]["weak"]["metrics"]["AP"] < metrics["sources"]["detector"]["metrics"]["AP"]
+    ev = pq.read_table(out / "evaluated.parquet")
+    assert set(ev["source"].to_pylist()) == {"gt", "detector", "weak"}
+    # stats of the evaluated table: ground truth and predictions apart, charts too
+    st = json.loads((out / "eval-stats.json").read_text())
+    assert [s["source"] for s in st["by_source"]] == ["gt", "detector", "weak"]
+    assert st["by_source"][0]["counts"]["labels"] == 43
+    assert (out / "eval-charts" / "classes.png").read_bytes()[:4] == b"\x89PNG"
+    # the work list and the report with both models, side by side, at their best-F1 thresholds
+    assert pq.read_table(out / "hard.parquet").num_rows > 0
+    text = (out / "report" / "index.html").read_text()
+    start = text.index('id="report-data">') + len('id="report-data">')
+    data = json.loads(text[start:text.index("</script>", start)])
+    assert data["sources"] == ["detector", "weak"]
+    assert data["operating"]["detector"]["f1"] > data["operating"]["weak"]["f1"]
+    assert set(data["metrics"]["sources"]) == {"detector", "weak"}
+    assert len(list((out / "report" / "thumbs").rglob("*.jpg"))) == 12
