@@ -64,11 +64,14 @@ def _point(thr, p, r, i) -> dict:
     return {"threshold": float(thr[i]), "precision": float(p[i]), "recall": float(r[i])}
 
 
-def curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def curve(scores: np.ndarray, tp: np.ndarray, n_gt: int, presorted: bool = False):
     """(thresholds descending, precision, recall) at every distinct score."""
-    order = np.argsort(-scores, kind="stable")
-    s = scores[order]
-    ctp = np.cumsum(tp[order])
+    if presorted:
+        s, ctp = scores, np.cumsum(tp)
+    else:
+        order = np.argsort(-scores, kind="stable")
+        s = scores[order]
+        ctp = np.cumsum(tp[order])
     n = np.arange(1, len(s) + 1)
     last = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -78,7 +81,7 @@ def curve(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> tuple[np.ndarray, np
 
 
 def points(scores: np.ndarray, tp: np.ndarray, n_gt: int, beta: float,
-           at_recall: Sequence[float], at_precision: Sequence[float]) -> dict:
+           at_recall: Sequence[float], at_precision: Sequence[float], presorted: bool = False) -> dict:
     """The operating points of one set of detections (``tp`` bool, the rest false positives)."""
     out: dict = {"num_gt": int(n_gt), "num_pred": int(len(scores)), "best_f1": None}
     if beta != 1.0:
@@ -88,7 +91,7 @@ def points(scores: np.ndarray, tp: np.ndarray, n_gt: int, beta: float,
                            for t in at_precision]
     if not len(scores) or not n_gt:
         return out
-    thr, p, r = curve(scores, tp, n_gt)
+    thr, p, r = curve(scores, tp, n_gt, presorted)
     f1 = _fbeta(p, r, 1.0)
     i = int(np.argmax(f1))
     out["best_f1"] = {**_point(thr, p, r, i), "f1": float(f1[i])}
@@ -116,13 +119,18 @@ def compute(scores: np.ndarray, cats: np.ndarray, tp: np.ndarray, counted: np.nd
     detections that are true or false positives (the others, matched to crowd regions,
     are left out)."""
     s, c, t = scores[counted], cats[counted], tp[counted]
-    overall = points(s, t, int(n_gt_k.sum()), beta, at_recall, at_precision)
+    by_score = np.argsort(-s, kind="stable")
+    s, c, t = s[by_score], c[by_score], t[by_score]
+    overall = points(s, t, int(n_gt_k.sum()), beta, at_recall, at_precision, presorted=True)
     per_class = []
-    order = np.argsort(c, kind="stable")
+    # stable by class keeps the score order inside each class (16-bit keys: a radix sort)
+    key = c.astype(np.uint16) if len(classes) <= np.iinfo(np.uint16).max else c
+    order = np.argsort(key, kind="stable")
     bounds = np.searchsorted(c[order], np.arange(len(classes) + 1))
     for k, name in enumerate(classes):
         idx = order[bounds[k]:bounds[k + 1]]
-        per_class.append({"label": name, **points(s[idx], t[idx], int(n_gt_k[k]), beta, at_recall, at_precision)})
+        per_class.append({"label": name, **points(s[idx], t[idx], int(n_gt_k[k]), beta, at_recall, at_precision,
+                                                  presorted=True)})
     return {"iou": iou, "beta": beta, "overall": overall, "per_class": per_class}
 
 
