@@ -1,21 +1,23 @@
 """``export html``: a self-contained, offline HTML report of a label table.
 
-The report is a folder (``index.html`` + ``thumbs/``) or, with ``embed``, one HTML file
-with the thumbnails inlined as data URIs. It needs no server and no network: the page's
-JavaScript and CSS (``static/report.js``, ``static/report.css``, hand-written) are
-inlined, the data goes in as JSON inside ``<script type="application/json">`` with
-``<``, ``>``, ``&`` and U+2028/U+2029 escaped, and the script renders every piece of
-data with ``textContent``/``setAttribute`` only. A Content-Security-Policy allows only
-that one inline script (by its hash) and no network requests.
+The report is a folder (``index.html`` + ``thumbs/``, built in a temporary sibling and
+renamed: all or nothing) or, with ``embed``, one HTML file with the thumbnails inlined as
+data URIs. It needs no server and no network: the page's JavaScript and CSS
+(``static/report.js``, ``static/report.css``, hand-written) are inlined, the data goes in
+as JSON inside ``<script type="application/json">`` with ``<``, ``>``, ``&`` and
+U+2028/U+2029 escaped, and the script renders every piece of data with
+``textContent``/``setAttribute`` only. A Content-Security-Policy allows only that one
+inline script (by its hash) and no network requests.
 
 Options (``html.WriteOptions``): ``embed`` (bool), ``limit`` (int: keep the first N
-samples in sort order), ``sort_by`` (column name, ``sample_id`` or ``errors``),
-``metrics`` (path to a metrics document, the JSON ``evaluate`` writes), ``thumb_size``
-(longest side, px), ``title``. ``images_root`` (else the table's ``images_root`` metadata, else the
-current folder) is where the images are: ``images_root / sample_id``.
+samples in sort order; default ``DEFAULT_LIMIT`` with a warning, 0: all), ``sort_by``
+(column name, ``sample_id`` or ``errors``), ``metrics`` (path to a metrics document, the
+JSON ``evaluate`` writes), ``thumb_size`` (longest side, px), ``title``. ``images_root``
+(else the table's ``images_root`` metadata, else the current folder) is where the images
+are: ``images_root / sample_id``; only files inside it are read (``thumbs``).
 
-Thumbnails are made once with Pillow (JPEG draft decoding, in a thread pool) and reused
-when the report is written again into the same folder and the image has not changed.
+``operating`` computes each prediction source's best-F1 threshold (the page's slider
+default) and the matches from the evaluated table; ``thumbs`` makes the thumbnails.
 """
 
 from __future__ import annotations
