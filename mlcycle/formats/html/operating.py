@@ -86,7 +86,7 @@ def best_f1(table: "pa.Table") -> dict[str, dict[str, Any]]:
         # a threshold keeps every prediction with an equal score: the last of each run
         last = np.flatnonzero(np.append(s[1:] != s[:-1], True)) if len(s) else np.zeros(0, np.int64)
         point: dict[str, Any] = {"threshold": None, "f1": 0.0, "precision": None, "recall": 0.0 if n_gt else None,
-                                 "tp": 0, "fp": 0, "fn": n_gt, "gt": n_gt, "predictions": int(len(rows)),
+                                 T.TP: 0, T.FP: 0, T.FN: n_gt, "gt": n_gt, "predictions": int(len(rows)),
                                  "scored": bool(np.isfinite(s).any())}
         if len(last):
             denom = tp[last] + fp[last] + n_gt
@@ -95,8 +95,9 @@ def best_f1(table: "pa.Table") -> dict[str, dict[str, Any]]:
             i = last[best]
             if f1[best] > 0:
                 t, f = int(tp[i]), int(fp[i])
-                point.update(threshold=float(s[i]) if np.isfinite(s[i]) else None, f1=float(f1[best]),
-                             precision=t / (t + f), recall=t / n_gt if n_gt else None, tp=t, fp=f, fn=n_gt - t)
+                point.update({"threshold": float(s[i]) if np.isfinite(s[i]) else None, "f1": float(f1[best]),
+                              "precision": t / (t + f), "recall": t / n_gt if n_gt else None,
+                              T.TP: t, T.FP: f, T.FN: n_gt - t})
         out[src] = point
     return out
 
