@@ -150,8 +150,7 @@ def _bootstrap(table, opts: "Options", sources: list[str], baseline: str, docs: 
     if n == 0:
         raise MlcycleError(f"{opts.origin}: no images to resample")
     W = BS.weights(BS.resample_indices(n, opts.bootstrap, opts.seed), n)
-    reps = _map(lambda s: BS.metrics(conts[s][0], W, per_class=True), sources)
-    reps = dict(zip(sources, reps))
+    reps = dict(zip(sources, _in_processes(lambda s: BS.metrics(conts[s][0], W, per_class=True), sources)))
     names = BS.metric_names(conts[baseline][0])
     intervals = {s: {m: BS.interval(np.where(reps[s][m] > -1, reps[s][m], np.nan), CONFIDENCE) for m in names}
                  for s in sources}
@@ -202,18 +201,24 @@ def _mention(name: str) -> str:
     return mention(name)
 
 
-def _map(fn, items) -> list:
-    """``list(map(fn, items))``, two at a time on two threads (numpy releases the GIL)."""
-    import os
+def _in_processes(fn, items) -> list:
+    """``[fn(x) for x in items]`` with the later half in a forked process on Linux with a
+    second core (the work is many small numpy steps that hold the GIL: threads would not
+    run them in parallel). If the child fails, the parent computes its part (errors
+    surface normally)."""
+    from mlcycle.evaluation.match import _can_fork, _in_child
 
     items = list(items)
-    workers = min(len(items), os.cpu_count() or 1, 4)
-    if workers < 2:
+    if len(items) < 2 or not _can_fork():
         return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))
+    half = (len(items) + 1) // 2
+    mine, theirs = items[:half], items[half:]
+    _, pending = _in_child(lambda xs: [fn(x) for x in xs], theirs)
+    out = [fn(x) for x in mine]
+    rest = pending()
+    if rest is None:
+        rest = [fn(x) for x in theirs]
+    return out + rest
 
 
 def _combine(outs: dict, baseline: str, sources: list[str]) -> "pa.Table | None":
