@@ -29,6 +29,11 @@ def run(table: "pa.Table", opts: Options) -> tuple["pa.Table | None", dict]:
     from mlcycle.evaluation import compare, operating_points
 
     operating_points.check(opts.beta, opts.at_recall, opts.at_precision)
+    for name in ("bootstrap", "tide"):
+        if getattr(opts, name) and opts.method != "coco":
+            from mlcycle.errors import OptionError
+
+            raise OptionError(name, f"works with the COCO method only, not {opts.method!r}")
     if opts.bootstrap or opts.baseline is not None:
         compare.check_options(opts, compare.prediction_sources(table, opts.gt_source) or ["(none)"])
     if opts.pred_source is None:

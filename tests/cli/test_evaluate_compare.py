@@ -105,3 +105,10 @@ def test_single_source_bootstrap_intervals(runner, tmp_path):
     doc = json.loads(r.stdout)
     lo, hi = doc["bootstrap"]["intervals"]["AP"]
     assert lo <= hi and "sources" not in doc
+
+
+def test_bootstrap_and_tide_need_the_coco_method(runner, tmp_path):
+    p = _files(tmp_path)
+    for flag in (["--bootstrap", "10"], ["--tide"]):
+        r = runner(["evaluate", p["gt"], p["old"], "--method", "voc", "--json", *flag])
+        assert r.exit_code == 2 and flag[0] in r.stderr and r.stdout == ""
