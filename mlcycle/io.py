@@ -180,8 +180,10 @@ def read_table(path: str | os.PathLike | None = None, allow_empty: bool = False)
         return concat(tables) if len(tables) > 1 else T.normalize(tables[0], origin=str(path))
     name = display_name(path)
     data = read_bytes(path, allow_empty=allow_empty)
-    table = decode(data, name)
-    table = T.normalize(table, origin=name)
+    try:
+        table = T.normalize(decode(data, name), origin=name)
+    except UnicodeDecodeError as exc:  # e.g. a column name that is not UTF-8
+        raise MlcycleError(f"{name}: text that is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     _provenance_note(name, data=data, table=table)
     return table
 
@@ -216,6 +218,13 @@ class TableScan:
             raise OptionError(None, "standard input ('-') given more than once")
         self.batch_rows = max(1, int(batch_rows))
         self.keep_dictionaries = keep_dictionaries
+        try:
+            self._open(paths, allow_empty)
+        except UnicodeDecodeError as exc:  # a Parquet column name that is not UTF-8
+            where = display_name(paths[0]) if len(paths) == 1 else "<inputs>"
+            raise MlcycleError(f"{where}: text that is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+    def _open(self, paths: Sequence[str | os.PathLike | None], allow_empty: bool) -> None:
         # per input: (display name, a parquet path or None, an in-memory table or None,
         # hive partition values of a file in a dataset folder)
         self._inputs: list[tuple[str, str | None, "pa.Table | None", dict[str, str]]] = []
