@@ -198,15 +198,16 @@ def test_no_ground_truth(runner, tmp_path):
     assert "no ground truth" in r.stderr
 
 
-def test_two_prediction_sources_need_pred_source(runner, tmp_path):
+def test_two_prediction_sources_are_compared_or_one_is_picked(runner, tmp_path):
     gp, pp = _tables(tmp_path)
     other = io.read_table(pp)
     other = other.set_column(other.column_names.index(T.SOURCE), T.SOURCE, pa.array(["yolo"] * other.num_rows))
     op = tmp_path / "other.parquet"
     io.write_table(other, op)
-    r = runner(["evaluate", gp, pp, op, "-o", tmp_path / "o.jsonl"])
-    assert r.exit_code == 2
-    assert "several prediction sources" in r.stderr and "--pred-source" in r.stderr
+    r = runner(["evaluate", gp, pp, op, "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc["sources"]) == {"yolo", "pred"} and "comparison" in doc
     r = runner(["evaluate", gp, pp, op, "--pred-source", "yolo", "--json"])
     assert r.exit_code == 0
     assert json.loads(r.stdout)["params"]["pred_source"] == "yolo"
