@@ -48,7 +48,7 @@ def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True,
                                                  quoted_strings_can_be_null=True, null_values=[""]),
         )
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:  # (a header that is not UTF-8: the latter)
         bad = utf8_error(data, name)
         if bad is not None:
             raise bad from None
@@ -60,12 +60,15 @@ def read_csv_text(path: Path, data: bytes | None = None) -> "pa.Table":
 def check_csv_bytes(data: bytes, name: str) -> None:
     """Refuse, with one clear line, what cannot be a CSV annotation file: nothing at all,
     UTF-16/32 text, a JSON or XML file (saying what it looks like)."""
-    from mlcycle.formats._json import check_text_encoding, strip_bom
+    from mlcycle.formats._json import check_text_encoding, strip_bom, utf8_error
 
     data = strip_bom(data)
     if not data.strip():
         raise MlcycleError(f"{name}: the file is empty; expected a CSV header row")
     check_text_encoding(data, name)
+    bad = utf8_error(data[:data.find(b"\n") if b"\n" in data else len(data)], name)  # the header
+    if bad is not None:
+        raise bad
     kind = _not_csv(data)
     if kind is not None:
         raise MlcycleError(f"{name}: not CSV: this looks like {kind}")

@@ -123,6 +123,10 @@ def header_size(path: Path | str) -> tuple[int, int] | None:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except ValueError:  # a NUL byte in the name
+        from mlcycle.errors import printable
+
+        raise MlcycleError(f"{printable(path)}: not a valid file name (it contains a NUL byte)") from None
     except OSError as exc:
         raise MlcycleError(f"{path}: cannot read the image header: {exc.strerror or exc}") from None
     if stat.S_ISDIR(st.st_mode):

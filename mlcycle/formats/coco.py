@@ -325,10 +325,47 @@ def _float_values(values: list) -> "Any":
 
 # --------------------------------------------------------------------------- writing
 
+def coco_metadata(table: "pa.Table") -> dict:
+    """The table's ``coco`` metadata when it has the shape ``read`` gives it; else (a
+    hand-edited or damaged table) a warning, and {} (written as from another format)."""
+    meta = T.get_metadata(table).get(META)
+    if meta is None:
+        return {}
+
+    def ok() -> bool:
+        if not isinstance(meta, dict):
+            return False
+        cats = meta.get("categories", [])
+        if not isinstance(cats, list) or not all(
+                isinstance(c, dict) and type(c.get("id")) is int and isinstance(c.get("name"), str) for c in cats):
+            return False
+        cols = meta.get("columns", {})
+        if not isinstance(cols, dict) or not all(
+                isinstance(v, dict) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())
+                for v in cols.values()):
+            return False
+        for key in ("json_columns", "no_attributes", "annotation_keys"):
+            if not isinstance(meta.get(key, []), list):
+                return False
+        if not all(isinstance(k, str) for k in meta.get("json_columns", []) + (meta.get("annotation_keys") or [])):
+            return False
+        if not all(type(v) is int for v in meta.get("no_attributes", [])):
+            return False
+        return isinstance(meta.get("top", {}), dict)
+
+    if ok():
+        return meta
+    from mlcycle import reporting
+
+    reporting.warn("the table's COCO metadata (categories, keys) is malformed and is not used: "
+                   "categories are numbered from the labels")
+    return {}
+
+
 def category_table(table: "pa.Table") -> tuple[list[dict], dict[str, int]]:
     """Categories to write and a name -> id map: the ingested ones in their order, plus
     any new class names (ids after the largest; ``category_id`` used where given)."""
-    meta = T.get_metadata(table).get(META, {})
+    meta = coco_metadata(table)
     cats = [dict(c) for c in meta.get("categories", [])]
     name_to_id = {c["name"]: c["id"] for c in cats}
     labels = T.column_or_null(table, T.LABEL).to_pylist()
@@ -387,7 +424,7 @@ def to_dict(table: "pa.Table", source: str | None = None) -> dict:
 
     full = table
     table, source = source_rows(table, source)
-    meta = T.get_metadata(full).get(META, {})
+    meta = coco_metadata(full)
     cats, name_to_id = category_table(table if not meta else full)
     order, img_ids, sizes = image_table(table)
 

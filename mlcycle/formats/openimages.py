@@ -279,7 +279,7 @@ class _Reader:
                 if folder not in cache:
                     cache[folder] = find_images(folder) if folder.is_dir() else {}
                 exact = folder / iid
-                if exact.is_file():
+                if "\0" not in iid and exact.is_file():
                     found = exact
                     break
                 hit = cache[folder].get(iid) or cache[folder].get(Path(iid).stem)

@@ -188,3 +188,16 @@ def test_export_names_the_row_of_bad_segmentation_text_and_null_labels(tmp_path)
     t = T.from_columns({T.SAMPLE_ID: ["a.jpg"], T.SOURCE: ["gt"], T.LABEL: [None], T.BBOX: [[0.0, 0, 1, 1]]})
     with pytest.raises(MlcycleError, match=r"sample 'a.jpg': label 1 has a box but no class"):
         coco.to_dict(t)
+
+
+def test_export_ignores_damaged_coco_metadata_with_a_warning(tmp_path):
+    from mlcycle import reporting
+
+    t = coco.read(write(tmp_path, BASE))
+    meta = T.get_metadata(t)
+    meta["coco"]["categories"] = [{"id": 1}]  # no name: a hand-edited or damaged table
+    t = T.with_metadata(t, meta)
+    with reporting.collect() as seen:
+        d = coco.to_dict(t)
+    assert d["categories"] == [{"id": 1, "name": "cat", "supercategory": ""}]
+    assert any("COCO metadata (categories, keys) is malformed" in w for w in seen.warnings)

@@ -184,3 +184,18 @@ def test_formula_cells_written_by_mlcycle_keep_json_columns_intact(tmp_path):
     out = tmp_path / "o.csv"
     csv_table.write(t, out)
     assert csv_table.read(out).column(T.SEGMENTATION).to_pylist()[0] == seg
+
+
+@pytest.mark.parametrize("fmt,header", [
+    ("csv", b"ima\x95ge,label,xmin,ymin,xmax,ymax\na.jpg,cat,1,2,3,4\n"),
+    ("openimages", b"Imag\x95eID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax\na,x,/m/0,1,0.1,0.2,0.1,0.2\n"),
+])
+def test_a_header_that_is_not_utf8_names_its_place(tmp_path, runner, fmt, header):
+    err = err_line(runner, fmt, write(tmp_path, header))
+    assert "a.csv:1:" in err and "invalid UTF-8 (byte 0x95)" in err
+
+
+def test_an_image_id_with_a_nul_byte_is_one_clear_error(tmp_path, runner):
+    p = write(tmp_path, (",".join(openimages.STANDARD) + "\n").encode() + b"a\x00b,x,/m/0,1,0.1,0.2,0.1,0.2,0,0,0,0,0\n")
+    err = err_line(runner, "openimages", p)
+    assert "not a valid file name (it contains a NUL byte)" in err and "\x00" not in err
