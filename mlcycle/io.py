@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 from mlcycle import table as T
-from mlcycle.errors import MlcycleError, OptionError, mention
+from mlcycle.errors import MlcycleError, OptionError, mention, printable
 from mlcycle.jsonl import JSONL_META_KEY, check_json_depth, encode_jsonl
 from mlcycle.outputs import atomic_folder, atomic_output, check_output, is_stdout, write_outputs
 
@@ -34,7 +34,7 @@ __all__ = [
     # reading
     "read_table", "read_tables", "scan", "TableScan", "concat", "decode", "sniff", "read_bytes",
     "dataset_files", "with_partitions",
-    "empty_inputs_allowed", "check_json_depth", "display_name",
+    "empty_inputs_allowed", "check_json_depth", "check_text", "display_name",
     # writing (atomic files and folders: mlcycle/outputs.py)
     "write_table", "encode", "encode_jsonl", "output_encoding", "check_binary_to_terminal",
     "atomic_output", "atomic_folder", "write_outputs", "check_output", "is_stdout",
@@ -181,11 +181,49 @@ def read_table(path: str | os.PathLike | None = None, allow_empty: bool = False)
     name = display_name(path)
     data = read_bytes(path, allow_empty=allow_empty)
     try:
-        table = T.normalize(decode(data, name), origin=name)
+        table = T.normalize(check_text(decode(data, name), name), origin=name)
     except UnicodeDecodeError as exc:  # e.g. a column name that is not UTF-8
         raise MlcycleError(f"{name}: text that is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     _provenance_note(name, data=data, table=table)
     return table
+
+
+def check_text(table: "pa.Table", name: str) -> "pa.Table":
+    """Raise ``MlcycleError`` naming the column and row of text that is not valid UTF-8.
+
+    The JSON Lines and Parquet readers pass string bytes through unchecked; the first
+    command that looks at such a value would fail far from the cause. Arrow's full
+    validation checks UTF-8 in C++, one pass over the string columns."""
+    import re
+
+    import pyarrow as pa
+
+    for i, field in enumerate(table.schema):
+        t = field.type
+        dictionary = pa.types.is_dictionary(t)
+        if dictionary:
+            t = t.value_type
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            continue
+        col = table.column(i)
+        for chunk_start, chunk in _chunks(col):
+            if dictionary:  # the values live in the dictionary; no row to name
+                chunk_start, chunk = None, chunk.dictionary
+            try:
+                chunk.validate(full=True)
+            except pa.ArrowInvalid as exc:
+                m = re.search(r"index (\d+)", str(exc))
+                row = f"row {chunk_start + int(m.group(1)) + 1}: " if m and chunk_start is not None else ""
+                raise MlcycleError(f"{name}: {row}column '{printable(field.name)}' has text that is not valid UTF-8",
+                                   hint="convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    return table
+
+
+def _chunks(col: "pa.ChunkedArray"):
+    start = 0
+    for chunk in col.chunks:
+        yield start, chunk
+        start += len(chunk)
 
 
 def read_tables(paths: Sequence[str | os.PathLike | None] | None, allow_empty: bool = False) -> "pa.Table":
@@ -286,7 +324,7 @@ class TableScan:
             cols = None if columns is None else [c for c in names if c in set(columns) | set(T.REQUIRED_COLUMNS)]
             try:
                 for batch in pf.iter_batches(batch_size=self.batch_rows, columns=cols):
-                    t = with_partitions(pa.Table.from_batches([batch]), parts)
+                    t = check_text(with_partitions(pa.Table.from_batches([batch]), parts), name)
                     if meta:
                         t = t.replace_schema_metadata(meta)
                     yield T.normalize(t, origin=name, keep_dictionaries=self.keep_dictionaries)

@@ -201,3 +201,29 @@ def test_a_folder_without_parquet_files_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MlcycleError, match="no Parquet files"):
         io.read_table(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("kind", ["jsonl-value", "jsonl-name", "parquet-value"])
+def test_text_that_is_not_utf8_is_an_error_naming_the_column(tmp_path, kind):
+    import io as _io
+
+    if kind == "jsonl-value":
+        p = tmp_path / "bad.jsonl"
+        p.write_bytes(b'{"sample_id":"a","source":"gt","label":"c\xffat"}\n')
+        want = r"row 1: column 'label' has text that is not valid UTF-8"
+    elif kind == "jsonl-name":
+        p = tmp_path / "bad.jsonl"
+        p.write_bytes(b'{"sample_id":"a","source":"gt","lab\xffel":"cat"}\n')
+        want = "not valid UTF-8"
+    else:
+        buf = _io.BytesIO()
+        pq.write_table(pa.table({"sample_id": ["a", "b"], "source": ["gt", "gt"], "label": ["cat", "dogz"]}), buf,
+                       use_dictionary=False, compression="none")
+        p = tmp_path / "bad.parquet"
+        p.write_bytes(buf.getvalue().replace(b"dogz", b"do\xff\xfe"))
+        want = "column 'label' has text that is not valid UTF-8"
+    with pytest.raises(MlcycleError, match=want):
+        io.read_table(p)
+    for cmd in (["stats", p, "--json"], ["evaluate", p, "--json"]):
+        out = _run(cmd, input=None)
+        assert out.returncode == 1 and b"internal error" not in out.stderr, out.stderr
