@@ -194,7 +194,26 @@ def _too_large(h: int, w: int) -> str | None:
     return None
 
 
-def rle_totals(counts: list) -> tuple["np.ndarray", "np.ndarray"]:
+def rle_totals(counts: list, chunk: int = 1 << 16) -> tuple["np.ndarray", "np.ndarray"]:
+    """``_rle_totals`` over batches of about ``chunk`` characters: the temporaries stay in
+    the CPU cache (three times faster than one pass over millions of characters)."""
+    import numpy as np
+
+    raw = [c.encode("latin-1", "replace") if type(c) is str else c for c in counts]
+    lens = np.fromiter(map(len, raw), dtype=np.int64, count=len(raw))
+    if lens.sum() <= chunk:
+        return _rle_totals(raw)
+    ends = np.searchsorted(np.cumsum(lens), np.arange(chunk, int(lens.sum()) + chunk, chunk), side="right")
+    parts, a = [], 0
+    for b in ends.tolist() + [len(raw)]:
+        b = max(b, a + 1) if a < len(raw) else a
+        if b > a:
+            parts.append(_rle_totals(raw[a:b]))
+            a = b
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _rle_totals(counts: list) -> tuple["np.ndarray", "np.ndarray"]:
     """(sum of the runs, valid) of compressed RLE counts (bytes or str), decoded as
     pycocotools' ``rleFrString`` does, all at once with numpy. Not valid: a character
     outside '0'..'o', a number left unfinished or longer than 7 characters, or a run that
@@ -206,39 +225,53 @@ def rle_totals(counts: list) -> tuple["np.ndarray", "np.ndarray"]:
     lens = np.fromiter(map(len, raw), dtype=np.int64, count=n)
     total = np.zeros(n, np.int64)
     valid = np.ones(n, bool)
-    if not n or not lens.sum():
+    nz = np.flatnonzero(lens)
+    if not len(nz):
         return total, valid
-    c = np.frombuffer(b"".join(raw), dtype=np.uint8).astype(np.int64) - 48
-    sid = np.repeat(np.arange(n), lens)                        # string of each character
-    valid &= np.bincount(sid, weights=(c < 0) | (c > 63), minlength=n) == 0
-    cont = (c & 0x20) != 0
-    last = np.cumsum(lens)[lens > 0] - 1                       # last character of each string
-    valid[sid[last]] &= ~cont[last]                            # a number left unfinished
-    end = ~cont
-    end[last] = True                                           # numbers never span strings
-    num = np.cumsum(end) - end                                 # number index of each character
-    starts = np.flatnonzero(np.r_[True, end[:-1]])
-    k = np.arange(len(c)) - starts[num]
-    valid &= np.bincount(sid, weights=k > 6, minlength=n) == 0
-    kk = np.minimum(k, 6)
-    part = (c & 0x1F) << (5 * kk)
-    part -= np.where(end & ((c & 0x10) != 0), np.int64(1) << (5 * (kk + 1)), 0)  # sign
-    x = np.rint(np.bincount(num, weights=part)).astype(np.int64)  # |part| < 2^36: exact
-    nsid = sid[end]                                            # string of each number
-    nstart = np.flatnonzero(np.r_[True, nsid[1:] != nsid[:-1]])
-    m = np.arange(len(x)) - np.repeat(nstart, np.diff(np.r_[nstart, len(x)]))
-    run = x.copy()
-    # run m >= 3 adds run m - 2: cumulative sums along the chains 1, 3, 5 ... and 2, 4, 6 ...
-    for sel in (np.flatnonzero(m % 2 == 1), np.flatnonzero((m % 2 == 0) & (m >= 2))):
-        if not len(sel):
-            continue
-        xs = x[sel]
-        first = np.r_[True, nsid[sel][1:] != nsid[sel][:-1]]
-        cs = np.cumsum(xs)
-        run[sel] = cs - (cs - xs)[first][np.cumsum(first) - 1]
-    bad_run = (run < 0) | (run >= 2**32)
-    valid &= np.bincount(nsid, weights=bad_run, minlength=n) == 0
-    total = np.rint(np.bincount(nsid, weights=np.where(bad_run, 0, run), minlength=n)).astype(np.int64)
+    c = np.frombuffer(b"".join(raw), dtype=np.uint8) - np.uint8(48)  # below '0' wraps: > 63
+    bounds = np.cumsum(lens)
+    if (c > 63).any():
+        valid[np.searchsorted(bounds, np.flatnonzero(c > 63), side="right")] = False
+    cont = (c & 0x20).astype(bool)
+    last = bounds[nz] - 1
+    valid[nz[cont[last]]] = False                   # a number left unfinished
+    cont[last] = False                              # numbers never span strings
+    ends = np.flatnonzero(~cont)                    # last character of each number
+    M = len(ends)
+    length = np.diff(ends, prepend=-1)
+    starts = ends - (length - 1)
+    is_first = np.zeros(len(c), bool)
+    is_first[bounds[nz] - lens[nz]] = True
+    fpos = np.flatnonzero(is_first[starts])         # first number of each (non-empty) string
+    if (length > 7).any():
+        valid[nz[np.searchsorted(fpos, np.flatnonzero(length > 7), side="right") - 1]] = False
+        length = np.minimum(length, 7)
+    x = (c[starts] & 0x1F).astype(np.int64)
+    idx = np.flatnonzero(length > 1)
+    k = 1
+    while len(idx):
+        x[idx] |= (c[starts[idx] + k] & 0x1F).astype(np.int64) << (5 * k)
+        k += 1
+        idx = idx[length[idx] > k]
+    neg = np.flatnonzero(c[ends] & 0x10)
+    x[neg] -= np.int64(1) << (5 * length[neg])      # the sign, as rleFrString
+    # run m >= 3 adds run m - 2 (m: the number's index in its string): cumulative sums
+    # over every other number, minus the sum before the string's chain starts
+    f_of = np.repeat(fpos, np.diff(np.r_[fpos, M]))
+    odd = (np.arange(M) - f_of) & 1
+    z = x.copy()
+    z[fpos] = 0
+    A = np.empty(M + 1, np.int64)
+    A[0] = 0
+    A[1::2] = np.cumsum(z[0::2])
+    A[2::2] = np.cumsum(z[1::2])
+    run = A[1:] - A[f_of - odd + 1]
+    run[fpos] = x[fpos]
+    bad = (run < 0) | (run >= 2**32)
+    if bad.any():
+        valid[nz[np.searchsorted(fpos, np.flatnonzero(bad), side="right") - 1]] = False
+        run[bad] = 0
+    total[nz] = np.add.reduceat(run, fpos)
     return total, valid
 
 
@@ -395,9 +428,13 @@ def _polygon_problems(items: list, h: int, w: int) -> dict[int, str]:
         numeric = True
     except (TypeError, ValueError, OverflowError):
         numeric = False
-    if not numeric or not all(all(type(v) in (int, float) for v in p) for _, obj in items for p in obj):
+    if not numeric:  # find the objects with a value that is not a number
         for j, obj in items:
-            if not all(type(v) in (int, float) for p in obj for v in p):
+            try:
+                if not all(type(v) in (int, float, bool) for p in obj for v in p):
+                    raise TypeError
+                np.fromiter(itertools.chain.from_iterable(obj), dtype=np.float64)
+            except (TypeError, ValueError, OverflowError):
                 problems[j] = "polygon has a value that is not a number"
         if len(problems) == len(items):
             return problems

@@ -160,7 +160,7 @@ def _boxes(table: "pa.Table") -> "np.ndarray":
 def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     import numpy as np
 
-    from mlcycle.evaluation.masks import Masks
+    from mlcycle.evaluation.masks import Masks, mask_areas
     from mlcycle.evaluation.match import Objects
 
     origin = opts.origin
@@ -244,6 +244,29 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     if n and np.isinf(boxes[box_ok]).any():
         row = int(np.flatnonzero(box_ok)[np.argmax(np.isinf(boxes[box_ok]).any(axis=1))])
         raise MlcycleError(f"{origin}: {where(row)}: bbox has infinite values")
+    W = np.asarray(T.numpy_column(table, T.WIDTH), dtype=np.float64) if n else np.zeros(0)
+    H = np.asarray(T.numpy_column(table, T.HEIGHT), dtype=np.float64) if n else np.zeros(0)
+    derive = is_dt & labelled & ~box_ok & seg_valid
+    if not segm and derive.any():
+        # a prediction with a mask and no box is matched on its mask's box, as pycocotools'
+        # loadRes gives mask results one (maskUtils.toBbox); its area: the area column
+        # (coco-results ingest fills it as loadRes does), else the mask's
+        from mlcycle.evaluation.masks import mask_boxes
+
+        rows_d = np.flatnonzero(derive)
+        seg_all = T.column_or_null(table, T.SEGMENTATION).combine_chunks()
+        masks_d = Masks(seg_all, rows_d, boxes, W, H, origin, where=where)
+        rles_d = masks_d.take(np.arange(len(rows_d)))
+        boxes = boxes.copy()
+        boxes[rows_d] = mask_boxes(rles_d)
+        box_ok = box_ok.copy()
+        box_ok[rows_d] = True
+        area_col_d = T.column_or_null(table, T.AREA)
+        no_area = ~area_col_d.is_valid().to_numpy(zero_copy_only=False)[rows_d]
+        derived_area = np.full(n, np.nan)
+        derived_area[rows_d[no_area]] = mask_areas([r for r, k in zip(rles_d, no_area.tolist()) if k])
+    else:
+        derived_area = None
     shape_ok = box_ok | (seg_valid if segm else False)
 
     # ground truth objects: each needs a class (a box without a label cannot be counted)
@@ -310,8 +333,6 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     d_rows = np.flatnonzero(d_sel & (row_cls >= 0) & (d_img_all >= 0))
 
     # image sizes (relative ranges, masks)
-    W = np.asarray(T.numpy_column(table, T.WIDTH), dtype=np.float64) if n else np.zeros(0)
-    H = np.asarray(T.numpy_column(table, T.HEIGHT), dtype=np.float64) if n else np.zeros(0)
     img_area = np.full(len(samples), np.nan)
     ok_wh = (d_img_all >= 0) & ~np.isnan(W) & ~np.isnan(H)
     img_area[d_img_all[ok_wh]] = (W * H)[ok_wh]
@@ -321,6 +342,8 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     # a prediction's area: its area column (coco-results ingest fills it as loadRes does),
     # else w*h of its box, else (segm) its mask's area
     d_area = np.where(area_valid[d_rows], area[d_rows], wh[d_rows])
+    if derived_area is not None:  # mask-only predictions without an area: the mask's
+        d_area = np.where(np.isnan(derived_area[d_rows]), d_area, derived_area[d_rows])
     if segm:
         seg_col = T.column_or_null(table, T.SEGMENTATION).combine_chunks()
         g_rle = Masks(seg_col, g_rows, boxes, W, H, origin, where=where)

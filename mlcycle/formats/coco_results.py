@@ -5,8 +5,8 @@ to map ``image_id`` to ``sample_id`` and ``category_id`` to class names; a resul
 unknown image or category is an error naming it (``skip_invalid``: skipped, one
 warning). ``label_id`` is the result's position + 1, as pycocotools' ``loadRes`` numbers
 them. ``bbox`` and ``segmentation`` (RLE or polygons) are kept; ``score`` is required.
-Boxes and areas follow ``loadRes`` (see ``read``): a result with only a mask gets the
-mask's box, and the ``area`` column holds the area pycocotools would use. Image sizes
+Areas follow ``loadRes`` (see ``read``): the ``area`` column holds the area pycocotools
+would use; evaluate gives a result with only a mask its mask's box. Image sizes
 come from the ground truth (instances file or label table).
 """
 
@@ -102,12 +102,12 @@ def _results_list(results: Any, name: str) -> list:
     if isinstance(results, dict):
         anns = results.get("annotations")
         scored = isinstance(anns, list) and anns and all(isinstance(a, dict) and "score" in a for a in anns)
-        if "images" in results or (isinstance(anns, list) and not scored):
+        if not scored and ("images" in results or isinstance(anns, list)):
             raise _fail(name, "is a COCO instances file (images, annotations, categories), not a list of results",
                         hint="read it with the coco format (`mlcycle ingest coco FILE`); coco-results reads the "
                              "JSON list of detections a model writes: [{image_id, category_id, bbox, score}, ...]")
-        if isinstance(anns, list):
-            return anns  # a results list saved inside a dataset object
+        if scored:
+            return anns  # a results list saved inside a dataset object (scored annotations)
     if not isinstance(results, list):
         raise _fail(name, "expected a JSON list of detections [{image_id, category_id, bbox, score}, ...]")
     return results
@@ -119,12 +119,14 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
     ``loadRes`` decides from the FIRST result how every result is read, and so does this:
 
     - the first result has a (non-empty) ``bbox``: each result's area is ``w*h`` of its
-      box; a result without a box (pycocotools fails on it) gets the box of its mask;
+      box (a result without a box, on which pycocotools fails: of its mask's box);
     - otherwise (the first result is a mask): each result's area is its mask's area (also
-      for results that carry a box), and a result without a box gets the box of its mask
-      (``maskUtils.toBbox``).
+      for results that carry a box).
 
-    The area goes to the ``area`` column, which evaluate uses for the size ranges. An empty
+    The area goes to the ``area`` column, which evaluate uses for the size ranges. A
+    result without a box keeps a null ``bbox`` (so that writing the results back gives
+    the same file); evaluate matches it on its mask's box (``maskUtils.toBbox``), as
+    ``loadRes`` gives it one. An empty
     list is a valid "the model found nothing": a table with no rows. Invalid results are
     errors naming ``[i]``, or with ``skip_invalid`` skipped with one warning.
     """
@@ -205,11 +207,12 @@ def read(path: Path, options: CommonReadOptions | None = None) -> "pa.Table":
         if ok:
             good = [rles[k] for k in ok]
             at = idx[ok]
-            derive = ~has_box[at]
-            if derive.any():
-                boxes[at[derive]] = masks.mask_boxes([g for g, d in zip(good, derive.tolist()) if d])
-                has_box[at[derive]] = True
-            area[at] = boxes[at, 2] * boxes[at, 3] if box_branch else masks.mask_areas(good)
+            if box_branch:  # w*h of the mask's box (the box itself is left out: evaluate
+                # derives it, so that writing the results back gives the same file)
+                derived = masks.mask_boxes(good)
+                area[at] = derived[:, 2] * derived[:, 3]
+            else:
+                area[at] = masks.mask_areas(good)
         keep = np.flatnonzero(~bad)
     problems.report()
     keep_l = keep.tolist()

@@ -100,8 +100,14 @@ def test_mask_only_result_gets_box_and_area_of_its_mask(tmp_path):
     dets = _mask_results(gt)[:1]
     t = write_coco(tmp_path, gt, dets)
     pred = T.filter_source(t, "pred")
-    assert T.bboxes(pred).tolist() == [[10.0, 10.0, 40.0, 27.0]]  # maskUtils.toBbox
-    assert pred.column(T.AREA).to_pylist() == [40.0 * 27.0]      # maskUtils.area
+    assert pred.column(T.BBOX).null_count == 1                 # written back as it came
+    assert pred.column(T.AREA).to_pylist() == [40.0 * 27.0]    # maskUtils.area
+    assert coco_results.to_list(t) == dets
+    res = evaluate(t, iou_type="bbox")
+    out = T.filter_source(res.table, "pred")
+    # matched on the mask's box (maskUtils.toBbox: [10, 10, 40, 27]) against [10, 10, 40, 30]
+    assert out.column(T.EVAL).to_pylist() == ["tp"]
+    assert out.column(T.EVAL_IOU).to_pylist() == [pytest.approx(27 / 30)]
 
 
 def test_cocoapi_fakesegm_results_as_bbox_equal_pycocotools(external):
@@ -166,10 +172,11 @@ def test_later_result_without_box_in_the_box_branch_gets_its_masks_box(tmp_path)
     branch the first result chose, the area w*h of that box."""
     gt = _gt(n_img=1)
     dets = _mask_results(gt, with_box=lambda i: i == 0)[:2]
-    pred = T.filter_source(write_coco(tmp_path, gt, dets), "pred")
-    box = T.bboxes(pred)[1]
-    assert box.tolist() == [62.0, 51.0, 80.0, 56.0]
-    assert pred.column(T.AREA).to_pylist()[1] == 80.0 * 56.0
+    t = write_coco(tmp_path, gt, dets)
+    pred = T.filter_source(t, "pred")
+    assert pred.column(T.AREA).to_pylist()[1] == 80.0 * 56.0  # w*h of the mask's box [62, 51, 80, 56]
+    out = T.filter_source(evaluate(t, iou_type="bbox").table, "pred")
+    assert out.column(T.EVAL_IOU).to_pylist()[1] == pytest.approx((78 * 56) / (80 * 60 + 80 * 56 - 78 * 56))
 
 
 # --------------------------------------------------------------------------- labels
