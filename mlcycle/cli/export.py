@@ -77,7 +77,7 @@ def export(
     from mlcycle import formats, io
 
     setup(quiet, verbose, no_color)
-    formats.info(format_name)
+    format_name = formats.info(format_name, "write").name  # an alias (yolov8) becomes its format
     table = io.read_tables(tables)
     # each format's own options; the others ignore them
     own: dict[str, Any] = {
