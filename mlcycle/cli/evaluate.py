@@ -153,6 +153,10 @@ def evaluate(
     fail_if_worse_than: Annotated[Optional[str], typer.Option(
         "--fail-if-worse-than", metavar="FILE[:TOL]",
         help="Exit 3 (after writing all outputs) when a metric is worse than in this metrics JSON by more than TOL.")] = None,
+    remap: Annotated[Optional[List[str]], typer.Option(
+        "--remap", metavar="OLD=NEW|FILE",
+        help="Rename the predictions' classes before matching (OLD=NEW pairs, OLD= drops, or a YAML mapping "
+             "file as for mlcycle remap); the ground truth is not changed.")] = None,
     output: Output = None,
     encoding: Format = None,
     quiet: Quiet = False,
@@ -202,6 +206,7 @@ def evaluate(
             annotate=write_table, fail_under=bounds or None, origin=", ".join(tables) if tables else "<stdin>",
             baseline=baseline, bootstrap=bootstrap, seed=seed, beta=beta, at_recall=at_recall or (),
             at_precision=at_precision or (), tide=tide, fail_if_worse_than=reference, tolerance=tolerance,
+            remap=_remap_argument(remap),
         )
     gates = ("fail_under", "fail_if_worse_than")
     doc = {k: v for k, v in result.summary.items() if k not in gates}  # the gates are not part of the JSON
@@ -230,3 +235,12 @@ def evaluate(
         raise CheckFailed(f"evaluate: {len(regression['failed'])} metric(s) worse than the reference: "
                           + "; ".join(regression["failed"]),
                           hint=f"tolerance {regression['tolerance']:g}; the reference is {reference}")
+
+
+def _remap_argument(values: list[str] | None):
+    """--remap: one YAML file, or OLD=NEW pairs (repeatable, comma lists)."""
+    if not values:
+        return None
+    if len(values) == 1 and "=" not in values[0]:
+        return values[0]  # a mapping file
+    return list(values)

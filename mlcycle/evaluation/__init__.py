@@ -59,6 +59,7 @@ def evaluate(
     tide: bool = False,
     fail_if_worse_than: str | Mapping | None = None,
     tolerance: float = 0.0,
+    remap: "Mapping[str, str | None] | str | Iterable[str] | None" = None,
 ) -> "Result":
     """Evaluate the predictions in ``table`` against its ground truth.
 
@@ -92,6 +93,10 @@ def evaluate(
     - ``fail_if_worse_than``: a metrics document (or its path) this run must not be worse
       than by more than ``tolerance``; the outcome is in ``summary["fail_if_worse_than"]``.
 
+    - ``remap``: a class mapping applied to the *predictions* before matching, for a
+      model whose classes are named differently from the ground truth's (``{old: new}``,
+      ``old: None`` drops; or a YAML file / ``"old=new"`` pairs: ``curate.remap.load_mapping``).
+
     Raises ``OptionError`` (naming the parameter) for a bad option, ``MlcycleError``
     for a table that cannot be evaluated.
     """
@@ -118,6 +123,8 @@ def evaluate(
         reference = (fail_if_worse_than if isinstance(fail_if_worse_than, Mapping)
                      else regression.load_reference(fail_if_worse_than))
     with reporting.collect() as seen:
+        if remap is not None:
+            table = _remap_predictions(table, remap, gt_source)
         out, doc = run(table, opts)
         if bounds is not None:
             if isinstance(doc.get("sources"), dict):
@@ -130,3 +137,22 @@ def evaluate(
         for message in doc.get("warnings", []):
             reporting.warn(message)
     return Result(out, doc, tuple(seen.warnings))
+
+
+def _remap_predictions(table: "pa.Table", remap, gt_source: str) -> "pa.Table":
+    """The prediction rows' classes renamed (or dropped) by the mapping; ground truth as is."""
+    from mlcycle import table as T
+    from mlcycle.curate.remap import load_mapping, remap_labels
+    from mlcycle.errors import OptionError
+
+    import os
+
+    if isinstance(remap, (str, os.PathLike)) and "=" not in str(remap) and not os.path.isfile(remap):
+        raise OptionError("remap", f"'{remap}' is neither OLD=NEW pairs nor a mapping file",
+                          hint="e.g. car=vehicle,truck=vehicle, or a YAML file of old: new lines")
+    try:
+        mapping = remap if isinstance(remap, Mapping) else load_mapping(remap)
+    except OptionError as exc:
+        raise OptionError("remap", exc.raw_message, exc.raw_hint) from None
+    preds = [s for s in T.sources(table) if s != gt_source]
+    return remap_labels(table, mapping, sources=preds).table if preds else table

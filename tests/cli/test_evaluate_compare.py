@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pytest
 
 from mlcycle import io
 from mlcycle import table as T
@@ -112,3 +113,33 @@ def test_bootstrap_and_tide_need_the_coco_method(runner, tmp_path):
     for flag in (["--bootstrap", "10"], ["--tide"]):
         r = runner(["evaluate", p["gt"], p["old"], "--method", "voc", "--json", *flag])
         assert r.exit_code == 2 and flag[0] in r.stderr and r.stdout == ""
+
+
+def test_remap_renames_prediction_classes_before_matching(runner, tmp_path):
+    """evaluate --remap: a model whose classes are named differently from the ground
+    truth's is evaluated after renaming (the same mapping as mlcycle remap); the ground
+    truth is untouched."""
+    import json
+
+    from mlcycle import io
+    from mlcycle import table as T
+
+    gt = T.from_columns({T.SAMPLE_ID: ["a.png", "a.png"], T.SOURCE: ["gt", "gt"], T.LABEL_ID: [1, 2],
+                         T.LABEL: ["car", "person"], T.BBOX: [[0, 0, 10, 10], [20, 20, 10, 10]]})
+    pr = T.from_columns({T.SAMPLE_ID: ["a.png", "a.png"], T.SOURCE: ["m", "m"], T.LABEL_ID: [1, 2],
+                         T.LABEL: ["vehicle", "pedestrian"], T.BBOX: [[0, 0, 10, 10], [20, 20, 10, 10]],
+                         T.SCORE: [0.9, 0.8]})
+    g, p = tmp_path / "gt.parquet", tmp_path / "p.parquet"
+    io.write_table(gt, g)
+    io.write_table(pr, p)
+    r = runner(["evaluate", g, p, "--json"])
+    assert json.loads(r.stdout)["metrics"]["AP50"] == 0.0
+    r = runner(["evaluate", g, p, "--remap", "vehicle=car", "--remap", "pedestrian=person", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["AP50"] == pytest.approx(1.0)
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("vehicle: car\npedestrian: person\n")
+    r = runner(["evaluate", g, p, "--remap", mapping, "--json"])
+    assert json.loads(r.stdout)["metrics"]["AP50"] == pytest.approx(1.0)
+    r = runner(["evaluate", g, p, "--remap", "vehicle", "--json"])
+    assert r.exit_code == 2 and "--remap: 'vehicle' is neither OLD=NEW pairs nor a mapping file" in r.stderr
