@@ -67,10 +67,6 @@ def _to_xml(table: "pa.Table", source: str | None = None) -> str:
     is_label = T.label_mask(table)
     if T.SHAPE in table.column_names:
         is_label = is_label | table.column(T.SHAPE).is_valid().to_numpy(zero_copy_only=False)
-        unlabelled = is_label & np.array([lab is None for lab in labels], dtype=bool)
-        if unlabelled.any():
-            reporting.warn(f"{int(unlabelled.sum())} shape(s) without a label not written (CVAT shapes need a label)")
-            is_label = is_label & ~unlabelled
 
     attr_map: dict[str, str] = dict(full_meta.get("attributes", {}))
     # every other attribute column becomes an <attribute>, mine-hard's hard_score and

@@ -20,9 +20,8 @@ Reading (a CVAT ``annotations.xml``, or a folder of CVAT XML files):
 - video exports (``<track>``): each shape that is not ``outside`` is a row on sample
   ``frame_NNNNNN`` (the frame number, 6 digits), with ``track_id`` and ``frame``;
   the frame size comes from ``<original_size>``;
-- a shape with an empty or missing ``label`` is invalid (an error naming the element,
-  or skipped with ``skip_invalid``): a label table row needs its class; cuboids and
-  skeletons are skipped with a counted warning;
+- an empty ``label=""`` (datumaro writes such shapes) is a null label, written back as
+  ``label=""``; cuboids and skeletons are skipped with a counted warning;
 - ``width``/``height`` must be positive integers, ids and ``z_order``/``group_id``
   integers in range; coordinates must be finite.
 
@@ -308,11 +307,11 @@ class _Reader:
         # the place is formatted only when there is something to report
         prefix, _, k = place
         where = _Where(prefix, tag, k)
-        if not label:
-            self.problems.add(f"{where}: label='{printable(label or '')}': a shape without a label (class)")
-            return
         row = dict(base)
-        row[T.LABEL] = label
+        # an unlabelled shape (label="", as datumaro writes them) is kept with a null
+        # label: nothing is lost, schema-check can flag it, and evaluate refuses a ground
+        # truth row without a class with a clear error
+        row[T.LABEL] = label or None
         row[T.SHAPE] = tag
         p = self.problems
         if tag == "box":

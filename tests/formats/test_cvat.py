@@ -51,12 +51,7 @@ def test_voc100_cvat_gives_the_same_boxes_as_coco(external):
 
 def test_datumaro_export_task_stated_values(external, expected):
     stated = expected["parse"]["datumaro_cvat_export_task"]
-    # its polyline and polygon have label="": a row needs its class, so they are an
-    # error naming the element, or skipped (counted) with skip_invalid
-    with pytest.raises(MlcycleError, match=r"train\.xml: image 'img0\.jpg', <polyline> #1: label='': a shape without a label"):
-        cvat.read(external / stated["files"])
-    with pytest.warns(UserWarning, match=r"skipped 2 invalid shapes: .*<polyline> #1.*<polygon> #1"):
-        t = cvat.read(external / stated["files"], ReadOptions(skip_invalid=True))
+    t = cvat.read(external / stated["files"])
     by_id = {it["id"]: it for it in stated["items"]}
     img0 = rows_of(t, "img0.jpg")
     img1 = rows_of(t, "img1.jpg")
@@ -64,15 +59,20 @@ def test_datumaro_export_task_stated_values(external, expected):
         w, h = (int(v) for v in item["size"].split("x"))
         assert all((r[T.WIDTH], r[T.HEIGHT]) == (w, h) for r in rows)
         assert all(r[T.IMAGE_ID] == item["frame"] for r in rows)
-        assert len(rows) == len([a for a in item["anns"] if a.get("label") is not None])
-    (box,) = img0
+        assert len(rows) == len(item["anns"])
+    box, line = img0
     ann = by_id["img0"]["anns"][0]
     assert box[T.SHAPE] == "box" and box[T.LABEL] == ann["label"]
     assert box[T.BBOX] == [float(v) for v in ann["bbox"]]
     assert box[T.OCCLUDED] is True and box[T.Z_ORDER] == ann["z_order"]
     assert {k: box[k] for k in ann["attributes"]} == ann["attributes"]
     assert type(box["a1"]) is bool and box["a3"] == "0003" and box["a4"] == 2.4
-    (pts,) = img1
+    assert line[T.SHAPE] == "polyline" and line[T.LABEL] is None and line[T.BBOX] is None
+    assert line[T.POINTS] == [float(v) for v in by_id["img0"]["anns"][1]["points"]]
+    poly, pts = img1
+    assert poly[T.SHAPE] == "polygon" and poly[T.LABEL] is None and poly[T.Z_ORDER] == 1
+    assert json.loads(poly[T.SEGMENTATION]) == [by_id["img1"]["anns"][0]["points"]]
+    assert poly[T.BBOX] == [1.0, 2.0, 5.0, 3.0]  # the polygon's bounds
     assert pts[T.SHAPE] == "points" and pts[T.LABEL] == "label2" and pts[T.Z_ORDER] == 2
     assert pts[T.POINTS] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
 
@@ -108,7 +108,7 @@ def test_auto_detection_picks_cvat(external, rel):
 @pytest.mark.parametrize("rel", [f"{GTS}/cvat_format/annotations.xml", f"{DATUMARO}/for_images/export_task/train.xml",
                                  f"{DATUMARO}/for_images/export_project/annotations.xml"])
 def test_fixture_ingest_export_ingest_loses_nothing(external, rel, tmp_path):
-    first = cvat.read(external / rel, ReadOptions(skip_invalid="datumaro" in rel))  # (its unlabelled shapes)
+    first = cvat.read(external / rel)
     cvat.write(first, tmp_path / "annotations.xml")
     again = cvat.read(tmp_path / "annotations.xml")
     assert again.to_pylist() == first.to_pylist()
@@ -273,7 +273,7 @@ def test_read_options_split_and_source(external):
 
 
 def test_mine_hard_columns_become_attributes_with_specs(tmp_path, external):
-    t = cvat.read(external / DATUMARO / "for_images/export_task/train.xml", ReadOptions(skip_invalid=True))
+    t = cvat.read(external / DATUMARO / "for_images/export_task/train.xml")
     reasons = ["localization"] + [None] * (t.num_rows - 1)
     t = t.append_column(T.HARD_REASON, pa.array(reasons, type=pa.string()))
     text = cvat.to_xml(t)

@@ -185,15 +185,16 @@ def test_kitti_encodings_and_numbers(tmp_path):
         kitti.read(_kitti(tmp_path / "occ", KITTI_LINE.replace("0.00 0 ", "0.00 1e20 ").encode()))
 
 
-def test_cvat_null_label_is_an_error_naming_the_element_or_skipped(tmp_path):
+def test_cvat_null_label_is_kept_as_a_null_label_and_written_back(tmp_path):
+    """label="" (datumaro writes such shapes) is a row with a null label: nothing is lost;
+    evaluate refuses ground truth without a class with a clear error (tests/evaluation)."""
     p = _cvat(tmp_path, '<image id="0" name="a.jpg" width="100" height="80">'
                         '<box label="cat" xtl="1" ytl="2" xbr="3" ybr="4"/>'
                         '<box label="" xtl="1" ytl="2" xbr="3" ybr="4"/></image>')
-    with pytest.raises(MlcycleError, match=r"annotations\.xml: image 'a\.jpg', <box> #2: label='': a shape without a label"):
-        cvat.read(p)
-    with pytest.warns(UserWarning, match=r"skipped 1 invalid shape: .*<box> #2"):
-        t = cvat.read(p, ReadOptions(skip_invalid=True))
-    assert t.column(T.LABEL).to_pylist() == ["cat"]
+    t = cvat.read(p)
+    assert t.column(T.LABEL).to_pylist() == ["cat", None]
+    cvat.write(t, tmp_path / "again.xml")
+    assert cvat.read(tmp_path / "again.xml").column(T.LABEL).to_pylist() == ["cat", None]
 
 
 @pytest.mark.parametrize("image, message", [
