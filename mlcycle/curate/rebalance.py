@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from mlcycle import reporting
 from mlcycle import table as T
+from mlcycle import yamlsafe
 from mlcycle.curate import _samples as S
 from mlcycle.errors import MlcycleError, OptionError
 from mlcycle.results import Result
@@ -54,7 +55,7 @@ def load_target(target: str | os.PathLike | Mapping[str, Any]) -> str | dict[str
             raise OptionError("target", f"'{target}' is neither uniform, sqrt nor a YAML file",
                               hint="uniform, sqrt or a YAML file of class: share (weights.yaml)")
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = yamlsafe.load(path.read_text(encoding="utf-8"), str(path))
         except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
             raise MlcycleError(f"{path}: not a readable YAML file ({str(exc).splitlines()[0]})") from None
         where = str(path)

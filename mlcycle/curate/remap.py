@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
 from mlcycle import reporting
 from mlcycle import table as T
+from mlcycle import yamlsafe
 from mlcycle.errors import MlcycleError, OptionError, mention
 from mlcycle.results import Result
 
@@ -86,7 +87,7 @@ def _load_yaml(path: Path) -> dict[str, str | None]:
     except (OSError, UnicodeDecodeError) as exc:
         raise MlcycleError(f"{path}: cannot read: {exc}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yamlsafe.load(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)

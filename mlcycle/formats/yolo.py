@@ -50,6 +50,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
+from mlcycle import yamlsafe
 from mlcycle.errors import MlcycleError, OptionError, mention, printable
 from mlcycle.formats import ReadOptions
 from mlcycle.formats import WriteOptions as CommonWriteOptions
@@ -131,13 +132,12 @@ class WriteOptions(CommonWriteOptions):
 # --------------------------------------------------------------------------- layout
 
 YAML_MAX_BYTES = 1 << 20  # a data.yaml is a few lines; a bigger one is not a YOLO data.yaml
-YAML_MAX_NODES = 100_000  # values once aliases are expanded ("billion laughs" stops here)
 
 
 def _load_yaml(y: Path) -> Any:
     """A data.yaml, loaded safely and in bounded time: the document is composed first
     (aliases shared, not copied), and refused when expanding its aliases would give more
-    than ``YAML_MAX_NODES`` values (the "billion laughs" bomb), before anything is built;
+    than ``yamlsafe.MAX_NODES`` values (the "billion laughs" bomb), before anything is built;
     a file over ``YAML_MAX_BYTES`` is refused unread."""
     import yaml
 
@@ -145,43 +145,12 @@ def _load_yaml(y: Path) -> Any:
     if len(data) > YAML_MAX_BYTES:
         raise MlcycleError(f"{y}: {len(data)} bytes is too big for a YOLO data.yaml (limit {YAML_MAX_BYTES})")
     text = text_files([data], [str(y)])[0].decode("utf-8")
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        if _expanded_size(node, {}) > YAML_MAX_NODES:
-            raise MlcycleError(f"{y}: YAML aliases expand to more than {YAML_MAX_NODES} values (an alias bomb?); not read")
-        return loader.construct_document(node)
+        return yamlsafe.load(text, str(y))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{y}:{mark.line + 1}" if mark is not None else str(y)
         raise MlcycleError(f"{where}: cannot read YAML: {printable(getattr(exc, 'problem', None) or str(exc).splitlines()[0])}") from None
-    except RecursionError:
-        raise MlcycleError(f"{y}: cannot read YAML: nested too deeply") from None
-    finally:
-        loader.dispose()
-
-
-def _expanded_size(node: Any, memo: dict[int, int]) -> int:
-    """How many values ``node`` is once every alias is copied (shared nodes counted once
-    each in time, every time in the result)."""
-    done = memo.get(id(node))
-    if done is not None:
-        return done
-    memo[id(node)] = YAML_MAX_NODES + 1  # a node that contains itself is infinite
-    total = 1
-    value = node.value
-    if isinstance(value, list):
-        for item in value:
-            if isinstance(item, tuple):  # a mapping's (key, value)
-                total += _expanded_size(item[0], memo) + _expanded_size(item[1], memo)
-            else:
-                total += _expanded_size(item, memo)
-            if total > YAML_MAX_NODES:
-                break
-    memo[id(node)] = total
-    return total
 
 
 def _name(v: Any, y: Path, k: Any) -> str:

@@ -85,7 +85,9 @@ def _parse_yaml(text: str, name: str) -> Any:
     import yaml
 
     try:
-        return yaml.load(text, Loader=_loader_class())  # noqa: S506 - a SafeLoader subclass
+        from mlcycle import yamlsafe
+
+        return yamlsafe.load(text, name, _loader_class())  # a SafeLoader subclass, aliases bounded
     except _SchemaSyntax as exc:
         raise MlcycleError(f"{name}:{exc.line}: {exc.message}") from None
     except yaml.MarkedYAMLError as exc:
