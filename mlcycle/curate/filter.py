@@ -123,20 +123,26 @@ class RowFilter:
             passed = keep
         passed = np.asarray(passed, dtype=bool) & is_label
         self.labels_kept += int(passed.sum())
-        keys = pc.binary_join_element_wise(batch.column(T.SAMPLE_ID), batch.column(T.SOURCE), _KEY_SEP)
-        codes, uniques = T.dictionary_codes(keys)
+        codes, uniques = _key_codes(batch)
         kept_any = np.bincount(codes, weights=passed, minlength=len(uniques)) > 0
-        kept = batch.filter(pa.array(passed)) if not passed.all() else batch
         empty_rows = None
         if not self.drop_empty and not kept_any.all():
             empty_rows, at = self._empty_rows(batch, codes, uniques, kept_any)
         self.seen_keys.update(uniques[i] for i in np.flatnonzero(kept_any))
         if empty_rows is None or empty_rows.num_rows == 0:
-            return kept
+            return batch.filter(pa.array(passed)) if not passed.all() else batch
         # sample rows go where the sample's first row was: the order of the input is kept
         self.sample_rows += empty_rows.num_rows
+        empty_rows = empty_rows.cast(batch.schema)
+        if empty_rows.equals(batch.take(pa.array(at))):
+            # the sample rows are the input's rows as they are (typically input sample
+            # rows): keep them in place, no concatenation and reordering
+            passed = passed.copy()
+            passed[at] = True
+            return batch.filter(pa.array(passed)) if not passed.all() else batch
+        kept = batch.filter(pa.array(passed)) if not passed.all() else batch
         order = np.argsort(np.concatenate([np.flatnonzero(passed), at]), kind="stable")
-        both = pa.concat_tables([kept, empty_rows.cast(kept.schema)])
+        both = pa.concat_tables([kept, empty_rows])
         return both.take(pa.array(order))
 
     def _empty_rows(self, batch, codes, uniques, kept_any):
@@ -211,13 +217,63 @@ class RowFilter:
         }
 
 
+def _key_codes(batch: "pa.Table") -> tuple["np.ndarray", list]:
+    """(sample, source) keys of ``batch`` as codes into their distinct joined values (in
+    first-seen order). Rows of one key are usually contiguous: the keys are built and
+    hashed once per run of equal (sample, source), not once per row."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    sid, src = _flat(batch.column(T.SAMPLE_ID)), _flat(batch.column(T.SOURCE))
+    if n > 1:
+        head, tail = slice(0, n - 1), slice(1, n)
+        differ = pc.or_(pc.not_equal(sid[tail], sid[head]), pc.not_equal(src[tail], src[head]))
+        starts = np.flatnonzero(np.concatenate([[True], differ.to_numpy(zero_copy_only=False)]))
+    else:
+        starts = np.zeros(n, dtype=np.int64)
+    idx = pa.array(starts)
+    keys = pc.binary_join_element_wise(sid.take(idx), src.take(idx), _KEY_SEP)
+    run_codes, uniques = T.dictionary_codes(keys)
+    return np.repeat(run_codes, np.diff(np.append(starts, n))), uniques
+
+
+def _flat(col):
+    import pyarrow as pa
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    return col
+
+
+def _tail_start(batch: "pa.Table") -> int:
+    """Where the trailing run of rows of the last row's (sample, source) starts."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = batch.num_rows
+    sid, src = batch.column(T.SAMPLE_ID), batch.column(T.SOURCE)
+    last_sid, last_src = sid[n - 1], src[n - 1]
+    width = 256
+    while True:
+        lo = max(0, n - width)
+        same = pc.and_(pc.equal(sid.slice(lo), last_sid), pc.equal(src.slice(lo), last_src))
+        differ = np.flatnonzero(~same.to_numpy(zero_copy_only=False))
+        if len(differ):
+            return lo + int(differ[-1]) + 1
+        if lo == 0:
+            return 0
+        width *= 16
+
+
 def aligned(batches: Iterable["pa.Table"]) -> Iterator["pa.Table"]:
     """Re-cut batches so that a run of rows of one (sample, source) is never split across
     two batches (the trailing run of a batch moves to the next), making the result
     independent of the batch size for tables whose samples' rows are contiguous."""
-    import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     carry = None
     for batch in batches:
@@ -228,10 +284,7 @@ def aligned(batches: Iterable["pa.Table"]) -> Iterator["pa.Table"]:
         if n == 0:
             carry = batch
             continue
-        sid, src = batch.column(T.SAMPLE_ID), batch.column(T.SOURCE)
-        same = pc.and_(pc.equal(sid, sid[n - 1]), pc.equal(src, src[n - 1])).to_numpy(zero_copy_only=False)
-        differ = np.flatnonzero(~same)
-        cut = int(differ[-1]) + 1 if len(differ) else 0
+        cut = _tail_start(batch)
         if cut == 0:
             carry = batch
             continue
