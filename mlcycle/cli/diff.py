@@ -45,22 +45,19 @@ def diff(
     from mlcycle import io
     from mlcycle.cli.common import UsageError
     from mlcycle.cli.views import diff as view
-    from mlcycle.curate.diff import diff as run
+    from mlcycle.curate.diff import diff_files
     from mlcycle.errors import CheckFailed
+    from mlcycle.results import Result
 
     setup(quiet, verbose, no_color)
     if old == "-" and new == "-":
         raise UsageError("OLD and NEW cannot both be standard input ('-')")
     if not json_out:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
-    a = io.read_table(old)
-    b = io.read_table(new)
-    result = run(a, b, iou=iou, same_iou=same_iou, old_name=io.display_name(old), new_name=io.display_name(new))
+    summary = diff_files(old, new, output, encoding, iou=iou, same_iou=same_iou, write=not json_out)
     if json_out:
         with io.atomic_output(output, "wb") as fh:
-            fh.write(result.to_json())
-    else:
-        io.write_table(result.table, output, encoding)
-    view.render(result.summary)
-    if fail_on_change and result.summary["changes"]:
-        raise CheckFailed(f"{result.summary['changes']} changes between {io.display_name(old)} and {io.display_name(new)}")
+            fh.write(Result(None, summary, ()).to_json())
+    view.render(summary)
+    if fail_on_change and summary["changes"]:
+        raise CheckFailed(f"{summary['changes']} changes between {io.display_name(old)} and {io.display_name(new)}")

@@ -28,14 +28,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlcycle import table as T
-from mlcycle.errors import OptionError
+from mlcycle.errors import OptionError, printable
 from mlcycle.results import Result
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-__all__ = ["diff"]
+__all__ = ["diff", "diff_files"]
 
 # Columns that identify a label rather than describe it: never "changed attributes".
 _IDENTITY = (T.SAMPLE_ID, T.SOURCE, T.LABEL_ID, T.LABEL, T.BBOX)
@@ -46,15 +46,87 @@ def diff(old: "pa.Table", new: "pa.Table", *, iou: float = 0.5, same_iou: float 
          old_name: str = "OLD", new_name: str = "NEW", chunk_pairs: int = 4_000_000) -> Result:
     """The changes from ``old`` to ``new``: a label table of changed rows (``change``,
     ``change_iou``, ``old_label``, ``old_bbox``, ``changed_attributes``) and a summary."""
-    import numpy as np
+    check_options(iou, same_iou)
+    old, new = strip_diff_columns(old), strip_diff_columns(new)
+    out, counts, by, d = core(old, new, iou, same_iou, chunk_pairs)
+    out = T.with_metadata(out, T.merge_metadata(T.get_metadata(old), T.get_metadata(new)))
+    summary = _summary(old, new, old_name, new_name, iou, same_iou, counts, by, out,
+                       d["s_old"], d["s_new"], d["only_old"], d["only_new"], d["attr_cols"], d["changed"])
+    return Result(out, summary, ())
+
+
+def diff_files(old: str | None, new: str | None, output: str | None = None, encoding: str | None = None, *,
+               iou: float = 0.5, same_iou: float = 0.99, write: bool = True, batch_rows: int = 65536,
+               chunk_pairs: int = 4_000_000) -> dict[str, Any]:
+    """``diff`` of two label table files, writing the changes to ``output`` (unless
+    ``write`` is false) and returning the summary.
+
+    When both tables are sorted by sample_id, they are streamed in batches of
+    ``batch_rows`` rows and diffed sample by sample (``_diff_stream``): memory is bounded
+    by the batch, not the tables. Otherwise both are read whole (an info note says so).
+    The output is the same either way."""
+    from mlcycle import io, reporting
+    from mlcycle.curate import _diff_stream as stream
+    from mlcycle.curate._stream import write_batches
+
+    check_options(iou, same_iou)
+    old_name, new_name = io.display_name(old), io.display_name(new)
+    a = io.scan(old, batch_rows=batch_rows)
+    b = io.scan(new, batch_rows=batch_rows)
+
+    def sink(batches, schema, metadata):
+        if write:
+            write_batches(batches, schema, output, encoding, metadata=metadata)
+        else:
+            for _ in batches:
+                pass
+
+    try:
+        if write and io.is_stdout(output):  # what is written there cannot be taken back: check first
+            stream.check_sorted(a, old_name)
+            stream.check_sorted(b, new_name)
+        return stream.run(a, b, iou=iou, same_iou=same_iou, old_name=old_name, new_name=new_name,
+                          chunk_pairs=chunk_pairs, sink=sink)
+    except stream.Unsorted as exc:
+        reporting.info(f"diff: {printable(str(exc))} is not sorted by sample_id: both tables are read whole "
+                       "(sorted by sample_id, they are streamed in batches)")
+    result = diff(_whole(a, old), _whole(b, new), iou=iou, same_iou=same_iou,
+                  old_name=old_name, new_name=new_name, chunk_pairs=chunk_pairs)
+    if write:
+        io.write_table(result.table, output, encoding)
+    return result.summary
+
+
+def _whole(scan, path) -> "pa.Table":
+    """The whole table of a scan (standard input was read once, by the scan)."""
     import pyarrow as pa
 
+    from mlcycle import io
+
+    if path is not None and str(path) != "-":
+        return io.read_table(path)
+    return pa.concat_tables(list(scan.batches()))
+
+
+def check_options(iou: float, same_iou: float) -> None:
     if not 0.0 < iou <= 1.0:
         raise OptionError("iou", f"must be in (0, 1], got {iou}")
     if not iou <= same_iou <= 1.0:
         raise OptionError("same_iou", f"must be between the matching IoU ({iou}) and 1, got {same_iou}")
-    old = old.drop_columns([c for c in T.DIFF_COLUMNS if c in old.column_names])
-    new = new.drop_columns([c for c in T.DIFF_COLUMNS if c in new.column_names])
+
+
+def strip_diff_columns(t: "pa.Table") -> "pa.Table":
+    """``t`` without the columns a diff adds (diffing a diff compares its labels)."""
+    return t.drop_columns([c for c in T.DIFF_COLUMNS if c in t.column_names])
+
+
+def core(old: "pa.Table", new: "pa.Table", iou: float, same_iou: float, chunk_pairs: int):
+    """The matching and the changed rows (sorted, no metadata), the counts, the passes'
+    counts and the arrays the summary is made of. Works on any set of whole samples:
+    the streaming diff (``_diff_stream``) calls it chunk by chunk."""
+    import numpy as np
+    import pyarrow as pa
+
     n_old, n_new = old.num_rows, new.num_rows
 
     sample, _ = _joint_codes(old, new, T.SAMPLE_ID)
@@ -121,14 +193,12 @@ def diff(old: "pa.Table", new: "pa.Table", *, iou: float = 0.5, same_iou: float 
     # keep the rows of one sample together, in the order samples first appear
     key = np.concatenate([s_old[removed], s_new[added], s_new[m_new[show]]])
     out = out.take(pa.array(np.argsort(key, kind="stable")))
-    out = T.with_metadata(out, T.merge_metadata(T.get_metadata(old), T.get_metadata(new)))
 
     counts = {T.CHANGE_ADDED: int(free_new.sum()), T.CHANGE_REMOVED: int(free_old.sum()),
               T.CHANGE_MOVED: int(moved.sum()), T.CHANGE_RELABELLED: int(relabel.sum()),
               T.CHANGE_ATTRIBUTES: int(attrs.sum()), "unchanged": int((~show).sum())}
-    summary = _summary(old, new, old_name, new_name, iou, same_iou, counts, by, out,
-                       s_old, s_new, only_old, only_new, attr_cols, changed[show])
-    return Result(out, summary, ())
+    return out, counts, by, {"s_old": s_old, "s_new": s_new, "only_old": only_old, "only_new": only_new,
+                             "attr_cols": attr_cols, "changed": changed[show]}
 
 
 # --------------------------------------------------------------------------- matching
@@ -339,8 +409,12 @@ def _build(old, new, removed, added, m_old, m_new, m_iou, kind, changed, attr_co
         else:
             has = old_label >= 0
             part = part.append_column(T.CHANGE_IOU, pa.array(iou, mask=~has))
-            labels = T.column_or_null(old, T.LABEL).take(pa.array(np.where(has, old_label, 0), type=pa.int64()))
-            labels = _where_valid(has, labels)
+            labels = T.column_or_null(old, T.LABEL)
+            if has.any():
+                labels = _where_valid(has, labels.take(pa.array(np.where(has, old_label, 0), type=pa.int64())))
+            else:  # no old row to take from (OLD may be empty)
+                t = labels.type.value_type if pa.types.is_dictionary(labels.type) else labels.type
+                labels = pa.nulls(len(has), t)
             part = part.append_column(T.OLD_LABEL, labels)
             part = part.append_column(T.OLD_BBOX, T.bbox_array(old_box, valid=has & ~np.isnan(old_box).any(axis=1)))
             r, c = np.nonzero(attrs)
