@@ -148,7 +148,8 @@ def metrics(c: Contributions, W: np.ndarray, per_class: bool = False) -> dict[st
     B = W.shape[0]
     K, A, T, M, R = c.n_cat, len(c.range_names), len(c.iou_thrs), len(c.max_dets), len(c.rec_thrs)
     npig = np.rint(W.astype(np.float64) @ c.gt_count.astype(np.float64)).astype(np.int64).reshape(B, K, A)
-    step = max(1, _SUMMARY_ELEMENTS // (T * R * max(K, 1)))
+    widest = max([T * R * max(K, 1)] + [len(gp["in_img"]) for gp in (_global_plan(c, a) for a in range(A)) if gp])
+    step = max(1, _SUMMARY_ELEMENTS // widest)
     prec_means: dict[tuple, np.ndarray] = {}
     rec_means: dict[tuple, np.ndarray] = {}
     class_ap = np.full((B, K), -1.0) if per_class else None
@@ -242,79 +243,158 @@ def _plans(c: Contributions, a: int) -> list:
     return plans
 
 
+def _global_plan(c: Contributions, a: int) -> dict | None:
+    """The per-class plans of range ``a`` concatenated over classes (class-major, then
+    threshold), as flat index arrays: one gather and one cumulative sum per quantity
+    covers every class (cached on ``c``)."""
+    cache = c.__dict__.setdefault("_gplans", {})
+    if a in cache:
+        return cache[a]
+    T = len(c.iou_thrs)
+    plans = _plans(c, a)
+    in_img, tp_img, cp_img, cp_sign = [], [], [], []
+    nn_hi, nn_lo, tc_hi, tc_lo, cc_hi, cc_lo, grp, last = [], [], [], [], [], [], [], []
+    sm_img = {m: [] for m in c.max_dets[:-1]}
+    sm_grp = {m: [] for m in c.max_dets[:-1]}
+    io = to = co = 0
+    for k, pl in enumerate(plans):
+        if pl is None:
+            continue
+        imgs = c.img[pl["s"]:pl["e"]]
+        et, e_idx = pl["et"], pl["e_idx"]
+        in_img.append(imgs[pl["in_pos"]])
+        nn_hi.append(io + pl["n_at"])
+        nn_lo.append(np.full(len(et), io, np.int64))
+        tp_img.append(imgs[pl["p_of"]])
+        tc_hi.append(to + e_idx + 1)
+        tc_lo.append(to + pl["t_start"][et])
+        g = k * T + et
+        grp.append(g)
+        nxt = np.r_[et[1:], -1]
+        last.append(np.flatnonzero(et != nxt))
+        last[-1] = (last[-1], g[last[-1]])
+        if len(pl["cp"]):
+            cp_img.append(imgs[pl["cp"]])
+            cp_sign.append(pl["sign"])
+            cc_hi.append(co + pl["c_hi"])
+            cc_lo.append(co + pl["c_lo"])
+            co += len(pl["cp"])
+        else:
+            cc_hi.append(np.zeros(len(et), np.int64))
+            cc_lo.append(np.zeros(len(et), np.int64))
+        for m in sm_img:
+            small = pl["rank"] < m
+            sm_img[m].append(imgs[pl["p_of"][small]])
+            sm_grp[m].append(k * T + pl["t_of"][small])
+        io += len(pl["in_pos"])
+        to += len(pl["p_of"])
+    if not grp:
+        cache[a] = None
+        return None
+    ends = np.concatenate([x[0] for x in last])
+    offs = np.cumsum([0] + [len(x) for x in grp[:-1]])
+    gp = {
+        "in_img": np.concatenate(in_img), "tp_img": np.concatenate(tp_img),
+        "cp_img": np.concatenate(cp_img) if cp_img else np.zeros(0, np.int64),
+        "cp_sign": np.concatenate(cp_sign) if cp_sign else np.zeros(0, np.int32),
+        "nn_hi": np.concatenate(nn_hi), "nn_lo": np.concatenate(nn_lo),
+        "tc_hi": np.concatenate(tc_hi), "tc_lo": np.concatenate(tc_lo),
+        "cc_hi": np.concatenate(cc_hi), "cc_lo": np.concatenate(cc_lo),
+        "grp": np.concatenate(grp),
+        "last": np.concatenate([o + x[0] for o, x in zip(offs, last)]) if len(ends) else ends,
+        "last_grp": np.concatenate([x[1] for x in last]),
+        "small": {},
+    }
+    gp["cls"] = gp["grp"] // T
+    for m in sm_img:
+        si, sg = np.concatenate(sm_img[m]), np.concatenate(sm_grp[m])
+        o = np.argsort(sg, kind="stable")
+        si, sg = si[o], sg[o]
+        starts = np.flatnonzero(np.r_[True, sg[1:] != sg[:-1]]) if len(sg) else np.zeros(0, np.int64)
+        gp["small"][m] = (si, starts, sg[starts] if len(sg) else sg)
+    cache[a] = gp
+    return gp
+
+
+def _cum0(Wb: np.ndarray, img: np.ndarray, sign: np.ndarray | None = None) -> np.ndarray:
+    """(B, len(img) + 1): 0, then the cumulative sums of the multiplicities of ``img``."""
+    out = np.zeros((Wb.shape[0], len(img) + 1), dtype=np.int32)
+    if len(img):
+        g = np.take(Wb, img, axis=1)
+        if sign is not None:
+            g *= sign[None, :]
+        np.cumsum(g, axis=1, out=out[:, 1:])
+    return out
+
+
 def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
     """Precision (B, T, R, K) at the largest max-detections value and recall
-    (B, M, T, K) of size range ``a`` for the resamples ``W`` (B, n_img); ``npig`` (B, K)."""
-    from mlcycle.evaluation.coco import _min_count
+    (B, M, T, K) of size range ``a`` for the resamples ``W`` (B, n_img); ``npig`` (B, K).
 
+    Every class at once: the weighted counts at the run ends (see ``_plans``) are
+    differences of three cumulative sums over the concatenated classes; a run end
+    serves the recall points ``r`` with ``recThrs[r] <= tp / npig`` (the recall reached
+    there, in float64 as pycocotools computes it), so the precision at a recall point is
+    the largest precision among the run ends serving it: the per-slot maximum (run ends
+    of a class and threshold reach nondecreasing slots, so equal slots are contiguous)
+    followed by a running maximum from the right over the slots."""
     B = W.shape[0]
     K, T, M, R = c.n_cat, len(c.iou_thrs), len(c.max_dets), len(c.rec_thrs)
     valid = npig > 0
-    # class-major while filling (contiguous writes), (B, T, R, K) for the summaries
-    prec_k = np.where(valid.T[:, :, None, None], 0.0, -1.0) * np.ones((1, 1, T, R))
-    rec = np.where(valid[:, None, None, :], 0.0, -1.0) * np.ones((1, M, T, 1))
-    Wt = np.ascontiguousarray(W.T)                                  # (n_img, B)
-    eps = np.spacing(1)
-    plans = _plans(c, a)
-    for k in range(K):
-        pl = plans[k]
-        ok = valid[:, k]
-        if pl is None or not ok.any():
-            continue
-        imgs = c.img[pl["s"]:pl["e"]]
-        # in-range detections up to each run end (ignored unmatched ones are out of range)
-        cin = np.zeros((len(pl["in_pos"]) + 1, B), dtype=np.int32)
-        np.cumsum(Wt[imgs[pl["in_pos"]]], axis=0, out=cin[1:])
-        nn = cin[pl["n_at"]]
-        p_of, t_of, cnt, t_start = pl["p_of"], pl["t_of"], pl["cnt"], pl["t_start"]
-        wtp = Wt[imgs[p_of]]
-        tc_all = np.cumsum(wtp, axis=0, dtype=np.int32)
-        has_t = cnt > 0
-        base = np.zeros((T, B), dtype=np.int32)
-        first = t_start[has_t]
-        base[has_t] = tc_all[first] - wtp[first]
-        et = pl["et"]
-        tce = tc_all[pl["e_idx"]] - base[et]                        # (n_e, B)
-        cp = pl["cp"]
-        if len(cp):
-            cc = np.zeros((len(cp) + 1, B), dtype=np.int32)
-            np.cumsum(Wt[imgs[cp]] * pl["sign"][:, None], axis=0, out=cc[1:])
-            nn = nn - (cc[pl["c_hi"]] - cc[pl["c_lo"]])
-        pr = tce / (nn.astype(np.float64) + eps)
-        # per threshold (its run ends are contiguous): the envelope (suffix max) and the
-        # first run end whose true-positive count reaches each recall point
-        need = _min_count(np.maximum(npig[:, k], 1), c.rec_thrs)    # (B, R)
-        sel = np.flatnonzero(ok)
-        ecnt = pl["ecnt"]
-        r0 = 0
-        boff = np.arange(B, dtype=np.int64)[:, None]
-        for t in range(T):
-            nt = int(ecnt[t])
-            if not nt:
-                continue
-            r1 = r0 + nt
-            env = np.maximum.accumulate(pr[r0:r1][::-1], axis=0)[::-1]
-            tcs = tce[r0:r1]
-            span = int(tcs[-1].max()) + int(need.max()) + 2
-            keys = (tcs.T + boff * span).ravel()                     # (B, nt) rows, ascending overall
-            jj = np.searchsorted(keys, (need + boff * span).ravel(), side="left").reshape(B, R) - boff * nt
-            inside = jj < nt
-            q = np.where(inside, env.T[boff, np.minimum(jj, nt - 1)], 0.0)
-            prec_k[k, sel, t] = q[sel]
-            r0 = r1
-        final = np.zeros((T, B))
-        lt = np.flatnonzero(has_t)
-        final[lt] = tc_all[t_start[lt] + cnt[lt] - 1] - base[lt]
-        rec[sel, M - 1, :, k] = final.T[sel] / npig[sel, k][:, None]
-        for mi, m in enumerate(c.max_dets[:-1]):
-            small = pl["rank"] < m
-            ts = t_of[small]                                        # ascending
-            cs = np.zeros((len(ts) + 1, B), dtype=np.int64)
-            np.cumsum(wtp[small], axis=0, out=cs[1:])
-            bnd = np.searchsorted(ts, np.arange(T + 1))
-            cm = (cs[bnd[1:]] - cs[bnd[:-1]]).astype(np.float64)    # (T, B)
-            rec[sel, mi, :, k] = cm.T[sel] / npig[sel, k][:, None]
-    return np.ascontiguousarray(prec_k.transpose(1, 2, 3, 0)), rec
+    prec = np.zeros((B, K, T, R))
+    rec = np.zeros((B, M, T, K))
+    gp = _global_plan(c, a)
+    Wb = np.ascontiguousarray(W, dtype=np.int32)
+    if gp is not None:
+        cin = _cum0(Wb, gp["in_img"])
+        nn = np.take(cin, gp["nn_hi"], axis=1)
+        nn -= np.take(cin, gp["nn_lo"], axis=1)
+        del cin
+        if len(gp["cp_img"]):
+            cc = _cum0(Wb, gp["cp_img"], gp["cp_sign"])
+            nn -= np.take(cc, gp["cc_hi"], axis=1)
+            nn += np.take(cc, gp["cc_lo"], axis=1)
+            del cc
+        ctp = _cum0(Wb, gp["tp_img"])
+        tce = np.take(ctp, gp["tc_hi"], axis=1)
+        tce -= np.take(ctp, gp["tc_lo"], axis=1)
+        del ctp
+        E = tce.shape[1]
+        pr = tce / (nn.astype(np.float64) + np.spacing(1))
+        del nn
+        npf = np.maximum(npig, 1).astype(np.float64)
+        x = tce / np.take(npf, gp["cls"], axis=1)
+        # s: the last recall point this run end serves (recThrs[s] <= x < recThrs[s + 1]);
+        # floor(100 x) is off by at most one near a threshold: one check each way
+        thr = np.r_[c.rec_thrs, np.inf]
+        s = (x * (R - 1)).astype(np.int32)
+        s -= np.take(thr, s) > x
+        s += np.take(thr, s + 1) <= x
+        # slots stored right to left: the running maximum then goes left to right
+        key = (np.arange(B, dtype=np.int64)[:, None] * (K * T) + gp["grp"][None, :]) * R + (R - 1 - s)
+        key = key.ravel()
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        prec.reshape(-1)[key[starts]] = np.maximum.reduceat(pr.ravel(), starts)
+        del pr, key, s, x
+        np.maximum.accumulate(prec, axis=-1, out=prec)
+        lg = gp["last_grp"]
+        fin = np.zeros((B, K * T))
+        fin[:, lg] = np.take(tce, gp["last"], axis=1)
+        rec[:, M - 1] = fin.reshape(B, K, T).transpose(0, 2, 1)
+        if a == 0:
+            for mi, m in enumerate(c.max_dets[:-1]):
+                si, st, sg = gp["small"][m]
+                cnt = np.zeros((B, K * T))
+                if len(si):
+                    cnt[:, sg] = np.add.reduceat(np.take(Wb, si, axis=1), st, axis=1)
+                rec[:, mi] = cnt.reshape(B, K, T).transpose(0, 2, 1)
+        rec /= np.maximum(npig, 1)[:, None, None, :]
+    inval = ~valid
+    if inval.any():
+        prec[inval] = -1.0
+        rec.transpose(0, 3, 1, 2)[inval] = -1.0
+    prec = np.ascontiguousarray(prec[..., ::-1].transpose(0, 2, 3, 1))
+    return prec, rec
 
 
 def _means(x: np.ndarray) -> np.ndarray:
