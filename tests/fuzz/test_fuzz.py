@@ -26,7 +26,7 @@ import pytest
 SAMPLE = Path(__file__).resolve().parents[2] / "mlcycle" / "data" / "sample"
 FOLDER_FORMATS = ("yolo", "voc", "kitti", "labelme")
 FILE_FORMATS = ("coco", "cvat", "openimages", "csv")
-CASES_PER_FORMAT = int(os.environ.get("MLCYCLE_FUZZ_CASES", "24"))
+CASES_PER_FORMAT = int(os.environ.get("MLCYCLE_FUZZ_CASES", "20"))
 
 
 def _invoke(args, input=None):
@@ -164,6 +164,9 @@ def _through_every_command(table: Path, work: Path, failures: list) -> None:
         (["export", "coco", table, "-o", work / "x.json"], [work / "x.json"]),
         (["export", "yolo", table, "-o", work / "y"], [work / "y"]),
         (["export", "voc", table, "-o", work / "v"], [work / "v"]),
+        (["export", "kitti", table, "-o", work / "k"], [work / "k"]),
+        (["export", "cvat", table, "-o", work / "c.xml"], [work / "c.xml"]),
+        (["export", "html", table, "-o", work / "h", "--images-root", SAMPLE], [work / "h"]),
     ):
         res = _invoke(args)
         _assert_clean(res, args, outputs, failures)
