@@ -1,14 +1,16 @@
 """Benchmark: `diff` on a large table with planted changes, and `dedupe` hashing speed.
 
     .venv/bin/python benchmarks/bench_curate_diff.py                    # both parts
-    .venv/bin/python benchmarks/bench_curate_diff.py --part diff --labels 1000000
+    .venv/bin/python benchmarks/bench_curate_diff.py --part diff --labels 1000000 5000000
     .venv/bin/python benchmarks/bench_curate_diff.py --part dedupe --images 1000
 
 **diff**: OLD has LABELS labels (8 per sample, 5 classes, non-overlapping boxes,
 label ids). NEW changes 10 % of them: 2.5 % removed, 2.5 % moved (x + 20 % of the
 width: IoU 0.67), 2.5 % relabelled, 2.5 % with an attribute changed, plus 2.5 % new
 labels. Both are written as Parquet in a subprocess; then `mlcycle diff OLD NEW -o
-changes.parquet` runs as a whole process (wall time and peak memory). The counts it
+changes.parquet` runs as a whole process (wall time and peak memory), once with NEW
+sorted by sample_id (streamed in batches) and once with NEW as appended (not sorted:
+both tables read whole, which is what diff always did before #16). The counts it
 reports are checked against what was planted. Half of the moved labels lose their id
 (so matching by geometry is exercised too).
 
@@ -44,6 +46,7 @@ def _env() -> dict:
 def generate_diff(folder: Path, labels: int, seed: int = 0) -> dict:
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     from mlcycle import io
     from mlcycle import table as T
@@ -90,7 +93,10 @@ def generate_diff(folder: Path, labels: int, seed: int = 0) -> dict:
         "occluded": np.r_[occ2[keep], np.zeros(q, bool)],
     })
     io.write_table(old, folder / "old.parquet")
-    io.write_table(new, folder / "new.parquet")
+    # NEW sorted by sample_id (stably: as mlcycle streams it) and as appended (the added
+    # labels last: not sorted, so diff reads both tables whole, as it always did before #16)
+    io.write_table(new.take(pc.sort_indices(new, [("sample_id", "ascending")])), folder / "new.parquet")
+    io.write_table(new, folder / "new_unsorted.parquet")
     return {"removed": q, "moved": q, "relabelled": q, "attributes": q, "added": q}
 
 
@@ -100,15 +106,19 @@ def part_diff(labels: int) -> dict:
         out = subprocess.run([sys.executable, __file__, "--generate-diff", str(folder), "--labels", str(labels)],
                              capture_output=True, text=True, env=_env(), check=True)
         planted = json.loads(out.stdout)
-        cmd = [*CLI, "diff", str(folder / "old.parquet"), str(folder / "new.parquet"),
-               "-o", str(folder / "changes.parquet"), "-q"]
-        secs, mb = run(cmd, env=_env())
-        summary = subprocess.run([*CLI, "diff", str(folder / "old.parquet"), str(folder / "new.parquet"), "--json"],
-                                 capture_output=True, text=True, env=_env(), check=True)
-        counts = json.loads(summary.stdout)["counts"]
-        ok = all(counts[k] == v for k, v in planted.items())
-        return {"labels": labels, "seconds": round(secs, 2), "peak_mb": round(mb), "counts": counts,
-                "planted": planted, "exact": ok, "command": " ".join(cmd[2:])}
+        res: dict = {"labels": labels, "planted": planted}
+        # sorted by sample_id: streamed in batches; unsorted: both tables read whole
+        for key, new in (("streamed", "new.parquet"), ("whole", "new_unsorted.parquet")):
+            cmd = [*CLI, "diff", str(folder / "old.parquet"), str(folder / new),
+                   "-o", str(folder / "changes.parquet"), "-q"]
+            secs, mb = run(cmd, env=_env())
+            summary = subprocess.run([*CLI, "diff", str(folder / "old.parquet"), str(folder / new), "--json", "-q"],
+                                     capture_output=True, text=True, env=_env(), check=True)
+            counts = json.loads(summary.stdout)["counts"]
+            res[key] = {"seconds": round(secs, 2), "peak_mb": round(mb), "counts": counts,
+                        "exact": all(counts[k] == v for k, v in planted.items()),
+                        "command": " ".join(cmd[2:]).replace(str(folder) + os.sep, "")}
+        return res
 
 
 def generate_images(folder: Path, images: int, seed: int = 0) -> None:
@@ -158,21 +168,21 @@ def part_dedupe(images: int, workers: int | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--part", choices=["diff", "dedupe", "all"], default="all")
-    ap.add_argument("--labels", type=int, default=1_000_000)
+    ap.add_argument("--labels", type=int, nargs="+", default=[1_000_000, 5_000_000])
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--generate-diff", type=Path)
     ap.add_argument("--generate-images", type=Path)
     a = ap.parse_args()
     if a.generate_diff:
-        print(json.dumps(generate_diff(a.generate_diff, a.labels)))
+        print(json.dumps(generate_diff(a.generate_diff, a.labels[0])))
         return
     if a.generate_images:
         generate_images(a.generate_images, a.images)
         return
     res = {}
     if a.part in ("diff", "all"):
-        res["diff"] = part_diff(a.labels)
+        res["diff"] = [part_diff(n) for n in a.labels]
     if a.part in ("dedupe", "all"):
         res["dedupe"] = part_dedupe(a.images, a.workers)
     print(json.dumps(res, indent=2))
