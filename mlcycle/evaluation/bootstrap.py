@@ -172,6 +172,9 @@ def metrics(c: Contributions, W: np.ndarray, per_class: bool = False) -> dict[st
                         class_ap[b0 + np.flatnonzero(has), k] = np.mean(v[has], axis=1)
             else:
                 rec_means[(a, M - 1)] = _put(rec_means.get((a, M - 1)), B, b0, _means(rec[:, M - 1]))
+    for gp in c.__dict__.get("_gplans", {}).values():   # the per-block keys (memory) go
+        for key in [k for k in (gp or {}) if isinstance(k, tuple)]:
+            del gp[key]
     names = c.range_names
     ai = {n: i for i, n in enumerate(names)}
     custom = [n for n in names if n not in ("all", "small", "medium", "large")]
@@ -371,9 +374,16 @@ def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
         s -= np.take(thr, s) > x
         s += np.take(thr, s + 1) <= x
         # slots stored right to left: the running maximum then goes left to right
-        key = (np.arange(B, dtype=np.int64)[:, None] * (K * T) + gp["grp"][None, :]) * R + (R - 1 - s)
-        key = key.ravel()
-        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        base = gp.get(("key", B))
+        if base is None:
+            base = gp[("key", B)] = ((np.arange(B, dtype=np.int64)[:, None] * (K * T) + gp["grp"][None, :]) * R
+                                     + (R - 1)).ravel()
+            if B * K * T * R < 2**31:
+                base = gp[("key", B)] = base.astype(np.int32)
+        key = base - s.ravel()
+        starts = np.flatnonzero(key[1:] != key[:-1])
+        starts += 1
+        starts = np.r_[0, starts]
         prec.reshape(-1)[key[starts]] = np.maximum.reduceat(pr.ravel(), starts)
         del pr, key, s, x
         np.maximum.accumulate(prec, axis=-1, out=prec)
