@@ -82,9 +82,8 @@ def diff_files(old: str | None, new: str | None, output: str | None = None, enco
                 pass
 
     try:
-        if write and io.is_stdout(output):  # what is written there cannot be taken back: check first
-            stream.check_sorted(a, old_name)
-            stream.check_sorted(b, new_name)
+        stream.check_sorted(a, old_name)  # cheap (two columns): no streaming work wasted when unsorted
+        stream.check_sorted(b, new_name)
         return stream.run(a, b, iou=iou, same_iou=same_iou, old_name=old_name, new_name=new_name,
                           chunk_pairs=chunk_pairs, sink=sink)
     except stream.Unsorted as exc:
