@@ -10,7 +10,7 @@ collected first (it is a lossy convenience anyway). The file is atomic as with
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Iterable, Mapping, Any
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 from mlcycle import io
 from mlcycle import table as T
@@ -37,9 +37,60 @@ def conform(batch: "pa.Table", schema: "pa.Schema") -> "pa.Table":
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def _prefetched(batches: Iterable["pa.Table"], depth: int = 2) -> Iterator["pa.Table"]:
+    """``batches`` produced in a background thread, up to ``depth`` ahead: Arrow releases
+    the GIL while it reads, computes and writes, so on two cores the next batch is read
+    and transformed while this one is encoded. Errors of the producer are raised here,
+    in order; leaving early (an error while writing) stops the producer."""
+    import contextvars
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for b in batches:
+                if not put((None, b)):
+                    return
+            put((None, done))
+        except BaseException as exc:  # raised again in the consumer
+            put((exc, None))
+
+    # the same context: warnings reach the caller's reporter, provenance stays active
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(produce,), daemon=True,
+                              name="mlcycle-batches")
+    thread.start()
+    try:
+        while True:
+            exc, item = q.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 def write_batches(batches: Iterable["pa.Table"], schema: "pa.Schema", output: str | os.PathLike | None = None,
-                  encoding: str | None = None, metadata: Mapping[str, Any] | None = None) -> int:
-    """Write ``batches`` (conformed to ``schema``) and return the number of rows written."""
+                  encoding: str | None = None, metadata: Mapping[str, Any] | None = None,
+                  prefetch: bool = False) -> int:
+    """Write ``batches`` (conformed to ``schema``) and return the number of rows written.
+    With ``prefetch`` the batches are produced in a background thread (see
+    ``_prefetched``; up to two more batches in memory)."""
     import pyarrow as pa
 
     enc = io.output_encoding(output, encoding)
@@ -56,6 +107,8 @@ def write_batches(batches: Iterable["pa.Table"], schema: "pa.Schema", output: st
         table = pa.concat_tables(tables) if tables else schema.empty_table()
         io.write_table(table, output, enc)
         return table.num_rows
+    if prefetch:  # reading and computing overlap with encoding and writing
+        batches = _prefetched(batches)
     with io.atomic_output(output, "wb") as fh:
         if enc == "parquet":
             import pyarrow.parquet as pq

@@ -18,6 +18,7 @@ a (harmless) extra sample row.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
@@ -128,7 +129,7 @@ class RowFilter:
         empty_rows = None
         if not self.drop_empty and not kept_any.all():
             empty_rows, at = self._empty_rows(batch, codes, uniques, kept_any)
-        self.seen_keys.update(uniques[i] for i in np.flatnonzero(kept_any))
+        self.seen_keys.update(itertools.compress(uniques, kept_any))
         if empty_rows is None or empty_rows.num_rows == 0:
             return batch.filter(pa.array(passed)) if not passed.all() else batch
         # sample rows go where the sample's first row was: the order of the input is kept
@@ -338,6 +339,6 @@ def filter_files(paths: Sequence[str | os.PathLike | None] | None, output: str |
         scan = io.scan(paths, batch_rows=batch_rows)
         flt = RowFilter(scan.schema, parts, drop_empty)  # errors in the expression: before any output
         counter = {"rows": 0, "sample_rows": 0}
-        write_batches(_run(scan.batches(), flt, counter), scan.schema, output, encoding)
+        write_batches(_run(scan.batches(), flt, counter), scan.schema, output, encoding, prefetch=True)
         summary = flt.summary(counter["rows"], counter["sample_rows"])
     return Result(None, summary, tuple(seen.warnings))

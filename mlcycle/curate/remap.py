@@ -183,22 +183,32 @@ def _classes_and_ids(tables: Iterable["pa.Table"], meta: Mapping[str, Any]) -> t
     """Class names in category order and each one's (most common) category id."""
     import numpy as np
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     counts: dict[tuple[str, int | None], int] = {}
     first_seen: dict[str, int] = {}
     for t in tables:
-        if t.num_rows == 0:
+        if t.num_rows == 0 or T.LABEL not in t.column_names:
             continue
-        lab = t.column(T.LABEL) if T.LABEL in t.column_names else None
-        if lab is None:
+        # codes, not strings: a dictionary-encoded label column (as Parquet stores it) is
+        # counted without decoding a string per row
+        codes, uniques = T.dictionary_codes(t.column(T.LABEL))
+        valid = codes >= 0
+        if not valid.any():
             continue
-        cat = t.column(T.CATEGORY_ID) if T.CATEGORY_ID in t.column_names else pa.chunked_array([pa.nulls(t.num_rows, pa.int64())])
-        sub = pa.table({"l": lab, "c": cat}).filter(pc.is_valid(lab))
-        if sub.num_rows == 0:
-            continue
-        g = sub.group_by(["l", "c"], use_threads=False).aggregate([([], "count_all")])
-        for l, c, n in zip(g.column("l").to_pylist(), g.column("c").to_pylist(), g.column("count_all").to_pylist()):
+        first_code: dict[str, int] = {}
+        canon = np.array([first_code.setdefault(u, i) for i, u in enumerate(uniques)], dtype=np.int64)
+        codes = canon[codes[valid]]
+        if T.CATEGORY_ID in t.column_names:
+            cat = t.column(T.CATEGORY_ID).filter(pa.array(valid))
+            g = pa.table({"l": codes, "c": cat}).group_by(["l", "c"], use_threads=False).aggregate([([], "count_all")])
+            found = zip(g.column("l").to_pylist(), g.column("c").to_pylist(), g.column("count_all").to_pylist())
+        else:
+            n_per = np.bincount(codes, minlength=len(uniques))
+            present, first = np.unique(codes, return_index=True)
+            present = present[np.argsort(first, kind="stable")]  # in order of first appearance
+            found = ((int(k), None, int(n_per[k])) for k in present)
+        for k, c, n in found:
+            l = uniques[k]
             counts[(l, c)] = counts.get((l, c), 0) + n
             first_seen.setdefault(l, len(first_seen))
     ids: dict[str, int] = {}
@@ -370,13 +380,23 @@ def remap_files(paths: Sequence[str | os.PathLike | None] | None, output: str | 
         meta = T.get_metadata(scan.empty())
 
         def class_batches():
-            for b in scan.batches(columns=[T.LABEL, T.CATEGORY_ID]):
-                yield b if not sources else b.filter(pc.is_in(b.column(T.SOURCE), value_set=pa.array(list(sources))))
+            # the class pass reads labels as dictionaries: codes are what it counts
+            keep, scan.keep_dictionaries = scan.keep_dictionaries, True
+            try:
+                for b in scan.batches(columns=[T.LABEL, T.CATEGORY_ID]):
+                    if sources:
+                        src = b.column(T.SOURCE)
+                        if pa.types.is_dictionary(src.type):
+                            src = src.cast(src.type.value_type)
+                        b = b.filter(pc.is_in(src, value_set=pa.array(list(sources))))
+                    yield b
+            finally:
+                scan.keep_dictionaries = keep
 
         plan, classes = _plan_for(class_batches(), meta, mapping, ignore_case, drop_unmapped)
         _warn_unused(plan, classes)
         rm = Remapper(scan.schema, plan, sources)
         counter = {"rows": 0, "sample_rows": 0}
-        write_batches(_run(scan.batches(), rm, counter), scan.schema, output, encoding, _metadata(meta, plan))
+        write_batches(_run(scan.batches(), rm, counter), scan.schema, output, encoding, _metadata(meta, plan), prefetch=True)
         summary = rm.summary(counter["rows"], counter["sample_rows"])
     return Result(None, summary, tuple(seen.warnings))
