@@ -21,6 +21,9 @@ Greedy matching is computed without a loop over pairs: pairs are enumerated per 
 rounds of *mutually best* pairs (a pair that is the best remaining pair of both its
 ends) — which is exactly the greedy matching by descending IoU, ties broken by row
 order.
+
+``diff_files`` (the command) streams two tables sorted by sample_id chunk by chunk
+(``_diff_stream``: memory bounded by the batch) and reads unsorted ones whole.
 """
 
 from __future__ import annotations
@@ -89,22 +92,20 @@ def diff_files(old: str | None, new: str | None, output: str | None = None, enco
     except stream.Unsorted as exc:
         reporting.info(f"diff: {printable(str(exc))} is not sorted by sample_id: both tables are read whole "
                        "(sorted by sample_id, they are streamed in batches)")
-    result = diff(_whole(a, old), _whole(b, new), iou=iou, same_iou=same_iou,
+    result = diff(_whole(a), _whole(b), iou=iou, same_iou=same_iou,
                   old_name=old_name, new_name=new_name, chunk_pairs=chunk_pairs)
     if write:
         io.write_table(result.table, output, encoding)
     return result.summary
 
 
-def _whole(scan, path) -> "pa.Table":
-    """The whole table of a scan (standard input was read once, by the scan)."""
+def _whole(scan) -> "pa.Table":
+    """The whole table of a scan (not read again: standard input can be read once, and
+    the scan already recorded the input's provenance)."""
     import pyarrow as pa
 
-    from mlcycle import io
-
-    if path is not None and str(path) != "-":
-        return io.read_table(path)
-    return pa.concat_tables(list(scan.batches()))
+    batches = list(scan.batches())
+    return pa.concat_tables(batches, promote_options="permissive") if len(batches) > 1 else batches[0]
 
 
 def check_options(iou: float, same_iou: float) -> None:
