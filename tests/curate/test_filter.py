@@ -214,3 +214,27 @@ def test_cli_filter_missing_file(runner, tmp_path):
     r = runner(["filter", tmp_path / "nope.parquet", "--label", "cat"])
     assert r.exit_code == 1
     assert "nope.parquet: no such file" in r.stderr
+
+
+def test_streamed_write_error_mid_way_leaves_no_output_and_keeps_warnings(tmp_path, small):
+    """filter and remap write through a background producer (write_batches(prefetch=True)):
+    an error after some batches raises in the caller, with no (partial) output file, and
+    warnings raised while producing reach the caller's reporter."""
+    from mlcycle import reporting
+    from mlcycle.curate._stream import write_batches
+    from mlcycle.errors import MlcycleError
+
+    def batches():
+        yield small.slice(0, 5)
+        reporting.warn("half-way")
+        yield small.slice(5, 5)
+        raise MlcycleError("in.parquet: row 11: broken")
+
+    out = tmp_path / "out.parquet"
+    with reporting.collect() as seen:
+        with pytest.raises(MlcycleError, match="row 11"):
+            write_batches(batches(), small.schema, out, prefetch=True)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    assert list(seen.warnings) == ["half-way"]
+    assert write_batches(iter([small.slice(0, 7), small.slice(7)]), small.schema, out, prefetch=True) == small.num_rows
+    assert io.read_table(out).to_pylist() == small.to_pylist()
