@@ -57,6 +57,9 @@ def _assert_clean(res, args, outputs=(), failures=None):
         assert text.startswith("error: "), f"{args}: exit {res.exit_code} without an error line:\n{text}"
 
 
+SAMPLE_TABLE: list[Path] = []  # the valid table the fuzzed ones are diffed against
+
+
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("seeds")
@@ -64,6 +67,7 @@ def seeds(tmp_path_factory) -> dict[str, Path]:
     res = _invoke(["ingest", "coco", SAMPLE / "annotations" / "instances_val.json", "--images-root", SAMPLE, "-o", gt])
     assert res.exit_code == 0, res.stderr
     out = {"table": gt}
+    SAMPLE_TABLE[:] = [gt]
     for fmt in FOLDER_FORMATS + FILE_FORMATS:
         dest = root / (f"seed_{fmt}" + ("" if fmt in FOLDER_FORMATS else {"coco": ".json", "cvat": ".xml"}.get(fmt, ".csv")))
         res = _invoke(["export", fmt, gt, "-o", dest, "--images-root", SAMPLE])
@@ -164,6 +168,7 @@ def _through_every_command(table: Path, work: Path, failures: list) -> None:
         (["export", "coco", table, "-o", work / "x.json"], [work / "x.json"]),
         (["export", "yolo", table, "-o", work / "y"], [work / "y"]),
         (["export", "voc", table, "-o", work / "v"], [work / "v"]),
+        (["diff", SAMPLE_TABLE[0] if SAMPLE_TABLE else table, table, "-o", work / "d.parquet"], [work / "d.parquet"]),
         (["export", "kitti", table, "-o", work / "k"], [work / "k"]),
         (["export", "cvat", table, "-o", work / "c.xml"], [work / "c.xml"]),
         (["export", "html", table, "-o", work / "h", "--images-root", SAMPLE], [work / "h"]),
