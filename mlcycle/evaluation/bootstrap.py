@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _BLOCK_ELEMENTS = 6_000_000
 # elements of the precision arrays (resamples x ranges x thresholds x recall points x classes) per block
 _SUMMARY_ELEMENTS = 16_000_000
+_KERNEL_SUMMARY_ELEMENTS = 2_000_000
 
 
 @dataclass
@@ -149,7 +150,8 @@ def metrics(c: Contributions, W: np.ndarray, per_class: bool = False) -> dict[st
     K, A, T, M, R = c.n_cat, len(c.range_names), len(c.iou_thrs), len(c.max_dets), len(c.rec_thrs)
     npig = np.rint(W.astype(np.float64) @ c.gt_count.astype(np.float64)).astype(np.int64).reshape(B, K, A)
     widest = max([T * R * max(K, 1)] + [len(gp["in_img"]) for gp in (_global_plan(c, a) for a in range(A)) if gp])
-    step = max(1, _SUMMARY_ELEMENTS // widest)
+    # the compiled pass: small blocks (the arrays stay in cache and the allocator reuses them)
+    step = max(1, (_SUMMARY_ELEMENTS if _kernel() is None else _KERNEL_SUMMARY_ELEMENTS) // widest)
     prec_means: dict[tuple, np.ndarray] = {}
     rec_means: dict[tuple, np.ndarray] = {}
     class_ap = np.full((B, K), -1.0) if per_class else None
@@ -348,7 +350,32 @@ def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
     rec = np.zeros((B, M, T, K))
     gp = _global_plan(c, a)
     Wb = np.ascontiguousarray(W, dtype=np.int32)
-    if gp is not None:
+    kern = _kernel() if gp is not None else None
+    if kern is not None:
+        thr = np.r_[c.rec_thrs, np.inf].astype(np.float64)
+        npf = np.ascontiguousarray(np.maximum(npig, 1), dtype=np.float64)
+        ka = gp.get("kernel_args")
+        if ka is None:
+            il = np.full(len(gp["grp"]), -1, np.int64)
+            il[gp["last"]] = gp["last_grp"]
+            i32 = (lambda v: np.ascontiguousarray(v, dtype=np.int32))
+            ka = gp["kernel_args"] = tuple(i32(gp[n]) for n in (
+                "in_img", "nn_hi", "nn_lo", "cp_img", "cp_sign", "cc_hi", "cc_lo", "tp_img", "tc_hi", "tc_lo",
+                "grp", "cls")) + (i32(il),)
+        prec = np.empty((B, T, R, K))
+        fin = np.zeros((B, K * T))
+        kern(Wb, *ka, npf, thr, prec, fin)
+        rec[:, M - 1] = fin.reshape(B, K, T).transpose(0, 2, 1)
+        if a == 0:
+            for mi, m in enumerate(c.max_dets[:-1]):
+                si, st, sg = gp["small"][m]
+                cnt = np.zeros((B, K * T))
+                if len(si):
+                    _KERNEL[1](Wb, np.ascontiguousarray(si, dtype=np.int32), np.r_[st, len(si)].astype(np.int32),
+                               np.ascontiguousarray(sg, dtype=np.int32), cnt)
+                rec[:, mi] = cnt.reshape(B, K, T).transpose(0, 2, 1)
+        rec /= np.maximum(npig, 1)[:, None, None, :]
+    elif gp is not None:
         cin = _cum0(Wb, gp["in_img"])
         nn = np.take(cin, gp["nn_hi"], axis=1)
         nn -= np.take(cin, gp["nn_lo"], axis=1)
@@ -392,19 +419,140 @@ def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
         fin[:, lg] = np.take(tce, gp["last"], axis=1)
         rec[:, M - 1] = fin.reshape(B, K, T).transpose(0, 2, 1)
         if a == 0:
-            for mi, m in enumerate(c.max_dets[:-1]):
-                si, st, sg = gp["small"][m]
-                cnt = np.zeros((B, K * T))
-                if len(si):
-                    cnt[:, sg] = np.add.reduceat(np.take(Wb, si, axis=1), st, axis=1)
-                rec[:, mi] = cnt.reshape(B, K, T).transpose(0, 2, 1)
+            _small_recall(c, gp, Wb, rec, B, K, T)
         rec /= np.maximum(npig, 1)[:, None, None, :]
     inval = ~valid
+    if kern is not None:   # prec is (B, T, R, K) already
+        if inval.any():
+            prec.transpose(0, 3, 1, 2)[inval] = -1.0
+            rec.transpose(0, 3, 1, 2)[inval] = -1.0
+        return prec, rec
     if inval.any():
         prec[inval] = -1.0
         rec.transpose(0, 3, 1, 2)[inval] = -1.0
     prec = np.ascontiguousarray(prec[..., ::-1].transpose(0, 2, 3, 1))
     return prec, rec
+
+
+def _small_recall(c, gp, Wb, rec, B, K, T):
+    """Recall at the smaller max-detections values (range 'all'): true positives of rank < m."""
+    for mi, m in enumerate(c.max_dets[:-1]):
+        si, st, sg = gp["small"][m]
+        cnt = np.zeros((B, K * T))
+        if len(si):
+            cnt[:, sg] = np.add.reduceat(np.take(Wb, si, axis=1), st, axis=1)
+        rec[:, mi] = cnt.reshape(B, K, T).transpose(0, 2, 1)
+
+
+_KERNEL: list = []
+
+
+def _kernel():
+    """The compiled per-resample pass of ``_range_block`` (numba, optional: the extra
+    ``fast``), or None: numba not importable, or ``MLCYCLE_NO_NUMBA`` set (non-empty,
+    not 0). Imported and compiled on first use only (cached on disk by numba)."""
+    import os
+
+    if os.environ.get("MLCYCLE_NO_NUMBA", "") not in ("", "0"):
+        return None
+    if not _KERNEL:
+        try:
+            import numba
+        except ImportError:
+            _KERNEL.append(None)
+        else:
+            _KERNEL.append(numba.njit(cache=True, nogil=True, error_model="numpy")(_range_kernel))
+            _KERNEL.append(numba.njit(cache=True, nogil=True)(_segment_sums))
+    return _KERNEL[0]
+
+
+def _segment_sums(W, img, bounds, dest, out):  # pragma: no cover - compiled
+    """``out[b, dest[j]] = sum(W[b, img[bounds[j]:bounds[j + 1]]])`` (integer sums)."""
+    for b in range(W.shape[0]):
+        w = W[b]
+        for j in range(len(dest)):
+            acc = 0
+            for i in range(bounds[j], bounds[j + 1]):
+                acc += w[img[i]]
+            out[b, dest[j]] = float(acc)
+
+
+def _range_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_img, tc_hi, tc_lo,
+                  grp, cls, is_last, npf, thr, prec, fin):  # pragma: no cover - compiled
+    """Per resample ``b``: what the numpy path of ``_range_block`` computes, in one pass
+    over the run ends: the same integer weighted counts (cumulative sums), the same
+    float64 divisions (``tp / (n + eps)``, ``tp / npig``), the same recall slot ``s``,
+    the per-slot maximum (slots stored right to left) and the running maximum; ``prec``
+    (B, T, R, K) gets the envelope in ``_range_block``'s output layout, ``fin`` (B, K*T)
+    the true positives at each group's last run end."""
+    B = W.shape[0]
+    T, R, K = prec.shape[1], prec.shape[2], prec.shape[3]
+    G = K * T
+    NB = 4   # resamples per pass over the index arrays (their counts share cache lines)
+    eps = np.spacing(1.0)
+    n_in, n_cp, n_tp, E = len(in_img), len(cp_img), len(tp_img), len(grp)
+    cin = np.zeros((n_in + 1, NB), np.int32)
+    cc = np.zeros((n_cp + 1, NB), np.int32)
+    ctp = np.zeros((n_tp + 1, NB), np.int32)
+    pb = np.zeros((NB, G, R))
+    for b0 in range(0, B, NB):
+        nb = min(NB, B - b0)
+        for q in range(nb):
+            w = W[b0 + q]
+            acc = 0
+            for i in range(n_in):
+                acc += w[in_img[i]]
+                cin[i + 1, q] = acc
+            acc = 0
+            for i in range(n_cp):
+                acc += w[cp_img[i]] * cp_sign[i]
+                cc[i + 1, q] = acc
+            acc = 0
+            for i in range(n_tp):
+                acc += w[tp_img[i]]
+                ctp[i + 1, q] = acc
+        pb[:, :, :] = 0.0
+        for e in range(E):
+            hi, lo, th, tl = nn_hi[e], nn_lo[e], tc_hi[e], tc_lo[e]
+            ch, cl = cc_hi[e], cc_lo[e]
+            ke = cls[e]
+            g = grp[e]
+            il = is_last[e]
+            for q in range(nb):
+                nn = cin[hi, q] - cin[lo, q]
+                if n_cp:
+                    nn -= cc[ch, q] - cc[cl, q]
+                tce = ctp[th, q] - ctp[tl, q]
+                pr = float(tce) / (float(nn) + eps)
+                x = float(tce) / npf[b0 + q, ke]
+                s = np.int32(x * (R - 1))
+                if s > R - 1:   # x > 1: not reached (tp <= npig); nothing out of bounds
+                    s = R - 1
+                if thr[s] > x:
+                    s -= 1
+                if thr[s + 1] <= x:
+                    s += 1
+                j = R - 1 - s
+                if pr > pb[q, g, j]:
+                    pb[q, g, j] = pr
+                if il >= 0:
+                    fin[b0 + q, il] = float(tce)
+        for q in range(nb):
+            env = pb[q]
+            for g in range(G):
+                m = env[g, 0]
+                for j in range(1, R):
+                    v = env[g, j]
+                    if v > m:
+                        m = v
+                    else:
+                        env[g, j] = m
+            pout = prec[b0 + q]
+            for t in range(T):   # written in order: (T, R, K), recall points left to right
+                for r in range(R):
+                    j = R - 1 - r
+                    for k in range(K):
+                        pout[t, r, k] = env[k * T + t, j]
 
 
 def _means(x: np.ndarray) -> np.ndarray:
