@@ -168,10 +168,11 @@ def metrics(c: Contributions, W: np.ndarray, per_class: bool = False) -> dict[st
                 for mi in range(M):
                     rec_means[(a, mi)] = _put(rec_means.get((a, mi)), B, b0, _means(rec[:, mi]))
                 if class_ap is not None:
-                    for k in range(K):
-                        v = np.ascontiguousarray(prec[:, :, :, k]).reshape(b1 - b0, -1)
-                        has = (v > -1).all(axis=1)
-                        class_ap[b0 + np.flatnonzero(has), k] = np.mean(v[has], axis=1)
+                    # every class at once: a contiguous (T * R) row per class, the same
+                    # pairwise sum as one class's row
+                    v = np.ascontiguousarray(prec.transpose(0, 3, 1, 2)).reshape(b1 - b0, K, -1)
+                    has = (v > -1).all(axis=2)
+                    class_ap[b0:b1][has] = np.mean(v, axis=2)[has]
             else:
                 rec_means[(a, M - 1)] = _put(rec_means.get((a, M - 1)), B, b0, _means(rec[:, M - 1]))
     for gp in c.__dict__.get("_gplans", {}).values():   # the per-block keys (memory) go

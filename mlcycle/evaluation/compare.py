@@ -145,13 +145,15 @@ def _bootstrap(table, opts: "Options", sources: list[str], baseline: str, docs: 
             samples = prep.samples
         elif prep.samples != samples:  # pragma: no cover - the images come from the ground truth
             raise MlcycleError(f"{opts.origin}: source '{s}' is evaluated on other images than '{sources[0]}'")
-        conts[s] = (BS.contributions(prep, opts), prep.classes)
+        conts[s] = (prep, prep.classes)
     n = len(samples or [])
     if n == 0:
         raise MlcycleError(f"{opts.origin}: no images to resample")
     W = BS.weights(BS.resample_indices(n, opts.bootstrap, opts.seed), n)
-    reps = dict(zip(sources, _in_processes(lambda s: BS.metrics(conts[s][0], W, per_class=True), sources)))
-    names = BS.metric_names(conts[baseline][0])
+    # each process matches its own sources (the matching is a per-source cost too)
+    reps = dict(zip(sources, _in_processes(
+        lambda s: BS.metrics(BS.contributions(conts[s][0], opts), W, per_class=True), sources)))
+    names = [m for m in reps[baseline] if m != "class_AP"]
     intervals = {s: {m: BS.interval(np.where(reps[s][m] > -1, reps[s][m], np.nan), CONFIDENCE) for m in names}
                  for s in sources}
     deltas = {}
