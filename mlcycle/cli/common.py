@@ -97,6 +97,14 @@ Tables = Annotated[Optional[List[str]], typer.Argument(
     metavar="[TABLE]...", help="Label tables to read ('-' or none: standard input).", show_default=False)]
 
 
+def stdout_is_terminal() -> bool:
+    """Is standard output a terminal? (A human reads it: show tables, not JSON.)"""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # closed or replaced stdout
+        return False
+
+
 def setup(quiet: bool = False, verbose: bool = False, no_color: bool = False) -> None:
     from mlcycle.cli import console
 

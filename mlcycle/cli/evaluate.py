@@ -7,14 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from mlcycle.cli.common import Format, Json, NoColor, Output, Quiet, Tables, Verbose, command, setup
-
-
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+from mlcycle.cli.common import Format, Json, NoColor, Output, Quiet, Tables, Verbose, command, setup, stdout_is_terminal
 
 
 def _keep_freed_memory() -> None:
@@ -192,7 +185,7 @@ def evaluate(
         from mlcycle.evaluation.regression import parse as parse_reference
 
         reference, tolerance = parse_reference(fail_if_worse_than)
-    write_table = output is not None or (not json_out and not _stdout_is_terminal())
+    write_table = output is not None or (not json_out and not stdout_is_terminal())
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
     for path in (metrics_file, output if write_table else None):

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mlcycle.cli.common import Json, NoColor, Quiet, Verbose, command, setup
+from mlcycle.cli.common import Json, NoColor, Quiet, Verbose, command, setup, stdout_is_terminal
 
 
 @command(
@@ -35,20 +35,13 @@ def info(
 
     setup(quiet, verbose, no_color)
     doc = provenance.describe_scan(io.scan([table] if table is not None else None), io.display_name(table))
-    if json_out or not _stdout_is_terminal():
+    if json_out or not stdout_is_terminal():
         import orjson
 
         sys.stdout.buffer.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE))
         sys.stdout.flush()
         return
     _render(doc, no_color)
-
-
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
 
 
 def _render(doc: dict, no_color: bool) -> None:

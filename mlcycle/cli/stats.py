@@ -8,14 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from mlcycle.cli.common import Json, NoColor, Quiet, Tables, Verbose, command, setup
-
-
-def _stdout_is_terminal() -> bool:
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+from mlcycle.cli.common import Json, NoColor, Quiet, Tables, Verbose, command, setup, stdout_is_terminal
 
 
 @command(
@@ -61,7 +54,7 @@ def stats(
     if plot is not None and not plots.available():  # fail before reading anything
         raise MlcycleError("--plot needs matplotlib, which is not installed", hint=plots.PLOT_HINT)
     result = S.describe(tables, by=by or (), compare=compare, sources=source or ())
-    if json_out or not _stdout_is_terminal():
+    if json_out or not stdout_is_terminal():
         _write_json(result.summary)
     else:
         from rich.console import Console

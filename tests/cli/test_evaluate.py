@@ -92,7 +92,7 @@ def test_json_and_metrics_file(runner, tmp_path):
 def test_terminal_without_output_prints_metrics_not_table(runner, tmp_path, monkeypatch):
     import mlcycle.cli.evaluate as cli
 
-    monkeypatch.setattr(cli, "_stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(cli, "stdout_is_terminal", lambda: True)
     gp, pp = _tables(tmp_path)
     r = runner(["evaluate", gp, pp])
     assert r.exit_code == 0

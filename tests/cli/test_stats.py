@@ -52,7 +52,7 @@ def test_json_flag_and_stdin(runner, gt):
 def test_terminal_gets_the_rich_report_on_stdout(runner, gt, monkeypatch):
     import mlcycle.cli.stats as cli_stats
 
-    monkeypatch.setattr(cli_stats, "_stdout_is_terminal", lambda: True)
+    monkeypatch.setattr(cli_stats, "stdout_is_terminal", lambda: True)
     r = runner(["stats", gt, "--top", "1"])
     assert r.exit_code == 0, r.stderr
     assert "Overview" in r.stdout and "Classes (2)" in r.stdout and "… 1 more" in r.stdout
