@@ -96,6 +96,8 @@ def test_the_wheel_installs_every_generated_file_where_distributions_look():
         "completions/mlcycle.fish": "share/fish/vendor_completions.d",
     }
     for rel in GENERATED:
+        if rel.startswith("mlcycle/"):  # a module of the package (the --help pages)
+            continue
         target = next(v for k, v in where.items() if rel.startswith(k))
         assert any(fnmatch.fnmatch(rel, pattern) for pattern in data_files.get(target, [])), \
             f"{rel} is not installed into {target} by pyproject.toml [tool.setuptools.data-files]"
@@ -232,6 +234,30 @@ def test_help_imports_nothing_heavy(args):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Usage: mlcycle" in out.stdout
     assert not mods & set(HEAVY), f"mlcycle {' '.join(args)} imports {sorted(mods & set(HEAVY))}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["evaluate", "--help"], ["stats", "-h"]],
+                         ids=lambda a: " ".join(a))
+def test_help_is_answered_without_typer_and_equals_typers_page(args):
+    """The stored pages (scripts/docgen.py) are what typer prints; only they skip typer."""
+    mods, out = _imported(args, COLUMNS="120")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "typer" not in mods
+    assert out.stdout == docgen.help_output(args)
+
+
+def test_help_on_a_narrow_terminal_is_typers_own_wrapping():
+    mods, out = _imported(["evaluate", "--help"], COLUMNS="60")
+    assert out.returncode == 0 and "typer" in mods
+    prose = out.stdout.split("Examples")[0].splitlines()
+    assert max(len(line) for line in prose) <= 60   # examples are kept verbatim
+    assert "Usage: mlcycle evaluate" in out.stdout
+
+
+def test_help_with_other_arguments_goes_to_typer():
+    mods, out = _imported(["evaluate", "gt.parquet", "--help"], COLUMNS="120")
+    assert out.returncode == 0 and "typer" in mods
+    assert out.stdout == docgen.help_output(["evaluate", "--help"])
 
 
 @pytest.mark.parametrize("words,expect", [

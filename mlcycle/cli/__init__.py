@@ -2,16 +2,17 @@
 
 Each command lives in its own module here and only parses options, then calls one
 library function. Nothing heavy (pyarrow, numpy, pycocotools, yaml) is imported at
-module level, so ``mlcycle --help`` and tab completion stay instant.
+module level, so ``mlcycle --help`` and tab completion stay instant. ``mlcycle --help``
+and ``mlcycle COMMAND --help`` do not even import typer (half of the start-up): they
+print the pages scripts/docgen.py generated into ``_helptext.py`` (checked against
+typer's own output by tests/test_docs.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 import os
-
-from mlcycle.cli.common import app
+import sys
 
 # Command modules register themselves on `app` when imported, in help order.
 COMMAND_MODULES = (
@@ -31,12 +32,44 @@ COMMAND_MODULES = (
     "info",
 )
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"mlcycle.cli.{_name}")
+
+
+def __getattr__(name: str):
+    """``mlcycle.cli.app``: the typer application with every command registered."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from mlcycle.cli.common import app
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"mlcycle.cli.{module}")
+    return app
+
+
+def help_page(args: list[str]) -> str | None:
+    """The stored ``--help`` page for ``args`` (``[--help]`` or ``[COMMAND, --help]``), or
+    None when typer must answer: other arguments, or a terminal narrower than the
+    pages (click wraps at min(columns, 80))."""
+    if not args or args[-1] not in ("--help", "-h") or len(args) > 2:
+        return None
+    import shutil
+
+    from mlcycle.cli._helptext import PAGES, WIDTH
+
+    if shutil.get_terminal_size().columns < WIDTH:
+        return None
+    return PAGES.get(args[0] if len(args) == 2 else "")
 
 
 def main() -> None:
     """Console-script entry point."""
+    page = help_page(sys.argv[1:]) if "_MLCYCLE_COMPLETE" not in os.environ else None
+    if page is not None:
+        try:
+            sys.stdout.write(page)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `mlcycle --help | head`: as the commands do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
     if "_MLCYCLE_COMPLETE" in os.environ:
         # Dynamic completion (`eval "$(_MLCYCLE_COMPLETE=source_bash mlcycle)"`): typer
         # registers its shell classes only with add_completion=True, which would also add
@@ -50,7 +83,7 @@ def main() -> None:
     # does this (never an in-process test runner), and MLCYCLE_PANDAS=1 turns it off.
     if "pandas" not in sys.modules and os.environ.get("MLCYCLE_PANDAS") != "1":
         sys.meta_path.insert(0, _NoPandas())
-    app(prog_name="mlcycle")
+    __getattr__("app")(prog_name="mlcycle")
 
 
 class _NoPandas:
