@@ -17,8 +17,8 @@ from mlcycle.errors import OptionError
 from mlcycle.stats import document
 from mlcycle.stats.attributes import Attributes
 from mlcycle.stats.boxes import Boxes
-from mlcycle.stats.codes import CodeBook, SampleCodes, Shared, arrow_codes, unique
-from mlcycle.stats.counts import Counts
+from mlcycle.stats.codes import CodeBook, SampleCodes, Shared, arrow_codes, sort_key, unique
+from mlcycle.stats.counts import CodeMaps, Counts
 from mlcycle.stats.outcomes import Evaluation, Hard
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +57,17 @@ class Accumulator:
             self.hard.update(batch, cls)
         self.attributes.update(batch, is_label, lab_cls, ncls)
 
+    def seal(self) -> None:
+        self.counts.seal()
+
+    def merge(self, other: "Accumulator", maps: CodeMaps) -> None:
+        """Add another shard's sealed accumulator (its codes mapped through ``maps``)."""
+        self.counts.merge(other.counts, maps)
+        self.boxes.merge(other.boxes, maps)
+        self.evaluation.merge(other.evaluation, maps)
+        self.hard.merge(other.hard, maps)
+        self.attributes.merge(other.attributes, maps)
+
     def document(self) -> dict[str, Any]:
         order = self.counts.class_order()
         counts, per_sample = self.counts.document(order)
@@ -78,7 +89,32 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
     ``by``: columns whose value combinations each get a full sub-document (``groups``).
     ``compare``: a column whose values are compared side by side with distances.
     ``sources``: keep only rows of these sources.
+
+    One pass is one shard: ``finish(merge([accumulate(...)]))``, the same code a sharded
+    run (``mlcycle.scale``) uses on the partials of its shards.
     """
+    return finish(merge([accumulate(batches, by=by, compare=compare, sources=sources)]))
+
+
+class Partial:
+    """The mergeable state of one shard's pass: sealed accumulators (no per-sample state:
+    a shard must hold every row of its samples) and the code books their codes index.
+    ``merge`` adds partials up; ``finish`` makes the document. Picklable (a sharded run
+    sends partials between processes)."""
+
+    def __init__(self, shared: Shared, main: Accumulator, *, rows: int, sources_seen: list,
+                 by: Sequence[str], compare: str | None, source_filter: Sequence[str],
+                 groups: dict, compares: dict, per_source: dict) -> None:
+        self.shared, self.main, self.rows = shared, main, rows
+        self.sources_seen = list(sources_seen)
+        self.by, self.compare, self.source_filter = tuple(by), compare, tuple(source_filter)
+        self.groups, self.compares, self.per_source = groups, compares, per_source
+
+
+def accumulate(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str | None = None,
+               sources: Sequence[str] = ()) -> Partial:
+    """One shard's partial (see ``compute`` for the options). Every row of a sample must
+    be in the same shard."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -139,8 +175,56 @@ def compute(batches: Iterable["pa.Table"], by: Sequence[str] = (), compare: str 
                                   hint="compare by a column with few values, such as split, source or annotator")
             _feed(compares, c, batch, (cls, is_label, src, split, sid), shared, lambda k: compare_codes.values[k])
 
-    return document.build(main, rows=rows_in, sources_seen=seen_sources, source_filter=sources,
-                          by=by, groups=groups, compare=compare, compares=compares, per_source=per_source)
+    for acc in [main, *per_source.values(), *groups.values(), *compares.values()]:
+        acc.seal()
+    shared.samples = None  # sealed: sample codes are no longer needed (nor sent)
+    return Partial(shared, main, rows=rows_in, sources_seen=seen_sources, by=by, compare=compare,
+                   source_filter=sources, groups=groups, compares=compares, per_source=per_source)
+
+
+def merge(parts: Sequence[Partial]) -> Partial:
+    """The partial of the shards together: counts and histograms added, exact sums added,
+    code books unified (codes are remapped by value). Equal, document for document, to
+    one pass over all the shards' rows, in any order of shards."""
+    import numpy as np
+
+    parts = list(parts)
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0] if parts else None
+    shared = Shared(CodeBook(), CodeBook(), CodeBook(), None)
+    by = first.by if first else ()
+    compare = first.compare if first else None
+    out = Partial(shared, Accumulator(shared), rows=0, sources_seen=[], by=by, compare=compare,
+                  source_filter=first.source_filter if first else (), groups={}, compares={}, per_source={})
+    all_sources = sorted({s for p in parts for s in p.sources_seen}, key=lambda v: (v != T.GT_SOURCE, sort_key(v)))
+    for p in parts:
+        if p.by != by or p.compare != compare:
+            raise ValueError("partials of different options cannot be merged")
+        maps = CodeMaps(*(np.array([book.code(v) for v in theirs.values], np.int64)
+                          for book, theirs in ((shared.classes, p.shared.classes), (shared.splits, p.shared.splits),
+                                               (shared.sources, p.shared.sources))))
+        out.rows += p.rows
+        out.main.merge(p.main, maps)
+        per_source = p.per_source
+        if len(all_sources) > 1 and not per_source and p.sources_seen:  # one source: main is its own
+            per_source = {p.sources_seen[0]: p.main}
+        for mine, theirs in ((out.per_source, per_source if len(all_sources) > 1 else {}),
+                             (out.groups, p.groups), (out.compares, p.compares)):
+            for key, acc in theirs.items():
+                if key not in mine:
+                    mine[key] = Accumulator(shared)
+                mine[key].merge(acc, maps)
+    out.sources_seen = all_sources
+    return out
+
+
+def finish(part: Partial) -> dict[str, Any]:
+    """The stats document of a (merged) partial."""
+    sources_seen = sorted(part.sources_seen, key=lambda v: (v != T.GT_SOURCE, sort_key(v)))
+    return document.build(part.main, rows=part.rows, sources_seen=sources_seen, source_filter=part.source_filter,
+                          by=part.by, groups=part.groups, compare=part.compare, compares=part.compares,
+                          per_source=part.per_source)
 
 
 def _reshare(acc: Accumulator, shared: Shared) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from mlcycle import table as T
 from mlcycle.stats.codes import (Shared, add_counts, arrow_codes, grow, grow_stats, keyed_counts, sort_key,
                                  to_numpy)
-from mlcycle.stats.sketches import Merger, Quantiles, json_number
+from mlcycle.stats.sketches import Merger, Quantiles, exact_mean, exact_sums_by, json_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -33,11 +33,60 @@ class Attribute:
         self.bool_counts = np.zeros((0, 3), np.int64)  # per class: false, true, missing
         self.quant = Quantiles()
         self.length = Quantiles()
-        self.num_class = np.zeros((0, 4))  # per class: count, sum, min, max
+        self.num_class = np.zeros((0, 4))  # per class: count, (unused), min, max
+        self.num_sum: dict[int, int] = {}   # per class: the exact sum (sketches.exact_sum)
         self.values = Merger(["value"], ["n"])
         self.class_values = Merger(["cls", "value"], ["n"])
         self.high_cardinality = False
         self.missing_class = np.zeros(0, np.int64)
+
+    def check_cardinality(self) -> None:
+        """Past ``MAX_DISTINCT`` distinct values, stop counting values (the flag depends
+        only on the number of distinct values, so shards merge to the same answer)."""
+        if sum(p.num_rows for p in self.values.parts) > MAX_DISTINCT:
+            self.values._compact()
+            if self.values.parts[0].num_rows > MAX_DISTINCT:
+                self.high_cardinality = True
+                self.values = Merger(["value"], ["n"])
+                self.class_values = Merger(["cls", "value"], ["n"])
+
+    def merge(self, other: "Attribute", maps) -> None:
+        """Add another shard's summary of the same column."""
+        import numpy as np
+
+        from mlcycle.stats.counts import remap_add
+
+        ncls = len(maps.classes) and int(maps.classes.max()) + 1
+        self.rows += other.rows
+        self.missing += other.missing
+        if self.arrow_type == "null" and other.arrow_type != "null":
+            self.kind, self.arrow_type = other.kind, other.arrow_type
+        self.missing_class = remap_add(self.missing_class, other.missing_class, maps.classes,
+                                       max(ncls, len(self.missing_class)))
+        self.bool_counts = remap_add(self.bool_counts, other.bool_counts, maps.classes,
+                                     max(ncls, len(self.bool_counts)))
+        self.quant.merge(other.quant)
+        self.length.merge(other.length)
+        if len(other.num_class):
+            size = max(ncls, len(self.num_class))
+            self.num_class = grow_stats(self.num_class, size)
+            theirs = grow_stats(other.num_class, len(other.num_class))
+            to = maps.classes[: len(theirs)]
+            self.num_class[to, 0] += theirs[:, 0]
+            self.num_class[to, 2] = np.minimum(self.num_class[to, 2], theirs[:, 2])
+            self.num_class[to, 3] = np.maximum(self.num_class[to, 3], theirs[:, 3])
+        for code, total in other.num_sum.items():
+            new = int(maps.classes[code])
+            self.num_sum[new] = self.num_sum.get(new, 0) + total
+        if other.high_cardinality:
+            self.high_cardinality = True
+        if self.high_cardinality:
+            self.values = Merger(["value"], ["n"])
+            self.class_values = Merger(["cls", "value"], ["n"])
+            return
+        self.values.merge(other.values)
+        self.class_values.merge(other.class_values, {"cls": maps.classes})
+        self.check_cardinality()
 
 
 class Attributes:
@@ -100,19 +149,21 @@ class Attributes:
                 fin = np.isfinite(vals)
                 if fin.any():
                     t = pa.table({"cls": pa.array(lab_cls[fin]), "v": pa.array(vals[fin])})
-                    g = t.group_by("cls").aggregate([("v", "count"), ("v", "sum"), ("v", "min"), ("v", "max")])
+                    g = t.group_by("cls").aggregate([("v", "count"), ("v", "min"), ("v", "max")])
                     c = g.column("cls").to_numpy()
                     a.num_class = grow_stats(a.num_class, ncls)
                     a.num_class[c, 0] += g.column("v_count").to_numpy()
-                    a.num_class[c, 1] += g.column("v_sum").to_numpy()
+                    for code, total in exact_sums_by(lab_cls[fin], vals[fin], ncls).items():
+                        a.num_sum[code] = a.num_sum.get(code, 0) + total
                     a.num_class[c, 2] = np.minimum(a.num_class[c, 2], g.column("v_min").to_numpy())
                     a.num_class[c, 3] = np.maximum(a.num_class[c, 3], g.column("v_max").to_numpy())
             elif kind in ("categorical", "list_categorical"):
+                if kind == "list_categorical":  # lengths count whatever the cardinality
+                    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+                    a.length.add(np.where(valid, lengths, np.nan))
                 if a.high_cardinality:
                     continue
                 if kind == "list_categorical":
-                    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
-                    a.length.add(np.where(valid, lengths, np.nan))
                     values = pc.list_flatten(col).cast(pa.string())
                     vcls = np.repeat(lab_cls, lengths)
                 else:
@@ -123,15 +174,17 @@ class Attributes:
                 vt, ct = value_partials(values, vcls)
                 a.values.add(vt)
                 a.class_values.add(ct)
-                if sum(p.num_rows for p in a.values.parts) > MAX_DISTINCT:
-                    a.values._compact()
-                    if a.values.parts[0].num_rows > MAX_DISTINCT:
-                        a.high_cardinality = True
-                        a.values = Merger(["value"], ["n"])
-                        a.class_values = Merger(["cls", "value"], ["n"])
+                a.check_cardinality()
             elif kind == "list":
                 lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
                 a.length.add(np.where(valid, lengths, np.nan).astype(np.float64))
+
+    def merge(self, other: "Attributes", maps) -> None:
+        for name, a in other.attrs.items():
+            mine = self.attrs.get(name)
+            if mine is None:
+                mine = self.attrs[name] = Attribute(name, a.kind, a.arrow_type)
+            mine.merge(a, maps)
 
     def document(self, order: Sequence[int]) -> list[dict[str, Any]]:
         return [self._attr_doc(a, order) for a in self.attrs.values()]
@@ -162,7 +215,7 @@ class Attributes:
             for c in order:
                 cnt = int(nc[c, 0])
                 rows.append({"label": classes[c], "count": cnt, "missing": int(miss[c]),
-                             "mean": json_number(nc[c, 1] / cnt) if cnt else None,
+                             "mean": json_number(exact_mean(a.num_sum.get(c, 0), cnt)) if cnt else None,
                              "min": json_number(nc[c, 2]) if cnt else None, "max": json_number(nc[c, 3]) if cnt else None})
             doc["per_class"] = rows
         elif a.kind in ("categorical", "list_categorical"):

@@ -103,6 +103,20 @@ class Boxes:
             self.touching += int(((x <= tol) | (y <= tol) | (x + w >= W - tol) | (y + h >= H - tol)).sum())
             self.outside += int(((x < 0) | (y < 0) | (x + w > W) | (y + h > H)).sum())
 
+    def merge(self, other: "Boxes", maps) -> None:
+        """Add another shard's boxes (class codes mapped through ``maps.classes``)."""
+        from mlcycle.stats.counts import remap_add
+
+        ncls = len(self.shared.classes)
+        for name in ("boxes", "no_box", "no_image_size", "touching", "outside", "degenerate", "area_from_column"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("size_buckets", "rel_hist", "aspect_hist", "grid"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.class_buckets = remap_add(self.class_buckets, other.class_buckets, maps.classes, ncls)
+        self.class_boxes = remap_add(self.class_boxes, other.class_boxes, maps.classes, ncls)
+        for name in ("rel_quant", "area", "width", "height", "aspect"):
+            getattr(self, name).merge(getattr(other, name))
+
     def _areas(self, batch: "pa.Table", idx: "np.ndarray", w: "np.ndarray", h: "np.ndarray") -> "np.ndarray":
         import numpy as np
 

@@ -40,6 +40,7 @@ class Counts:
         self.by_split: dict[int, list] = {}
         self.pairs: list[np.ndarray] = []  # sorted unique sample << 20 | class
         self.pair_count = 0
+        self.sealed = False  # seal(): per-sample state reduced to mergeable counts
 
     def update(self, cls: "np.ndarray", is_label: "np.ndarray", src: "np.ndarray", split: "np.ndarray",
                sid: "np.ndarray") -> tuple["np.ndarray", "np.ndarray"]:
@@ -93,19 +94,24 @@ class Counts:
         present = np.flatnonzero(label_counts > 0)
         return sorted(present, key=lambda c: (-label_counts[c], sort_key(sh.classes.values[c])))
 
-    def document(self, order: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(the ``counts`` section, the ``per_sample`` section)."""
+    def seal(self) -> None:
+        """Reduce the per-sample arrays to numbers that add up across shards: samples,
+        histograms of labels and classes per sample, samples per class, per source and
+        per split, and class pair counts. Called once all rows of every sample seen have
+        been counted (a shard holds all rows of its samples); frees the per-sample state."""
         import numpy as np
 
+        if self.sealed:
+            return
         sh = self.shared
         ncls = len(sh.classes)
-        label_counts = grow(self.label_counts, ncls)
-        nsamples = sh.samples.count
+        nsamples = sh.samples.count if sh.samples is not None else 0
         rows = grow(self.sample_rows, nsamples)[:nsamples]
         present = rows > 0
-        sample_count = int(present.sum())
+        self.sample_count = int(present.sum())
         per_sample_labels = grow(self.sample_labels, nsamples)[:nsamples][present]
-        no_label_samples = int((per_sample_labels == 0).sum())
+        self.labels_hist = (np.bincount(per_sample_labels.astype(np.int64)) if len(per_sample_labels)
+                            else np.zeros(1, np.int64))
 
         def parts(table: dict) -> dict[int, tuple[int, int]]:
             out = {}
@@ -115,20 +121,63 @@ class Counts:
                     out[code] = (int(seen.sum()), int((seen & (grow(lab, nsamples)[:nsamples] == 0)).sum()))
             return out
 
-        src_rows, split_rows = parts(self.by_source), parts(self.by_split)
-
-        class_samples = np.zeros(ncls, np.int64)
-        cps = np.zeros(sample_count, np.int64)
-        cooc: list[dict] = []
+        self.src_samples, self.split_samples = parts(self.by_source), parts(self.by_split)
+        self.class_samples = np.zeros(ncls, np.int64)
+        cps = np.zeros(self.sample_count, np.int64)
+        self.pair_a = self.pair_b = self.pair_n = np.zeros(0, np.int64)
         if self.pairs:
             keys = self.pairs[0] if len(self.pairs) == 1 else unique(np.concatenate(self.pairs))
-            self.pairs = [keys]
             p_sid = keys >> CLS_BITS
             p_cls = keys & ((1 << CLS_BITS) - 1)
-            class_samples = add_counts(class_samples, p_cls, ncls)
+            self.class_samples = add_counts(self.class_samples, p_cls, ncls)
             cps = np.bincount(p_sid, minlength=nsamples)[present]
-            cooc = cooccurrence(p_sid, p_cls, ncls, sh.classes.values)
-        cps_hist = np.bincount(cps, minlength=1) if len(cps) else np.zeros(1, np.int64)
+            self.pair_a, self.pair_b, self.pair_n = pair_counts(p_sid, p_cls, ncls)
+        self.cps_hist = np.bincount(cps, minlength=1) if len(cps) else np.zeros(1, np.int64)
+        self.sample_rows = self.sample_labels = np.zeros(0, np.int64)
+        self.by_source, self.by_split, self.pairs = {}, {}, []
+        self.sealed = True
+
+    def merge(self, other: "Counts", maps: "CodeMaps") -> None:
+        """Add another sealed shard's counts (its codes mapped through ``maps``)."""
+        import numpy as np
+
+        self.seal()
+        other.seal()
+        sh = self.shared
+        self.rows += other.rows
+        self.labels += other.labels
+        self.label_counts = remap_add(self.label_counts, other.label_counts, maps.classes, len(sh.classes))
+        self.split_labels = remap_add(self.split_labels, other.split_labels, maps.splits, len(sh.splits))
+        self.source_labels = remap_add(self.source_labels, other.source_labels, maps.sources, len(sh.sources))
+        self.class_samples = remap_add(self.class_samples, other.class_samples, maps.classes, len(sh.classes))
+        self.sample_count += other.sample_count
+        self.labels_hist = add_hist(self.labels_hist, other.labels_hist)
+        self.cps_hist = add_hist(self.cps_hist, other.cps_hist)
+        for mine, theirs, mapping in ((self.src_samples, other.src_samples, maps.sources),
+                                      (self.split_samples, other.split_samples, maps.splits)):
+            for code, (n, empty) in theirs.items():
+                new = int(mapping[code])
+                old = mine.get(new, (0, 0))
+                mine[new] = (old[0] + n, old[1] + empty)
+        a, b = maps.classes[other.pair_a], maps.classes[other.pair_b]
+        a, b = np.minimum(a, b), np.maximum(a, b)
+        na = np.concatenate([self.pair_a, a])
+        nb = np.concatenate([self.pair_b, b])
+        nn = np.concatenate([self.pair_n, other.pair_n])
+        if len(nn):
+            key, inv = unique(na * (1 << CLS_BITS) + nb, inverse=True)
+            self.pair_a, self.pair_b = key >> CLS_BITS, key & ((1 << CLS_BITS) - 1)
+            self.pair_n = np.bincount(inv, weights=nn).astype(np.int64)
+
+    def document(self, order: list[int]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the ``counts`` section, the ``per_sample`` section)."""
+        self.seal()
+        sh = self.shared
+        ncls = len(sh.classes)
+        label_counts = grow(self.label_counts, ncls)
+        class_samples = grow(self.class_samples, ncls)
+        sample_count = self.sample_count
+        no_label_samples = int(self.labels_hist[0]) if sample_count else 0
 
         total = max(self.labels, 1)
         per_class = [{
@@ -142,10 +191,10 @@ class Counts:
         split_labels = grow(self.split_labels, len(sh.splits))
         source_labels = grow(self.source_labels, len(sh.sources))
         per_split = [{"split": sh.splits.values[s], "samples": r[0], "labels": int(split_labels[s]),
-                      "samples_without_labels": r[1]} for s, r in split_rows.items()]
+                      "samples_without_labels": r[1]} for s, r in self.split_samples.items()]
         per_split.sort(key=lambda d: sort_key(d["split"]))
         per_source = [{"source": sh.sources.values[s], "samples": r[0], "labels": int(source_labels[s]),
-                       "samples_without_labels": r[1]} for s, r in src_rows.items()]
+                       "samples_without_labels": r[1]} for s, r in self.src_samples.items()]
         per_source.sort(key=lambda d: (d["source"] != T.GT_SOURCE, sort_key(d["source"])))
 
         counts = {
@@ -159,20 +208,44 @@ class Counts:
             "per_source": per_source,
         }
         per_sample = {
-            "labels": distribution(per_sample_labels),
-            "classes": distribution_from_histogram(cps_hist),
-            "cooccurrence": cooc,
+            "labels": distribution_from_histogram(self.labels_hist if sample_count else self.labels_hist[:0]),
+            "classes": distribution_from_histogram(self.cps_hist),
+            "cooccurrence": top_pairs(self.pair_a, self.pair_b, self.pair_n, sh.classes.values),
         }
         return counts, per_sample
 
 
-def cooccurrence(sid: "np.ndarray", cls: "np.ndarray", ncls: int, names: list) -> list[dict[str, Any]]:
-    """Top class pairs by the number of samples holding both, from unique (sample, class)
-    pairs sorted by sample: element i pairs with element i+d while the sample is the same."""
+def add_hist(a: "np.ndarray", b: "np.ndarray") -> "np.ndarray":
+    n = max(len(a), len(b))
+    return grow(a, n) + grow(b, n)
+
+
+def remap_add(mine: "np.ndarray", theirs: "np.ndarray", mapping: "np.ndarray", size: int) -> "np.ndarray":
+    """``mine`` (indexed by new codes) plus ``theirs`` (indexed by old codes; the mapping
+    is one-to-one), grown to ``size`` rows."""
+    out = grow(mine, size).copy()
+    k = min(len(theirs), len(mapping))  # rows past the code book are spare room (zeros)
+    if k:
+        out[mapping[:k]] += theirs[:k]
+    return out
+
+
+class CodeMaps:
+    """New code per old code of one partial's classes, splits and sources."""
+
+    def __init__(self, classes: "np.ndarray", splits: "np.ndarray", sources: "np.ndarray") -> None:
+        self.classes, self.splits, self.sources = classes, splits, sources
+
+
+def pair_counts(sid: "np.ndarray", cls: "np.ndarray", ncls: int) -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+    """Class pairs (a < b, as codes) and the number of samples holding both, from unique
+    (sample, class) pairs sorted by sample: element i pairs with element i+d while the
+    sample is the same."""
     import numpy as np
 
+    empty = (np.zeros(0, np.int64),) * 3
     if not len(sid):
-        return []
+        return empty
     dense = ncls * ncls <= 1 << 24
     counts = np.zeros(ncls * ncls if dense else 0, np.int64)
     sparse: list[np.ndarray] = []
@@ -198,17 +271,27 @@ def cooccurrence(sid: "np.ndarray", cls: "np.ndarray", ncls: int, names: list) -
         alive, rem_alive = alive[keep], rem_alive[keep]
     if dense:
         uniq = np.flatnonzero(counts)
-        n = counts[uniq]
+        num = counts[uniq]
     else:
         if not sparse:
-            return []
-        uniq, inv = unique(np.concatenate(sparse), inverse=True)
-        n = np.bincount(inv)
-    top = np.lexsort((uniq, -n))[:TOP_PAIRS * 2]
+            return empty
+        uniq, inv = unique(np.concatenate(sparse).astype(np.int64), inverse=True)
+        num = np.bincount(inv)
+    uniq = uniq.astype(np.int64)
+    return uniq // ncls, uniq % ncls, num.astype(np.int64)
+
+
+def top_pairs(a: "np.ndarray", b: "np.ndarray", n: "np.ndarray", names: list) -> list[dict[str, Any]]:
+    """The ``TOP_PAIRS`` class pairs held by most samples (ties by class names)."""
+    import numpy as np
+
+    if not len(n):
+        return []
+    cut = np.partition(n, len(n) - TOP_PAIRS)[len(n) - TOP_PAIRS] if len(n) > TOP_PAIRS else 0
     out = []
-    for i in top:
-        a, b = sorted((names[int(uniq[i]) // ncls], names[int(uniq[i]) % ncls]), key=sort_key)
-        out.append({"a": a, "b": b, "samples": int(n[i])})
+    for i in np.flatnonzero(n >= cut):  # every pair that can make the top, ties included
+        x, y = sorted((names[int(a[i])], names[int(b[i])]), key=sort_key)
+        out.append({"a": x, "b": y, "samples": int(n[i])})
     out.sort(key=lambda r: (-r["samples"], sort_key(r["a"]), sort_key(r["b"])))
     return out[:TOP_PAIRS]
 

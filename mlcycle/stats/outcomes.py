@@ -56,6 +56,15 @@ class Evaluation:
         nb = ok & (bucket < 0)
         self.eval_unbucketed += np.bincount(col[nb], minlength=4)[:4]
 
+    def merge(self, other: "Evaluation", maps) -> None:
+        from mlcycle.stats.counts import remap_add
+
+        self.has_eval = self.has_eval or other.has_eval
+        self.eval_class = remap_add(self.eval_class, other.eval_class, maps.classes, len(self.shared.classes))
+        self.eval_size = self.eval_size + other.eval_size
+        self.eval_unbucketed = self.eval_unbucketed + other.eval_unbucketed
+        self.eval_ignored += other.eval_ignored
+
     def _eval_areas(self, batch, boxes):
         import numpy as np
 
@@ -75,7 +84,10 @@ class Evaluation:
                     "precision": tp / (tp + fp) if tp + fp else None,
                     "recall": matched / (matched + fn) if matched + fn else None}
 
-        per_class_codes = [c for c in order] + [c for c in range(len(classes)) if ec[c].any() and c not in set(order)]
+        in_order = set(order)
+        extra = sorted((c for c in range(len(classes)) if ec[c].any() and c not in in_order),
+                       key=lambda c: sort_key(classes[c]))  # by name: codes differ between shards
+        per_class_codes = list(order) + extra
         return {
             "total": rec(ec.sum(axis=0)),
             "per_class": [dict(label=classes[c], **rec(ec[c])) for c in per_class_codes if ec[c].any()],
@@ -129,6 +141,13 @@ class Hard:
                 self.hard_class.add(group_sum(pa.table({"cls": pa.array(rcls.astype(np.int32)), "reason": flat, "n": ones}),
                                               ["cls", "reason"], ["n"]))
         self.hard_rows += int(flagged.sum())
+
+    def merge(self, other: "Hard", maps) -> None:
+        self.has_hard = self.has_hard or other.has_hard
+        self.hard_rows += other.hard_rows
+        self.hard_score.merge(other.hard_score)
+        self.hard_reasons.merge(other.hard_reasons)
+        self.hard_class.merge(other.hard_class, {"cls": maps.classes})
 
     def document(self) -> dict[str, Any]:
         classes = self.shared.classes.values

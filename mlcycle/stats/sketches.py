@@ -34,7 +34,7 @@ class Quantiles:
     def __init__(self) -> None:
 
         self.n = 0
-        self.total = 0.0
+        self.total = 0  # exact sum of the values (``exact_sum``): the same whatever the batching
         self.lo = math.inf
         self.hi = -math.inf
         self._parts: list[np.ndarray] = []
@@ -52,7 +52,7 @@ class Quantiles:
         if not len(values):
             return
         self.n += len(values)
-        self.total += float(values.sum())
+        self.total += exact_sum(values)
         self.lo = min(self.lo, float(values.min()))
         self.hi = max(self.hi, float(values.max()))
         if self._pos is None:
@@ -110,10 +110,41 @@ class Quantiles:
     def exact(self) -> bool:
         return self._pos is None
 
+    def merge(self, other: "Quantiles") -> None:
+        """Add another stream's summary: the result is the summary of both streams, the
+        same (to the last bit) as one stream through ``add`` in any order. Exact values
+        are kept while both together stay within ``EXACT_QUANTILE_LIMIT``, else all are
+        sketched (the sketch's bins are counts, so they add up)."""
+        import numpy as np
+
+        if not other.n:
+            return
+        self.n += other.n
+        self.total += other.total
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
+        if self._pos is None and other._pos is None and self._buffered + other._buffered <= EXACT_QUANTILE_LIMIT:
+            self._parts.extend(other._parts)
+            self._buffered += other._buffered
+            return
+        nbins = int((self._MAX_EXP - self._MIN_EXP) / self._gamma_log) + 2
+        if self._pos is None:
+            self._pos, self._neg = np.zeros(nbins, np.int64), np.zeros(nbins, np.int64)
+            if self._parts:
+                self._sketch(np.concatenate(self._parts))
+            self._parts = []
+        if other._pos is None:
+            if other._parts:
+                self._sketch(np.concatenate(other._parts))
+        else:
+            self._pos += other._pos
+            self._neg += other._neg
+            self._zero += other._zero
+
     def summary(self) -> dict[str, Any]:
         import numpy as np
 
-        out: dict[str, Any] = {"count": self.n, "mean": json_number(self.total / self.n) if self.n else None}
+        out: dict[str, Any] = {"count": self.n, "mean": json_number(exact_mean(self.total, self.n)) if self.n else None}
         if not self.n:
             out.update({k: None for k, _ in QUANTILES})
             return out
@@ -126,6 +157,71 @@ class Quantiles:
                 v = self.lo if p == 0 else self.hi if p == 1 else self._sketch_quantile(p)
                 out[k] = json_number(min(max(v, self.lo), self.hi))
         return out
+
+
+# exact_sum: a float64 is m * 2**(e - 53) with m an integer below 2**53 (numpy.frexp);
+# the sum is kept as a Python integer in units of 2**-EXACT_SHIFT.
+EXACT_SHIFT = 1126  # the smallest subnormal is 2**-1074 = 2**(-1073 - 53)
+_EXP_OFFSET = 1100  # frexp exponents of finite doubles: -1073 .. 1024
+_CHUNK = 1 << 25    # values per bincount: the float64 sums of 27-bit halves stay exact integers
+
+
+def exact_sum(values: "np.ndarray") -> int:
+    """The exact sum of finite float64 values, as an integer in units of 2**-EXACT_SHIFT.
+
+    Float sums depend on the order of addition; this does not, so a statistic summed
+    over shards (or batches of any size) and merged is the same to the last bit as one
+    pass. Vectorised: each value's integer mantissa is split into two halves, which are
+    summed per binary exponent with ``bincount`` (exact: every partial sum is an integer
+    below 2**53); only the few distinct exponents are combined in Python integers."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.float64)
+    total = 0
+    for start in range(0, len(values), _CHUNK):
+        m, e = np.frexp(values[start:start + _CHUNK])
+        mi = (m * 9007199254740992.0).astype(np.int64)  # m * 2**53: exact
+        idx = e.astype(np.int64) + _EXP_OFFSET
+        hi = np.bincount(idx, weights=(mi >> 27).astype(np.float64))
+        lo = np.bincount(idx, weights=(mi & ((1 << 27) - 1)).astype(np.float64))
+        for k in np.flatnonzero((hi != 0) | (lo != 0)):
+            # value = mi * 2**(e - 53) = mi << (e - 53 + EXACT_SHIFT) units; e - 53 + 1126 = k - 27
+            total += ((int(hi[k]) << 27) + int(lo[k])) << (int(k) - 27)
+    return total
+
+
+def exact_sums_by(codes: "np.ndarray", values: "np.ndarray", ncodes: int) -> dict[int, int]:
+    """``exact_sum`` of the values of each code (codes < ncodes) that has values."""
+    import numpy as np
+
+    out: dict[int, int] = {}
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    span = 1024 * 3  # exponent bins per code
+    for start in range(0, len(values), _CHUNK):
+        m, e = np.frexp(values[start:start + _CHUNK])
+        mi = (m * 9007199254740992.0).astype(np.int64)
+        idx = codes[start:start + _CHUNK] * span + (e.astype(np.int64) + _EXP_OFFSET)
+        uniq, inv = np.unique(idx, return_inverse=True)
+        hi = np.bincount(inv, weights=(mi >> 27).astype(np.float64))
+        lo = np.bincount(inv, weights=(mi & ((1 << 27) - 1)).astype(np.float64))
+        for key, h, low in zip(uniq.tolist(), hi.tolist(), lo.tolist()):
+            c, k = divmod(key, span)
+            out[c] = out.get(c, 0) + (((int(h) << 27) + int(low)) << (k - 27))
+    return out
+
+
+def exact_mean(total: int, n: int) -> float:
+    """An ``exact_sum`` divided by a count, correctly rounded to a float."""
+    try:
+        return total / (n << EXACT_SHIFT)  # Python's int / int is correctly rounded
+    except OverflowError:
+        return math.copysign(math.inf, total)
+
+
+def exact_float(total: int) -> float:
+    """An ``exact_sum`` as the nearest float."""
+    return exact_mean(total, 1)
 
 
 def json_number(x: float | None) -> float | None:
@@ -165,6 +261,19 @@ class Merger:
         table = pa.concat_tables(self.parts, promote_options="permissive")
         self.parts = [group_sum(table, self.keys, self.values)]
         self.rows = self.parts[0].num_rows
+
+    def merge(self, other: "Merger", remap: "dict[str, np.ndarray] | None" = None) -> None:
+        """Add another merger's partial tables (their integer code columns mapped through
+        ``remap``: column -> new code per old code)."""
+        import pyarrow as pa
+
+        for part in other.parts:
+            for name, mapping in (remap or {}).items():
+                if name in part.column_names and part.num_rows:
+                    col = part.column(name).to_numpy()
+                    part = part.set_column(part.column_names.index(name), name,
+                                           pa.array(mapping[col].astype(col.dtype)))
+            self.add(part)
 
     def result(self) -> "pa.Table":
         import pyarrow as pa

@@ -26,21 +26,25 @@ def _dataset_found(rule_id: str, items: list[tuple[str, str]], column: str = T.L
                  pa.array([v for v, _ in items], pa.string()), pa.array([m for _, m in items], pa.string()))
 
 
-def _class_universe(ctx: Context, counts: dict[str, int]) -> list[str]:
+def _class_universe(s, counts: dict[str, int]) -> list[str]:
     """The classes the count rules speak about: the schema's, else those present."""
-    names = ctx.schema.class_names() if ctx.schema.classes is not None else None
+    names = s.class_names() if s.classes is not None else None
     return names if names is not None else sorted(k for k, v in counts.items() if v)
 
 
 @rule("dataset.min-examples")
 def rule_dataset_min_examples(ctx: Context) -> Iterator[Found]:
-    s = ctx.schema
+    yield from min_examples_found(ctx.schema, ctx.class_counts(ctx.gt_label))
+
+
+def min_examples_found(s, counts: dict) -> Iterator[Found]:
+    """dataset.min-examples from the ground-truth labels per class (also what a sharded
+    check calls with the shards' counts added up)."""
     per_class = {c.name: c.min_examples for c in s.classes or () if c.min_examples is not None}
     if s.min_examples is None and not per_class:
         return
-    counts = ctx.class_counts(ctx.gt_label)
     found = []
-    for name in _class_universe(ctx, counts):          # a loop over classes, not rows
+    for name in _class_universe(s, counts):          # a loop over classes, not rows
         need = per_class.get(name, s.min_examples)
         have = counts.get(name, 0)
         if need is not None and have < need:
@@ -51,19 +55,33 @@ def rule_dataset_min_examples(ctx: Context) -> Iterator[Found]:
 
 @rule("dataset.min-examples-per-split")
 def rule_dataset_min_examples_per_split(ctx: Context) -> Iterator[Found]:
+    if ctx.schema.min_examples_per_split is None or T.SPLIT not in ctx.table.column_names:
+        return
+    yield from min_examples_per_split_found(ctx.schema, ctx.class_counts(ctx.gt_label), split_class_counts(ctx))
+
+
+def split_class_counts(ctx: Context) -> dict:
+    """{split: {class: ground-truth labels}} (splits with ground-truth labels)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    need = ctx.schema.min_examples_per_split
-    if need is None or T.SPLIT not in ctx.table.column_names:
-        return
     L = ctx.gt_label
-    universe = _class_universe(ctx, ctx.class_counts(L))
+    if T.SPLIT not in ctx.table.column_names or not ctx.n:
+        return {}
     split = ctx.text(T.SPLIT)
     splits = [x for x in pc.unique(pc.filter(split, pa.array(L))).to_pylist() if x is not None]
+    return {sp: ctx.class_counts(L & pc.fill_null(pc.equal(split, sp), False).to_numpy(zero_copy_only=False))
+            for sp in splits}
+
+
+def min_examples_per_split_found(s, counts: dict, split_counts: dict) -> Iterator[Found]:
+    need = s.min_examples_per_split
+    if need is None:
+        return
+    universe = _class_universe(s, counts)
     found = []
-    for sp in sorted(splits):
-        sc = ctx.class_counts(L & pc.fill_null(pc.equal(split, sp), False).to_numpy(zero_copy_only=False))
+    for sp in sorted(split_counts):
+        sc = split_counts[sp]
         for name in universe:
             have = sc.get(name, 0)
             if have < need:
@@ -74,11 +92,13 @@ def rule_dataset_min_examples_per_split(ctx: Context) -> Iterator[Found]:
 
 @rule("dataset.imbalance")
 def rule_dataset_imbalance(ctx: Context) -> Iterator[Found]:
-    s = ctx.schema
+    yield from imbalance_found(ctx.schema, ctx.class_counts(ctx.gt_label))
+
+
+def imbalance_found(s, counts: dict) -> Iterator[Found]:
     if s.max_imbalance is None:
         return
     names = set(s.class_names()) if s.classes is not None else None
-    counts = ctx.class_counts(ctx.gt_label)
     present = {k: v for k, v in counts.items() if v > 0 and (names is None or k in names)}
     if len(present) < 2:
         return
@@ -108,22 +128,41 @@ def rule_dataset_duplicate_label(ctx: Context) -> Iterator[Found]:
 
 @rule("dataset.duplicate-label-id")
 def rule_dataset_duplicate_label_id(ctx: Context) -> Iterator[Found]:
+    ids = label_ids(ctx)
+    if ids is not None:
+        yield from duplicate_label_id_found(ids)
+
+
+def label_ids(ctx: Context) -> "pa.Table | None":
+    """(source, label_id, row) of the label rows with a label_id, when the rule applies:
+    what dataset.duplicate-label-id looks at (a sharded check gathers these)."""
+    import pyarrow as pa
+
     if not ctx.schema.unique_label_ids or T.LABEL_ID not in ctx.table.column_names:
-        return
+        return None
     ids = T.numpy_column(ctx.table, T.LABEL_ID, dtype=np.float64)
-    has = ctx.is_label & ~np.isnan(ids)
-    if not has.any():
-        return
+    rows = np.flatnonzero(ctx.is_label & ~np.isnan(ids))
     source = ctx.table.column(T.SOURCE).combine_chunks()
-    src, _ = T.dictionary_codes(source)
-    idx = np.flatnonzero(has)
-    order = idx[np.lexsort((idx, ids[idx], src[idx]))]
-    same = (ids[order][1:] == ids[order][:-1]) & (src[order][1:] == src[order][:-1])
-    rows = np.sort(order[1:][same]).astype(np.int64)     # every repeat after the first
-    if rows.size:
-        yield Found("dataset.duplicate-label-id", rows, T.LABEL_ID, num_text(ids[rows]),
-                    join_text("label_id ", num_text(ids[rows]), " is used more than once in source '",
-                              take(source, rows), "'"))
+    return pa.table({"source": take(source, rows), "label_id": pa.array(ids[rows]), "row": pa.array(rows, pa.int64())})
+
+
+def duplicate_label_id_found(ids: "pa.Table") -> Iterator[Found]:
+    """Every repeat (after the first, by row) of a label_id within its source; rows are
+    the ``row`` column's (a sharded check's global rows)."""
+    if not ids.num_rows:
+        return
+    src, _ = T.dictionary_codes(ids.column("source"))
+    lid = ids.column("label_id").to_numpy()
+    row = ids.column("row").to_numpy()
+    order = np.lexsort((row, lid, src))
+    same = (lid[order][1:] == lid[order][:-1]) & (src[order][1:] == src[order][:-1])
+    pick = order[1:][same]
+    pick = pick[np.argsort(row[pick], kind="stable")]     # every repeat after the first
+    if pick.size:
+        source = ids.column("source").combine_chunks()
+        yield Found("dataset.duplicate-label-id", row[pick].astype(np.int64), T.LABEL_ID, num_text(lid[pick]),
+                    join_text("label_id ", num_text(lid[pick]), " is used more than once in source '",
+                              take(source, pick), "'"))
 
 
 def duplicate_pairs(ctx: Context, min_iou: float, chunk_pairs: int = 4_000_000) -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
