@@ -71,11 +71,13 @@ def describe(data: Data = None, *, by: Sequence[str] | str = (), compare: str | 
     sources = (sources,) if isinstance(sources, str) else tuple(sources)
     with reporting.collect() as seen:
         doc = compute(_batches(data, by, compare), by=by, compare=compare, sources=sources)
-        _report(doc, by, compare, sources)
+        report_notes(doc, by, compare, sources)
     return Result(None, doc, tuple(seen.warnings))
 
 
-def _report(doc: dict[str, Any], by: Sequence[str], compare: str | None, sources: Sequence[str]) -> None:
+def report_notes(doc: dict[str, Any], by: Sequence[str], compare: str | None, sources: Sequence[str]) -> None:
+    """The warning or note a document calls for (no rows of the sources asked for; several
+    sources counted together): ``describe``'s and a sharded run's (``mlcycle.scale``)."""
     present = ", ".join(printable(s) for s in doc["input"]["sources"])
     if doc["input"]["source_filter"] and not doc["input"]["rows_used"]:
         reporting.warn("no rows of source " + ", ".join(printable(s) for s in sources) + "; sources present: "
