@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from mlcycle.results import Result
 
-__all__ = ["Engine", "parse_engine", "connect", "plan", "describe", "find_violations", "evaluate",
+__all__ = ["Engine", "parse_engine", "require", "connect", "plan", "describe", "find_violations", "evaluate",
            "DASK_HINT", "ROW_COLUMN"]
 
 DASK_HINT = "pip install 'mlcycle[dask]'"
@@ -78,6 +78,14 @@ def parse_engine(spec: "str | Engine") -> Engine:
     return Engine(address=rest)
 
 
+def require(engine: "str | Engine") -> Engine:
+    """The parsed engine, once its package is known to be installed (``OptionError``
+    with the pip command otherwise)."""
+    eng = parse_engine(engine)
+    _import_distributed()
+    return eng
+
+
 def _import_distributed():
     try:
         import distributed
@@ -105,9 +113,13 @@ def connect(engine: "str | Engine") -> Iterator[Any]:
         with client:
             yield client
         return
+    import warnings
+
     workers = eng.workers or max(1, os.cpu_count() or 1)
-    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=logging.ERROR)
+    with warnings.catch_warnings():  # "port 8787 in use" when another cluster runs: not the user's concern
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                           dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as client:
         yield client
 
@@ -140,7 +152,7 @@ def plan(paths: "Sequence[str | os.PathLike | None] | str | os.PathLike | None",
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlcycle import io
+    from mlcycle import io, provenance
 
     if paths is None or isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -158,6 +170,8 @@ def plan(paths: "Sequence[str | os.PathLike | None] | str | os.PathLike | None",
     shards: list[Shard] = []
     offset = 0
     for name, parquet, parts in files:
+        if parquet is not None and provenance.active():  # the history records what one run records
+            provenance.note_input(name, path=parquet)
         if parquet is None:
             table = io.read_table(parts["__read__"])
             for start in range(0, max(table.num_rows, 1), shard_rows):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 
 import numpy as np
@@ -77,7 +78,8 @@ def dataset(tmp_path_factory):
 def client():
     import distributed
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cl, \
             distributed.Client(cl) as c:
         yield c
 
@@ -202,3 +204,51 @@ def test_parse_engine():
 
     with pytest.raises(OptionError, match="unknown engine"):
         scale.parse_engine("spark")
+
+
+# --------------------------------------------------------------------------- the command line
+
+def test_cli_stats_engine_prints_the_one_process_document(runner, dataset):
+    """A real local cluster started by the command (2 workers), as a user runs it."""
+    one = runner(["stats", dataset, "--json"])
+    sharded = runner(["stats", dataset, "--json", "--engine", "dask:2"])
+    assert sharded.exit_code == 0, sharded.stderr
+    assert sharded.stdout == one.stdout and json.loads(sharded.stdout)["counts"]["rows"] > 0
+
+
+def test_cli_schema_check_engine_reports_like_one_run(runner, dataset, tmp_path, client):
+    spec = tmp_path / "schema.yaml"
+    _schema(tmp_path)
+    one = runner(["schema-check", "-s", spec, dataset, "--json", "--report", tmp_path / "one.jsonl"])
+    sharded = runner(["schema-check", "-s", spec, dataset, "--json", "--report", tmp_path / "sharded.jsonl",
+                      "--engine", "dask:" + client.scheduler.address])  # a running scheduler
+    assert (one.exit_code, sharded.exit_code) == (3, 3)
+    assert json.loads(sharded.stdout) == json.loads(one.stdout)
+    rows = [(tmp_path / f).read_text().splitlines()[1:] for f in ("one.jsonl", "sharded.jsonl")]
+    assert rows[0] == rows[1] and len(rows[0]) > 100
+
+
+def test_cli_schema_check_engine_refuses_to_pass_the_table_on(runner, dataset, tmp_path):
+    _schema(tmp_path)
+    r = runner(["schema-check", "-s", tmp_path / "schema.yaml", dataset, "--engine", "dask", "--keep", "valid"])
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "--keep passes the table on" in r.stderr and "hint:" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["stats"], ["schema-check", "-s", "SCHEMA"]])
+def test_cli_missing_engine_package_is_a_usage_error_with_the_pip_command(runner, dataset, tmp_path, monkeypatch,
+                                                                          command):
+    import sys
+
+    _schema(tmp_path)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    args = [str(tmp_path / "schema.yaml") if a == "SCHEMA" else a for a in command]
+    r = runner([*args, dataset, "--engine", "dask"])
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "error: --engine: the dask engine needs dask.distributed" in r.stderr
+    assert "pip install 'mlcycle[dask]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_unknown_engine(runner, dataset):
+    r = runner(["stats", dataset, "--engine", "spark"])
+    assert r.exit_code == 2 and "--engine: unknown engine 'spark'" in r.stderr

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from mlcycle.cli.common import Format, Json, NoColor, Output, Quiet, Tables, Verbose, command, setup
+from mlcycle.cli.stats import EngineOption
 
 
 def _complete_keep(incomplete: str) -> list[str]:
@@ -26,6 +27,7 @@ def _complete_keep(incomplete: str) -> list[str]:
         "mlcycle schema-check -s schema.yaml gt.parquet --report violations.jsonl > /dev/null",
         "mlcycle ingest coco instances.json | mlcycle schema-check -s schema.yaml --annotate | mlcycle stats",
         "mlcycle schema-check --infer gt.parquet > schema.yaml",
+        "mlcycle schema-check -s schema.yaml labels/ --engine dask --report violations.parquet",
     ],
 )
 def schema_check(
@@ -45,6 +47,7 @@ def schema_check(
                                                         "instead of checking.")] = False,
     examples: Annotated[int, typer.Option("--examples", metavar="N", min=0,
                                           help="Examples shown per rule in the summary.")] = 3,
+    engine: EngineOption = None,
     json_out: Json = False,
     output: Output = None,
     encoding: Format = None,
@@ -58,6 +61,9 @@ def schema_check(
     pipe; a summary per rule goes to standard error. The schema file is validated
     before any data is read. Exit status 3 when an error-level rule is broken (with
     --strict, a warning-level one too), after all output is written.
+
+    With --engine the check runs sharded and the table is not passed on (it may not
+    fit one machine): the summary, --report and the exit status are those of one run.
     """
     from mlcycle import io, schema
     from mlcycle.cli import console
@@ -85,13 +91,24 @@ def schema_check(
             raise UsageError(f"--report {report}: is a folder; give a file name such as violations.jsonl")
         if not (report.parent if str(report.parent) else Path(".")).is_dir():
             raise MlcycleError(f"--report {report}: folder {report.parent} does not exist")
-    out_encoding = io.output_encoding(output, encoding)
-    if not json_out:
-        io.check_binary_to_terminal(output, out_encoding)
-    table = io.read_tables(tables)
-    found = schema.find_violations(table, spec)
-    if not json_out or not io.is_stdout(output):
-        io.write_table(found.apply(table, annotate=annotate, keep=keep, strict=strict), output, encoding)
+    if engine is not None:
+        from mlcycle import scale
+
+        for flag, given in (("--annotate", annotate), ("--keep", keep != "all"), ("-o/--output", output is not None),
+                            ("--format", encoding is not None)):
+            if given:
+                raise UsageError(f"{flag} passes the table on, which --engine does not do",
+                                 hint="check with --engine and --report FILE, or pass the table on without --engine")
+        scale.require(engine)  # a missing engine fails before anything is read
+        found = scale.find_violations(tables, spec, engine=engine)
+    else:
+        out_encoding = io.output_encoding(output, encoding)
+        if not json_out:
+            io.check_binary_to_terminal(output, out_encoding)
+        table = io.read_tables(tables)
+        found = schema.find_violations(table, spec)
+        if not json_out or not io.is_stdout(output):
+            io.write_table(found.apply(table, annotate=annotate, keep=keep, strict=strict), output, encoding)
     if report is not None:
         io.write_table(found.report_table(), report, _report_encoding(report))
     doc = found.summary(examples=examples, strict=strict)

@@ -10,6 +10,14 @@ import typer
 
 from mlcycle.cli.common import Json, NoColor, Quiet, Tables, Verbose, command, setup, stdout_is_terminal
 
+# --engine: shared by the commands that run sharded (stats, schema-check); belongs in
+# common.py beside the other shared options.
+EngineOption = Annotated[Optional[str], typer.Option(
+    "--engine", metavar="dask[:N|:ADDRESS]",
+    help="Run sharded on an engine: 'dask' (a local cluster, one worker process per core), "
+         "'dask:N' (N local workers) or 'dask:ADDRESS' (a running Dask scheduler). Same result as "
+         "one process; needs mlcycle[dask] (see docs/scale.md).")]
+
 
 @command(
     "stats",
@@ -17,6 +25,7 @@ from mlcycle.cli.common import Json, NoColor, Quiet, Tables, Verbose, command, s
         "mlcycle stats gt.parquet",
         "mlcycle ingest coco instances.json | mlcycle stats --json | jq '.counts.per_class[:5]'",
         "mlcycle stats train.parquet val.parquet --compare split --plot charts/",
+        "mlcycle stats labels/ --engine dask --json > stats.json",
     ],
 )
 def stats(
@@ -34,6 +43,7 @@ def stats(
         "--plot", metavar="DIR", help="Also write PNG charts into this folder (needs mlcycle[plot]).")] = None,
     top: Annotated[int, typer.Option(
         "--top", metavar="N", min=1, help="Rows per table on a terminal (JSON always has all).")] = 20,
+    engine: EngineOption = None,
     json_out: Json = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -53,7 +63,13 @@ def stats(
     setup(quiet, verbose, no_color)
     if plot is not None and not plots.available():  # fail before reading anything
         raise MlcycleError("--plot needs matplotlib, which is not installed", hint=plots.PLOT_HINT)
-    result = S.describe(tables, by=by or (), compare=compare, sources=source or ())
+    if engine is not None:
+        from mlcycle import scale
+
+        scale.require(engine)  # a missing engine fails before anything is read
+        result = scale.describe(tables, engine=engine, by=by or (), compare=compare, sources=source or ())
+    else:
+        result = S.describe(tables, by=by or (), compare=compare, sources=source or ())
     if json_out or not stdout_is_terminal():
         _write_json(result.summary)
     else:
