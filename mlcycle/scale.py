@@ -45,6 +45,11 @@ __all__ = ["Engine", "parse_engine", "require", "connect", "plan", "describe", "
            "DASK_HINT", "ROW_COLUMN"]
 
 DASK_HINT = "pip install 'mlcycle[dask]'"
+# the command line's --engine option (stats, schema-check), declared from this text
+ENGINE_METAVAR = "dask[:N|:ADDRESS]"
+ENGINE_HELP = ("Run sharded on an engine: 'dask' (a local cluster, one worker process per core), "
+               "'dask:N' (N local workers) or 'dask:ADDRESS' (a running Dask scheduler). Same result as "
+               "one process; needs mlcycle[dask] (see docs/scale.md).")
 ROW_COLUMN = "__mlcycle_row"       # a row's index in the whole input (schema-check's rows)
 SHARD_ROWS = 1 << 20               # rows per map task (row groups are never split)
 BUCKET_ROWS = 2_000_000            # at most about this many rows per reduce task

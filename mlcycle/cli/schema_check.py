@@ -12,7 +12,11 @@ from typing import Annotated, Optional
 import typer
 
 from mlcycle.cli.common import Format, Json, NoColor, Output, Quiet, Tables, Verbose, command, setup
-from mlcycle.cli.stats import EngineOption
+from mlcycle.scale import ENGINE_HELP, ENGINE_METAVAR
+
+# --engine (stats, schema-check): its text is mlcycle.scale's; the option belongs in
+# common.py beside the other shared options.
+EngineOption = Annotated[Optional[str], typer.Option("--engine", metavar=ENGINE_METAVAR, help=ENGINE_HELP)]
 
 
 def _complete_keep(incomplete: str) -> list[str]:

@@ -10,13 +10,11 @@ import typer
 
 from mlcycle.cli.common import Json, NoColor, Quiet, Tables, Verbose, command, setup, stdout_is_terminal
 
-# --engine: shared by the commands that run sharded (stats, schema-check); belongs in
+from mlcycle.scale import ENGINE_HELP, ENGINE_METAVAR
+
+# --engine (stats, schema-check): its text is mlcycle.scale's; the option belongs in
 # common.py beside the other shared options.
-EngineOption = Annotated[Optional[str], typer.Option(
-    "--engine", metavar="dask[:N|:ADDRESS]",
-    help="Run sharded on an engine: 'dask' (a local cluster, one worker process per core), "
-         "'dask:N' (N local workers) or 'dask:ADDRESS' (a running Dask scheduler). Same result as "
-         "one process; needs mlcycle[dask] (see docs/scale.md).")]
+EngineOption = Annotated[Optional[str], typer.Option("--engine", metavar=ENGINE_METAVAR, help=ENGINE_HELP)]
 
 
 @command(
