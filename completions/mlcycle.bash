@@ -52,11 +52,12 @@ __mlcycle_cmd_schema_check() {
         --keep) __mlcycle_words "all valid invalid"; return ;;
         --report) __mlcycle_files; return ;;
         --examples) return ;;
+        --engine) return ;;
         -o|--output) __mlcycle_files; return ;;
         --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "-s --schema --annotate --keep --report --strict --infer --examples --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "-s --schema --annotate --keep --report --strict --infer --examples --engine --json -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -72,9 +73,10 @@ __mlcycle_cmd_stats() {
         --source) return ;;
         --plot) __mlcycle_dirs; return ;;
         --top) return ;;
+        --engine) return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "--by --compare --source --plot --top --json --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "--by --compare --source --plot --top --engine --json --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -335,8 +337,8 @@ _mlcycle() {
             cmd=$w
             case "$cmd" in
                 ingest) valopts=" --split --images-root --images --source --image-size --image-sizes --columns --box-format --corners -o --output --format " ;;
-                schema-check) valopts=" -s --schema --keep --report --examples -o --output --format " ;;
-                stats) valopts=" --by --compare --source --plot --top " ;;
+                schema-check) valopts=" -s --schema --keep --report --examples --engine -o --output --format " ;;
+                stats) valopts=" --by --compare --source --plot --top --engine " ;;
                 evaluate) valopts=" --gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --beta --at-recall --at-precision --baseline --bootstrap --seed --metrics --fail-under --fail-if-worse-than --remap -o --output --format " ;;
                 mine-hard) valopts=" --per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --pool --embedding --k --failures --dup-threshold -o --output --format " ;;
                 export) valopts=" -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics " ;;
