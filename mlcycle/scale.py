@@ -286,34 +286,45 @@ def _split(table: "pa.Table", buckets: int, key: str = "sample_id") -> "list[pa.
     return out
 
 
-def _map_task(shard: Shard, columns, keep_dictionaries: bool, with_rows: bool, buckets: int, key: str):
+def _map_task(shard: Shard, columns, keep_dictionaries: bool, with_rows: bool, buckets: int, key: str,
+              extra: Callable | None):
     with reporting.collect() as seen:
         table = read_shard(shard, columns, keep_dictionaries, with_rows)
         pieces = _split(table, buckets, key)
-    return pieces, list(seen.warnings)
+        facts = extra(table) if extra is not None else None
+    return pieces, list(seen.warnings), facts
 
 
 def _piece(mapped, b: int):
     return mapped[0][b]
 
 
-def _reduce_task(fn: Callable, pieces: list, *args):
+def _facts(mapped):
+    return mapped[2]
+
+
+def _reduce_task(fn: Callable, pieces: list, facts: list | None, *args):
     with reporting.collect() as seen:
-        out = fn([p for p in pieces if p.num_rows] or pieces[:1], *args)
+        pieces = [p for p in pieces if p.num_rows] or pieces[:1]
+        out = fn(pieces, *args) if facts is None else fn(pieces, facts, *args)
     return out, list(seen.warnings)
 
 
 def run(client, shards: Sequence[Shard], reduce_fn: Callable, *args, columns=None, keep_dictionaries: bool = False,
-        with_rows: bool = False, key: str = "sample_id", buckets: int | None = None) -> list:
+        with_rows: bool = False, key: str = "sample_id", buckets: int | None = None,
+        map_facts: Callable | None = None) -> list:
     """Map every shard, shuffle by sample, reduce each bucket with ``reduce_fn(pieces,
-    *args)``: the partials, in bucket order. Warnings raised on the workers are
-    reported here once each; an error on a worker is raised here as it was."""
+    *args)`` (with ``map_facts``: ``reduce_fn(pieces, facts, *args)``, ``facts`` being
+    ``map_facts(shard_table)`` of every shard): the partials, in bucket order. Warnings
+    raised on the workers are reported here once each; an error on a worker is raised
+    here as it was."""
     workers = len(client.scheduler_info().get("workers", {})) or 1
     nb = buckets or bucket_count(shards, workers)
-    mapped = [client.submit(_map_task, s, columns, keep_dictionaries, with_rows, nb, key, pure=False)
+    mapped = [client.submit(_map_task, s, columns, keep_dictionaries, with_rows, nb, key, map_facts, pure=False)
               for s in shards]
+    facts = [client.submit(_facts, m, pure=False) for m in mapped] if map_facts is not None else None
     reduced = [client.submit(_reduce_task, reduce_fn,
-                             [client.submit(_piece, m, b, pure=False) for m in mapped], *args, pure=False)
+                             [client.submit(_piece, m, b, pure=False) for m in mapped], facts, *args, pure=False)
                for b in range(nb)]
     del mapped  # pieces are freed as soon as their bucket is reduced
     try:
@@ -383,24 +394,62 @@ def find_violations(data, spec, *, engine: "str | Engine" = "dask", client=None,
     return checker.merge(parts, spec)
 
 
-def _evaluate_reduce(pieces: list, opts):
+def _gt_classes(table: "pa.Table", gt_source: str) -> list:
+    """The classes of a shard's ground truth (every reduce task needs all of them)."""
+    import pyarrow.compute as pc
+
+    if T.LABEL not in table.column_names:
+        return []
+    gt = pc.equal(table.column(T.SOURCE), gt_source)
+    return [v for v in pc.unique(pc.filter(table.column(T.LABEL), gt)).to_pylist() if v is not None]
+
+
+def _evaluate_reduce(pieces: list, facts: list, opts):
     from mlcycle import io
     from mlcycle.evaluation import partial
 
     table = pieces[0] if len(pieces) == 1 else io.concat(pieces)
-    return partial.compute(table, opts)
+    rows = table.column(ROW_COLUMN).to_numpy()
+    classes = sorted({c for shard in facts for c in shard})
+    return partial.compute(table.drop_columns([ROW_COLUMN]), opts, row_numbers=rows, classes=classes)
 
 
-def evaluate(data, opts, *, engine: "str | Engine" = "dask", client=None, buckets: int | None = None) -> dict:
+def evaluate(data, opts=None, *, engine: "str | Engine" = "dask", client=None, buckets: int | None = None,
+             **options) -> "Result":
     """Evaluate sharded on an engine: ``evaluation.partial.compute`` per bucket of
-    samples, ``merge`` and ``finish`` here — the same summary as one run."""
-    from mlcycle.evaluation import partial
+    samples, ``merge`` and ``finish`` here — the summary of one run (``mlcycle.evaluate(
+    table, annotate=False)``), bit for bit. ``opts``: an ``evaluation.prepare.Options``,
+    else built from ``options`` (``iou``, ``max_dets``, ``area_ranges``, ...).
+    ``evaluation.partial`` says which options a sharded evaluation takes."""
+    import functools
 
-    parse_engine(engine) if client is None else None
-    shards = plan(data)
-    with _client(engine, client) as c:
-        parts = run(c, shards, _evaluate_reduce, opts, buckets=buckets)
-    return partial.finish(partial.merge(parts), opts)
+    from mlcycle.evaluation import partial
+    from mlcycle.evaluation.prepare import Options
+    from mlcycle.results import Result
+
+    if opts is None:
+        options.setdefault("annotate", False)
+        options.setdefault("origin", io_name(data))
+        opts = Options(**options)
+    with reporting.collect() as seen:
+        parse_engine(engine) if client is None else None
+        shards = plan(data)
+        with _client(engine, client) as c:
+            parts = run(c, shards, _evaluate_reduce, opts, with_rows=True, buckets=buckets,
+                        map_facts=functools.partial(_gt_classes, gt_source=opts.gt_source))
+        doc = partial.finish(partial.merge(parts), opts)
+        for message in doc.get("warnings", []):
+            reporting.warn(message)
+    return Result(None, doc, tuple(seen.warnings))
+
+
+def io_name(data) -> str:
+    """How messages name the inputs."""
+    from mlcycle import io
+
+    if data is None or isinstance(data, (str, os.PathLike)):
+        return io.display_name(data)
+    return ", ".join(io.display_name(p) for p in data) or io.display_name(None)
 
 
 def _schema_of(shards: Sequence[Shard]) -> "pa.Schema":

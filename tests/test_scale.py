@@ -252,3 +252,17 @@ def test_cli_missing_engine_package_is_a_usage_error_with_the_pip_command(runner
 def test_cli_unknown_engine(runner, dataset):
     r = runner(["stats", dataset, "--engine", "spark"])
     assert r.exit_code == 2 and "--engine: unknown engine 'spark'" in r.stderr
+
+
+def test_evaluate_on_cluster_bit_identical_to_one_run(dataset, client):
+    import mlcycle
+    from mlcycle import io
+    from mlcycle.evaluation.prepare import Options
+
+    table = io.read_table(dataset)
+    for kw in ({}, {"iou": 0.6, "max_dets": (1, 5, 20), "area_ranges": {"tiny": (0.0, 400.0)}}):
+        one = mlcycle.evaluate(table, annotate=False, origin="labels", **kw).summary
+        sharded = scale.evaluate(dataset, Options(annotate=False, origin="labels", **kw), client=client,
+                                 buckets=5).summary
+        assert json.dumps(sharded, sort_keys=True) == json.dumps(one, sort_keys=True)
+        assert 0 < one["metrics"]["AP50"] < 1
