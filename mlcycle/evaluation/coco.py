@@ -86,6 +86,36 @@ def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
     (indices into the thresholds matched) keeps ``Result.match``/``match_iou`` for those
     thresholds only, in that order (default: all)."""
     p = params
+    m = match_all(gt, dt, n_img, n_cat, params, ranges, extra_thresholds, match_rows)
+    groups, matched, dt_ignore, gt_ignore = m.groups, m.matched, m.dt_ignore, m.gt_ignore
+    kept = groups.dt_order
+    T = len(p.iou_thrs)
+    precision, recall, scores, npig = accumulate(groups, dt, matched[:, :T], dt_ignore[:, :T],
+                                                 gt, gt_ignore, n_cat, p, full,
+                                                 dt_out=[r.dt_out[kept] for r in ranges])
+    return Result(p, list(ranges), precision, recall, scores, npig, groups, m.match, m.match_iou, dt_ignore,
+                  m.thresholds)
+
+
+@dataclass
+class Matched:
+    """What ``match_all`` gives: the groups and, per kept detection, the matching."""
+
+    groups: Groups
+    match: np.ndarray       # (T', nkept) matched gt index or -1, first range (rows: match_rows)
+    match_iou: np.ndarray   # (T', nkept)
+    matched: np.ndarray     # (A, T, nkept) bool, every threshold matched
+    dt_ignore: np.ndarray   # (A, T, nkept) bool: pycocotools' dtIg
+    gt_ignore: np.ndarray   # (A, n_gt) bool: crowd or outside the range
+    thresholds: np.ndarray
+
+
+def match_all(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
+              ranges: Sequence[Range], extra_thresholds: Sequence[float] = (),
+              match_rows: Sequence[int] | None = None) -> Matched:
+    """The matching half of ``evaluate``: groups, greedy matches and dtIg for every
+    threshold (``params.iou_thrs`` then ``extra_thresholds``) and range."""
+    p = params
     crowd = gt.crowd if gt.crowd is not None else np.zeros(len(gt), bool)
     groups = make_groups(gt, dt, n_img, n_cat, p.max_dets[-1])
     thresholds = np.concatenate([p.iou_thrs, np.asarray(extra_thresholds, dtype=np.float64)])
@@ -98,17 +128,31 @@ def evaluate(gt: Objects, dt: Objects, n_img: int, n_cat: int, params: Params,
     kept = groups.dt_order
     for a, r in enumerate(ranges):
         dt_ignore[a] |= ~matched[a] & r.dt_out[kept][None, :]
-    T = len(p.iou_thrs)
-    precision, recall, scores, npig = accumulate(groups, dt, matched[:, :T], dt_ignore[:, :T],
-                                                 gt, gt_ignore, n_cat, p, full,
-                                                 dt_out=[r.dt_out[kept] for r in ranges])
-    return Result(p, list(ranges), precision, recall, scores, npig, groups, match, miou, dt_ignore, thresholds)
+    return Matched(groups, match, miou, matched, dt_ignore, gt_ignore, thresholds)
 
 
 def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.ndarray,
                gt: Objects, gt_ignore: np.ndarray, n_cat: int, p: Params, full: bool = True,
                dt_out: Sequence[np.ndarray] | None = None):
-    """``COCOeval.accumulate`` for all classes at once.
+    """``COCOeval.accumulate`` for all classes at once (see ``accumulate_kept``)."""
+    A = gt_ignore.shape[0]
+    npig = np.zeros((A, n_cat), dtype=np.int64)
+    for a in range(A):
+        npig[a] = np.bincount(gt.cat[~gt_ignore[a]], minlength=n_cat)[:n_cat]
+    kept = groups.dt_order
+    return accumulate_kept(dt.cat[kept], groups.dt_rank, dt.score[kept], matched, dt_ignore, npig, p, full,
+                           dt_out)
+
+
+def accumulate_kept(cat: np.ndarray, rank: np.ndarray, sc: np.ndarray, matched: np.ndarray,
+                    dt_ignore: np.ndarray, npig: np.ndarray, p: Params, full: bool = True,
+                    dt_out: Sequence[np.ndarray] | None = None):
+    """``COCOeval.accumulate`` for all classes at once, from the kept detections.
+
+    ``cat``, ``rank`` (within its image-class group), ``sc`` and the last axis of
+    ``matched``/``dt_ignore`` (A, T, n) and of each ``dt_out`` are in *kept order*: by
+    image (evaluation order), class, then rank. ``npig`` (A, K) counts the non-ignored
+    ground truth per range and class. Returns (precision, recall, scores, npig).
 
     Per class, detections are in the order pycocotools concatenates them (image order,
     then rank in the image) and stably sorted by -score; each max-detections value keeps
@@ -122,18 +166,12 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
     the precision needs come from one cumulative sum over the detections plus a
     correction over the matched ones, instead of passes over (thresholds x detections).
     """
-    T, R, K, M = len(p.iou_thrs), len(p.rec_thrs), n_cat, len(p.max_dets)
-    A = gt_ignore.shape[0]
+    A, K = npig.shape
+    T, R, M = len(p.iou_thrs), len(p.rec_thrs), len(p.max_dets)
     precision = -np.ones((T, R, K, A, M))
     recall = -np.ones((T, K, A, M))
     scores = -np.ones((T, R, K, A, M))
-    npig = np.zeros((A, K), dtype=np.int64)
-    for a in range(A):
-        npig[a] = np.bincount(gt.cat[~gt_ignore[a]], minlength=K)[:K]
-    kept = groups.dt_order
-    cat = dt.cat[kept]
-    rank = groups.dt_rank
-    sc = dt.score[kept]
+    nkept = len(cat)
     # class, then -score, then image order, then rank within the image: the stable
     # argsort of the concatenation pycocotools builds
     # kept detections are in (image, class, rank) order already, so a stable sort by
@@ -173,7 +211,7 @@ def accumulate(groups: Groups, dt: Objects, matched: np.ndarray, dt_ignore: np.n
         seg_end = np.searchsorted(c, kk, side="right")
         has = seg_end > seg_start
         if dt_out is not None:
-            pos_of = np.full(len(kept), -1, np.int64)      # kept index -> sorted position
+            pos_of = np.full(nkept, -1, np.int64)          # kept index -> sorted position
             pos_of[sel] = np.arange(n)
 
         def one(a: int):

@@ -78,6 +78,38 @@ class Prepared:
     counts: dict[str, Any] = field(default_factory=dict)
     gt_source: str = T.GT_SOURCE
     pred_source: str = T.DEFAULT_PRED_SOURCE
+    # for merging shards (partial.py): per sample in ``samples`` its sort key (image id),
+    # per class (id or None, row the id came from or -1), the number of classes the table
+    # knows (``pending=True`` appends the predictions' other classes after them), per
+    # pending class the row its label first appears on, and the warnings as facts
+    sample_keys: "np.ndarray | None" = None
+    class_info: dict[str, tuple] = field(default_factory=dict)
+    n_known: int = 0
+    pending_rows: dict[str, int] = field(default_factory=dict)
+    pending_off: dict[str, int] = field(default_factory=dict)   # per pending class, predictions off the samples
+    notes: dict[str, dict] = field(default_factory=dict)
+
+
+def warning_text(kind: str, note: dict, segm: bool = False) -> str:
+    """The warning ``prepare`` gives for one kind of left-out rows (``Prepared.notes``)."""
+    n = note["count"]
+    if kind == "gt_no_shape":
+        return f"{n} ground-truth label(s) without a {'mask or box' if segm else 'box'} were left out"
+    if kind == "pred_no_shape":
+        return f"{n} prediction(s) without a {'mask or box' if segm else 'box'} were left out"
+    if kind == "pred_no_label":
+        return f"{n} prediction(s) without a label were ignored (first: {note['where']})"
+    if kind == "unknown_classes":
+        detail = note["detail"]
+        listed = ", ".join(f"{k} ({v})" for k, v in list(detail.items())[:5])
+        return (f"{n} prediction(s) of class(es) the ground truth does not have were "
+                f"ignored, as pycocotools does: {listed}{' ...' if len(detail) > 5 else ''}")
+    if kind == "pred_off_samples":
+        return f"{n} prediction(s) on samples the ground truth does not list were ignored"
+    raise ValueError(kind)
+
+
+NOTE_KINDS = ("gt_no_shape", "pred_no_shape", "pred_no_label", "unknown_classes", "pred_off_samples")
 
 
 def check_options(opts: Options) -> None:
@@ -157,7 +189,15 @@ def _boxes(table: "pa.Table") -> "np.ndarray":
     return np.concatenate(parts).astype(np.float64, copy=False) if len(parts) != 1 else np.array(parts[0], dtype=np.float64)
 
 
-def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
+def prepare(table: "pa.Table", opts: Options, pred_source: str, *, row_numbers: "np.ndarray | None" = None,
+            pending: bool = False) -> Prepared:
+    """The table's rows as the matcher's arrays (see the module's docstring).
+
+    ``row_numbers`` (one per row, 0-based) are the rows' numbers in the whole input when
+    ``table`` is a shard of it: messages name those. ``pending=True`` keeps the
+    predictions of classes this table's ground truth does not have, as extra classes
+    after the known ones (``Prepared.n_known``), instead of dropping them with a
+    warning: another shard's ground truth may have them (``partial.compute``)."""
     import numpy as np
 
     from mlcycle.evaluation.masks import Masks, mask_areas
@@ -166,16 +206,20 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     origin = opts.origin
     n = table.num_rows
     src_codes, src_values = T.dictionary_codes(table.column(T.SOURCE))
-    gsrc = src_values.index(opts.gt_source)
+    gsrc = src_values.index(opts.gt_source) if opts.gt_source in src_values else -2  # (a shard may have none)
     psrc = src_values.index(pred_source) if pred_source in src_values else -2
     is_gt = src_codes == gsrc
     is_dt = src_codes == psrc
     labelled = T.label_mask(table)
     warnings: list[str] = []
 
+    def num(row: int) -> int:
+        """A row's number in the whole input (1-based)."""
+        return (int(row_numbers[row]) if row_numbers is not None else row) + 1
+
     def where(row: int) -> str:
         """A table row named in messages: its number and sample."""
-        return f"row {row + 1} (sample {printable(str(s_values[s_codes[row]]), 80)!r})"
+        return f"row {num(row)} (sample {printable(str(s_values[s_codes[row]]), 80)!r})"
 
     # images: ground truth samples, in image_id then sample_id order
     s_codes, s_values = T.dictionary_codes(table.column(T.SAMPLE_ID))
@@ -214,17 +258,36 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     for c in meta_cats:
         if isinstance(c, dict) and isinstance(c.get("name"), str):
             class_id.setdefault(c["name"], c.get("id") if isinstance(c.get("id"), int) else None)
+    class_info: dict[str, tuple] = {k: (v, -1) for k, v in class_id.items()}
     cid_rows = gt_lab & cat_valid
     if cid_rows.any():
         cats = np.asarray(cat_col, dtype=np.float64)[cid_rows]
         codes, first = np.unique(l_codes[cid_rows], return_index=True)
+        cid_at = np.flatnonzero(cid_rows)
         for code, i in zip(codes.tolist(), first.tolist()):
             name = l_values[code]
             if class_id.get(name) is None:
                 class_id[name] = int(cats[i])
+                class_info[name] = (int(cats[i]), num(int(cid_at[i])) - 1)
     for code in np.flatnonzero(present).tolist():
         class_id.setdefault(l_values[code], None)
+        class_info.setdefault(l_values[code], (None, -1))
     classes = sorted(class_id, key=lambda k: (class_id[k] is None, class_id[k] if class_id[k] is not None else 0, k))
+    n_known = len(classes)
+    pending_rows: dict[str, int] = {}
+    if pending:
+        # the predictions' other classes, after the known ones, in first-appearance order
+        d_lab = is_dt & labelled & (l_codes >= 0)
+        seen = np.zeros(len(l_values), bool)
+        seen[l_codes[d_lab]] = True
+        known = set(classes)
+        extra = [c for c in np.flatnonzero(seen).tolist() if l_values[c] not in known]
+        if extra:
+            codes_all, first_all = np.unique(l_codes, return_index=True)
+            first_of = dict(zip(codes_all.tolist(), first_all.tolist()))
+            for c in extra:
+                classes.append(l_values[c])
+                pending_rows[l_values[c]] = num(first_of[c]) - 1
     cls_index = {c: i for i, c in enumerate(classes)}
     code_to_cls = np.array([cls_index.get(v, -1) for v in l_values] + [-1], dtype=np.int64)
     row_cls = code_to_cls[l_codes]  # -1 (null label) indexes the trailing -1
@@ -277,10 +340,15 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
         raise MlcycleError(f"{origin}: {int(g_nolabel.sum())} ground-truth label(s) have a box or mask but no "
                            f"label (first: {where(row)})",
                            hint="give every ground-truth box its class, or drop those rows")
+    notes: dict[str, dict] = {}
+
+    def note(kind: str, **fact) -> None:
+        notes[kind] = fact
+        warnings.append(warning_text(kind, fact, segm))
+
     g_nobox = g_sel & ~shape_ok
     if g_nobox.any():
-        warnings.append(f"{int(g_nobox.sum())} ground-truth label(s) without a "
-                        f"{'mask or box' if segm else 'box'} were left out")
+        note("gt_no_shape", count=int(g_nobox.sum()))
     g_rows = np.flatnonzero(g_sel & shape_ok)
     crowd = T.numpy_column(table, T.ISCROWD, fill=False).astype(bool) if T.ISCROWD in table.column_names else np.zeros(n, bool)
     area_col = T.column_or_null(table, T.AREA)
@@ -297,39 +365,45 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
     d_sel = is_dt & labelled
     d_nobox = d_sel & ~shape_ok
     if d_nobox.any():
-        warnings.append(f"{int(d_nobox.sum())} prediction(s) without a "
-                        f"{'mask or box' if segm else 'box'} were left out")
+        note("pred_no_shape", count=int(d_nobox.sum()))
     d_sel &= shape_ok
     score_col = T.column_or_null(table, T.SCORE)
     score_valid = score_col.is_valid().to_numpy(zero_copy_only=False) if n else np.zeros(0, bool)
     if (d_sel & ~score_valid).any():
         row = int(np.argmax(d_sel & ~score_valid))
         cnt = int((d_sel & ~score_valid).sum())
-        raise MlcycleError(f"{origin}: {cnt} prediction(s) of source '{pred_source}' have no score (first: row {row + 1})",
+        raise MlcycleError(f"{origin}: {cnt} prediction(s) of source '{pred_source}' have no score (first: row {num(row)})",
                            hint="detection metrics rank predictions by score; give every prediction a 'score'")
     score = np.asarray(T.numpy_column(table, T.SCORE), dtype=np.float64) if n else np.zeros(0)
     if (d_sel & np.isnan(np.where(score_valid, score, 0))).any():
         row = int(np.argmax(d_sel & np.isnan(np.where(score_valid, score, 0))))
-        raise MlcycleError(f"{origin}: row {row + 1}: score is NaN")
+        raise MlcycleError(f"{origin}: row {num(row)}: score is NaN")
     counts: dict[str, Any] = {}
     d_nolabel = d_sel & (l_codes < 0)
     if d_nolabel.any():
         counts["predictions_without_label"] = int(d_nolabel.sum())
-        warnings.append(f"{int(d_nolabel.sum())} prediction(s) without a label were ignored "
-                        f"(first: {where(int(np.argmax(d_nolabel)))})")
+        first = int(np.argmax(d_nolabel))
+        note("pred_no_label", count=int(d_nolabel.sum()), row=num(first) - 1, where=where(first))
     unknown = d_sel & (row_cls < 0) & (l_codes >= 0)
     if unknown.any():
         names, cnt = np.unique(l_codes[unknown], return_counts=True)
         detail = {str(l_values[c]): int(k) for c, k in zip(names.tolist(), cnt.tolist())}
         counts["unknown_classes"] = detail
-        listed = ", ".join(f"{k} ({v})" for k, v in list(detail.items())[:5])
-        warnings.append(f"{int(unknown.sum())} prediction(s) of class(es) the ground truth does not have were "
-                        f"ignored, as pycocotools does: {listed}{' ...' if len(detail) > 5 else ''}")
+        note("unknown_classes", count=int(unknown.sum()), detail=detail)
     d_img_all = img_index[s_codes]
     off = d_sel & (row_cls >= 0) & (d_img_all < 0)
+    pending_off: dict[str, int] = {}
+    if pending_rows and off.any():
+        # predictions of a pending class on other samples: unknown class or off-sample,
+        # which only the merge can tell (as for the whole table: an unknown class first)
+        p_off = off & (row_cls >= n_known)
+        if p_off.any():
+            ks, cnt = np.unique(row_cls[p_off], return_counts=True)
+            pending_off = {classes[k]: int(c) for k, c in zip(ks.tolist(), cnt.tolist())}
+            off = off & ~p_off
     if off.any():
         counts["predictions_on_unknown_samples"] = int(off.sum())
-        warnings.append(f"{int(off.sum())} prediction(s) on samples the ground truth does not list were ignored")
+        note("pred_off_samples", count=int(off.sum()))
     d_rows = np.flatnonzero(d_sel & (row_cls >= 0) & (d_img_all >= 0))
 
     # image sizes (relative ranges, masks)
@@ -363,4 +437,5 @@ def prepare(table: "pa.Table", opts: Options, pred_source: str) -> Prepared:
         "gt_crowd": int(crowd[g_rows].sum()),
     })
     return Prepared(samples, classes, gt, dt, g_rows, d_rows, img_area, warnings, counts,
-                    opts.gt_source, pred_source)
+                    opts.gt_source, pred_source, sample_keys=sid[order], class_info=class_info, n_known=n_known,
+                    pending_rows=pending_rows, pending_off=pending_off, notes=notes)

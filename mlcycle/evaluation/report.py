@@ -44,7 +44,6 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     import numpy as np
 
     from mlcycle.evaluation import coco as C
-    from mlcycle.evaluation.match import cross_class_match
     from mlcycle.evaluation.slices import size_ranges, slice_specs
 
     params = C.Params(max_dets=list(opts.max_dets), iou_type=opts.iou_type)
@@ -58,10 +57,7 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
                 name = f"by:{spec['column']}={v}"
                 ranges.append(C.Range(name, ~inside, np.zeros(len(prep.dt), bool)))
                 label_slices.append((spec["column"], v, name, inside))
-    iou_thrs = params.iou_thrs
-    user_t = np.flatnonzero(iou_thrs == opts.iou)
-    extra = [] if len(user_t) else [opts.iou]
-    t_user = int(user_t[0]) if len(user_t) else len(iou_thrs)
+    extra, t_user = user_threshold(params, opts.iou)
     res = C.evaluate(prep.gt, prep.dt, len(prep.samples), len(prep.classes), params, ranges, extra, full=False,
                      match_rows=[t_user])
     custom = list(opts.area_ranges) + list(opts.rel_area_ranges)
@@ -74,27 +70,16 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     iou_user = res.match_iou[0]
     crowd = g.crowd
     d_sc = d.score[kept]
-    # operating points and calibration at opts.iou (before any score threshold)
-    from mlcycle.evaluation import calibration, operating_points
-
-    matched0 = m_user >= 0
-    to_crowd0 = matched0 & crowd[np.where(matched0, m_user, 0)] if len(g) else np.zeros(len(kept), bool)
-    counted = ~to_crowd0
-    operating = operating_points.compute(d_sc, d.cat[kept], matched0 & ~to_crowd0, counted,
-                                         np.bincount(g.cat[~crowd], minlength=len(prep.classes)), prep.classes,
-                                         opts.iou, opts.beta, opts.at_recall, opts.at_precision)
-    reliability = calibration.reliability(d_sc[counted], (matched0 & ~to_crowd0)[counted], opts.iou)
-    conf = opts.conf
-    if opts.conf_auto is not None:
-        auto = operating_points.auto_threshold(operating, opts.conf_auto)
-        conf = auto if auto is not None else opts.conf
+    matched = m_user >= 0
+    mg = np.where(matched, m_user, 0)
+    to_crowd = matched & crowd[mg] if len(g) else np.zeros(len(kept), bool)
+    K = len(prep.classes)
+    ngt_k = np.bincount(g.cat[~crowd], minlength=K)
+    operating, reliability, conf = operating_point(d_sc, d.cat[kept], matched, to_crowd, ngt_k, prep.classes, opts)
     conf_ok = d_sc >= conf
     d_state = np.full(len(d), -1, np.int8)  # -1 null, 0 tp, 1 fp
     d_gt = np.full(len(d), -1, np.int64)
     d_iou = np.full(len(d), np.nan)
-    matched = m_user >= 0
-    mg = np.where(matched, m_user, 0)
-    to_crowd = matched & crowd[mg] if len(g) else np.zeros(len(kept), bool)
     d_state[kept] = np.where(~conf_ok, -1, np.where(matched, np.where(to_crowd, -1, 0), 1))
     d_gt[kept] = np.where(matched & conf_ok, m_user, -1)
     d_iou[kept] = np.where(matched & conf_ok, iou_user, np.nan)
@@ -105,63 +90,10 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
     g_iou[m_user[tp_sel]] = iou_user[tp_sel]
     g_state = np.where(crowd, -1, np.where(g_det >= 0, 0, 2)).astype(np.int8)
     out = _with_eval_columns(table, prep, d_state, d_gt, d_iou, g_state, g_det, g_iou) if opts.annotate else None
-
-    # ---- per-class counts at opts.iou/opts.conf
-    K = len(prep.classes)
-    tp_k = np.bincount(d.cat[d_state == 0], minlength=K)
-    fp_k = np.bincount(d.cat[d_state == 1], minlength=K)
-    fn_k = np.bincount(g.cat[g_state == 2], minlength=K)
-    ngt_k = np.bincount(g.cat[~crowd], minlength=K)
-    ncrowd_k = np.bincount(g.cat[crowd], minlength=K)
-    npred_k = np.bincount(d.cat, minlength=K)
-    top = params.max_dets[-1]
-    per_class = []
-    i50 = int(np.flatnonzero(iou_thrs == .5)[0])
-    i75 = int(np.flatnonzero(iou_thrs == .75)[0])
-    for k, name in enumerate(prep.classes):
-        tp, fp, fn = int(tp_k[k]), int(fp_k[k]), int(fn_k[k])
-        p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        per_class.append({
-            "label": name,
-            "AP": C.per_class_ap(res, k), "AP50": C.per_class_ap(res, k, i50), "AP75": C.per_class_ap(res, k, i75),
-            f"AR_{top}": C.per_class_ar(res, k),
-            "precision": p, "recall": r, "f1": _f1(p, r), T.TP: tp, T.FP: fp, T.FN: fn,
-            "num_gt": int(ngt_k[k]), "num_crowd": int(ncrowd_k[k]), "num_pred": int(npred_k[k]),
-        })
-    tp, fp, fn = int(tp_k.sum()), int(fp_k.sum()), int(fn_k.sum())
-    p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    at_iou = {"iou": opts.iou, "conf": conf, T.TP: tp, T.FP: fp, T.FN: fn,
-              "precision": p, "recall": r, "f1": _f1(p, r)}
-
-    # ---- PR curves (area all, max detections) at IoU .5 and .75
-    curves = []
-    for t_i, t_v in ((i50, 0.5), (i75, 0.75)):
-        for k, name in enumerate(prep.classes):
-            pr = res.precision[t_i, :, k, 0, -1]
-            if (pr < 0).all():
-                continue
-            curves.append({"label": name, "iou": t_v, "precision": pr.tolist(),
-                           "score": res.scores[t_i, :, k, 0, -1].tolist()})
-
-    # ---- confusion matrix at opts.iou/opts.conf: the class-aware matches are the diagonal;
-    # then the leftover predictions (fp) take leftover ground truth (fn) of another class
-    # on the same image, greedily by score at the same IoU threshold
-    d_left = np.flatnonzero(d_state == 1)
-    g_left = np.flatnonzero(g_state == 2)
-    dm, _ = cross_class_match(_subset(g, g_left), _subset(d, d_left), len(prep.samples), opts.iou, opts.iou_type)
-    cm = np.zeros((K + 1, K + 1), dtype=np.int64)
-    np.add.at(cm, (d.cat[d_state == 0], d.cat[d_state == 0]), 1)
-    hit = dm >= 0
-    np.add.at(cm, (g.cat[g_left[dm[hit]]], d.cat[d_left[hit]]), 1)
-    np.add.at(cm, (np.full(int((~hit).sum()), K), d.cat[d_left[~hit]]), 1)
-    g_hit = np.zeros(len(g_left), bool)
-    g_hit[dm[hit]] = True
-    np.add.at(cm, (g.cat[g_left[~g_hit]], np.full(int((~g_hit).sum()), K)), 1)
-    if opts.conf_auto is not None:
-        at_iou["conf_from"] = opts.conf_auto
-    confusion = {"iou": opts.iou, "conf": conf, "labels": prep.classes + [NONE], "matrix": cm.tolist()}
+    cm = confusion_counts(g, d, d_state, g_state, len(prep.samples), K, opts)
 
     # ---- slices
+    top = params.max_dets[-1]
     slices = []
     for spec in specs:
         if spec["kind"] == "sample":
@@ -184,9 +116,115 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
                 slices.append({"column": col, "kind": "label", "value": v,
                                "num_gt": int((inside & ~crowd).sum()), "metrics": sm})
 
+    doc = document(res, summary, prep.classes, d.cat[kept], d_sc, matched, to_crowd, ngt_k,
+                   np.bincount(g.cat[crowd], minlength=K), np.bincount(d.cat, minlength=K), cm, conf,
+                   operating, reliability, slices, opts, prep.counts, prep.warnings, prep.gt_source,
+                   prep.pred_source)
+    return out, doc
+
+
+def user_threshold(params, iou: float) -> tuple[list, int]:
+    """(extra thresholds to match, index of ``iou`` among the matched thresholds)."""
+    import numpy as np
+
+    user_t = np.flatnonzero(params.iou_thrs == iou)
+    extra = [] if len(user_t) else [iou]
+    return extra, int(user_t[0]) if len(user_t) else len(params.iou_thrs)
+
+
+def operating_point(d_sc, d_cat, matched, to_crowd, ngt_k, classes, opts: "Options"):
+    """Operating points and calibration at ``opts.iou`` (before any score threshold), and
+    the score threshold the per-label columns use. Arrays are per kept detection."""
+    from mlcycle.evaluation import calibration, operating_points
+
+    counted = ~(matched & to_crowd)
+    tp = matched & ~to_crowd
+    operating = operating_points.compute(d_sc, d_cat, tp, counted, ngt_k, classes,
+                                         opts.iou, opts.beta, opts.at_recall, opts.at_precision)
+    reliability = calibration.reliability(d_sc[counted], tp[counted], opts.iou)
+    conf = opts.conf
+    if opts.conf_auto is not None:
+        auto = operating_points.auto_threshold(operating, opts.conf_auto)
+        conf = auto if auto is not None else opts.conf
+    return operating, reliability, conf
+
+
+def confusion_counts(g, d, d_state, g_state, n_img: int, K: int, opts: "Options"):
+    """The confusion matrix at opts.iou/opts.conf ((K+1, K+1), last: none): the
+    class-aware matches are the diagonal; then the leftover predictions (fp) take
+    leftover ground truth (fn) of another class on the same image, greedily by score at
+    the same IoU threshold. Per image, so shards' matrices add up."""
+    import numpy as np
+
+    from mlcycle.evaluation.match import cross_class_match
+
+    d_left = np.flatnonzero(d_state == 1)
+    g_left = np.flatnonzero(g_state == 2)
+    dm, _ = cross_class_match(_subset(g, g_left), _subset(d, d_left), n_img, opts.iou, opts.iou_type)
+    cm = np.zeros((K + 1, K + 1), dtype=np.int64)
+    np.add.at(cm, (d.cat[d_state == 0], d.cat[d_state == 0]), 1)
+    hit = dm >= 0
+    np.add.at(cm, (g.cat[g_left[dm[hit]]], d.cat[d_left[hit]]), 1)
+    np.add.at(cm, (np.full(int((~hit).sum()), K), d.cat[d_left[~hit]]), 1)
+    g_hit = np.zeros(len(g_left), bool)
+    g_hit[dm[hit]] = True
+    np.add.at(cm, (g.cat[g_left[~g_hit]], np.full(int((~g_hit).sum()), K)), 1)
+    return cm
+
+
+def document(res, summary, classes, d_cat, d_sc, matched, to_crowd, ngt_k, ncrowd_k, npred_k, cm, conf,
+             operating, reliability, slices, opts: "Options", counts, warnings, gt_source, pred_source) -> dict:
+    """The COCO metrics document. ``res`` holds precision/recall/scores (``coco.Result``
+    or alike); ``d_cat``, ``d_sc``, ``matched`` and ``to_crowd`` (matched at opts.iou to a
+    crowd region) are per kept detection in kept order; ``ngt_k``/``ncrowd_k``/``npred_k``
+    per class: non-crowd and crowd ground truth, evaluated predictions; ``cm`` the
+    confusion counts. One function for the whole-table run and merged shards."""
+    import numpy as np
+
+    from mlcycle.evaluation import coco as C
+
+    params = res.params
+    iou_thrs = params.iou_thrs
+    K = len(classes)
+    conf_ok = d_sc >= conf
+    tp_k = np.bincount(d_cat[conf_ok & matched & ~to_crowd], minlength=K)
+    fp_k = np.bincount(d_cat[conf_ok & ~matched], minlength=K)
+    fn_k = ngt_k - tp_k      # every non-crowd ground truth is matched at most once
+    top = params.max_dets[-1]
+    per_class = []
+    i50 = int(np.flatnonzero(iou_thrs == .5)[0])
+    i75 = int(np.flatnonzero(iou_thrs == .75)[0])
+    for k, name in enumerate(classes):
+        tp, fp, fn = int(tp_k[k]), int(fp_k[k]), int(fn_k[k])
+        p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+        per_class.append({
+            "label": name,
+            "AP": C.per_class_ap(res, k), "AP50": C.per_class_ap(res, k, i50), "AP75": C.per_class_ap(res, k, i75),
+            f"AR_{top}": C.per_class_ar(res, k),
+            "precision": p, "recall": r, "f1": _f1(p, r), T.TP: tp, T.FP: fp, T.FN: fn,
+            "num_gt": int(ngt_k[k]), "num_crowd": int(ncrowd_k[k]), "num_pred": int(npred_k[k]),
+        })
+    tp, fp, fn = int(tp_k.sum()), int(fp_k.sum()), int(fn_k.sum())
+    p, r = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    at_iou = {"iou": opts.iou, "conf": conf, T.TP: tp, T.FP: fp, T.FN: fn,
+              "precision": p, "recall": r, "f1": _f1(p, r)}
+
+    # ---- PR curves (area all, max detections) at IoU .5 and .75
+    curves = []
+    for t_i, t_v in ((i50, 0.5), (i75, 0.75)):
+        for k, name in enumerate(classes):
+            pr = res.precision[t_i, :, k, 0, -1]
+            if (pr < 0).all():
+                continue
+            curves.append({"label": name, "iou": t_v, "precision": pr.tolist(),
+                           "score": res.scores[t_i, :, k, 0, -1].tolist()})
+    if opts.conf_auto is not None:
+        at_iou["conf_from"] = opts.conf_auto
+    confusion = {"iou": opts.iou, "conf": conf, "labels": list(classes) + [NONE], "matrix": cm.tolist()}
+
     area_params = {n: list(v) for n, v in C.DEFAULT_AREAS.items()}
     area_params.update({n: list(v) for n, v in opts.area_ranges.items()})
-    doc = {
+    return {
         "mlcycle_version": _version(),
         "method": "coco",
         "iou_type": opts.iou_type,
@@ -199,16 +237,15 @@ def coco(table: "pa.Table", prep: "Prepared", opts: "Options") -> tuple["pa.Tabl
         "confusion_matrix": confusion,
         "slices": slices,
         "params": {
-            "gt_source": prep.gt_source, "pred_source": prep.pred_source,
+            "gt_source": gt_source, "pred_source": pred_source,
             "iou_thresholds": iou_thrs.tolist(), "recall_points": len(params.rec_thrs),
             "max_dets": params.max_dets, "area_ranges": area_params,
             "rel_area_ranges": {n: list(v) for n, v in opts.rel_area_ranges.items()},
             "iou": opts.iou, "conf": opts.conf, "by": list(opts.by),
         },
-        "inputs": prep.counts,
-        "warnings": prep.warnings,
+        "inputs": counts,
+        "warnings": warnings,
     }
-    return out, doc
 
 
 def _subset(o, sel):
