@@ -4,8 +4,9 @@ Each command lives in its own module here and only parses options, then calls on
 library function. Nothing heavy (pyarrow, numpy, pycocotools, yaml) is imported at
 module level, so ``mlcycle --help`` and tab completion stay instant. ``mlcycle --help``
 and ``mlcycle COMMAND --help`` do not even import typer (half of the start-up): they
-print the pages scripts/docgen.py generated into ``_helptext.py`` (checked against
-typer's own output by tests/test_docs.py).
+print the pages scripts/docgen.py generated into ``_generated.py``; tab completion
+requests are answered from the lists stored there (``_complete.py``). tests/test_docs.py
+checks both against typer's own answers.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def __getattr__(name: str):
 
     for module in COMMAND_MODULES:
         importlib.import_module(f"mlcycle.cli.{module}")
+    # help order is COMMAND_MODULES' order, whichever command module was imported first
+    app.registered_commands.sort(key=lambda c: COMMAND_MODULES.index(c.name.replace("-", "_")))
     return app
 
 
@@ -53,7 +56,7 @@ def help_page(args: list[str]) -> str | None:
         return None
     import shutil
 
-    from mlcycle.cli._helptext import PAGES, WIDTH
+    from mlcycle.cli._generated import PAGES, WIDTH
 
     if shutil.get_terminal_size().columns < WIDTH:
         return None
@@ -62,14 +65,20 @@ def help_page(args: list[str]) -> str | None:
 
 def main() -> None:
     """Console-script entry point."""
-    page = help_page(sys.argv[1:]) if "_MLCYCLE_COMPLETE" not in os.environ else None
+    instruction = os.environ.get("_MLCYCLE_COMPLETE")
+    if instruction:
+        from mlcycle.cli._complete import complete
+
+        page, status = complete(instruction)
+    else:
+        page, status = help_page(sys.argv[1:]), 0
     if page is not None:
         try:
             sys.stdout.write(page)
             sys.stdout.flush()
         except BrokenPipeError:  # `mlcycle --help | head`: as the commands do
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(0)
+        raise SystemExit(status)
     if "_MLCYCLE_COMPLETE" in os.environ:
         # Dynamic completion (`eval "$(_MLCYCLE_COMPLETE=source_bash mlcycle)"`): typer
         # registers its shell classes only with add_completion=True, which would also add
