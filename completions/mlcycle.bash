@@ -107,11 +107,12 @@ __mlcycle_cmd_evaluate() {
         --fail-under) __mlcycle_words "AP= AP50= AP75= AP_small= AP_medium= AP_large= AR_1= AR_10= AR_100= AR_small= AR_medium= AR_large= precision= recall= f1= accuracy= mAP="; return ;;
         --fail-if-worse-than) __mlcycle_files; return ;;
         --remap) __mlcycle_files; return ;;
+        --buckets) return ;;
         -o|--output) __mlcycle_files; return ;;
         --format) __mlcycle_words "jsonl parquet arrow csv"; return ;;
     esac
     if [[ $cur == -* ]]; then
-        __mlcycle_words "--gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --beta --at-recall --at-precision --baseline --bootstrap --seed --tide --metrics --json --fail-under --fail-if-worse-than --remap -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
+        __mlcycle_words "--gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --beta --at-recall --at-precision --baseline --bootstrap --seed --tide --metrics --json --fail-under --fail-if-worse-than --remap --stream --buckets -o --output --format --allow-empty -q --quiet -v --verbose --no-color -h --help"; return
     fi
     case "$2" in
         0) __mlcycle_files ;;
@@ -339,7 +340,7 @@ _mlcycle() {
                 ingest) valopts=" --split --images-root --images --source --image-size --image-sizes --columns --box-format --corners -o --output --format " ;;
                 schema-check) valopts=" -s --schema --keep --report --examples --engine -o --output --format " ;;
                 stats) valopts=" --by --compare --source --plot --top --engine " ;;
-                evaluate) valopts=" --gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --beta --at-recall --at-precision --baseline --bootstrap --seed --metrics --fail-under --fail-if-worse-than --remap -o --output --format " ;;
+                evaluate) valopts=" --gt-source --pred-source --iou-type --method --iou --max-dets --area-range --rel-area-range --by --conf --beta --at-recall --at-precision --baseline --bootstrap --seed --metrics --fail-under --fail-if-worse-than --remap --buckets -o --output --format " ;;
                 mine-hard) valopts=" --per --top --min-score --reasons --method --source --iou --low-iou --conf-missing --conf-wrong --conf-spurious --conf-low --model-weight --miss-weight --aggregate --pool --embedding --k --failures --dup-threshold -o --output --format " ;;
                 export) valopts=" -o --output --source --split --images-root --layout --corners --limit --sort-by --metrics " ;;
                 merge) valopts=" --on-conflict -o --output --format " ;;

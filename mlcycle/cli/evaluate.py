@@ -108,6 +108,7 @@ def parse_max_dets(text: str) -> list[int]:
         "mlcycle evaluate gt.parquet preds.parquet --by weather --fail-under AP50=0.6 --fail-under AP_small=0.2 -o /dev/null",
         "mlcycle evaluate gt.parquet old.parquet new.parquet --baseline old --bootstrap 1000 --json > compare.json",
         "mlcycle evaluate gt.parquet preds.parquet --fail-if-worse-than main-metrics.json:0.005 -o /dev/null",
+        "mlcycle evaluate dataset/ --stream --metrics metrics.json",
     ],
 )
 def evaluate(
@@ -150,6 +151,11 @@ def evaluate(
         "--remap", metavar="OLD=NEW|FILE",
         help="Rename the predictions' classes before matching (OLD=NEW pairs, OLD= drops, or a YAML mapping "
              "file as for mlcycle remap); the ground truth is not changed.")] = None,
+    stream: Annotated[bool, typer.Option(
+        "--stream", help="Evaluate bucket by bucket in bounded memory (COCO metrics only, the same numbers; "
+                         "no per-label table: stdout gets the metrics JSON when it is not a terminal).")] = False,
+    buckets: Annotated[Optional[int], typer.Option(
+        "--buckets", metavar="N", min=1, help="With --stream: how many buckets [default: one per 2M rows].")] = None,
     output: Output = None,
     encoding: Format = None,
     quiet: Quiet = False,
@@ -185,12 +191,23 @@ def evaluate(
         from mlcycle.evaluation.regression import parse as parse_reference
 
         reference, tolerance = parse_reference(fail_if_worse_than)
+    if buckets is not None and not stream:
+        from mlcycle.cli.common import UsageError
+
+        raise UsageError("--buckets works with --stream only", hint="add --stream")
+    if stream:
+        if output is not None:
+            from mlcycle.cli.common import UsageError
+
+            raise UsageError("--stream writes no per-label table, only the metrics",
+                             hint="drop -o; use --metrics FILE or --json for the metrics JSON")
+        json_out = json_out or not stdout_is_terminal()
     write_table = output is not None or (not json_out and not stdout_is_terminal())
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
     for path in (metrics_file, output if write_table else None):
         io.check_output(path)  # before any work: a bad -o must not cost the evaluation
-    table = io.read_tables(tables)
+    table = (tables or ["-"]) if stream else io.read_tables(tables)
     # the warnings are in the document; the view shows them after the metrics
     with reporting.using(reporting.Collector()):
         result = run_evaluation(
@@ -199,7 +216,7 @@ def evaluate(
             annotate=write_table, fail_under=bounds or None, origin=", ".join(tables) if tables else "<stdin>",
             baseline=baseline, bootstrap=bootstrap, seed=seed, beta=beta, at_recall=at_recall or (),
             at_precision=at_precision or (), tide=tide, fail_if_worse_than=reference, tolerance=tolerance,
-            remap=_remap_argument(remap),
+            remap=_remap_argument(remap), stream=stream, buckets=buckets,
         )
     gates = ("fail_under", "fail_if_worse_than")
     doc = {k: v for k, v in result.summary.items() if k not in gates}  # the gates are not part of the JSON

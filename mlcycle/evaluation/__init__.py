@@ -15,11 +15,15 @@ The package, one concept per module:
 - ``voc``, ``classification``  Pascal VOC AP; image-level classification metrics
 - ``gate``     minimum values for metrics (``fail_under``)
 - ``run``      which of these a table gets
+- ``partial``  mergeable COCO partial results (compute per shard, merge, finish)
+- ``stream``   COCO evaluation of files bucket by bucket (bounded memory)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Mapping
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from mlcycle.evaluation.gate import check_bounds, flat_metrics, metric_names
 from mlcycle.evaluation.prepare import IOU_TYPES, METHODS, Options
@@ -35,7 +39,7 @@ __all__ = ["evaluate", "Options", "METHODS", "IOU_TYPES", "check_bounds", "flat_
 
 
 def evaluate(
-    table: "pa.Table",
+    table: "pa.Table | str | os.PathLike | Sequence[str | os.PathLike]",
     *,
     gt_source: str = "gt",
     pred_source: str | None = None,
@@ -60,6 +64,8 @@ def evaluate(
     fail_if_worse_than: str | Mapping | None = None,
     tolerance: float = 0.0,
     remap: "Mapping[str, str | None] | str | Iterable[str] | None" = None,
+    stream: bool = False,
+    buckets: int | None = None,
 ) -> "Result":
     """Evaluate the predictions in ``table`` against its ground truth.
 
@@ -97,6 +103,13 @@ def evaluate(
       model whose classes are named differently from the ground truth's (``{old: new}``,
       ``old: None`` drops; or a YAML file / ``"old=new"`` pairs: ``curate.remap.load_mapping``).
 
+    - ``table`` may also be a path or a list of paths (read and concatenated). With
+      ``stream=True`` they are evaluated bucket by bucket in bounded memory
+      (``evaluation.stream``; ``buckets``: how many, default from the row count): COCO
+      metrics only, the same document bit for bit, no per-label table (``Result.table``
+      is None); ``by``, ``bootstrap``, ``baseline``, ``tide``, ``conf="best-f1"``,
+      ``remap`` and VOC/classification are refused (docs/evaluate.md).
+
     Raises ``OptionError`` (naming the parameter) for a bad option, ``MlcycleError``
     for a table that cannot be evaluated.
     """
@@ -122,10 +135,26 @@ def evaluate(
     if fail_if_worse_than is not None:
         reference = (fail_if_worse_than if isinstance(fail_if_worse_than, Mapping)
                      else regression.load_reference(fail_if_worse_than))
+    is_paths = isinstance(table, (str, os.PathLike)) or (
+        isinstance(table, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in table))
+    if stream and not is_paths:
+        raise OptionError("stream", "streaming evaluates files: pass their paths instead of a table")
+    if stream and remap is not None:
+        raise OptionError("remap", "not supported by streaming evaluation",
+                          hint="remap the predictions first (mlcycle remap), then evaluate them")
     with reporting.collect() as seen:
-        if remap is not None:
-            table = _remap_predictions(table, remap, gt_source)
-        out, doc = run(table, opts)
+        if stream:
+            from mlcycle.evaluation.stream import evaluate_files
+
+            out, doc = None, evaluate_files(table, replace(opts, annotate=False), buckets=buckets)
+        else:
+            if is_paths:
+                from mlcycle import io
+
+                table = io.read_tables([table] if isinstance(table, (str, os.PathLike)) else list(table))
+            if remap is not None:
+                table = _remap_predictions(table, remap, gt_source)
+            out, doc = run(table, opts)
         if bounds is not None:
             if isinstance(doc.get("sources"), dict):
                 failed = [f"{s}: {m}" for s, d in doc["sources"].items() for m in check_bounds(d, bounds)]

@@ -126,7 +126,7 @@ def _check(opts: Options) -> None:
         raise OptionError("method", f"sharded evaluation computes COCO metrics only, not {opts.method!r}")
     for name in ("by", "bootstrap", "baseline", "tide"):
         if getattr(opts, name):
-            raise OptionError(name, "is not supported by sharded (streaming) evaluation",
+            raise OptionError(name, "not supported by sharded (streaming) evaluation",
                               hint="evaluate the whole table in memory for this")
     if opts.conf_auto is not None:
         raise OptionError("conf", f"{opts.conf_auto} is not supported by sharded (streaming) evaluation: "
