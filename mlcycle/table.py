@@ -304,7 +304,6 @@ def normalize(table: "pa.Table", origin: str = "<stdin>", keep_dictionaries: boo
     Parquet stores them) stay so: code-based statistics count the codes directly.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     types = core_types()
     for name in REQUIRED_COLUMNS:
@@ -329,6 +328,8 @@ def normalize(table: "pa.Table", origin: str = "<stdin>", keep_dictionaries: boo
             row = _first_null(cols[name])
             raise MlcycleError(f"{origin}: row {row + 1}: column '{name}' is null; it never may be")
     if ISCROWD in cols and cols[ISCROWD].null_count:
+        import pyarrow.compute as pc  # only here: its import costs ~40 ms of start-up
+
         cols[ISCROWD] = pc.fill_null(cols[ISCROWD], False)
     order = [n for n in CORE_COLUMNS if n in cols] + [n for n in table.column_names if n not in types]
     out = pa.table({n: cols[n] for n in order})

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 from mlcycle import table as T
 from mlcycle.errors import MlcycleError
 from mlcycle.formats import ReadOptions, WriteOptions
-from mlcycle.formats import _coco_doc
+from mlcycle.formats import _coco_fast
 from mlcycle.errors import mention, printable
 from mlcycle.formats._assemble import check_box_geometry
-from mlcycle.formats._coco_doc import (_attribute_array, _fail, _fast_decode, _polygon_texts, find_image_rows, int_values,
-                                       load_categories, load_images, read_boxes)
+from mlcycle.formats._coco_doc import (_attribute_array, _fail, _polygon_texts, find_image_rows, int_values, load_categories,
+                                       load_images, read_boxes)
+from mlcycle.formats._coco_fast import arrow_numbers
 from mlcycle.formats._invalid import InvalidInput
 from mlcycle.formats._json import load_json, strip_bom
 from mlcycle.formats._writing import source_rows
@@ -63,9 +64,14 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
     gc.disable()
     try:
         data = strip_bom(io.read_bytes(path))
-        doc = _fast_decode(data)
-        if doc is None:
-            doc = load_json(path, data)
+        doc = _coco_fast.decode(data)
+        if doc is not None:
+            try:
+                return from_dict(doc, str(path), options, consume=True)
+            except _coco_fast.Fallback:
+                pass
+        doc = None
+        doc = load_json(path, data)
         del data
         return from_dict(doc, str(path), options, consume=True)
     finally:
@@ -77,7 +83,8 @@ def read(path: Path, options: ReadOptions | None = None) -> "pa.Table":
 def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) -> "pa.Table":
     """The label table of a parsed COCO document. With ``consume`` the annotations'
     segmentations are removed from ``doc`` as they are converted, to bound memory.
-    Polygon segmentations and boxes may arrive as raw JSON text (see ``read``)."""
+    Annotations may be the structs of ``_coco_fast.decode`` (raw JSON segmentations and
+    extra keys; ``_coco_fast.Fallback`` when the general path must read the file)."""
     import numpy as np
     import pyarrow as pa
     from operator import methodcaller
@@ -87,7 +94,7 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     if not isinstance(anns, list):
         raise _fail(name, "not a COCO instances file: the 'annotations' list is missing")
     cats, cat_names = load_categories(doc, name)
-    structs = bool(anns) and _coco_doc._ANN_STRUCT is not None and type(anns[0]) is _coco_doc._ANN_STRUCT
+    structs = _coco_fast.is_fast(anns)
     if anns and not structs and not all(type(a) is dict for a in anns):
         bad = next(i for i, a in enumerate(anns) if not isinstance(a, dict))
         raise _fail(name, f"annotations[{bad}] is not an object")
@@ -95,10 +102,7 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     n = len(anns)
 
     if structs:
-        from operator import attrgetter
-
-        def field(key: str) -> list:
-            return list(map(attrgetter(key), anns))
+        field = _coco_fast.Fields(anns)
     else:
         def field(key: str) -> list:
             return list(map(methodcaller("get", key), anns))
@@ -140,7 +144,13 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
         return f"{name}: annotations[{i}] (id {ann_ids[i]})"
 
     raw_boxes = field("bbox")
-    boxes, has_box, bad_box = read_boxes(raw_boxes, name, "annotations", ann_ids, problems)
+    if structs:  # 4-tuples of floats or None: no shape to check
+        boxes, has_box, bad_box = _coco_fast.box_values(raw_boxes)
+        bad_box = bad_box | ~np.isfinite(boxes).all(axis=1) & has_box
+        if bad_box.any():
+            boxes, has_box, bad_box = read_boxes(raw_boxes, name, "annotations", ann_ids, problems)
+    else:
+        boxes, has_box, bad_box = read_boxes(raw_boxes, name, "annotations", ann_ids, problems)
     del raw_boxes
     bad |= bad_box | ~check_box_geometry(boxes, problems, where, present=has_box & ~bad)
     areas = field("area")
@@ -151,7 +161,7 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     bad |= bad_area
     score_vals = None
     scores = field("score")
-    if any(v is not None for v in scores):
+    if scores.count(None) != len(scores):
         score_vals = _float_values(scores)
         bad_score = (score_vals == -np.inf) & ~bad
         problems.add_each(np.flatnonzero(bad_score).tolist(),
@@ -165,17 +175,12 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
         rest["annotations"] = [a for a, k in zip(anns, keep) if k]
         return from_dict(rest, name, options, consume)
     labels = known_names[np.where(found, pos, len(known))]
-    cat_arr = pa.array(cvals, mask=no_cat, type=pa.int64())
-    area_arr = pa.array(area_vals, mask=np.isnan(area_vals), type=pa.float64())
+    cat_arr = arrow_numbers(cvals, pa.int64(), no_cat)
+    area_arr = arrow_numbers(area_vals, pa.float64(), np.isnan(area_vals))
 
     # -- which keys annotations carry (order: the first annotation's, then the rest sorted)
     if structs:
-        raw_segs = field("segmentation")
-        present = {"id", "image_id", "segmentation"} if any(map(len, raw_segs)) else {"id", "image_id"}
-        for key in ("category_id", "area", "bbox", "iscrowd", "attributes", "score"):
-            if any(v is not None for v in field(key)):
-                present.add(key)
-        ann_keys = [k for k in _coco_doc._ANN_STRUCT.__struct_fields__ if k in present]
+        ann_keys = field.keys()
         seen_keys = set(ann_keys)
     else:
         seen_keys = set().union(*anns) if anns else set()
@@ -183,13 +188,14 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
 
     crowd = field("iscrowd")
     if structs:
-        segs = [bytes(r).decode() or None for r in raw_segs]
-        del raw_segs
+        seg_arr = _coco_fast.raw_strings(field.raw("segmentation"))
+        field.drop("segmentation")
+        segs = None
     else:
         segs = _polygon_texts(list(map(methodcaller("pop", "segmentation", None), anns)) if consume else field("segmentation"))
     score_arr = None
     if "score" in seen_keys and score_vals is not None:
-        score_arr = pa.array(score_vals, mask=np.isnan(score_vals), type=pa.float64())
+        score_arr = arrow_numbers(score_vals, pa.float64(), np.isnan(score_vals))
 
     extra_keys = [k for k in ann_keys if k not in _ANN_CORE]
     attr_keys: list[str] = []
@@ -227,36 +233,43 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     m = len(empty)
     all_rows = np.concatenate([rows, empty]).astype(np.int64)
 
+    # Arrays from lists or buffers, never pa.array(ndarray): that imports numpy.ma and
+    # pyarrow.compute, start-up an ingest does not otherwise pay (see _coco_fast).
     def img_col(values: list, typ=None):
         arr = np.empty(len(values), dtype=object)
         arr[:] = values
-        return pa.array(arr[all_rows], type=typ, from_pandas=False)
+        return pa.array(arr[all_rows].tolist(), type=typ, from_pandas=False)
 
+    types = T.core_types()
     nulls_m = [None] * m
     columns[T.SAMPLE_ID] = img_col(images["file_names"], pa.string())
-    columns[T.SOURCE] = pa.array(np.full(n + m, options.source or T.GT_SOURCE, dtype=object), type=pa.string())
-    columns[T.LABEL_ID] = pa.array(np.concatenate([ids_arr, np.zeros(m, np.int64)]),
-                                   mask=np.concatenate([np.zeros(n, bool), np.ones(m, bool)]))
-    columns[T.LABEL] = pa.array(np.concatenate([labels, np.full(m, None, dtype=object)]), type=pa.string())
+    columns[T.SOURCE] = pa.array([options.source or T.GT_SOURCE] * (n + m), type=pa.string())
+    columns[T.LABEL_ID] = arrow_numbers(np.concatenate([ids_arr, np.zeros(m, np.int64)]), pa.int64(),
+                                        np.concatenate([np.zeros(n, bool), np.ones(m, bool)]))
+    columns[T.LABEL] = pa.array(labels.tolist() + nulls_m, type=pa.string())
     columns[T.CATEGORY_ID] = pa.concat_arrays([cat_arr, pa.nulls(m, pa.int64())]) if n else pa.nulls(m, pa.int64())
-    columns[T.BBOX] = T.bbox_array(np.concatenate([boxes.reshape(-1, 4), np.full((m, 4), np.nan)]),
-                                   valid=np.concatenate([has_box, np.zeros(m, bool)]))
+    columns[T.BBOX] = _coco_fast.box_array(np.concatenate([boxes.reshape(-1, 4), np.full((m, 4), np.nan)]),
+                                           np.concatenate([has_box, np.zeros(m, bool)]), types[T.BBOX])
     crowd_arr = np.zeros(n + m, dtype=bool)
     if n:
         try:
-            crowd_arr[:n] = pa.array(crowd, type=pa.int64()).fill_null(0).to_numpy() != 0
+            vals = pa.array(crowd, type=pa.int64()).to_numpy(zero_copy_only=False)  # NaN where null
+            crowd_arr[:n] = (vals != 0) & (vals == vals)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             crowd_arr[:n] = [bool(c) for c in crowd]
-    columns[T.ISCROWD] = pa.array(crowd_arr)
+    columns[T.ISCROWD] = arrow_numbers(crowd_arr, pa.bool_())
     columns[T.AREA] = pa.concat_arrays([area_arr, pa.nulls(m, pa.float64())]) if n else pa.nulls(m, pa.float64())
-    columns[T.SEGMENTATION] = pa.array(segs + nulls_m, type=pa.string())
+    if segs is None:
+        columns[T.SEGMENTATION] = pa.concat_arrays([seg_arr, pa.nulls(m, pa.string())])
+    else:
+        columns[T.SEGMENTATION] = pa.array(segs + nulls_m, type=pa.string())
     if score_arr is not None:
         columns[T.SCORE] = pa.concat_arrays([score_arr, pa.nulls(m, pa.float64())])
     columns[T.WIDTH] = img_col(images["widths"], pa.int32())
     columns[T.HEIGHT] = img_col(images["heights"], pa.int32())
     if options.split is not None:
-        columns[T.SPLIT] = pa.array(np.full(n + m, options.split, dtype=object), type=pa.string())
-    columns[T.IMAGE_ID] = pa.array(images["ids"][all_rows], type=pa.int64())
+        columns[T.SPLIT] = pa.array([options.split] * (n + m), type=pa.string())
+    columns[T.IMAGE_ID] = arrow_numbers(images["ids"][all_rows], pa.int64())
 
     for col, key in meta_cols["annotation"].items():
         arr, is_json = _attribute_array(field(key) + nulls_m, col)

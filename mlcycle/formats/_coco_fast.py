@@ -1,0 +1,275 @@
+"""The fast reading of COCO instances files: one msgspec pass, columns in bulk.
+
+Most of a COCO file is its annotations. msgspec decodes the whole document in one pass
+with the annotations as small structs (``gc=False``: no cyclic-GC bookkeeping): ids and
+numbers as Python values, the box as a 4-tuple, and the ``segmentation`` (and any key
+that is not a standard one: ``keypoints``, ``num_keypoints``, ``ignore`` ...) kept as the
+raw JSON text of the value, so the tens of millions of polygon coordinates never become
+Python floats. Segmentations become the Arrow string column by joining those slices
+(one copy) with offsets from their lengths: the text is exactly the source's.
+
+Keys that are not known in advance are found by decoding: msgspec refuses an unknown
+field, naming it, and the key is added to the struct (as raw JSON) and the file decoded
+again; the first annotation usually names them all, so that costs next to nothing. A file
+msgspec cannot take (a value of another type than COCO's, invalid UTF-8 in a raw value,
+too many odd keys) returns None: the caller then takes the general orjson path, which
+also gives the precise error messages.
+
+Arrays are built from buffers (``arrow_numbers``), not ``pa.array(ndarray)``: that call
+imports ``numpy.ma`` and masks import ``pyarrow.compute``, ~50 ms of start-up that a
+one-file ingest does not otherwise need.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import pyarrow as pa
+
+# the standard annotation keys and their types (anything else is kept as raw JSON)
+_STANDARD = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "attributes", "score")
+# Keys are discovered one decode at a time. A decode that fails early costs little; one
+# that fails late (a key first met deep in the annotations, a top-level key after them)
+# costs a whole pass, so few of those are allowed before the general path takes over.
+_MAX_RETRIES = 32
+_EARLY = 1000  # an unknown key met within the first annotations: a cheap retry
+_MAX_LATE = 3
+_MAX_TOP = 8  # top-level keys besides images, annotations, categories (info, licenses, type ...)
+_UNKNOWN_ANN = re.compile(r"Object contains unknown field `(.*)` - at `\$\.annotations\[(\d+)\]`", re.S)
+_UNKNOWN_TOP = re.compile(r"Object contains unknown field `(.*)`", re.S)
+_NUMPY = {"int64": "<i8", "int32": "<i4", "double": "<f8"}
+_EXTRA_PREFIX = "x_"  # struct attribute names of extra keys: x_0, x_1 ... (renamed to the JSON key)
+
+
+class Fallback(Exception):
+    """Raised while building columns from structs when the general path must read the
+    file (it gives the precise error)."""
+
+
+def _types(ann_extras: list[str], top_extras: list[str]) -> type:
+    """The document struct for these extra annotation and top-level keys."""
+    from typing import Any as AnyT, Optional, Tuple
+
+    import msgspec
+
+    fields: list[tuple] = [
+        ("id", int), ("image_id", int),
+        ("category_id", Optional[int], None),
+        ("segmentation", msgspec.Raw, msgspec.Raw()),
+        ("area", Optional[float], None),
+        ("bbox", Optional[Tuple[float, float, float, float]], None),
+        ("iscrowd", Optional[int], None),
+        ("attributes", Optional[dict], None),
+        ("score", Optional[float], None),
+    ]
+    rename = {}
+    for i, key in enumerate(ann_extras):
+        attr = f"{_EXTRA_PREFIX}{i}"
+        fields.append((attr, msgspec.Raw, msgspec.Raw()))
+        rename[attr] = key
+    ann = msgspec.defstruct("Annotation", fields, rename=rename, forbid_unknown_fields=True, gc=False,
+                            namespace={"__coco_extras__": dict(rename)})
+    doc_fields: list[tuple] = [("images", list[dict]), ("annotations", list[ann]), ("categories", AnyT, None)]
+    doc_rename = {}
+    for i, key in enumerate(top_extras):
+        attr = f"{_EXTRA_PREFIX}{i}"
+        doc_fields.append((attr, AnyT, None))
+        doc_rename[attr] = key
+    return msgspec.defstruct("Document", doc_fields, rename=doc_rename, forbid_unknown_fields=True)
+
+
+def decode(data: bytes) -> dict | None:
+    """The document as a dict (top-level keys in file order as far as they are known;
+    ``annotations`` a list of structs), or None when the general path must read it."""
+    try:
+        import msgspec
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    ann_extras: list[str] = []
+    top_extras: list[str] = []
+    late = 0
+    for _ in range(_MAX_RETRIES + 1):
+        doc_type = _types(ann_extras, top_extras)
+        try:
+            doc = msgspec.json.decode(data, type=doc_type)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            m = _UNKNOWN_ANN.fullmatch(message)
+            extras = ann_extras
+            if m is None and " - at `" not in message:
+                m = _UNKNOWN_TOP.fullmatch(message)
+                extras = top_extras
+            if m is None:
+                return None  # a value of another type than COCO's: the general path says where
+            key = m.group(1)
+            late += extras is ann_extras and int(m.group(2)) >= _EARLY
+            if late > _MAX_LATE or len(top_extras) >= _MAX_TOP:
+                return None
+            if key in extras or key in _STANDARD or (extras is top_extras and key in ("images", "annotations", "categories")):
+                return None  # a message we cannot trust
+            extras.append(key)
+            continue
+        except (msgspec.DecodeError, TypeError, RecursionError, ValueError, MemoryError):
+            return None
+        out: dict[str, Any] = {}
+        for i, key in enumerate(top_extras):
+            out[key] = getattr(doc, f"{_EXTRA_PREFIX}{i}")
+        out["images"] = doc.images
+        out["annotations"] = doc.annotations
+        if doc.categories is not None:
+            out["categories"] = doc.categories
+        return out
+    return None
+
+
+def is_fast(anns: list) -> bool:
+    return bool(anns) and getattr(type(anns[0]), "__coco_extras__", None) is not None
+
+
+class Fields:
+    """Columns of a list of annotation structs, each extracted once."""
+
+    def __init__(self, anns: list):
+        self.anns = anns
+        self.extras: dict[str, str] = dict(type(anns[0]).__coco_extras__)  # attribute -> JSON key
+        self._cache: dict[str, list] = {}
+
+    def attr(self, key: str) -> str:
+        for attr, k in self.extras.items():
+            if k == key:
+                return attr
+        return key
+
+    def __call__(self, key: str) -> list:
+        """The values of a standard key (None where missing), or the parsed values of
+        an extra key."""
+        if key in self._cache:
+            return self._cache[key]
+        from operator import attrgetter
+
+        attr = self.attr(key)
+        if attr in self.extras:
+            values = parse_raw(self.raw(attr))
+        else:
+            values = list(map(attrgetter(attr), self.anns))
+        self._cache[key] = values
+        return values
+
+    def raw(self, attr: str) -> list:
+        """The raw JSON values of a raw-kept key (empty where missing)."""
+        key = "raw:" + attr
+        if key not in self._cache:
+            from operator import attrgetter
+
+            self._cache[key] = list(map(attrgetter(attr), self.anns))
+        return self._cache[key]
+
+    def drop(self, attr: str) -> None:
+        self._cache.pop("raw:" + attr, None)
+
+    def present(self, key: str) -> bool:
+        """Whether any annotation has the key (with a value other than null for the
+        typed standard keys, as the general path sees it)."""
+        attr = self.attr(key)
+        if attr in self.extras or attr == "segmentation":
+            return any(map(len, self.raw(attr)))
+        values = self(key)
+        return values.count(None) != len(values)
+
+    def keys(self) -> list[str]:
+        """The annotation keys present: the standard ones in their order, then the others."""
+        out = [k for k in _STANDARD if k in ("id", "image_id") or self.present(k)]
+        return out + [k for k in self.extras.values() if self.present(k)]
+
+
+def parse_raw(raws: list) -> list:
+    """Raw JSON values (empty: missing) -> Python values (None for missing or null)."""
+    import msgspec
+
+    body = b",".join([r if len(r) else b"null" for r in raws])
+    try:
+        return msgspec.json.decode(b"[" + body + b"]")
+    except (msgspec.DecodeError, RecursionError, ValueError):  # e.g. invalid UTF-8 in a string
+        raise Fallback() from None
+
+
+def box_values(raw: list) -> tuple:
+    """Boxes as msgspec decoded them (4-tuples of floats, or None) -> ((n, 4) float64
+    with NaN rows where missing, present mask, bad mask (none: the types are checked))."""
+    import numpy as np
+    from itertools import chain
+
+    n = len(raw)
+    missing = raw.count(None)
+    if missing:
+        nan4 = (np.nan,) * 4
+        has = np.fromiter(map(lambda b: b is not None, raw), dtype=bool, count=n)
+        raw = [nan4 if b is None else b for b in raw]
+    else:
+        has = np.ones(n, dtype=bool)
+    boxes = np.fromiter(chain.from_iterable(raw), dtype=np.float64, count=4 * n).reshape(n, 4)
+    return boxes, has, np.zeros(n, dtype=bool)
+
+
+def raw_strings(raws: list) -> "pa.Array":
+    """Raw JSON values -> a string array of their text (null where missing or null),
+    built from one joined buffer. ``Fallback`` when the text is not valid UTF-8 (the
+    general path reports where) or too big for one array's 32-bit offsets."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(raws)
+    data = b"".join(raws)
+    if len(data) >= 2**31 - 1:
+        raise Fallback()
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Fallback() from None
+    lengths = np.fromiter(map(len, raws), dtype=np.int32, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    null = lengths == 0
+    maybe_null = np.flatnonzero(lengths == 4)
+    if len(maybe_null):
+        null[maybe_null[[bytes(raws[i]) == b"null" for i in maybe_null.tolist()]]] = True
+    return pa.Array.from_buffers(pa.string(), n, [validity(null), pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def validity(null: "np.ndarray | None") -> "pa.Buffer | None":
+    """An Arrow validity bitmap (None when nothing is null)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if null is None or not null.any():
+        return None
+    return pa.py_buffer(np.packbits(~null, bitorder="little"))
+
+
+def arrow_numbers(values: "np.ndarray", typ: "pa.DataType", null: "np.ndarray | None" = None) -> "pa.Array":
+    """A numeric or boolean numpy array as an Arrow array of ``typ`` (``null`` marks
+    nulls), from its buffers."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(values)
+    if pa.types.is_boolean(typ):
+        data = pa.py_buffer(np.packbits(np.asarray(values, dtype=bool), bitorder="little"))
+    else:
+        data = pa.py_buffer(np.ascontiguousarray(values, dtype=_NUMPY[str(typ)]))
+    return pa.Array.from_buffers(typ, n, [validity(null), data])
+
+
+def box_array(boxes: "np.ndarray", valid: "np.ndarray", typ: "pa.DataType") -> "pa.Array":
+    """(n, 4) float64 boxes -> the ``bbox`` column's fixed-size lists (null where not
+    ``valid``), from buffers."""
+    import numpy as np
+    import pyarrow as pa
+
+    n = len(boxes)
+    flat = arrow_numbers(np.ascontiguousarray(boxes, dtype=np.float64).reshape(-1), pa.float64())
+    return pa.Array.from_buffers(typ, n, [validity(~np.asarray(valid, dtype=bool))], children=[flat])
