@@ -135,6 +135,8 @@ def evaluate(
     if fail_if_worse_than is not None:
         reference = (fail_if_worse_than if isinstance(fail_if_worse_than, Mapping)
                      else regression.load_reference(fail_if_worse_than))
+    from mlcycle.errors import OptionError
+
     is_paths = isinstance(table, (str, os.PathLike)) or (
         isinstance(table, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in table))
     if stream and not is_paths:
