@@ -17,10 +17,18 @@ and the ground-truth counts per image. ``metrics`` then turns image multipliciti
   through the cumulative counts);
 - the means are taken exactly as ``COCOeval.summarize`` does (same masked flatten).
 
+Two implementations of ``metrics``, equal to the bit: a compiled kernel
+(``_metrics_kernel``, numba, the optional extra ``fast``) that does a whole size range
+per resample in one pass and takes the means itself, adding in numpy's pairwise order;
+and the numpy path (no numba, or ``MLCYCLE_NO_NUMBA=1``), blocks of resamples at once.
+
 The result equals evaluating the explicitly resampled images with pycocotools (copies
 of an image given consecutive image ids), to the last bit, except where one image has
 two detections of one class with the same score (the copies' interleaving differs);
 tests/evaluation/test_bootstrap.py checks it.
+
+Size: the numpy path and the compiled kernel of one computation kept side by side (the
+kernel's helpers replicate numpy's summation; both must change together).
 """
 
 from __future__ import annotations
@@ -37,7 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
 _BLOCK_ELEMENTS = 6_000_000
 # elements of the precision arrays (resamples x ranges x thresholds x recall points x classes) per block
 _SUMMARY_ELEMENTS = 16_000_000
-_KERNEL_SUMMARY_ELEMENTS = 2_000_000
 
 
 @dataclass
@@ -144,14 +151,105 @@ def metrics(c: Contributions, W: np.ndarray, per_class: bool = False) -> dict[st
 
     ``W`` is (B, n_img) multiplicities (all ones: the original evaluation). With
     ``per_class``, also ``"class_AP"`` (B, K): each class's AP@[.5:.95] (-1: no ground
-    truth in that resample). Each size range is done on its own, resamples in blocks
-    that bound the memory of the precision arrays (about 130 MB)."""
+    truth in that resample). Each size range is done on its own: by the compiled kernel
+    when numba is there (``_metrics_kernel``), else with numpy, resamples in blocks that
+    bound the memory of the precision arrays (about 130 MB). Both give the same bits."""
+    B = W.shape[0]
+    K, A = c.n_cat, len(c.range_names)
+    npig = np.rint(W.astype(np.float64) @ c.gt_count.astype(np.float64)).astype(np.int64).reshape(B, K, A)
+    kern = _kernel()
+    if kern is not None:
+        prec_means, rec_means, class_ap = _metrics_compiled(kern, c, W, npig, per_class)
+    else:
+        prec_means, rec_means, class_ap = _metrics_numpy(c, W, npig, per_class)
+    M = len(c.max_dets)
+    names = c.range_names
+    ai = {n: i for i, n in enumerate(names)}
+    custom = [n for n in names if n not in ("all", "small", "medium", "large")]
+    out = {"AP": prec_means[(0, "all")], "AP50": prec_means[(0, 50)], "AP75": prec_means[(0, 75)]}
+    for n in ("small", "medium", "large", *custom):
+        out[f"AP_{n}"] = prec_means[(ai[n], "all")]
+    for mi, m in enumerate(c.max_dets):
+        out[f"AR_{m}"] = rec_means[(0, mi)]
+    for n in ("small", "medium", "large", *custom):
+        out[f"AR_{n}"] = rec_means[(ai[n], M - 1)]
+    out = {n: out[n] for n in metric_names(c)}
+    if class_ap is not None:
+        out["class_AP"] = class_ap
+    return out
+
+
+def _metrics_compiled(kern, c: Contributions, W: np.ndarray, npig: np.ndarray, per_class: bool):
+    """``metrics``' means by the compiled kernel: one call per size range, every resample."""
+    B = W.shape[0]
+    A, T, M = len(c.range_names), len(c.iou_thrs), len(c.max_dets)
+    Wb = np.ascontiguousarray(W, dtype=np.int32)
+    thr = np.r_[c.rec_thrs, np.inf]
+    iou = c.iou_thrs
+    t_sel = np.r_[np.flatnonzero(iou == .5)[:1], np.flatnonzero(iou == .75)[:1]].astype(np.int64)
+    prec_means: dict[tuple, np.ndarray] = {}
+    rec_means: dict[tuple, np.ndarray] = {}
+    class_ap = None
+    for a in range(A):
+        first = a == 0
+        rest = _kernel_outputs(npig[:, :, a], thr, T, t_sel if first else t_sel[:0], M if first else 1,
+                               per_class and first)
+        kern(Wb, *_kernel_plan(c, a, small=first), *rest)
+        ap, ap_t, cls_ap, ar = rest[-4:]
+        prec_means[(a, "all")] = ap
+        if first:
+            prec_means[(a, 50)], prec_means[(a, 75)] = ap_t[:, 0], ap_t[:, 1]
+            for mi in range(M):
+                rec_means[(a, mi)] = ar[:, mi]
+            class_ap = cls_ap if per_class else None
+        else:
+            rec_means[(a, M - 1)] = ar[:, 0]
+    return prec_means, rec_means, class_ap
+
+
+def _kernel_plan(c: Contributions, a: int, small: bool) -> tuple:
+    """The kernel's index arrays of range ``a`` (int32, cached on ``c``); ``small``: with
+    the rank-limited true positives of the smaller max-detections values."""
+    cache = c.__dict__.setdefault("_kplans", {})
+    key = (a, small)
+    if key in cache:
+        return cache[key]
+    i32 = (lambda v: np.ascontiguousarray(v, dtype=np.int32))
+    gp = _global_plan(c, a)
+    none = np.zeros(0, np.int32)
+    if gp is None:
+        plan = (none,) * 13
+    else:
+        il = np.full(len(gp["grp"]), -1, np.int64)
+        il[gp["last"]] = gp["last_grp"]
+        plan = tuple(i32(gp[n]) for n in (
+            "in_img", "nn_hi", "nn_lo", "cp_img", "cp_sign", "cc_hi", "cc_lo", "tp_img", "tc_hi", "tc_lo",
+            "grp", "cls")) + (i32(il),)
+    sm_img, sm_bounds, sm_dest, sm_part = [], [], [], [0]
+    if small and gp is not None:
+        off = 0
+        for m in c.max_dets[:-1]:
+            si, st, sg = gp["small"][m]
+            sm_img.append(si)
+            sm_bounds.append(st + off)
+            sm_dest.append(sg)
+            sm_part.append(sm_part[-1] + len(sg))
+            off += len(si)
+        sm_bounds.append([off])
+    elif small:
+        sm_part += [0] * (len(c.max_dets) - 1)
+    cat = (lambda xs: i32(np.concatenate(xs)) if xs else none)
+    plan += (cat(sm_img), cat(sm_bounds) if sm_bounds else np.zeros(1, np.int32), cat(sm_dest), i32(sm_part))
+    cache[key] = plan
+    return plan
+
+
+def _metrics_numpy(c: Contributions, W: np.ndarray, npig: np.ndarray, per_class: bool):
+    """``metrics``' means with numpy: precision and recall arrays per block of resamples."""
     B = W.shape[0]
     K, A, T, M, R = c.n_cat, len(c.range_names), len(c.iou_thrs), len(c.max_dets), len(c.rec_thrs)
-    npig = np.rint(W.astype(np.float64) @ c.gt_count.astype(np.float64)).astype(np.int64).reshape(B, K, A)
     widest = max([T * R * max(K, 1)] + [len(gp["in_img"]) for gp in (_global_plan(c, a) for a in range(A)) if gp])
-    # the compiled pass: small blocks (the arrays stay in cache and the allocator reuses them)
-    step = max(1, (_SUMMARY_ELEMENTS if _kernel() is None else _KERNEL_SUMMARY_ELEMENTS) // widest)
+    step = max(1, _SUMMARY_ELEMENTS // widest)
     prec_means: dict[tuple, np.ndarray] = {}
     rec_means: dict[tuple, np.ndarray] = {}
     class_ap = np.full((B, K), -1.0) if per_class else None
@@ -178,20 +276,7 @@ def metrics(c: Contributions, W: np.ndarray, per_class: bool = False) -> dict[st
     for gp in c.__dict__.get("_gplans", {}).values():   # the per-block keys (memory) go
         for key in [k for k in (gp or {}) if isinstance(k, tuple)]:
             del gp[key]
-    names = c.range_names
-    ai = {n: i for i, n in enumerate(names)}
-    custom = [n for n in names if n not in ("all", "small", "medium", "large")]
-    out = {"AP": prec_means[(0, "all")], "AP50": prec_means[(0, 50)], "AP75": prec_means[(0, 75)]}
-    for n in ("small", "medium", "large", *custom):
-        out[f"AP_{n}"] = prec_means[(ai[n], "all")]
-    for mi, m in enumerate(c.max_dets):
-        out[f"AR_{m}"] = rec_means[(0, mi)]
-    for n in ("small", "medium", "large", *custom):
-        out[f"AR_{n}"] = rec_means[(ai[n], M - 1)]
-    out = {n: out[n] for n in metric_names(c)}
-    if class_ap is not None:
-        out["class_AP"] = class_ap
-    return out
+    return prec_means, rec_means, class_ap
 
 
 def _put(dest, B, b0, values):
@@ -351,32 +436,7 @@ def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
     rec = np.zeros((B, M, T, K))
     gp = _global_plan(c, a)
     Wb = np.ascontiguousarray(W, dtype=np.int32)
-    kern = _kernel() if gp is not None else None
-    if kern is not None:
-        thr = np.r_[c.rec_thrs, np.inf].astype(np.float64)
-        npf = np.ascontiguousarray(np.maximum(npig, 1), dtype=np.float64)
-        ka = gp.get("kernel_args")
-        if ka is None:
-            il = np.full(len(gp["grp"]), -1, np.int64)
-            il[gp["last"]] = gp["last_grp"]
-            i32 = (lambda v: np.ascontiguousarray(v, dtype=np.int32))
-            ka = gp["kernel_args"] = tuple(i32(gp[n]) for n in (
-                "in_img", "nn_hi", "nn_lo", "cp_img", "cp_sign", "cc_hi", "cc_lo", "tp_img", "tc_hi", "tc_lo",
-                "grp", "cls")) + (i32(il),)
-        prec = np.empty((B, T, R, K))
-        fin = np.zeros((B, K * T))
-        kern(Wb, *ka, npf, thr, prec, fin)
-        rec[:, M - 1] = fin.reshape(B, K, T).transpose(0, 2, 1)
-        if a == 0:
-            for mi, m in enumerate(c.max_dets[:-1]):
-                si, st, sg = gp["small"][m]
-                cnt = np.zeros((B, K * T))
-                if len(si):
-                    _KERNEL[1](Wb, np.ascontiguousarray(si, dtype=np.int32), np.r_[st, len(si)].astype(np.int32),
-                               np.ascontiguousarray(sg, dtype=np.int32), cnt)
-                rec[:, mi] = cnt.reshape(B, K, T).transpose(0, 2, 1)
-        rec /= np.maximum(npig, 1)[:, None, None, :]
-    elif gp is not None:
+    if gp is not None:
         cin = _cum0(Wb, gp["in_img"])
         nn = np.take(cin, gp["nn_hi"], axis=1)
         nn -= np.take(cin, gp["nn_lo"], axis=1)
@@ -423,11 +483,6 @@ def _range_block(c: Contributions, W: np.ndarray, npig: np.ndarray, a: int):
             _small_recall(c, gp, Wb, rec, B, K, T)
         rec /= np.maximum(npig, 1)[:, None, None, :]
     inval = ~valid
-    if kern is not None:   # prec is (B, T, R, K) already
-        if inval.any():
-            prec.transpose(0, 3, 1, 2)[inval] = -1.0
-            rec.transpose(0, 3, 1, 2)[inval] = -1.0
-        return prec, rec
     if inval.any():
         prec[inval] = -1.0
         rec.transpose(0, 3, 1, 2)[inval] = -1.0
@@ -449,111 +504,356 @@ _KERNEL: list = []
 
 
 def _kernel():
-    """The compiled per-resample pass of ``_range_block`` (numba, optional: the extra
-    ``fast``), or None: numba not importable, or ``MLCYCLE_NO_NUMBA`` set (non-empty,
-    not 0). Imported and compiled on first use only (cached on disk by numba)."""
+    """The compiled pass (``_metrics_kernel``, numba: the optional extra ``fast``), or
+    None: numba not importable, ``MLCYCLE_NO_NUMBA`` set (non-empty, not 0), or the
+    kernel cannot be built. Imported and compiled on first use only; the machine code is
+    cached on disk by numba (beside the module, else in the user's cache folder). A
+    cache that cannot be written or read (no writable place, a corrupt or stale file)
+    never fails a run: the kernel is then compiled without the cache."""
     import os
 
     if os.environ.get("MLCYCLE_NO_NUMBA", "") not in ("", "0"):
         return None
     if not _KERNEL:
-        try:
-            import numba
-        except ImportError:
-            _KERNEL.append(None)
-        else:
-            _KERNEL.append(numba.njit(cache=True, nogil=True, error_model="numpy")(_range_kernel))
-            _KERNEL.append(numba.njit(cache=True, nogil=True)(_segment_sums))
+        _KERNEL.append(_build_kernel())
     return _KERNEL[0]
 
 
-def _segment_sums(W, img, bounds, dest, out):  # pragma: no cover - compiled
-    """``out[b, dest[j]] = sum(W[b, img[bounds[j]:bounds[j + 1]]])`` (integer sums)."""
-    for b in range(W.shape[0]):
-        w = W[b]
-        for j in range(len(dest)):
-            acc = 0
-            for i in range(bounds[j], bounds[j + 1]):
-                acc += w[img[i]]
-            out[b, dest[j]] = float(acc)
+def _build_kernel():
+    try:
+        import numba
+    except ImportError:
+        return None
+    g = globals()
+    for cache in (True, False):
+        try:
+            jit = numba.njit(cache=cache, nogil=True, error_model="numpy")
+            for name in _HELPERS:   # the kernel calls these by their module names
+                g[name] = jit(_PY[name])
+            kern = jit(_metrics_kernel)
+            _warm_up(kern)   # compiles, or loads the cached machine code, now
+            return kern
+        except Exception:  # noqa: BLE001 - a cache numba cannot use; the retry has none
+            continue
+    g.update(_PY)
+    return None
 
 
-def _range_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_img, tc_hi, tc_lo,
-                  grp, cls, is_last, npf, thr, prec, fin):  # pragma: no cover - compiled
-    """Per resample ``b``: what the numpy path of ``_range_block`` computes, in one pass
-    over the run ends: the same integer weighted counts (cumulative sums), the same
-    float64 divisions (``tp / (n + eps)``, ``tp / npig``), the same recall slot ``s``,
-    the per-slot maximum (slots stored right to left) and the running maximum; ``prec``
-    (B, T, R, K) gets the envelope in ``_range_block``'s output layout, ``fin`` (B, K*T)
-    the true positives at each group's last run end."""
-    B = W.shape[0]
-    T, R, K = prec.shape[1], prec.shape[2], prec.shape[3]
+def _warm_up(kern) -> None:
+    """Run ``kern`` once on a tiny input with the argument types of a real call."""
+    W = np.ones((1, 2), np.int32)
+    i32 = np.zeros(0, np.int32)
+    npig = np.ones((1, 1), np.int64)
+    kern(W, *([i32] * 13), i32, np.zeros(1, np.int32), i32, np.zeros(1, np.int32),
+         *_kernel_outputs(npig, np.r_[np.linspace(0, 1, 3), np.inf], 1, np.zeros(0, np.int64), 1, False))
+
+
+def _kernel_outputs(npig, thr, n_thr, t_sel, n_ar, per_class):
+    """The kernel's arguments after the plan: the per-resample inputs and the outputs."""
+    B, K = npig.shape
+    return (np.ascontiguousarray(np.maximum(npig, 1), dtype=np.float64), np.ascontiguousarray(npig > 0),
+            np.ascontiguousarray(thr, dtype=np.float64), int(n_thr), np.ascontiguousarray(t_sel, dtype=np.int64),
+            np.empty(B), np.empty((B, len(t_sel))), np.empty((B if per_class else 0, K)), np.empty((B, n_ar)))
+
+
+def _leaf_sum(a, lo, n):  # pragma: no cover - compiled
+    """numpy's sum of at most 128 float64 numbers ``a[lo:lo + n]``: 8 partial sums."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    m = n - n % 8
+    i = 8
+    while i < m:
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+def _pairwise_sum(a, lo, n, stack):  # pragma: no cover - compiled
+    """``numpy.add.reduce(a[lo:lo + n])`` for float64, the same additions in the same
+    order (numpy's pairwise summation: at most 128 numbers with 8 partial sums, longer
+    runs halved at a multiple of 8 and the halves' sums added), so a mean is
+    bit-identical to ``np.mean``. The recursion is explicit: ``stack`` (64, 3) int64
+    holds frames (start, length, stage)."""
+    if n <= 128:
+        return 0.0 + _leaf_sum(a, lo, n)
+    vals = np.empty(64)
+    sp, vp = 1, 0
+    stack[0, 0], stack[0, 1], stack[0, 2] = lo, n, 0
+    while sp:
+        f_lo, f_n, stage = stack[sp - 1, 0], stack[sp - 1, 1], stack[sp - 1, 2]
+        if f_n <= 128:
+            sp -= 1
+            vals[vp] = _leaf_sum(a, f_lo, f_n)
+            vp += 1
+            continue
+        n2 = f_n // 2
+        n2 -= n2 % 8
+        if stage == 0:
+            stack[sp - 1, 2] = 1
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = f_lo, n2, 0
+            sp += 1
+        elif stage == 1:
+            stack[sp - 1, 2] = 2
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = f_lo + n2, f_n - n2, 0
+            sp += 1
+        else:
+            sp -= 1
+            vp -= 1
+            vals[vp - 1] = vals[vp - 1] + vals[vp]
+    return 0.0 + vals[0]
+
+
+def _leaf_cols(x, lo, n, nc, acc, out):  # pragma: no cover - compiled
+    """``_leaf_sum`` of rows lo..lo+n of x (rows of nc numbers, flat) for every column at
+    once: out[c] (acc: (8, nc) scratch)."""
+    if n < 8:
+        for c in range(nc):
+            out[c] = 0.0
+        for i in range(lo, lo + n):
+            for c in range(nc):
+                out[c] += x[i * nc + c]
+        return
+    for j in range(8):
+        for c in range(nc):
+            acc[j, c] = x[(lo + j) * nc + c]
+    m = n - n % 8
+    i = 8
+    while i < m:
+        for j in range(8):
+            base = (lo + i + j) * nc
+            for c in range(nc):
+                acc[j, c] += x[base + c]
+        i += 8
+    for c in range(nc):
+        out[c] = ((acc[0, c] + acc[1, c]) + (acc[2, c] + acc[3, c])) + ((acc[4, c] + acc[5, c]) + (acc[6, c] + acc[7, c]))
+    while i < n:
+        base = (lo + i) * nc
+        for c in range(nc):
+            out[c] += x[base + c]
+        i += 1
+
+
+def _pairwise_cols(x, n, nc, stack, vals, acc, out):  # pragma: no cover - compiled
+    """``_pairwise_sum`` of each column of x ((n, nc) numbers, flat, row-major): out[c]
+    is numpy's sum of x[:, c] (the same tree for every column, walked once).
+    vals: (64, nc) scratch."""
+    sp, vp = 1, 0
+    stack[0, 0], stack[0, 1], stack[0, 2] = 0, n, 0
+    while sp:
+        f_lo, f_n, stage = stack[sp - 1, 0], stack[sp - 1, 1], stack[sp - 1, 2]
+        if f_n <= 128:
+            sp -= 1
+            _leaf_cols(x, f_lo, f_n, nc, acc, vals[vp])
+            vp += 1
+            continue
+        n2 = f_n // 2
+        n2 -= n2 % 8
+        if stage == 0:
+            stack[sp - 1, 2] = 1
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = f_lo, n2, 0
+            sp += 1
+        elif stage == 1:
+            stack[sp - 1, 2] = 2
+            stack[sp, 0], stack[sp, 1], stack[sp, 2] = f_lo + n2, f_n - n2, 0
+            sp += 1
+        else:
+            sp -= 1
+            vp -= 1
+            for c in range(nc):
+                vals[vp - 1, c] = vals[vp - 1, c] + vals[vp, c]
+    for c in range(nc):
+        out[c] = 0.0 + vals[0, c]
+
+
+def _metrics_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_img, tc_hi, tc_lo, grp, cls,
+                    is_last, sm_img, sm_bounds, sm_dest, sm_part, npf, valid, thr, n_thr, t_sel,
+                    ap, ap_t, class_ap, ar):  # pragma: no cover - compiled
+    """Every resample ``b`` of ``W`` (B, n_img), one size range: what ``_range_block``
+    and ``_means`` compute with numpy, in one compiled pass, to the bit.
+
+    The weighted counts at the run ends are differences of cumulative sums of image
+    multiplicities (integers); precision ``tp / (n + eps)`` and recall ``tp / npig``
+    are the same float64 divisions; a run end serves the recall points up to slot ``s``
+    (``thr[s] <= recall``); the envelope is the per-slot maximum, then the running
+    maximum from the right. The means are pycocotools' (the valid classes' values in
+    (threshold, recall point, class) order, added as numpy adds): ``ap`` (B,) over every
+    threshold, ``ap_t`` (B, len(t_sel)) at single thresholds, ``class_ap`` (B, K) per
+    class (when it has rows; -1 for a class without ground truth), ``ar`` (B, M') the
+    recall at the max-detections values (the smaller ones from the rank-limited true
+    positives ``sm_*``, the largest from each group's last run end). ``NB`` resamples
+    share each pass over the index arrays; the precision of a block is laid out
+    (threshold, recall point, class, resample), so the envelope and the gathers for the
+    means run along memory."""
+    B, n_img = W.shape
+    K = valid.shape[1]
+    T = n_thr
+    R = len(thr) - 1
     G = K * T
-    NB = 4   # resamples per pass over the index arrays (their counts share cache lines)
+    NB = 8
     eps = np.spacing(1.0)
     n_in, n_cp, n_tp, E = len(in_img), len(cp_img), len(tp_img), len(grp)
+    M_out = ar.shape[1]
+    want_class = class_ap.shape[0] > 0
+    stack = np.zeros((64, 3), np.int64)
+    Wt = np.zeros((n_img, NB), np.int32)
     cin = np.zeros((n_in + 1, NB), np.int32)
     cc = np.zeros((n_cp + 1, NB), np.int32)
     ctp = np.zeros((n_tp + 1, NB), np.int32)
-    pb = np.zeros((NB, G, R))
+    pb = np.zeros((T, R, K, NB))
+    pf = pb.reshape(T * R * K * NB)
+    fin = np.zeros((G, NB))
+    cnt = np.zeros(G)
+    prv = np.zeros(NB)
+    xv = np.zeros(NB)
+    nv = np.ones(NB)
+    buf = np.zeros((NB, T * R * K))
+    pos = np.zeros(NB, np.int64)
+    rbuf = np.zeros(T * K)
+    cvals = np.zeros((64, K))
+    cacc = np.zeros((8, K))
+    csum = np.zeros(K)
     for b0 in range(0, B, NB):
         nb = min(NB, B - b0)
-        for q in range(nb):
-            w = W[b0 + q]
-            acc = 0
-            for i in range(n_in):
-                acc += w[in_img[i]]
-                cin[i + 1, q] = acc
-            acc = 0
-            for i in range(n_cp):
-                acc += w[cp_img[i]] * cp_sign[i]
-                cc[i + 1, q] = acc
-            acc = 0
-            for i in range(n_tp):
-                acc += w[tp_img[i]]
-                ctp[i + 1, q] = acc
-        pb[:, :, :] = 0.0
+        for q in range(NB):
+            if q < nb:
+                for j in range(n_img):
+                    Wt[j, q] = W[b0 + q, j]
+            else:
+                for j in range(n_img):
+                    Wt[j, q] = 0
+        for i in range(n_in):
+            j = in_img[i]
+            for q in range(NB):
+                cin[i + 1, q] = cin[i, q] + Wt[j, q]
+        for i in range(n_cp):
+            j = cp_img[i]
+            sg = cp_sign[i]
+            for q in range(NB):
+                cc[i + 1, q] = cc[i, q] + Wt[j, q] * sg
+        for i in range(n_tp):
+            j = tp_img[i]
+            for q in range(NB):
+                ctp[i + 1, q] = ctp[i, q] + Wt[j, q]
+        pf[:] = 0.0
+        fin[:, :] = 0.0
+        kprev = -1
         for e in range(E):
             hi, lo, th, tl = nn_hi[e], nn_lo[e], tc_hi[e], tc_lo[e]
             ch, cl = cc_hi[e], cc_lo[e]
             ke = cls[e]
-            g = grp[e]
-            il = is_last[e]
+            if ke != kprev:
+                for q in range(nb):
+                    nv[q] = npf[b0 + q, ke]
+                kprev = ke
+            t = grp[e] - ke * T
+            for q in range(NB):
+                nn = (cin[hi, q] - cin[lo, q]) - (cc[ch, q] - cc[cl, q])
+                tce = float(ctp[th, q] - ctp[tl, q])
+                prv[q] = tce / (float(nn) + eps)
+                xv[q] = tce / nv[q]
+            base = (t * R * K + ke) * NB
             for q in range(nb):
-                nn = cin[hi, q] - cin[lo, q]
-                if n_cp:
-                    nn -= cc[ch, q] - cc[cl, q]
-                tce = ctp[th, q] - ctp[tl, q]
-                pr = float(tce) / (float(nn) + eps)
-                x = float(tce) / npf[b0 + q, ke]
-                s = np.int32(x * (R - 1))
+                x = xv[q]
+                s = np.int64(x * (R - 1))
                 if s > R - 1:   # x > 1: not reached (tp <= npig); nothing out of bounds
                     s = R - 1
                 if thr[s] > x:
                     s -= 1
                 if thr[s + 1] <= x:
                     s += 1
-                j = R - 1 - s
-                if pr > pb[q, g, j]:
-                    pb[q, g, j] = pr
-                if il >= 0:
-                    fin[b0 + q, il] = float(tce)
+                i = base + s * (K * NB) + q
+                pf[i] = max(pf[i], prv[q])
+            il = is_last[e]
+            if il >= 0:
+                for q in range(nb):
+                    fin[il, q] = float(ctp[th, q] - ctp[tl, q])
+        KN = K * NB
+        for t in range(T):
+            for r in range(R - 2, -1, -1):
+                o = (t * R + r) * KN
+                for i in range(KN):
+                    pf[o + i] = max(pf[o + i], pf[o + KN + i])
+        # the valid classes' precision in (threshold, recall point, class) order
+        allv = True
         for q in range(nb):
-            env = pb[q]
-            for g in range(G):
-                m = env[g, 0]
-                for j in range(1, R):
-                    v = env[g, j]
-                    if v > m:
-                        m = v
+            for k in range(K):
+                if not valid[b0 + q, k]:
+                    allv = False
+        if allv:
+            for i in range(T * R * K):
+                for q in range(nb):
+                    buf[q, i] = pf[i * NB + q]
+            for q in range(nb):
+                pos[q] = T * R * K
+        else:
+            pos[:] = 0
+            for i in range(T * R * K):
+                k = i % K
+                for q in range(nb):
+                    if valid[b0 + q, k]:
+                        buf[q, pos[q]] = pf[i * NB + q]
+                        pos[q] += 1
+        for q in range(nb):
+            b = b0 + q
+            n = pos[q]
+            nk = n // (T * R)
+            bq = buf[q]
+            ap[b] = _pairwise_sum(bq, 0, n, stack) / n if n else -1.0
+            for i in range(len(t_sel)):
+                m = R * nk
+                ap_t[b, i] = _pairwise_sum(bq, t_sel[i] * m, m, stack) / m if m else -1.0
+            if want_class:
+                if nk:
+                    _pairwise_cols(bq, T * R, nk, stack, cvals, cacc, csum)
+                j = 0
+                for k in range(K):
+                    if valid[b, k]:
+                        class_ap[b, k] = csum[j] / (T * R)
+                        j += 1
                     else:
-                        env[g, j] = m
-            pout = prec[b0 + q]
-            for t in range(T):   # written in order: (T, R, K), recall points left to right
-                for r in range(R):
-                    j = R - 1 - r
+                        class_ap[b, k] = -1.0
+            w = W[b]
+            for mi in range(M_out):
+                if mi < M_out - 1:   # true positives of rank < max_dets[mi]
+                    cnt[:] = 0.0
+                    for j in range(sm_part[mi], sm_part[mi + 1]):
+                        acc = 0
+                        for i in range(sm_bounds[j], sm_bounds[j + 1]):
+                            acc += w[sm_img[i]]
+                        cnt[sm_dest[j]] = float(acc)
+                else:
+                    for g in range(G):
+                        cnt[g] = fin[g, q]
+                n = 0
+                for t in range(T):
                     for k in range(K):
-                        pout[t, r, k] = env[k * T + t, j]
+                        if valid[b, k]:
+                            rbuf[n] = cnt[k * T + t] / npf[b, k]
+                            n += 1
+                ar[b, mi] = _pairwise_sum(rbuf, 0, n, stack) / n if n else -1.0
+
+
+# the compiled kernel's helpers: their Python functions (``_build_kernel`` binds the
+# module names to the compiled ones)
+_HELPERS = ("_leaf_sum", "_pairwise_sum", "_leaf_cols", "_pairwise_cols")
+_PY = {name: globals()[name] for name in _HELPERS}
 
 
 def _means(x: np.ndarray) -> np.ndarray:

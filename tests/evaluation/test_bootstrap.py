@@ -73,6 +73,19 @@ def resampled(gt: dict, dets: list, counts: np.ndarray) -> tuple[dict, list]:
     return {**gt, "images": images, "annotations": anns}, out
 
 
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel(request, monkeypatch):
+    """Each exactness test runs on both paths of ``metrics``: the compiled kernel (numba,
+    the ``fast`` extra, installed with the test extra) and the numpy fallback."""
+    if request.param == "numpy":
+        monkeypatch.setenv("MLCYCLE_NO_NUMBA", "1")
+        assert BS._kernel() is None
+    else:
+        monkeypatch.delenv("MLCYCLE_NO_NUMBA", raising=False)
+        assert BS._kernel() is not None, "numba is in the test extra: the compiled kernel must build"
+    return request.param
+
+
 def _contrib(table, source="pred"):
     opts = Options(pred_source=source)
     prep = prepare(table, opts, source)
@@ -80,33 +93,100 @@ def _contrib(table, source="pred"):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_all_ones_is_the_evaluation(tmp_path, seed):
+def test_all_ones_is_the_evaluation(tmp_path, seed, kernel):
     gt, dets = random_coco(seed)
     table = write_coco(tmp_path, gt, dets["a"])
     c, prep = _contrib(table)
-    m = BS.metrics(c, np.ones((1, len(prep.samples)), np.int32))
-    ref = mlcycle.evaluate(table, annotate=False).summary["metrics"]
-    assert {k: float(v[0]) for k, v in m.items()} == ref
+    m = BS.metrics(c, np.ones((1, len(prep.samples)), np.int32), per_class=True)
+    doc = mlcycle.evaluate(table, annotate=False).summary
+    assert {k: float(v[0]) for k, v in m.items() if k != "class_AP"} == doc["metrics"]
+    assert [float(v) for v in m["class_AP"][0]] == [r["AP"] for r in doc["per_class"]]
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_resamples_equal_explicit_reevaluation(tmp_path, seed):
+def test_resamples_equal_explicit_reevaluation(tmp_path, seed, kernel):
     gt, dets = random_coco(seed, n_img=12)
     table = write_coco(tmp_path, gt, dets["a"])
     c, prep = _contrib(table)
     n = len(prep.samples)
     idx = BS.resample_indices(n, 12, seed)
     W = BS.weights(idx, n)
-    fast = BS.metrics(c, W)
+    fast = BS.metrics(c, W, per_class=True)
     # the samples are in image id order, as gt["images"]
     assert prep.samples == [im["file_name"] for im in gt["images"]]
     for b in range(W.shape[0]):
         rgt, rdets = resampled(gt, dets["a"], W[b])
-        slow = mlcycle.evaluate(write_coco(tmp_path, rgt, rdets, name=f"r{b}"), annotate=False).summary["metrics"]
-        assert {k: float(v[b]) for k, v in fast.items()} == slow, b
+        doc = mlcycle.evaluate(write_coco(tmp_path, rgt, rdets, name=f"r{b}"), annotate=False).summary
+        assert {k: float(v[b]) for k, v in fast.items() if k != "class_AP"} == doc["metrics"], b
+        # a class without ground truth in the resample has no AP (-1)
+        assert [float(v) for v in fast["class_AP"][b]] == [r["AP"] for r in doc["per_class"]], b
         if b < 4:  # and pycocotools itself
             E = pycoco(rgt, rdets)
             assert [float(fast[k][b]) for k in list(fast)[:12]] == [float(s) for s in E.stats]
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_compiled_and_numpy_paths_give_the_same_bits(tmp_path, monkeypatch, seed):
+    """Many resamples of a small set (classes and size ranges without ground truth in
+    some resamples, every max-detections value, a custom range): equal to the last bit."""
+    gt, dets = random_coco(seed, n_img=9, n_cat=5, per_img=12)
+    table = write_coco(tmp_path, gt, dets["a"])
+    opts = Options(pred_source="pred", max_dets=(1, 3, 10), area_ranges={"tiny": (0, 40 ** 2)})
+    prep = prepare(table, opts, "pred")
+    n = len(prep.samples)
+    W = BS.weights(BS.resample_indices(n, 301, seed), n)   # not a multiple of the kernel's block
+    monkeypatch.delenv("MLCYCLE_NO_NUMBA", raising=False)
+    assert BS._kernel() is not None
+    fast = BS.metrics(BS.contributions(prep, opts), W, per_class=True)
+    monkeypatch.setenv("MLCYCLE_NO_NUMBA", "1")
+    slow = BS.metrics(BS.contributions(prep, opts), W, per_class=True)
+    assert list(fast) == list(slow) and "AP_tiny" in fast and "AR_3" in fast
+    assert (fast["class_AP"] == -1).any() and (fast["AP_small"] == -1).any()   # the undefined cases occur
+    for name in slow:
+        assert np.array_equal(fast[name], slow[name]), name
+
+
+def test_compiled_sum_is_numpys_sum(monkeypatch):
+    """The kernel's means add in numpy's pairwise order: equal to np.mean to the bit."""
+    monkeypatch.delenv("MLCYCLE_NO_NUMBA", raising=False)
+    assert BS._kernel() is not None
+    rng = np.random.default_rng(0)
+    stack = np.zeros((64, 3), np.int64)
+    for n in [*range(1, 140), 255, 256, 257, 1010, 8080, 80_800, 100_001]:
+        a = rng.random(n + 3) * 10.0 ** rng.integers(-3, 4)
+        assert BS._pairwise_sum(a, 3, n, stack) / n == np.mean(a[3:]), n
+    # every column of a row-major block at once, as numpy sums one column
+    x = rng.random((1010, 7))
+    out = np.zeros(7)
+    BS._pairwise_cols(x.ravel(), 1010, 7, stack, np.zeros((64, 7)), np.zeros((8, 7)), out)
+    assert [float(v) for v in out] == [float(np.add.reduce(np.ascontiguousarray(x[:, j]))) for j in range(7)]
+
+
+def test_a_cache_numba_cannot_use_does_not_fail_the_run(tmp_path, monkeypatch):
+    """An unwritable, corrupt or stale numba cache: the kernel is built without it. (The
+    stand-in for an uncached compile runs the kernel's Python source as it is, which also
+    checks that source against the evaluation, without a compiler.)"""
+    import numba
+
+    calls = []
+
+    def njit(*args, cache=False, **kw):
+        calls.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function: no locator available")   # what numba raises
+        return lambda fn: fn
+
+    monkeypatch.delenv("MLCYCLE_NO_NUMBA", raising=False)
+    monkeypatch.setattr(numba, "njit", njit)
+    monkeypatch.setattr(BS, "_KERNEL", [])
+    for name in BS._HELPERS:
+        monkeypatch.setattr(BS, name, BS._PY[name])
+    assert BS._kernel() is BS._metrics_kernel and calls == [True, False]
+    gt, dets = random_coco(9, n_img=5, n_cat=2)
+    table = write_coco(tmp_path, gt, dets["a"])
+    c, prep = _contrib(table)
+    m = BS.metrics(c, np.ones((1, len(prep.samples)), np.int32))
+    assert {k: float(v[0]) for k, v in m.items()} == mlcycle.evaluate(table, annotate=False).summary["metrics"]
 
 
 def test_weights_are_counts_of_the_draws():
