@@ -272,6 +272,10 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     columns[T.IMAGE_ID] = arrow_numbers(images["ids"][all_rows], pa.int64())
 
     for col, key in meta_cols["annotation"].items():
+        arr = _coco_fast.int_column(field.raw(field.attr(key))) if structs else None
+        if arr is not None:  # integers, lists of integers (keypoints): parsed in bulk
+            columns[col] = pa.concat_arrays([arr, pa.nulls(m, arr.type)])
+            continue
         arr, is_json = _attribute_array(field(key) + nulls_m, col)
         columns[col] = arr
         if is_json:
