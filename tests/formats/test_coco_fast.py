@@ -147,3 +147,25 @@ def test_the_fast_path_builds_no_arrays_that_import_pyarrow_compute(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
     assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("raws", [
+    [b"[1,2,3]", b"", b"null", b"[]", b"[ 4 ,\n -5 ]", b"[7]", b"[ ]"],  # keypoints-like lists, nulls, empty lists
+    [b"1", b"", b"-7", b"0"],  # integers (num_keypoints, ignore)
+])
+def test_integer_keys_parsed_in_bulk_are_what_parsing_gives(raws):
+    import pyarrow as pa
+
+    arr = _coco_fast.int_column(raws)
+    assert arr is not None
+    parsed = [None if not r else json.loads(r) for r in raws]
+    assert arr.type == pa.array(parsed).type
+    assert arr.to_pylist() == parsed
+
+
+@pytest.mark.parametrize("raws", [
+    [b"[1.5, 2]"], [b"[[1, 2]]"], [b"[1]", b"2"], [b"[1, null]"], [b"true"], [b'"7"'], [b"[]", b""], [b"", b"null"],
+    [b"99999999999999999999"], [b"1e3"],
+])
+def test_other_values_are_left_to_the_parsed_path(raws):
+    assert _coco_fast.int_column(raws) is None
