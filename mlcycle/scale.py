@@ -286,11 +286,36 @@ def _split(table: "pa.Table", buckets: int, key: str = "sample_id") -> "list[pa.
     return out
 
 
+def _compact(piece: "pa.Table", limit: int = 1024) -> "pa.Table":
+    """A piece's large dictionaries (sample ids) cut down to the values it uses: a piece
+    taken from a shard shares the shard's whole dictionary, which would be sent (and
+    probed by stats) once per bucket."""
+    import numpy as np
+    import pyarrow as pa
+
+    for i, field in enumerate(piece.schema):
+        if not pa.types.is_dictionary(field.type):
+            continue
+        col = piece.column(i)
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+        if len(col.dictionary) <= limit:
+            continue
+        idx = col.indices.to_numpy(zero_copy_only=False) if not col.indices.null_count else None
+        if idx is None:
+            continue
+        used, local = np.unique(idx, return_inverse=True)
+        new = pa.DictionaryArray.from_arrays(pa.array(local.astype(np.int32)), col.dictionary.take(pa.array(used)))
+        piece = piece.set_column(i, field.name, new)
+    return piece
+
+
 def _map_task(shard: Shard, columns, keep_dictionaries: bool, with_rows: bool, buckets: int, key: str,
               extra: Callable | None):
     with reporting.collect() as seen:
         table = read_shard(shard, columns, keep_dictionaries, with_rows)
         pieces = _split(table, buckets, key)
+        if keep_dictionaries:
+            pieces = [_compact(p) for p in pieces]
         facts = extra(table) if extra is not None else None
     return pieces, list(seen.warnings), facts
 

@@ -266,3 +266,13 @@ def test_evaluate_on_cluster_bit_identical_to_one_run(dataset, client):
                                  buckets=5).summary
         assert json.dumps(sharded, sort_keys=True) == json.dumps(one, sort_keys=True)
         assert 0 < one["metrics"]["AP50"] < 1
+
+
+def test_pieces_keep_only_the_dictionary_values_they_use():
+    """A piece split from a shard would carry the shard's whole sample-id dictionary."""
+    ids = pa.array([f"s{i % 50}" for i in range(200)]).dictionary_encode()
+    piece = pa.table({"sample_id": ids, "n": np.arange(200)}).slice(10, 7)
+    small = scale._compact(piece, limit=0)
+    assert len(small.column("sample_id").chunk(0).dictionary) == 7
+    assert small.column("sample_id").to_pylist() == piece.column("sample_id").to_pylist()
+    assert scale._compact(piece).column("sample_id").chunk(0).dictionary.equals(ids.dictionary)  # small: kept

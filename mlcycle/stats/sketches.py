@@ -159,11 +159,24 @@ class Quantiles:
         return out
 
 
-# exact_sum: a float64 is m * 2**(e - 53) with m an integer below 2**53 (numpy.frexp);
-# the sum is kept as a Python integer in units of 2**-EXACT_SHIFT.
-EXACT_SHIFT = 1126  # the smallest subnormal is 2**-1074 = 2**(-1073 - 53)
-_EXP_OFFSET = 1100  # frexp exponents of finite doubles: -1073 .. 1024
-_CHUNK = 1 << 25    # values per bincount: the float64 sums of 27-bit halves stay exact integers
+# exact_sum: a finite float64 is M * 2**(E - 1075) with the integer mantissa M < 2**53
+# and E = max(biased exponent, 1), read from its bits; the sum is kept as a Python
+# integer in units of 2**-EXACT_SHIFT (the smallest subnormal).
+EXACT_SHIFT = 1074
+_CHUNK = 1 << 25    # values per bincount: the float64 sums of 26-bit halves stay exact integers
+
+
+def _split_bits(values: "np.ndarray"):
+    """(exponent bin per value, signed high and low 26-bit halves of its mantissa)."""
+    import numpy as np
+
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.uint64)
+    e = (bits >> np.uint64(52)).astype(np.int64) & 0x7FF
+    m = (bits & np.uint64((1 << 52) - 1)).astype(np.int64)
+    m |= (e > 0).astype(np.int64) << 52            # the implicit leading 1 of normal numbers
+    np.maximum(e, 1, out=e)                          # subnormals share the smallest exponent
+    sign = 1.0 - 2.0 * (bits >> np.uint64(63)).astype(np.float64)
+    return e, (m >> 26) * sign, (m & ((1 << 26) - 1)) * sign
 
 
 def exact_sum(values: "np.ndarray") -> int:
@@ -171,22 +184,20 @@ def exact_sum(values: "np.ndarray") -> int:
 
     Float sums depend on the order of addition; this does not, so a statistic summed
     over shards (or batches of any size) and merged is the same to the last bit as one
-    pass. Vectorised: each value's integer mantissa is split into two halves, which are
-    summed per binary exponent with ``bincount`` (exact: every partial sum is an integer
-    below 2**53); only the few distinct exponents are combined in Python integers."""
+    pass. Vectorised: each value's integer mantissa is split into two 26-bit halves,
+    which are summed per binary exponent with ``bincount`` (exact: every partial sum is an
+    integer below 2**53); only the few distinct exponents are combined in Python."""
     import numpy as np
 
     values = np.asarray(values, dtype=np.float64)
     total = 0
     for start in range(0, len(values), _CHUNK):
-        m, e = np.frexp(values[start:start + _CHUNK])
-        mi = (m * 9007199254740992.0).astype(np.int64)  # m * 2**53: exact
-        idx = e.astype(np.int64) + _EXP_OFFSET
-        hi = np.bincount(idx, weights=(mi >> 27).astype(np.float64))
-        lo = np.bincount(idx, weights=(mi & ((1 << 27) - 1)).astype(np.float64))
-        for k in np.flatnonzero((hi != 0) | (lo != 0)):
-            # value = mi * 2**(e - 53) = mi << (e - 53 + EXACT_SHIFT) units; e - 53 + 1126 = k - 27
-            total += ((int(hi[k]) << 27) + int(lo[k])) << (int(k) - 27)
+        e, hi, lo = _split_bits(values[start:start + _CHUNK])
+        hs = np.bincount(e, weights=hi, minlength=2048)
+        ls = np.bincount(e, weights=lo, minlength=2048)
+        for k in np.flatnonzero((hs != 0) | (ls != 0)).tolist():
+            # value = M * 2**(E - 1075) = M << (E - 1) units of 2**-1074
+            total += ((int(hs[k]) << 26) + int(ls[k])) << (k - 1)
     return total
 
 
@@ -197,17 +208,14 @@ def exact_sums_by(codes: "np.ndarray", values: "np.ndarray", ncodes: int) -> dic
     out: dict[int, int] = {}
     codes = np.asarray(codes, dtype=np.int64)
     values = np.asarray(values, dtype=np.float64)
-    span = 1024 * 3  # exponent bins per code
     for start in range(0, len(values), _CHUNK):
-        m, e = np.frexp(values[start:start + _CHUNK])
-        mi = (m * 9007199254740992.0).astype(np.int64)
-        idx = codes[start:start + _CHUNK] * span + (e.astype(np.int64) + _EXP_OFFSET)
-        uniq, inv = np.unique(idx, return_inverse=True)
-        hi = np.bincount(inv, weights=(mi >> 27).astype(np.float64))
-        lo = np.bincount(inv, weights=(mi & ((1 << 27) - 1)).astype(np.float64))
-        for key, h, low in zip(uniq.tolist(), hi.tolist(), lo.tolist()):
-            c, k = divmod(key, span)
-            out[c] = out.get(c, 0) + (((int(h) << 27) + int(low)) << (k - 27))
+        e, hi, lo = _split_bits(values[start:start + _CHUNK])
+        uniq, inv = np.unique(codes[start:start + _CHUNK] * 2048 + e, return_inverse=True)
+        hs = np.bincount(inv, weights=hi)
+        ls = np.bincount(inv, weights=lo)
+        for key, h, low in zip(uniq.tolist(), hs.tolist(), ls.tolist()):
+            c, k = divmod(key, 2048)
+            out[c] = out.get(c, 0) + (((int(h) << 26) + int(low)) << (k - 1))
     return out
 
 
@@ -216,7 +224,7 @@ def exact_mean(total: int, n: int) -> float:
     try:
         return total / (n << EXACT_SHIFT)  # Python's int / int is correctly rounded
     except OverflowError:
-        return math.copysign(math.inf, total)
+        return math.inf if total > 0 else -math.inf
 
 
 def exact_float(total: int) -> float:
