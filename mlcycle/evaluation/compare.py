@@ -48,13 +48,16 @@ def _defined(v) -> bool:
 def run_many(table: "pa.Table", opts: "Options", sources: list[str]) -> tuple["pa.Table | None", dict]:
     from mlcycle.evaluation.gate import flat_metrics
     from mlcycle.evaluation.report import _version
-    from mlcycle.evaluation.run import run
 
     baseline = check_options(opts, sources)
-    docs: dict[str, dict] = {}
-    outs: dict[str, "pa.Table | None"] = {}
-    for s in sources:
-        outs[s], docs[s] = run(table, replace(opts, pred_source=s, baseline=None, bootstrap=0))
+    if opts.bootstrap:
+        _check_bootstrap(table, opts, sources)
+        # each source on its own from start to end (evaluation, matching, resamples):
+        # the later half of the sources in a forked process
+        done = _in_processes(lambda s: _one_source(table, opts, s), sources, _eval_columns_only)
+    else:
+        done = [_one_source(table, opts, s) for s in sources]
+    docs = {s: d.doc for s, d in zip(sources, done)}
     flat = {s: flat_metrics(d) for s, d in docs.items()}
     base = flat[baseline]
     deltas = {s: {m: flat[s][m] - v for m, v in base.items() if _defined(v) and _defined(flat[s].get(m))}
@@ -69,7 +72,7 @@ def run_many(table: "pa.Table", opts: "Options", sources: list[str]) -> tuple["p
         "significant": [],
     }
     if opts.bootstrap:
-        comparison["bootstrap"] = _bootstrap(table, opts, sources, baseline, docs)
+        comparison["bootstrap"] = _bootstrap(opts, sources, baseline, docs, {s: d for s, d in zip(sources, done)})
         comparison["significant"] = [
             {"source": s, "metric": m, **d} for s, per in comparison["bootstrap"]["deltas"].items()
             for m, d in per.items() if d["significant"]]
@@ -84,7 +87,41 @@ def run_many(table: "pa.Table", opts: "Options", sources: list[str]) -> tuple["p
                    "bootstrap": opts.bootstrap, "seed": opts.seed, "confidence": CONFIDENCE},
         "warnings": [f"{s}: {w}" for s, d in docs.items() for w in d.get("warnings", [])],
     }
-    return _combine(outs, baseline, sources), doc
+    return _combine({s: d.out for s, d in zip(sources, done)}, baseline, sources), doc
+
+
+class _Done:
+    """One source evaluated: its output table (or just its eval columns, from a forked
+    process), its document, and with a bootstrap its replicates, image count and classes."""
+
+    def __init__(self, out, doc, reps=None, n_img=0, classes=()):
+        self.out, self.doc, self.reps, self.n_img, self.classes = out, doc, reps, n_img, list(classes)
+
+
+def _one_source(table, opts: "Options", s: str) -> _Done:
+    from mlcycle.evaluation.run import run
+
+    out, doc = run(table, replace(opts, pred_source=s, baseline=None, bootstrap=0))
+    if not opts.bootstrap:
+        return _Done(out, doc)
+    from mlcycle.evaluation import bootstrap as BS
+    from mlcycle.evaluation.prepare import prepare
+
+    prep = prepare(table, replace(opts, pred_source=s), s)
+    n = len(prep.samples)
+    if n == 0:
+        raise MlcycleError(f"{opts.origin}: no images to resample")
+    W = BS.weights(BS.resample_indices(n, opts.bootstrap, opts.seed), n)
+    reps = BS.metrics(BS.contributions(prep, opts), W, per_class=True)
+    return _Done(out, doc, reps, n, prep.classes)
+
+
+def _eval_columns_only(done: "_Done") -> "_Done":
+    """What a forked process sends back: the output table's eval columns only (the other
+    columns are the input's, which the parent has)."""
+    if done.out is not None:
+        done.out = done.out.select([T.EVAL, T.EVAL_ID, T.EVAL_IOU])
+    return done
 
 
 def _per_class_deltas(docs: dict, baseline: str) -> dict:
@@ -129,36 +166,29 @@ def _slice_deltas(docs: dict, baseline: str) -> dict:
     return out
 
 
-def _bootstrap(table, opts: "Options", sources: list[str], baseline: str, docs: dict) -> dict:
-    import numpy as np
-
-    from mlcycle.evaluation import bootstrap as BS
-    from mlcycle.evaluation.prepare import has_boxes, prepare
+def _check_bootstrap(table, opts: "Options", sources: list[str]) -> None:
+    from mlcycle.evaluation.prepare import has_boxes
 
     if opts.method != "coco" or not all(has_boxes(table, opts.gt_source, s) for s in sources):
         raise OptionError("bootstrap", "confidence intervals are computed for COCO detection metrics only",
                           hint=f"leave out {_mention('bootstrap')} for {opts.method} or classification")
-    conts, samples = {}, None
-    for s in sources:
-        prep = prepare(table, replace(opts, pred_source=s), s)
-        if samples is None:
-            samples = prep.samples
-        elif prep.samples != samples:  # pragma: no cover - the images come from the ground truth
+
+
+def _bootstrap(opts: "Options", sources: list[str], baseline: str, docs: dict, done: dict) -> dict:
+    import numpy as np
+
+    from mlcycle.evaluation import bootstrap as BS
+
+    for s in sources:   # the same resampled images for every source
+        if done[s].n_img != done[sources[0]].n_img:  # pragma: no cover - the images come from the ground truth
             raise MlcycleError(f"{opts.origin}: source '{s}' is evaluated on other images than '{sources[0]}'")
-        conts[s] = (prep, prep.classes)
-    n = len(samples or [])
-    if n == 0:
-        raise MlcycleError(f"{opts.origin}: no images to resample")
-    W = BS.weights(BS.resample_indices(n, opts.bootstrap, opts.seed), n)
-    # each process matches its own sources (the matching is a per-source cost too)
-    reps = dict(zip(sources, _in_processes(
-        lambda s: BS.metrics(BS.contributions(conts[s][0], opts), W, per_class=True), sources)))
+    reps = {s: done[s].reps for s in sources}
     names = [m for m in reps[baseline] if m != "class_AP"]
     intervals = {s: {m: BS.interval(np.where(reps[s][m] > -1, reps[s][m], np.nan), CONFIDENCE) for m in names}
                  for s in sources}
     deltas = {}
     per_class = {}
-    classes = conts[baseline][1]
+    classes = done[baseline].classes
     for s in sources:
         if s == baseline:
             continue
@@ -203,41 +233,150 @@ def _mention(name: str) -> str:
     return mention(name)
 
 
-def _in_processes(fn, items) -> list:
+def _in_processes(fn, items, to_parent=None) -> list:
     """``[fn(x) for x in items]`` with the later half in a forked process on Linux with a
-    second core (the work is many small numpy steps that hold the GIL: threads would not
-    run them in parallel). If the child fails, the parent computes its part (errors
-    surface normally)."""
-    from mlcycle.evaluation.match import _can_fork, _in_child
-
+    second core (the work is numpy steps that hold the GIL and a compiled kernel: threads
+    would not run the numpy parts in parallel). ``to_parent`` trims what the child sends
+    back. The child's warnings are reported by this process. If the child fails, this
+    process computes its part (so that any error surfaces normally); if this process
+    fails or is interrupted, the child is ended."""
     items = list(items)
-    if len(items) < 2 or not _can_fork():
+    if len(items) < 2 or not _can_fork_here():
         return [fn(x) for x in items]
     half = (len(items) + 1) // 2
     mine, theirs = items[:half], items[half:]
-    _, pending = _in_child(lambda xs: [fn(x) for x in xs], theirs)
-    out = [fn(x) for x in mine]
-    rest = pending()
+    child = _Child(lambda: [(to_parent or (lambda v: v))(fn(x)) for x in theirs])
+    try:
+        out = [fn(x) for x in mine]
+        rest = child.result()
+    finally:
+        child.end()
     if rest is None:
         rest = [fn(x) for x in theirs]
     return out + rest
 
 
+def _can_fork_here() -> bool:
+    from mlcycle.evaluation.match import _can_fork
+
+    return _can_fork()
+
+
+class _Recorder:
+    """The reporter of a forked child: keeps warnings and notes for the parent."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+
+    def warn(self, message: str) -> None:
+        self.messages.append(("warn", message))
+
+    def info(self, message: str) -> None:
+        self.messages.append(("info", message))
+
+    def debug(self, message: str) -> None:
+        pass
+
+    def progress(self, description: str, total: float | None = None):
+        from mlcycle.reporting import _no_progress
+
+        return _no_progress(description, total)
+
+
+class _Child:
+    """``work()`` in a forked process; ``result()`` is its value (None if it failed)."""
+
+    def __init__(self, work) -> None:
+        import os
+        import pickle
+
+        self.pid = None
+        try:
+            r, w = os.pipe()
+            pid = os.fork()
+        except OSError:
+            return
+        if pid == 0:  # pragma: no cover - the child; coverage does not follow forks
+            code = 1
+            try:
+                from mlcycle import reporting
+
+                os.close(r)
+                rec = _Recorder()
+                with reporting.using(rec):
+                    value = work()
+                data = pickle.dumps((value, rec.messages), protocol=pickle.HIGHEST_PROTOCOL)
+                with os.fdopen(w, "wb") as fh:
+                    fh.write(data)
+                code = 0
+            except BaseException:  # noqa: BLE001 - the parent redoes the work and raises
+                pass
+            finally:
+                os._exit(code)
+        os.close(w)
+        self.pid, self.fd = pid, r
+
+    def result(self):
+        import os
+        import pickle
+
+        if self.pid is None:
+            return None
+        with os.fdopen(self.fd, "rb") as fh:
+            self.fd = None
+            data = fh.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if status != 0 or not data:
+            return None
+        try:
+            value, messages = pickle.loads(data)
+        except Exception:  # noqa: BLE001
+            return None
+        from mlcycle import reporting
+
+        for kind, message in messages:
+            (reporting.warn if kind == "warn" else reporting.info)(message)
+        return value
+
+    def end(self) -> None:
+        """Stop a child whose result is not wanted (this process failed)."""
+        import os
+        import signal
+
+        if getattr(self, "fd", None) is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+            self.pid = None
+
+
 def _combine(outs: dict, baseline: str, sources: list[str]) -> "pa.Table | None":
     """One output table: each prediction row with its own source's eval columns; the
-    ground truth rows with the baseline's (whether the baseline found them)."""
+    ground truth rows with the baseline's (whether the baseline found them). ``outs``
+    holds output tables, some of them only their eval columns (from a forked process)."""
     import pyarrow.compute as pc
 
-    table = outs[baseline]
-    if table is None:
+    full = [outs[s] for s in sources if outs[s] is not None and T.SOURCE in outs[s].column_names]
+    if not full:
         return None
+    table = full[0]
+    evals = (T.EVAL, T.EVAL_ID, T.EVAL_IOU)
+    for name in evals:
+        i = table.column_names.index(name)
+        table = table.set_column(i, name, outs[baseline].column(name))
     src = table.column(T.SOURCE)
     for s in sources:
         if s == baseline:
             continue
         other = outs[s]
         mask = pc.fill_null(pc.equal(src, s), False)
-        for name in (T.EVAL, T.EVAL_ID, T.EVAL_IOU):
+        for name in evals:
             i = table.column_names.index(name)
             col = pc.if_else(mask, other.column(name), table.column(name))
             table = table.set_column(i, name, col)

@@ -123,3 +123,53 @@ def test_regression_reference_errors(tmp_path):
     assert regression.parse("C:/x/m.json") == ("C:/x/m.json", 0.0)
     with pytest.raises(OptionError):
         regression.parse("m.json:2")
+
+
+def _bootstrapped(tmp_path):
+    t = _two(tmp_path, seed=6)
+    return t, mlcycle.evaluate(t, bootstrap=40, seed=1)
+
+
+def test_bootstrap_in_one_process_equals_the_forked_one(tmp_path, monkeypatch):
+    """The later sources run in a forked process; a child that fails (or no fork) leaves
+    the work to this process: the same document and output table either way."""
+    from mlcycle.evaluation import compare
+
+    t, forked = _bootstrapped(tmp_path)
+    monkeypatch.setattr(compare._Child, "result", lambda self: None)   # the child failed
+    again = mlcycle.evaluate(t, bootstrap=40, seed=1)
+    assert json.dumps(again.summary, sort_keys=True) == json.dumps(forked.summary, sort_keys=True)
+    assert again.table.equals(forked.table)
+    assert forked.summary["comparison"]["bootstrap"]["deltas"]["detr"]["AP"]["ci"] is not None
+
+
+def test_child_warnings_reach_the_caller_and_a_failing_parent_ends_the_child(monkeypatch):
+    import os
+
+    from mlcycle import reporting
+    from mlcycle.evaluation import compare
+
+    parent = os.getpid()
+
+    def work(x):
+        if os.getpid() != parent:
+            reporting.warn(f"from the child: {x}")
+        return x * 2
+
+    with reporting.collect() as seen:
+        assert compare._in_processes(work, [1, 2, 3, 4]) == [2, 4, 6, 8]
+    if compare._can_fork_here():
+        assert seen.warnings == ["from the child: 3", "from the child: 4"]
+    ended = []
+    real_end = compare._Child.end
+    monkeypatch.setattr(compare._Child, "end", lambda self: (ended.append(self.pid), real_end(self)))
+
+    def fails_here(x):
+        if os.getpid() == parent:
+            raise MlcycleError("parent side failed")
+        return x
+
+    with pytest.raises(MlcycleError, match="parent side failed"):
+        compare._in_processes(fails_here, [1, 2])
+    if compare._can_fork_here():
+        assert ended and ended[0] is not None   # the running child was stopped and reaped
