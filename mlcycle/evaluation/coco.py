@@ -186,18 +186,15 @@ def accumulate_kept(cat: np.ndarray, rank: np.ndarray, sc: np.ndarray, matched: 
     for mi, max_det in enumerate(p.max_dets):
         if not full and mi < M - 1:
             cols = rank < max_det                           # kept order
-            has = np.bincount(cat_k[cols], minlength=K) > 0
-            nk = len(cols)
+            cat_in = cat_k[cols]
+            has = np.bincount(cat_in, minlength=K) > 0
             for a in range(A):
                 npa = npig[a]
                 valid_k = npa > 0
-                # true positives of the whole (T, nkept) array, then those within max_det
-                # (no (T, n) copy of the selected columns)
-                key = np.flatnonzero(tp_all[a])
-                t_of = key // max(nk, 1)
-                p_of = key - t_of * nk
-                inm = cols[p_of]
-                ntp = np.bincount(t_of[inm] * K + cat_k[p_of[inm]], minlength=T * K).reshape(T, K)
+                # true positives within max_det per threshold and class (one threshold at
+                # a time: memory O(n), not O(T * true positives) of int64 indices)
+                ntp = np.stack([np.bincount(cat_in[tp_all[a][t][cols]], minlength=K)[:K] for t in range(T)]) \
+                    if T else np.zeros((0, K), np.int64)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rec = np.where(has[None, :], ntp / np.maximum(npa, 1)[None, :], 0.0)
                 recall[:, valid_k, a, mi] = rec[:, valid_k]
@@ -297,9 +294,11 @@ def _tp_ignored_sparse(tp, matched, ig, out, sel, pos_of, seg_start, c):
     K_idx = sel[P]
     nI = len(P)
     tpc = tp[:, K_idx]                               # (T, nI)
-    w = matched[:, K_idx].astype(np.int64) * (ig[:, K_idx].astype(np.int64) - out[K_idx].astype(np.int64)[None, :])
-    wx = np.zeros((T, nI + 1), dtype=np.int64)
-    np.cumsum(w, axis=1, out=wx[:, 1:])              # correction before a compact index
+    # small integer types: w is -1, 0 or 1 and its running sums stay within nI (exact)
+    w = matched[:, K_idx].astype(np.int8) * (ig[:, K_idx].astype(np.int8) - out[K_idx].astype(np.int8)[None, :])
+    wx = np.zeros((T, nI + 1), dtype=np.int32 if nI < 2 ** 31 - 1 else np.int64)
+    np.cumsum(w, axis=1, dtype=wx.dtype, out=wx[:, 1:])   # correction before a compact index
+    del w
     key = np.flatnonzero(tpc)                        # sorted by (threshold, position)
     tp_t = key // max(nI, 1)
     tp_j = key - tp_t * nI

@@ -393,6 +393,45 @@ def _sample_ids(piece: dict) -> "pa.Array":
 
 # --------------------------------------------------------------------------- finish
 
+# finish accumulates classes in groups of about this many kept detections: accumulation
+# is per class, so the results are the same, and memory is bounded by the group
+ACCUMULATE_CHUNK = 400_000
+
+
+def _accumulate_by_classes(cat, rank, score, packed_m, packed_i, dt_out, npig, params, Tn):
+    """``coco.accumulate_kept`` over groups of consecutive classes (kept order kept
+    within each), unpacking the flags of one group at a time."""
+    import numpy as np
+
+    from mlcycle.evaluation import coco as C
+
+    A, K = npig.shape
+    T, R, M = len(params.iou_thrs), len(params.rec_thrs), len(params.max_dets)
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+    per_class = np.bincount(cat, minlength=K)[:K]
+    cum = np.cumsum(per_class)
+    lo = 0
+    while lo < K:
+        # the next classes up to ACCUMULATE_CHUNK detections (at least one class)
+        base = cum[lo - 1] if lo else 0
+        hi = int(np.searchsorted(cum, base + ACCUMULATE_CHUNK, side="right"))
+        hi = min(max(hi, lo + 1), K)
+        idx = np.flatnonzero((cat >= lo) & (cat < hi)) if (lo, hi) != (0, K) else np.arange(len(cat))
+        n = len(idx)
+        m = _unpack(packed_m[idx], A * Tn).reshape(A, Tn, n)
+        ig = _unpack(packed_i[idx], A * Tn).reshape(A, Tn, n)
+        p, r, s, _ = C.accumulate_kept(cat[idx] - lo, rank[idx], score[idx], m, ig, npig[:, lo:hi], params,
+                                       full=False, dt_out=[o[idx] for o in dt_out])
+        precision[:, :, lo:hi] = p
+        recall[:, lo:hi] = r
+        scores[:, :, lo:hi] = s
+        del m, ig, p, r, s
+        lo = hi
+    return precision, recall, scores
+
+
 def finish(part: Partial, opts: Options) -> dict:
     """Accumulate and summarize the merged partials: the metrics document of the whole
     table (as ``mlcycle.evaluate(..., annotate=False).summary``, before ``fail_under``/
@@ -539,19 +578,17 @@ def finish(part: Partial, opts: Options) -> dict:
     del img
     cat, rank = cat[order], rank[order]
     score = np.concatenate(d_sc)[order] if d_sc else np.zeros(0)
-    AT = A * Tn
-    matched = _unpack(np.concatenate(d_m)[order], AT).reshape(A, Tn, len(order))
+    packed_m = np.concatenate(d_m)[order] if d_m else np.zeros((0, 1), np.uint8)
     del d_m
-    ignore = _unpack(np.concatenate(d_i)[order], AT).reshape(A, Tn, len(order))
+    packed_i = np.concatenate(d_i)[order] if d_i else np.zeros((0, 1), np.uint8)
     del d_i
-    flags = _unpack(np.concatenate(d_f)[order], A + 2)
-    dt_out = [flags[a] for a in range(A)]
+    flags = _unpack(np.concatenate(d_f)[order] if d_f else np.zeros((0, 1), np.uint8), A + 2)
+    del d_f, order
     matched_u, to_crowd = flags[A], flags[A + 1]
-
     params = C.Params(max_dets=list(opts.max_dets), iou_type=opts.iou_type)
-    precision, recall, scores, _ = C.accumulate_kept(cat, rank, score, matched, ignore, npig, params,
-                                                     full=False, dt_out=dt_out)
-    del matched, ignore
+    precision, recall, scores = _accumulate_by_classes(cat, rank, score, packed_m, packed_i, flags[:A], npig,
+                                                       params, Tn)
+    del packed_m, packed_i
     ranges = [C.Range(name, np.zeros(0, bool), np.zeros(0, bool)) for name in metas[0]["ranges"]]
     res = C.Result(params, ranges, precision, recall, scores, npig, None, None, None, None, params.iou_thrs)
     custom = list(opts.area_ranges) + list(opts.rel_area_ranges)

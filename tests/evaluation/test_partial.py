@@ -336,3 +336,13 @@ def test_bucket_of_is_stable_and_keeps_samples_whole():
     assert sum(p.num_rows for p in parts) == table.num_rows
     seen = [set(p.column("sample_id").to_pylist()) for p in parts]
     assert all(not (seen[i] & seen[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+def test_finish_in_class_groups_equals_one_group(monkeypatch):
+    """finish accumulates a few classes at a time (bounded memory): the same numbers."""
+    table = _sample_table()
+    opts = _opts({"area_ranges": {"tiny": (0.0, 256.0)}})
+    merged = P.merge([P.compute(s, opts) for s in split_by_bucket(table, 3)])
+    whole = to_json(P.finish(merged, opts))
+    monkeypatch.setattr(P, "ACCUMULATE_CHUNK", 1)
+    assert to_json(P.finish(merged, opts)) == whole == to_json(reference(table, area_ranges={"tiny": (0.0, 256.0)}))
