@@ -5,9 +5,15 @@ ground truth, up to 100 detections per image) with a second, weaker model made f
 the first (boxes jittered more, scores noisier, 10% of detections dropped). Times the
 library call mlcycle.evaluate(table, bootstrap=N) (both sources evaluated, matched once
 each for the bootstrap, N resamples) and the same call without the bootstrap, and
-reports wall and CPU time (this process and the forked child together).
+reports wall and CPU time (this process and the forked child together). With ``--cli``
+it also times the whole command on three Parquet files, as a user runs it:
+``mlcycle evaluate gt.parquet a.parquet b.parquet --baseline a --bootstrap N -o out.parquet``
+(a fresh process each run: start-up, reading, the numba kernel loaded from its cache,
+the annotated table written). ``--runs`` repeats each timing and reports the median.
+``MLCYCLE_NO_NUMBA=1`` in the environment times the numpy path.
 
     python benchmarks/bench_bootstrap.py                    # 5,000 images, 1,000 resamples
+    python benchmarks/bench_bootstrap.py --cli --runs 3     # + the CLI command, medians of 3
     python benchmarks/bench_bootstrap.py --resamples 200 --images 2000
 """
 
@@ -51,11 +57,23 @@ def _cpu() -> float:
     return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
+def _load() -> str:
+    import os
+
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def main() -> None:
+    import os
+    import statistics
+    import subprocess
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--runs", type=int, default=1, help="repeat each timing; report the median")
+    ap.add_argument("--cli", action="store_true", help="also time the whole CLI command")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mlcycle-bench"))
     a = ap.parse_args()
     import pyarrow as pa
@@ -63,18 +81,46 @@ def main() -> None:
     import bench_evaluate as be
     import mlcycle
     from mlcycle import io
+    from mlcycle import table as T
 
+    path = "numpy path (MLCYCLE_NO_NUMBA)" if os.environ.get("MLCYCLE_NO_NUMBA", "") not in ("", "0") else "numba kernel if installed"
+    print(f"{path}; load average {_load()}")
     paths = be.prepare(a.work, a.images, a.seed, "bbox")
     gt, dt = io.read_table(paths["gt_parquet"]), io.read_table(paths["dt_parquet"])
     table = pa.concat_tables([gt, dt, weaker(dt, a.seed)], promote_options="permissive")
     for n in (0, a.resamples):
-        w0, c0 = time.perf_counter(), _cpu()
-        doc = mlcycle.evaluate(table, bootstrap=n, seed=a.seed, annotate=False).summary
-        wall, cpu = time.perf_counter() - w0, _cpu() - c0
-        print(f"{a.images} images, 2 sources, bootstrap {n:>5}: wall {wall:6.2f} s, cpu {cpu:6.2f} s")
+        walls, cpus = [], []
+        for _ in range(a.runs if n else 1):
+            w0, c0 = time.perf_counter(), _cpu()
+            doc = mlcycle.evaluate(table, bootstrap=n, seed=a.seed, annotate=False).summary
+            walls.append(time.perf_counter() - w0)
+            cpus.append(_cpu() - c0)
+        print(f"library: {a.images} images, 2 sources, bootstrap {n:>5}: wall {statistics.median(walls):6.2f} s "
+              f"(runs: {', '.join(f'{w:.2f}' for w in walls)}), cpu {statistics.median(cpus):6.2f} s; load {_load()}")
     d = doc["comparison"]["bootstrap"]["deltas"]["weaker"]["AP"]
     print(f"AP pred {doc['sources']['pred']['metrics']['AP']:.4f}, weaker {doc['sources']['weaker']['metrics']['AP']:.4f}, "
           f"delta {d['delta']:+.4f} CI [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}] significant={d['significant']}")
+    if not a.cli:
+        return
+    folder = a.work / f"bootstrap-cli-{a.images}-{a.seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [folder / "gt.parquet", folder / "a.parquet", folder / "b.parquet"]
+    if not all(f.exists() for f in files):
+        b = weaker(dt, a.seed)
+        io.write_table(gt, files[0])
+        io.write_table(dt.set_column(dt.column_names.index(T.SOURCE), T.SOURCE, pa.array(["a"] * dt.num_rows)), files[1])
+        io.write_table(b.set_column(b.column_names.index(T.SOURCE), T.SOURCE, pa.array(["b"] * b.num_rows)), files[2])
+    cmd = [sys.executable, "-m", "mlcycle", "evaluate", *map(str, files), "--baseline", "a",
+           "--bootstrap", str(a.resamples), "--seed", str(a.seed), "-o", str(folder / "out.parquet"), "-q"]
+    walls, cpus = [], []
+    for _ in range(a.runs):
+        w0, c0 = time.perf_counter(), _cpu()
+        subprocess.run(cmd, check=True, cwd=ROOT)
+        walls.append(time.perf_counter() - w0)
+        cpus.append(_cpu() - c0)
+    print(f"CLI: evaluate gt a b --baseline a --bootstrap {a.resamples} -o out.parquet: wall median "
+          f"{statistics.median(walls):.2f} s (runs: {', '.join(f'{w:.2f}' for w in walls)}), "
+          f"cpu {statistics.median(cpus):.2f} s; load {_load()}")
 
 
 if __name__ == "__main__":
