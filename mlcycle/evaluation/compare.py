@@ -99,15 +99,28 @@ class _Done:
 
 
 def _one_source(table, opts: "Options", s: str) -> _Done:
+    """Source ``s`` evaluated (the single-source document and output table) and, with a
+    bootstrap, its replicates. For the bootstrap (COCO detection, checked before) this
+    is ``run``'s COCO branch, keeping the prepared arrays for the matching of the
+    resamples instead of preparing the source twice; test_compare checks that the
+    documents are the single-source ones."""
     from mlcycle.evaluation.run import run
 
-    out, doc = run(table, replace(opts, pred_source=s, baseline=None, bootstrap=0))
+    one = replace(opts, pred_source=s, baseline=None, bootstrap=0)
     if not opts.bootstrap:
-        return _Done(out, doc)
+        return _Done(*run(table, one))
     from mlcycle.evaluation import bootstrap as BS
+    from mlcycle.evaluation import report
     from mlcycle.evaluation.prepare import prepare
 
-    prep = prepare(table, replace(opts, pred_source=s), s)
+    prep = prepare(table, one, s)
+    if len(prep.gt) == 0 and not prep.counts.get("gt_crowd"):
+        prep.warnings.append("the ground truth has no labels: every metric is -1 (undefined)")
+    out, doc = report.coco(table, prep, one)
+    if opts.tide:
+        from mlcycle.evaluation import tide
+
+        doc["tide"] = tide.compute(prep, one)
     n = len(prep.samples)
     if n == 0:
         raise MlcycleError(f"{opts.origin}: no images to resample")

@@ -27,13 +27,16 @@ def _two(tmp_path, seed=0, **kw):
     return pa.concat_tables([T.filter_source(ta, "gt"), pa_, pb], promote_options="permissive")
 
 
-def test_each_source_document_is_the_single_source_one(tmp_path):
+@pytest.mark.parametrize("bootstrap", [0, 30])
+def test_each_source_document_is_the_single_source_one(tmp_path, bootstrap):
     t = _two(tmp_path)
-    doc = mlcycle.evaluate(t, annotate=False).summary
+    doc = mlcycle.evaluate(t, annotate=False, bootstrap=bootstrap, tide=bool(bootstrap), by="label").summary
     assert list(doc["sources"]) == ["yolo", "detr"] and doc["comparison"]["baseline"] == "yolo"
     for s in ("yolo", "detr"):
-        single = mlcycle.evaluate(t, pred_source=s, annotate=False).summary
+        single = mlcycle.evaluate(t, pred_source=s, annotate=False, tide=bool(bootstrap), by="label").summary
         assert json.dumps(doc["sources"][s], sort_keys=True) == json.dumps(single, sort_keys=True)
+    if bootstrap:
+        return
     d = doc["comparison"]["deltas"]["detr"]
     assert d["AP"] == doc["sources"]["detr"]["metrics"]["AP"] - doc["sources"]["yolo"]["metrics"]["AP"]
     assert doc["comparison"]["bootstrap"] is None and doc["comparison"]["significant"] == []
@@ -67,9 +70,10 @@ def test_slice_deltas(tmp_path):
         assert r["deltas"]["AP"] == r["metrics"]["AP"] - y[v]["metrics"]["AP"]
 
 
-def test_output_table_has_each_source_own_columns(tmp_path):
+@pytest.mark.parametrize("bootstrap", [0, 20])
+def test_output_table_has_each_source_own_columns(tmp_path, bootstrap):
     t = _two(tmp_path, seed=3)
-    out = mlcycle.evaluate(t).table
+    out = mlcycle.evaluate(t, bootstrap=bootstrap).table
     assert out.num_rows == t.num_rows
     for s in ("yolo", "detr"):
         single = mlcycle.evaluate(t, pred_source=s).table
