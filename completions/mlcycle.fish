@@ -149,7 +149,7 @@ complete -c mlcycle -n '__mlcycle_using evaluate' -l json -d 'Print the report a
 complete -c mlcycle -n '__mlcycle_using evaluate' -l fail-under -x -a 'AP= AP50= AP75= AP_small= AP_medium= AP_large= AR_1= AR_10= AR_100= AR_small= AR_medium= AR_large= precision= recall= f1= accuracy= mAP=' -d 'Exit 3 (after writing all outputs) when METRIC is below VALUE (repeatable)'
 complete -c mlcycle -n '__mlcycle_using evaluate' -l fail-if-worse-than -r -F -d 'Exit 3 (after writing all outputs) when a metric is worse than in this metrics JSON by more than TOL'
 complete -c mlcycle -n '__mlcycle_using evaluate' -l remap -r -F -d 'Rename the predictions\' classes before matching (OLD=NEW pairs, OLD= drops, or a YAML mapping file as for mlcycle remap); the ground truth is not changed'
-complete -c mlcycle -n '__mlcycle_using evaluate' -l stream -d 'Evaluate bucket by bucket in bounded memory (COCO metrics only, the same numbers; no per-label table: stdout gets the metrics JSON when it is not a terminal)'
+complete -c mlcycle -n '__mlcycle_using evaluate' -l stream -d 'Evaluate bucket by bucket in bounded memory: COCO metrics only, the same numbers; the per-label table\'s rows come grouped by bucket (in input order within one)'
 complete -c mlcycle -n '__mlcycle_using evaluate' -l buckets -x -d 'With --stream: how many buckets (default: one per 2M rows)'
 complete -c mlcycle -n '__mlcycle_using evaluate' -s o -l output -r -F -d 'Write here instead of standard output (encoding from the ending: .parquet .jsonl .arrow .csv)'
 complete -c mlcycle -n '__mlcycle_using evaluate' -l format -x -a 'jsonl parquet arrow csv' -d 'Table encoding when -o has no known ending: jsonl, parquet, arrow, csv (default: MLCYCLE_FORMAT, else jsonl)'

@@ -152,8 +152,8 @@ def evaluate(
         help="Rename the predictions' classes before matching (OLD=NEW pairs, OLD= drops, or a YAML mapping "
              "file as for mlcycle remap); the ground truth is not changed.")] = None,
     stream: Annotated[bool, typer.Option(
-        "--stream", help="Evaluate bucket by bucket in bounded memory (COCO metrics only, the same numbers; "
-                         "no per-label table: stdout gets the metrics JSON when it is not a terminal).")] = False,
+        "--stream", help="Evaluate bucket by bucket in bounded memory: COCO metrics only, the same numbers; "
+                         "the per-label table's rows come grouped by bucket (in input order within one).")] = False,
     buckets: Annotated[Optional[int], typer.Option(
         "--buckets", metavar="N", min=1, help="With --stream: how many buckets [default: one per 2M rows].")] = None,
     output: Output = None,
@@ -195,13 +195,6 @@ def evaluate(
         from mlcycle.cli.common import UsageError
 
         raise UsageError("--buckets works with --stream only", hint="add --stream")
-    if stream:
-        if output is not None:
-            from mlcycle.cli.common import UsageError
-
-            raise UsageError("--stream writes no per-label table, only the metrics",
-                             hint="drop -o; use --metrics FILE or --json for the metrics JSON")
-        json_out = json_out or not stdout_is_terminal()
     write_table = output is not None or (not json_out and not stdout_is_terminal())
     if write_table:
         io.check_binary_to_terminal(output, io.output_encoding(output, encoding))
@@ -217,6 +210,9 @@ def evaluate(
             baseline=baseline, bootstrap=bootstrap, seed=seed, beta=beta, at_recall=at_recall or (),
             at_precision=at_precision or (), tide=tide, fail_if_worse_than=reference, tolerance=tolerance,
             remap=_remap_argument(remap), stream=stream, buckets=buckets,
+            # streaming writes the per-label table itself, bucket by bucket
+            output=(output if output is not None else "-") if stream and write_table else None,
+            encoding=encoding if stream and write_table else None,
         )
     gates = ("fail_under", "fail_if_worse_than")
     doc = {k: v for k, v in result.summary.items() if k not in gates}  # the gates are not part of the JSON
@@ -226,7 +222,7 @@ def evaluate(
     outputs = []  # all or none: a failing -o leaves no --metrics file behind
     if metrics_file is not None:
         outputs.append((metrics_file, text))
-    if write_table:
+    if write_table and not stream:
         from mlcycle import provenance
 
         out_table = provenance.stamp(result.table) if provenance.active() else result.table

@@ -66,6 +66,8 @@ def evaluate(
     remap: "Mapping[str, str | None] | str | Iterable[str] | None" = None,
     stream: bool = False,
     buckets: int | None = None,
+    output: "str | os.PathLike | None" = None,
+    encoding: str | None = None,
 ) -> "Result":
     """Evaluate the predictions in ``table`` against its ground truth.
 
@@ -108,7 +110,9 @@ def evaluate(
       (``evaluation.stream``; ``buckets``: how many, default from the row count): COCO
       metrics only, the same document bit for bit, no per-label table (``Result.table``
       is None); ``by``, ``bootstrap``, ``baseline``, ``tide``, ``conf="best-f1"``,
-      ``remap`` and VOC/classification are refused (docs/evaluate.md).
+      ``remap`` and VOC/classification are refused (docs/evaluate.md). ``output``
+      (``"-"``: standard output; ``encoding`` as for ``write_table``) writes the per-label
+      table bucket by bucket: the in-memory rows and values, grouped by bucket.
 
     Raises ``OptionError`` (naming the parameter) for a bad option, ``MlcycleError``
     for a table that cannot be evaluated.
@@ -141,6 +145,8 @@ def evaluate(
         isinstance(table, (list, tuple)) and all(isinstance(p, (str, os.PathLike)) for p in table))
     if stream and not is_paths:
         raise OptionError("stream", "streaming evaluates files: pass their paths instead of a table")
+    if output is not None and not stream:
+        raise OptionError("output", "is written by streaming evaluation only; write Result.table otherwise")
     if stream and remap is not None:
         raise OptionError("remap", "not supported by streaming evaluation",
                           hint="remap the predictions first (mlcycle remap), then evaluate them")
@@ -148,7 +154,8 @@ def evaluate(
         if stream:
             from mlcycle.evaluation.stream import evaluate_files
 
-            out, doc = None, evaluate_files(table, replace(opts, annotate=False), buckets=buckets)
+            out, doc = None, evaluate_files(table, replace(opts, annotate=False), buckets=buckets, output=output,
+                                            encoding=encoding)
         else:
             if is_paths:
                 from mlcycle import io

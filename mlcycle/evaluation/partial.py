@@ -41,6 +41,9 @@ Messages name rows by their number in the whole input when ``compute`` is given
 ``row_numbers``; the ``pred_no_label`` warning then equals the whole-table run's. Rows of
 a sample must keep their input order within a shard: ties between equal scores are
 broken by it, as in one run.
+
+Size: compute, merge and finish share one layout of the partial (the arrays and meta
+keys compute writes are what merge and finish read); one module keeps it in one place.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pyarrow as pa
 
-__all__ = ["Partial", "compute", "merge", "finish"]
+__all__ = ["Partial", "compute", "compute_annotated", "merge", "finish"]
 
 FORMAT = 1
 _COUNT_KEYS = ("rows", "gt_labels", "predictions", "predictions_evaluated", "gt_crowd",
@@ -159,6 +162,20 @@ def compute(table: "pa.Table", opts: Options, *, row_numbers: "np.ndarray | None
     ``row_numbers``: each row's 0-based number in the whole input, for messages.
     ``classes``: the global class names, if known (decides the pending classes'
     confusion counts up front)."""
+    return _compute(table, opts, row_numbers, classes, annotate=False)[0]
+
+
+def compute_annotated(table: "pa.Table", opts: Options, classes: Iterable[str], *,
+                      row_numbers: "np.ndarray | None" = None) -> "tuple[Partial, pa.Table]":
+    """``compute``, and the shard's rows with ``eval``/``eval_id``/``eval_iou`` exactly as
+    the whole-table run sets them (which needs the global ``classes``: a prediction of
+    a class no ground truth has gets none). The per-label columns depend only on the
+    sample's own rows (``conf`` is a number), so the shards' tables together are the
+    whole table's, in another row order."""
+    return _compute(table, opts, row_numbers, list(classes), annotate=True)
+
+
+def _compute(table, opts, row_numbers, classes, annotate: bool):
     import numpy as np
 
     from mlcycle.evaluation import coco as C
@@ -231,6 +248,24 @@ def compute(table: "pa.Table", opts: Options, *, row_numbers: "np.ndarray | None
     tp_sel = matched_u & conf_ok & ~to_crowd
     g_det[m_user[tp_sel]] = kept[tp_sel]
     g_state = np.where(crowd, -1, np.where(g_det >= 0, 0, 2)).astype(np.int8)
+    out = None
+    if annotate:
+        iou_user = m.match_iou[0]
+        d_gt = np.full(len(d), -1, np.int64)
+        d_iou = np.full(len(d), np.nan)
+        d_gt[kept] = np.where(matched_u & conf_ok, m_user, -1)
+        d_iou[kept] = np.where(matched_u & conf_ok, iou_user, np.nan)
+        g_iou = np.full(len(g), np.nan)
+        g_iou[m_user[tp_sel]] = iou_user[tp_sel]
+        known = set(classes)
+        gone = [k for k in range(prep.n_known, K) if prep.classes[k] not in known]
+        ds = d_state
+        if gone:   # predictions of classes no shard's ground truth has: not evaluated
+            off = np.isin(d.cat, gone)
+            ds = np.where(off, -1, d_state).astype(np.int8)
+            d_gt[off] = -1
+            d_iou[off] = np.nan
+        out = report._with_eval_columns(table, prep, ds, d_gt, d_iou, g_state, g_det, g_iou)
     arrays["cm_base"], groups, arrays["cm_v"] = _confusions(prep, d_state, g_state, n_img, K, opts, classes)
     notes = {k: dict(v) for k, v in prep.notes.items()}
     meta = {
@@ -244,7 +279,7 @@ def compute(table: "pa.Table", opts: Options, *, row_numbers: "np.ndarray | None
         "counts": {k: int(prep.counts.get(k, 0)) for k in _COUNT_KEYS},
         "notes": notes,
     }
-    return Partial([{"meta": meta, "arrays": arrays}])
+    return Partial([{"meta": meta, "arrays": arrays}]), out
 
 
 # at most this many confusion matrices per shard for the pending classes' combinations

@@ -16,7 +16,9 @@ for bit (same keys, same values, same warnings). Peak memory is one bucket's eva
 plus the kept detections' compact arrays (about 40 bytes each) and the per-sample keys;
 the temporary folder holds a copy of the input (uncompressed Arrow) until each bucket is
 evaluated. Options partial.py cannot merge (``by``, ``bootstrap``, ``baseline``, ``tide``,
-``conf="best-f1"``, VOC, classification) are refused; no per-label table is produced.
+``conf="best-f1"``, VOC, classification) are refused. With ``output``, the per-label
+table is written bucket by bucket (``partial.compute_annotated``): the whole run's rows
+and values, grouped by bucket.
 """
 
 from __future__ import annotations
@@ -46,12 +48,18 @@ def bucket_count(total_rows: int, rows_per_bucket: int = ROWS_PER_BUCKET) -> int
 def evaluate_files(paths: "Sequence[str | os.PathLike | None] | str | os.PathLike | None", opts: Options, *,
                    buckets: int | None = None, rows_per_bucket: int = ROWS_PER_BUCKET,
                    batch_rows: int = BATCH_ROWS, tmp_dir: str | os.PathLike | None = None,
-                   allow_empty: bool = False) -> dict:
+                   allow_empty: bool = False, output: str | os.PathLike | None = None,
+                   encoding: str | None = None) -> dict:
     """The metrics document of the label tables at ``paths`` (concatenated, as
     ``io.read_tables`` would), evaluated bucket by bucket (see the module docstring).
 
     ``buckets``: how many (default: from the row count, ``rows_per_bucket`` each);
-    ``tmp_dir``: where the bucket files go (default: the system's temporary folder)."""
+    ``tmp_dir``: where the bucket files go (default: the system's temporary folder);
+    ``output`` (``"-"``: standard output): write the per-label table there, bucket by
+    bucket (``encoding`` as for ``io.write_table``). Its rows are the input's with
+    ``eval``/``eval_id``/``eval_iou`` exactly as in memory, grouped by bucket (all of
+    a sample's rows are in one bucket), in input order within a bucket. The table
+    is complete (and renamed into place) only after the metrics are computed."""
     import tempfile
 
     import numpy as np
@@ -133,26 +141,48 @@ def evaluate_files(paths: "Sequence[str | os.PathLike | None] | str | os.PathLik
         for c in (metadata.get("coco", {}) or {}).get("categories", []) or []:
             if isinstance(c, dict) and isinstance(c.get("name"), str):
                 classes.add(c["name"])
-        parts = []
-        for i in sorted(writers):
-            path = os.path.join(folder, f"bucket-{i:05d}.arrow")
-            try:
-                with pa.memory_map(path) as source:
-                    table = pa.ipc.open_file(source).read_all()
-            except (OSError, pa.ArrowException) as exc:
-                raise MlcycleError(f"cannot read back the temporary bucket file {printable(path)}: {exc}") from None
-            rows = table.column(ROW).to_numpy()
-            table = T.with_metadata(table.drop_columns([ROW]), metadata)
-            parts.append(P.compute(table, opts, row_numbers=rows, classes=classes))
-            del table, rows
-            try:
-                os.unlink(path)
-            except OSError:
+        done: dict = {}
+
+        def evaluated():
+            """Per bucket: a partial (and, when writing, its annotated rows); then the merge."""
+            parts = []
+            for i in sorted(writers):
+                path = os.path.join(folder, f"bucket-{i:05d}.arrow")
+                try:
+                    with pa.memory_map(path) as source:
+                        table = pa.ipc.open_file(source).read_all()
+                except (OSError, pa.ArrowException) as exc:
+                    raise MlcycleError(f"cannot read back the temporary bucket file {printable(path)}: {exc}") \
+                        from None
+                rows = table.column(ROW).to_numpy()
+                table = T.with_metadata(table.drop_columns([ROW]), metadata)
+                if output is not None:
+                    part, out = P.compute_annotated(table, opts, classes, row_numbers=rows)
+                    yield out.replace_schema_metadata(None)
+                else:
+                    part = P.compute(table, opts, row_numbers=rows, classes=classes)
+                parts.append(part)
+                del table, rows
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            if not parts:   # no rows at all
+                parts.append(P.compute(T.with_metadata(scan.empty(), metadata), opts))
+            # still inside the table writer: a failure here leaves no table behind
+            done["doc"] = P.finish(P.merge(parts), opts)
+
+        if output is None:
+            for _ in evaluated():
                 pass
-        if not parts:   # no rows at all
-            empty = T.with_metadata(scan.empty(), metadata)
-            parts.append(P.compute(empty, opts))
-    return P.finish(P.merge(parts), opts)
+        else:
+            from mlcycle.curate._stream import write_batches
+
+            fields = [f for f in scan.schema if f.name not in (T.EVAL, T.EVAL_ID, T.EVAL_IOU)]
+            out_schema = pa.schema(fields + [pa.field(T.EVAL, pa.string()), pa.field(T.EVAL_ID, pa.int64()),
+                                             pa.field(T.EVAL_IOU, pa.float64())])
+            write_batches(evaluated(), out_schema, output, encoding, metadata)
+    return done["doc"]
 
 
 def _conform(batch: "pa.Table", schema: "pa.Schema") -> "pa.Table":

@@ -64,6 +64,7 @@ def _table(rows: list[dict], segm: bool) -> pa.Table:
         "sample_id": pa.array([r["sample_id"] for r in rows], pa.string()),
         "source": pa.array([r["source"] for r in rows], pa.string()),
         "label": pa.array([r.get("label") for r in rows], pa.string()),
+        "label_id": pa.array([i + 1 if "bbox" in r else None for i, r in enumerate(rows)], pa.int64()),
         "bbox": pa.array([r.get("bbox") for r in rows], pa.list_(pa.float64(), 4)),
         "score": pa.array([r.get("score") for r in rows], pa.float64()),
         "iscrowd": pa.array([r.get("iscrowd", False) for r in rows], pa.bool_()),
@@ -149,9 +150,10 @@ def test_refused_options_name_the_parameter(tmp_path):
     gt, dt = _generated(n_img=5)
     mlcycle.write_table(mlcycle.concat([gt, dt]), tmp_path / "all.parquet")
     for kw, param in (({"by": "split"}, "by"), ({"bootstrap": 5}, "bootstrap"), ({"conf": "best-f1"}, "conf"),
-                      ({"remap": {"c1": "c2"}}, "remap"), ({"method": "voc"}, "method")):
+                      ({"remap": {"c1": "c2"}}, "remap"), ({"method": "voc"}, "method"),
+                      ({"output": tmp_path / "x.parquet", "stream": False}, "output")):
         with pytest.raises(OptionError) as exc:
-            mlcycle.evaluate(tmp_path / "all.parquet", stream=True, **kw)
+            mlcycle.evaluate(tmp_path / "all.parquet", **{"stream": True, **kw})
         assert exc.value.option == param
     with pytest.raises(OptionError) as exc:
         mlcycle.evaluate(gt, stream=True)
@@ -179,7 +181,7 @@ def test_cli_stream_json_and_metrics_equal_in_memory(tmp_path):
                "--metrics", tmp_path / "m1.json")
     assert mem.returncode == 0, mem.stderr
     st = _run("evaluate", tmp_path / "gt.parquet", tmp_path / "dt.parquet", "--stream", "--buckets", "3",
-              "--metrics", tmp_path / "m2.json")   # stdout is a pipe: the metrics JSON
+              "--json", "--metrics", tmp_path / "m2.json")
     assert st.returncode == 0, st.stderr
     assert st.stdout == mem.stdout
     assert (tmp_path / "m1.json").read_bytes() == (tmp_path / "m2.json").read_bytes()
@@ -191,13 +193,54 @@ def test_cli_stream_json_and_metrics_equal_in_memory(tmp_path):
     assert json.loads(piped.stdout)["metrics"] == json.loads(mem.stdout)["metrics"]
 
 
-def test_cli_stream_refuses_a_table_output(tmp_path):
-    gt, dt = _generated(n_img=5)
+def _same_rows(a: pa.Table, b: pa.Table) -> None:
+    """Equal tables up to the row order (streamed rows come grouped by bucket)."""
+    key = [("source", "ascending"), ("label_id", "ascending"), ("sample_id", "ascending")]
+    assert a.schema.names == b.schema.names
+    assert a.sort_by(key).equals(b.sort_by(key))
+
+
+@pytest.mark.parametrize("ending", ["parquet", "jsonl"])
+def test_per_label_table_written_bucket_by_bucket_equals_in_memory(tmp_path, ending):
+    gt, dt = _generated(n_img=80, seed=5)
+    mlcycle.write_table(gt, tmp_path / "gt.parquet")
+    mlcycle.write_table(dt, tmp_path / "dt.parquet")
+    ref = mlcycle.evaluate(mlcycle.concat([gt, dt]), iou=0.6, conf=0.2)
+    out = tmp_path / f"out.{ending}"
+    got = mlcycle.evaluate([tmp_path / "gt.parquet", tmp_path / "dt.parquet"], stream=True, buckets=4, iou=0.6,
+                           conf=0.2, output=out)
+    assert to_json(got.summary) == to_json(ref.summary)
+    written = mlcycle.read_table(out)
+    _same_rows(written, ref.table.replace_schema_metadata(None).cast(written.schema))
+    # grouped by bucket (a sample's rows all in one), in input order within a bucket
+    from mlcycle.shards import bucket_of
+
+    b = bucket_of(written.column("sample_id"), 4)
+    assert (np.diff(b) >= 0).all()
+    for k in range(4):
+        rows = written.filter(pa.array(b == k))
+        src = rows.column("source").to_pylist()
+        assert src == sorted(src, key=lambda v: v != "gt")   # gt.parquet's rows, then dt.parquet's
+
+
+def test_cli_stream_output_and_usage_errors(tmp_path):
+    gt, dt = _generated(n_img=20, seed=6)
     mlcycle.write_table(mlcycle.concat([gt, dt]), tmp_path / "all.parquet")
-    r = _run("evaluate", tmp_path / "all.parquet", "--stream", "-o", tmp_path / "out.parquet")
-    assert r.returncode == 2 and r.stdout == b""
-    assert b"--stream writes no per-label table" in r.stderr
-    assert not (tmp_path / "out.parquet").exists()
+    mem = _run("evaluate", tmp_path / "all.parquet", "-o", tmp_path / "a.parquet", "--metrics", tmp_path / "a.json")
+    st = _run("evaluate", tmp_path / "all.parquet", "--stream", "--buckets", "3", "-o", tmp_path / "b.parquet",
+              "--metrics", tmp_path / "b.json")
+    assert mem.returncode == st.returncode == 0, st.stderr
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    _same_rows(mlcycle.read_table(tmp_path / "a.parquet"), mlcycle.read_table(tmp_path / "b.parquet"))
+    # piped without --json: the table on stdout, as in memory
+    piped = _run("evaluate", tmp_path / "all.parquet", "--stream", "--format", "arrow")
+    assert piped.returncode == 0, piped.stderr
+    from mlcycle import io
+
+    _same_rows(io.decode(piped.stdout), mlcycle.read_table(tmp_path / "a.parquet"))
+    # a failure leaves no output behind
+    r = _run("evaluate", tmp_path / "all.parquet", "--stream", "--pred-source", "nope", "-o", tmp_path / "c.parquet")
+    assert r.returncode == 1 and not (tmp_path / "c.parquet").exists()
     r = _run("evaluate", tmp_path / "all.parquet", "--buckets", "3", "--json")
     assert r.returncode == 2 and b"--buckets works with --stream only" in r.stderr
     r = _run("evaluate", tmp_path / "all.parquet", "--stream", "--by", "split", "--json")
@@ -240,9 +283,10 @@ def test_mutated_tables_stream_cleanly_and_equal_in_memory(tmp_path):
             data = _mutate(seeds[kind], rng)
         src.write_bytes(data)
         mem = _invoke(["evaluate", src, "--json", "-q"])
-        args = ["evaluate", src, "--stream", "--buckets", "3", "--json", "-q"]
+        out = tmp_path / f"out{case}.parquet"
+        args = ["evaluate", src, "--stream", "--buckets", "3", "--json", "-q", "-o", out]
         res = _invoke(args)
-        _assert_clean(res, args, (), failures)
+        _assert_clean(res, args, [out], failures)
         if mem.exit_code == 0:
             doc = json.loads(mem.stdout)
             if doc.get("method") == "coco" and "sources" not in doc:
