@@ -682,6 +682,30 @@ def _pairwise_cols(x, n, nc, stack, vals, acc, out):  # pragma: no cover - compi
         out[c] = 0.0 + vals[0, c]
 
 
+def _cumsum8(Wt, img, out):  # pragma: no cover - compiled
+    """out[i + 1, q] = out[i, q] + Wt[img[i], q] for the 8 resamples q of a block (the
+    running sums kept in registers)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0
+    for i in range(len(img)):
+        j = img[i]
+        a0 += Wt[j, 0]
+        a1 += Wt[j, 1]
+        a2 += Wt[j, 2]
+        a3 += Wt[j, 3]
+        a4 += Wt[j, 4]
+        a5 += Wt[j, 5]
+        a6 += Wt[j, 6]
+        a7 += Wt[j, 7]
+        out[i + 1, 0] = a0
+        out[i + 1, 1] = a1
+        out[i + 1, 2] = a2
+        out[i + 1, 3] = a3
+        out[i + 1, 4] = a4
+        out[i + 1, 5] = a5
+        out[i + 1, 6] = a6
+        out[i + 1, 7] = a7
+
+
 def _metrics_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_img, tc_hi, tc_lo, grp, cls,
                     is_last, sm_img, sm_bounds, sm_dest, sm_part, npf, valid, thr, n_thr, t_sel,
                     ap, ap_t, class_ap, ar):  # pragma: no cover - compiled
@@ -706,7 +730,7 @@ def _metrics_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_i
     T = n_thr
     R = len(thr) - 1
     G = K * T
-    NB = 8
+    NB = 8   # _cumsum8's width
     eps = np.spacing(1.0)
     n_in, n_cp, n_tp, E = len(in_img), len(cp_img), len(tp_img), len(grp)
     M_out = ar.shape[1]
@@ -738,19 +762,13 @@ def _metrics_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_i
             else:
                 for j in range(n_img):
                     Wt[j, q] = 0
-        for i in range(n_in):
-            j = in_img[i]
-            for q in range(NB):
-                cin[i + 1, q] = cin[i, q] + Wt[j, q]
+        _cumsum8(Wt, in_img, cin)
         for i in range(n_cp):
             j = cp_img[i]
             sg = cp_sign[i]
             for q in range(NB):
                 cc[i + 1, q] = cc[i, q] + Wt[j, q] * sg
-        for i in range(n_tp):
-            j = tp_img[i]
-            for q in range(NB):
-                ctp[i + 1, q] = ctp[i, q] + Wt[j, q]
+        _cumsum8(Wt, tp_img, ctp)
         pf[:] = 0.0
         fin[:, :] = 0.0
         kprev = -1
@@ -852,7 +870,7 @@ def _metrics_kernel(W, in_img, nn_hi, nn_lo, cp_img, cp_sign, cc_hi, cc_lo, tp_i
 
 # the compiled kernel's helpers: their Python functions (``_build_kernel`` binds the
 # module names to the compiled ones)
-_HELPERS = ("_leaf_sum", "_pairwise_sum", "_leaf_cols", "_pairwise_cols")
+_HELPERS = ("_leaf_sum", "_pairwise_sum", "_leaf_cols", "_pairwise_cols", "_cumsum8")
 _PY = {name: globals()[name] for name in _HELPERS}
 
 

@@ -52,6 +52,9 @@ def run_many(table: "pa.Table", opts: "Options", sources: list[str]) -> tuple["p
     baseline = check_options(opts, sources)
     if opts.bootstrap:
         _check_bootstrap(table, opts, sources)
+        from mlcycle.evaluation.bootstrap import _kernel
+
+        _kernel()   # loaded (or compiled, on a cold cache) once, before the fork: the child has it
         # each source on its own from start to end (evaluation, matching, resamples):
         # the later half of the sources in a forked process
         done = _in_processes(lambda s: _one_source(table, opts, s), sources, _eval_columns_only)
