@@ -540,7 +540,7 @@ def finish(part: Partial, opts: Options) -> dict:
         order = pc.sort_indices(tbl, sort_keys=[("k", "ascending"), ("s", "ascending")]).to_numpy()
     else:
         order = np.zeros(0, np.int64)
-    glob = np.empty(n_img, np.int64)
+    glob = np.empty(n_img, np.int32 if n_img < 2 ** 31 else np.int64)   # 32-bit keys: less memory
     glob[order] = np.arange(n_img)
     img_base = np.concatenate([[0], np.cumsum(piece_of)]).astype(np.int64)
 
@@ -596,19 +596,20 @@ def finish(part: Partial, opts: Options) -> dict:
                                    "partials have", hint="pass compute the same classes=... for every shard")
             add_cm(ar["cm_v"][v + hit])
             v += len(subsets)
-        cat_l = ar["cat"].astype(np.int64)
-        gcat = to_g[cat_l] if len(cat_l) else np.zeros(0, np.int64)
+        cat_l = ar["cat"]
+        gcat = to_g.astype(np.int32)[cat_l] if len(cat_l) else np.zeros(0, np.int32)
         keep = gcat >= 0
-        d_img.append(glob[img_base[i] + ar["img"][keep].astype(np.int64)])
+        d_img.append(glob[img_base[i] + ar["img"][keep]])
         d_cat.append(gcat[keep])
-        d_rank.append(ar["rank"][keep].astype(np.int64))
+        d_rank.append(ar["rank"][keep])
         d_sc.append(ar["score"][keep])
         d_m.append(ar["matched"][keep])
         d_i.append(ar["ignore"][keep])
         d_f.append(ar["flags"][keep])
-    img = np.concatenate(d_img) if d_img else np.zeros(0, np.int64)
-    cat = np.concatenate(d_cat) if d_cat else np.zeros(0, np.int64)
-    rank = np.concatenate(d_rank) if d_rank else np.zeros(0, np.int64)
+    img = np.concatenate(d_img) if d_img else np.zeros(0, np.int32)
+    cat = np.concatenate(d_cat) if d_cat else np.zeros(0, np.int32)
+    rank = np.concatenate(d_rank) if d_rank else np.zeros(0, np.int32)
+    del d_img, d_cat, d_rank
     order = np.lexsort((rank, cat, img))
     del img
     cat, rank = cat[order], rank[order]
