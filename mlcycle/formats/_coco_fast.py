@@ -283,6 +283,8 @@ def int_column(raws: list) -> "pa.Array | None":
     the parsed values), parsed in bulk from the text (numpy) when every value is an
     integer, a flat list of integers or null; None otherwise (the caller parses them).
     Person keypoints (51 integers per annotation) would cost ~10x more as Python ints."""
+    from itertools import repeat
+
     import numpy as np
     import pyarrow as pa
 
@@ -301,28 +303,36 @@ def int_column(raws: list) -> "pa.Array | None":
     if joined.translate(None, _NUMBER_TEXT + (b"[]" if n_lists else b"")):
         return None  # floats, strings, booleans, objects ...
     if n_lists:
+        lens = lengths[~null]
         starts = np.zeros(len(rows), dtype=np.int64)
-        np.cumsum(lengths[~null][:-1], out=starts[1:])
-        buf = np.frombuffer(joined, dtype=np.uint8)
-        if not (buf[starts] == ord("[")).all():
+        np.cumsum(lens[:-1], out=starts[1:])
+        if not (np.frombuffer(joined, dtype=np.uint8)[starts] == ord("[")).all():
             return None
         # numbers per list: its commas + 1, or 0 for an empty list
-        comma_at = np.flatnonzero(buf == ord(","))
-        commas = np.searchsorted(comma_at, starts + lengths[~null]) - np.searchsorted(comma_at, starts)
+        count = joined.count
+        commas = np.fromiter(map(count, repeat(b","), starts.tolist(), (starts + lens).tolist()),
+                             dtype=np.int64, count=len(rows))
         has_digit = commas > 0
         for i in np.flatnonzero(~has_digit).tolist():  # "[5]" or "[]"
             has_digit[i] = bool(bytes(rows[i]).strip(b"[] \n\r\t"))
         counts = np.where(has_digit, commas + 1, 0)
-        text = b",".join([r for r, c in zip(rows, has_digit.tolist()) if c]).translate(bytes.maketrans(b"[]", b"  "))
+        if has_digit.all():  # "[1,2][3]" -> " 1,2, 3,"
+            text = joined.translate(bytes.maketrans(b"[]", b" ,"))
+        else:
+            text = b",".join([r for r, c in zip(rows, has_digit.tolist()) if c]).translate(bytes.maketrans(b"[]", b"  "))
     else:
         counts = None
         text = b",".join(rows)
+    del joined
+    total = len(rows) if counts is None else int(counts.sum())
+    if not total:
+        return None  # only empty lists: list<null>, as parsing gives
     try:
-        values = np.fromstring(text, dtype=np.int64, sep=",") if text.strip() else np.zeros(0, np.int64)
+        values = np.fromstring(text, dtype=np.int64, sep=",")
     except ValueError:
         return None
-    total = len(rows) if counts is None else int(counts.sum())
-    if len(values) != total or not total or (np.abs(values) >= 10**18).any():
+    del text
+    if len(values) != total or values.min() <= -10**18 or values.max() >= 10**18:
         return None  # out of int64 (or suspect): the parsed path decides
     if counts is None:
         full = np.zeros(n, dtype=np.int64)
