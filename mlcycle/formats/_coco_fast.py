@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 # the standard annotation keys and their types (anything else is kept as raw JSON)
 _STANDARD = ("id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd", "attributes", "score")
+# typed struct fields; the rarer standard keys (attributes, score) are found like extra
+# keys, so that files without them do not pay for scanning them
+_TYPED = _STANDARD[:7]
 # Keys are discovered one decode at a time. A decode that fails early costs little; one
 # that fails late (a key first met deep in the annotations, a top-level key after them)
 # costs a whole pass, so few of those are allowed before the general path takes over.
@@ -62,8 +65,6 @@ def _types(ann_extras: list[str], top_extras: list[str]) -> type:
         ("area", Optional[float], None),
         ("bbox", Optional[Tuple[float, float, float, float]], None),
         ("iscrowd", Optional[int], None),
-        ("attributes", Optional[dict], None),
-        ("score", Optional[float], None),
     ]
     rename = {}
     for i, key in enumerate(ann_extras):
@@ -108,7 +109,7 @@ def decode(data: bytes) -> dict | None:
             late += extras is ann_extras and int(m.group(2)) >= _EARLY
             if late > _MAX_LATE or len(top_extras) >= _MAX_TOP:
                 return None
-            if key in extras or key in _STANDARD or (extras is top_extras and key in ("images", "annotations", "categories")):
+            if key in extras or key in _TYPED or (extras is top_extras and key in ("images", "annotations", "categories")):
                 return None  # a message we cannot trust
             extras.append(key)
             continue
@@ -153,10 +154,25 @@ class Fields:
         attr = self.attr(key)
         if attr in self.extras:
             values = parse_raw(self.raw(attr))
-        else:
+        elif key in _TYPED:
             values = list(map(attrgetter(attr), self.anns))
+        else:  # a key no annotation has
+            values = [None] * len(self.anns)
         self._cache[key] = values
         return values
+
+    def ints(self, key: str) -> "np.ndarray | None":
+        """A standard integer key as int64 when no value is missing or beyond int64
+        (msgspec checked the type), else None."""
+        import numpy as np
+
+        values = self(key)
+        if None in values:
+            return None
+        try:
+            return np.fromiter(values, dtype=np.int64, count=len(values))
+        except OverflowError:
+            return None
 
     def raw(self, attr: str) -> list:
         """The raw JSON values of a raw-kept key (empty where missing)."""
@@ -176,13 +192,15 @@ class Fields:
         attr = self.attr(key)
         if attr in self.extras or attr == "segmentation":
             return any(map(len, self.raw(attr)))
+        if key not in _TYPED:
+            return False
         values = self(key)
         return values.count(None) != len(values)
 
     def keys(self) -> list[str]:
         """The annotation keys present: the standard ones in their order, then the others."""
-        out = [k for k in _STANDARD if k in ("id", "image_id") or self.present(k)]
-        return out + [k for k in self.extras.values() if self.present(k)]
+        out = [k for k in _STANDARD if k in ("id", "image_id") or (k in _TYPED or k in self.extras.values()) and self.present(k)]
+        return out + [k for k in self.extras.values() if k not in _STANDARD and self.present(k)]
 
 
 def parse_raw(raws: list) -> list:

@@ -109,20 +109,27 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
 
     problems = InvalidInput(options.skip_invalid, "COCO annotation")
 
+    def ints(key: str, *args, **kwargs) -> tuple:
+        """int_values of an annotation key; msgspec's ints need no type checks."""
+        arr = field.ints(key) if structs else None
+        if arr is not None:
+            return arr, np.zeros(n, bool), np.zeros(n, bool)
+        return int_values(field(key), name, "annotations", key, *args, **kwargs)
+
     # -- ids (an id problem is an error: ids are what a round trip keeps)
-    ids_arr = int_values(field("id"), name, "annotations", "id")[0]
+    ids_arr = ints("id")[0]
     ann_ids = ids_arr.tolist()
     if n:
         uniq, counts = np.unique(ids_arr, return_counts=True)
         if (counts > 1).any():
             raise _fail(name, f"annotation id {int(uniq[counts > 1][0])} appears {int(counts[counts > 1][0])} times")
-    img_arr, bad, _ = int_values(field("image_id"), name, "annotations", "image_id", ann_ids, problems)
+    img_arr, bad, _ = ints("image_id", ann_ids, problems)
     rows, unknown = find_image_rows(images, img_arr, name, "annotations", problems, ann_ids, skip=bad)
     bad |= unknown
 
     # -- categories: ids looked up in bulk; a label needs its class
     cat_ids = field("category_id")
-    cvals, bad_cat, no_cat = int_values(cat_ids, name, "annotations", "category_id", ann_ids, problems, nullable=True)
+    cvals, bad_cat, no_cat = ints("category_id", ann_ids, problems, nullable=True)
     known = np.array(sorted(cat_names), dtype=np.int64)
     known_names = np.array([cat_names[k] for k in known.tolist()] + [None], dtype=object)
     pos = np.searchsorted(known, cvals) if len(known) else np.zeros(n, np.int64)

@@ -64,6 +64,7 @@ def assert_same(fast, general) -> None:
     None,
     {"keypoints": lambda k: [10, 12, 2, 0, 0, 0, 30.5, 31, 1], "num_keypoints": lambda k: 2},
     {"ignore": lambda k: k % 2, "tags": lambda k: ["a", "b"][: k % 3], "my-key`odd": "x"},
+    {"score": lambda k: [0.25, 1, None][k % 3], "attributes": lambda k: None if k % 5 else {"occluded": True}},
 ])
 def test_fast_path_reads_what_the_general_path_reads(extra, tmp_path):
     doc = make_doc(extra=extra)
