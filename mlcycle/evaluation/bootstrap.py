@@ -101,7 +101,8 @@ def contributions(prep: "Prepared", opts: "Options", extra_iou: float | None = N
     cat_o = cat[order]
     seg_start = np.searchsorted(cat_o, np.arange(K), side="left")
     seg_full_end = np.searchsorted(cat_o, np.arange(K), side="right")
-    tp_o, ig_o, out_o = tp[:, :, order], dt_ig[:, :, order], out[:, order]
+    # np.take: 4x faster than fancy indexing along the last axis
+    tp_o, ig_o, out_o = np.take(tp, order, axis=2), np.take(dt_ig, order, axis=2), np.take(out, order, axis=1)
     tp_main, ig_main = tp_o[:, :T], ig_o[:, :T]
     anym = (tp_main | (ig_main != out_o[:, None, :])).any(axis=(0, 1))
     # the part of a class after its last matched detection changes no precision envelope
