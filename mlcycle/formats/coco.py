@@ -302,7 +302,7 @@ def from_dict(doc: Any, name: str, options: ReadOptions, consume: bool = False) 
     no_attributes: list[int] = []
     if "attributes" in seen_keys:
         if structs:
-            no_attributes = [ann_ids[i] for i, at in enumerate(attr_dicts) if at is None]
+            no_attributes = [ann_ids[i] for i, r in enumerate(field.raw(field.attr("attributes"))) if not len(r)]
         else:
             no_attributes = [ann_ids[i] for i, a in enumerate(anns) if "attributes" not in a]
     coco_meta: dict[str, Any] = {
