@@ -13,7 +13,9 @@ Every command runs as a whole process (the CLI; evaluate's sharded run through
 ``mlcycle.scale.evaluate``, which has no CLI flag yet). Peak memory is the largest sum of
 the resident memory of the command's whole process tree (the Dask scheduler and worker
 processes included), sampled every 0.1 s with psutil; the single process's own peak is
-also given. Results go to a JSON file; docs/scale.md has the table.
+also given. CPU seconds are the user + system time of every process of the tree (as last
+sampled, so up to 0.1 s of a process's end is missed): the work done, which a loaded
+machine does not inflate as it does wall time. Results go to a JSON file; docs/scale.md has the table.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def measure(cmd: list[str], stdout_path: Path, timeout: float) -> dict:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
         ps = psutil.Process(proc.pid)
         tree_peak = main_peak = 0
+        cpu: dict[int, float] = {}  # latest user + system seconds of every process of the tree
         while proc.poll() is None:
             try:
                 procs = [ps] + ps.children(recursive=True)
@@ -152,6 +155,8 @@ def measure(cmd: list[str], stdout_path: Path, timeout: float) -> dict:
                 for p in procs:
                     try:
                         rss.append(p.memory_info().rss)
+                        t = p.cpu_times()
+                        cpu[p.pid] = t.user + t.system
                     except psutil.Error:
                         pass
                 tree_peak = max(tree_peak, sum(rss))
@@ -166,7 +171,8 @@ def measure(cmd: list[str], stdout_path: Path, timeout: float) -> dict:
         seconds = time.perf_counter() - start
         err.seek(0)
         message = err.read().decode(errors="replace")
-    return {"seconds": round(seconds, 2), "tree_peak_mb": round(tree_peak / 2**20), "main_peak_mb": round(main_peak / 2**20),
+    return {"seconds": round(seconds, 2), "cpu_s": round(sum(cpu.values()), 1),
+            "tree_peak_mb": round(tree_peak / 2**20), "main_peak_mb": round(main_peak / 2**20),
             "exit": proc.returncode, "stderr_tail": message.strip().splitlines()[-3:], "cmd": cmd}
 
 
@@ -245,6 +251,7 @@ def main() -> None:
             ok = [x for x in runs if x.get("seconds") is not None and x["exit"] in (0, 3)]
             entry[kind] = {
                 "seconds": statistics.median(x["seconds"] for x in ok) if ok else None,
+                "cpu_s": statistics.median(x["cpu_s"] for x in ok) if ok else None,
                 "tree_peak_mb": max(x["tree_peak_mb"] for x in ok) if ok else None,
                 "main_peak_mb": max(x["main_peak_mb"] for x in ok) if ok else None,
                 "runs": runs, "load_after": os.getloadavg(),
@@ -255,7 +262,7 @@ def main() -> None:
     results["load_after"] = os.getloadavg()
     out = args.out or args.work / f"results-{args.images}.json"
     out.write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: {kk: {x: vv.get(x) for x in ("seconds", "tree_peak_mb", "main_peak_mb")} if isinstance(vv, dict)
+    print(json.dumps({k: {kk: {x: vv.get(x) for x in ("seconds", "cpu_s", "tree_peak_mb", "main_peak_mb")} if isinstance(vv, dict)
                           else vv for kk, vv in v.items()} for k, v in results["runs"].items()}, indent=1))
     print(f"results: {out}", file=sys.stderr)
 
