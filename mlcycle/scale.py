@@ -309,30 +309,67 @@ def _compact(piece: "pa.Table", limit: int = 1024) -> "pa.Table":
     return piece
 
 
+class _Raised:
+    """An expected error raised on a worker, carried back as data: ``OptionError`` does
+    not survive pickling (its first argument is the parameter), so it is rebuilt here."""
+
+    def __init__(self, exc: MlcycleError) -> None:
+        self.cls = type(exc)
+        self.option = getattr(exc, "option", None)
+        self.message, self.hint, self.exit_code = exc.raw_message, exc.raw_hint, exc.exit_code
+
+    def error(self) -> MlcycleError:
+        if issubclass(self.cls, OptionError):
+            return self.cls(self.option, self.message, self.hint)
+        exc = self.cls(self.message, self.hint)
+        exc.exit_code = self.exit_code
+        return exc
+
+
+def _guarded(fn: Callable, *args):
+    try:
+        return fn(*args)
+    except MlcycleError as exc:
+        return _Raised(exc)
+    except MemoryError:
+        return _Raised(MlcycleError("out of memory on a worker",
+                                    hint=f"use more workers, or workers with more memory ({_mention()})"))
+
+
 def _map_task(shard: Shard, columns, keep_dictionaries: bool, with_rows: bool, buckets: int, key: str,
               extra: Callable | None):
-    with reporting.collect() as seen:
-        table = read_shard(shard, columns, keep_dictionaries, with_rows)
-        pieces = _split(table, buckets, key)
-        if keep_dictionaries:
-            pieces = [_compact(p) for p in pieces]
-        facts = extra(table) if extra is not None else None
-    return pieces, list(seen.warnings), facts
+    def work():
+        with reporting.collect() as seen:
+            table = read_shard(shard, columns, keep_dictionaries, with_rows)
+            pieces = _split(table, buckets, key)
+            if keep_dictionaries:
+                pieces = [_compact(p) for p in pieces]
+            facts = extra(table) if extra is not None else None
+        return pieces, list(seen.warnings), facts
+
+    return _guarded(work)
 
 
 def _piece(mapped, b: int):
-    return mapped[0][b]
+    return mapped if isinstance(mapped, _Raised) else mapped[0][b]
 
 
 def _facts(mapped):
-    return mapped[2]
+    return mapped if isinstance(mapped, _Raised) else mapped[2]
 
 
 def _reduce_task(fn: Callable, pieces: list, facts: list | None, *args):
-    with reporting.collect() as seen:
-        pieces = [p for p in pieces if p.num_rows] or pieces[:1]
-        out = fn(pieces, *args) if facts is None else fn(pieces, facts, *args)
-    return out, list(seen.warnings)
+    for got in [*pieces, *(facts or [])]:
+        if isinstance(got, _Raised):  # a map task failed: its error, as it was
+            return got
+
+    def work():
+        with reporting.collect() as seen:
+            ps = [p for p in pieces if p.num_rows] or pieces[:1]
+            out = fn(ps, *args) if facts is None else fn(ps, facts, *args)
+        return out, list(seen.warnings)
+
+    return _guarded(work)
 
 
 def run(client, shards: Sequence[Shard], reduce_fn: Callable, *args, columns=None, keep_dictionaries: bool = False,
@@ -352,11 +389,10 @@ def run(client, shards: Sequence[Shard], reduce_fn: Callable, *args, columns=Non
                              [client.submit(_piece, m, b, pure=False) for m in mapped], facts, *args, pure=False)
                for b in range(nb)]
     del mapped  # pieces are freed as soon as their bucket is reduced
-    try:
-        results = client.gather(reduced)
-    except MemoryError:
-        raise MlcycleError("out of memory on a worker", hint=f"use more workers or a bigger machine ({_mention()})") \
-            from None
+    results = client.gather(reduced)
+    failed = [r for r in results if isinstance(r, _Raised)]
+    if failed:  # a map error: the first shard's (every bucket sees the shards in order)
+        raise failed[0].error()
     seen: set[str] = set()
     for _, warns in results:
         for w in warns:

@@ -276,3 +276,22 @@ def test_pieces_keep_only_the_dictionary_values_they_use():
     assert len(small.column("sample_id").chunk(0).dictionary) == 7
     assert small.column("sample_id").to_pylist() == piece.column("sample_id").to_pylist()
     assert scale._compact(piece).column("sample_id").chunk(0).dictionary.equals(ids.dictionary)  # small: kept
+
+
+def test_errors_on_workers_come_back_as_they_were(dataset, client, tmp_path):
+    """An OptionError (which plain pickling cannot carry) and a file error raised on a
+    worker are raised here with their parameter, message and hint."""
+    from mlcycle.errors import MlcycleError, OptionError
+
+    with pytest.raises(OptionError, match="more than 1000 distinct values") as info:
+        scale.describe(dataset, client=client, by=["label_id"], buckets=1)
+    assert info.value.option == "by" and info.value.hint
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    good = next(dataset.rglob("*.parquet"))
+    (broken / "a.parquet").write_bytes(good.read_bytes())
+    data = good.read_bytes()
+    (broken / "b.parquet").write_bytes(data[:4] + b"\0" * 64 + data[68:])  # a damaged first page
+    with pytest.raises(MlcycleError, match="b.parquet") as info:
+        scale.describe(broken, client=client)
+    assert not isinstance(info.value, OptionError) and info.value.exit_code == 1
