@@ -121,8 +121,12 @@ def connect(engine: "str | Engine") -> Iterator[Any]:
     import warnings
 
     workers = eng.workers or max(1, os.cpu_count() or 1)
-    with warnings.catch_warnings():  # "port 8787 in use" when another cluster runs: not the user's concern
-        warnings.simplefilter("ignore")
+    import dask
+
+    # no statistical profiler in the workers (a thread sampling every task's stack: CPU
+    # spent for a dashboard nobody looks at); workers inherit this configuration
+    with warnings.catch_warnings(), dask.config.set({"distributed.worker.profile.enabled": False}):
+        warnings.simplefilter("ignore")  # "port 8787 in use" when another cluster runs: not the user's concern
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                            dashboard_address=None, silence_logs=logging.ERROR)
     with cluster, distributed.Client(cluster) as client:
