@@ -398,7 +398,6 @@ def _strings(offsets: "np.ndarray", data: "np.ndarray") -> "pa.Array":
 def merge(parts: Sequence[Partial]) -> Partial:
     """The partials of disjoint shards as one (associative; order does not matter for
     ``finish``). Raises ``MlcycleError`` naming a sample found in two partials."""
-    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 

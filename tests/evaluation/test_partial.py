@@ -108,13 +108,10 @@ def tables(draw, segm=False, max_samples=6):
 
 def shards_of(table: pa.Table, assign: dict[str, int], n: int) -> list[tuple[pa.Table, np.ndarray]]:
     """Whole samples per shard, rows in input order, with their row numbers."""
-    import pyarrow.compute as pc
-
     sid = table.column("sample_id").to_pylist()
     shard = np.array([assign[s] for s in sid], dtype=np.int64)
     rows = np.arange(table.num_rows)
-    return [(table.filter(pa.array(shard == k)), rows[shard == k]) for k in range(n)] if len(sid) else \
-        [(table, rows)] + [(table.slice(0, 0), rows[:0])] * (n - 1) if n > 1 else [(table, rows)]
+    return [(table.filter(pa.array(shard == k, pa.bool_())), rows[shard == k]) for k in range(n)]
 
 
 def sharded(table: pa.Table, opts: Options, assign: dict, n: int, classes=None) -> dict:
