@@ -1,6 +1,6 @@
 """The pieces of a COCO document, read and checked (shared by ``coco`` and
-``coco_results``): the fast msgspec decoding of standard files, images and their ids,
-categories, boxes, and the conversions of annotation values into Arrow columns. Bad
+``coco_results``): images and their ids, categories, boxes, and the conversions of
+annotation values into Arrow columns (the fast msgspec decoding is ``_coco_fast``). Bad
 input is an error naming the file and the entry (``images[3]``, ``annotations[7]``)."""
 
 from __future__ import annotations
@@ -14,53 +14,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 _IMG_CORE = ("id", "file_name", "width", "height")
-
-
-# Fast path: most COCO files have only the standard annotation keys. msgspec decodes
-# those straight into small structs (ids, box as a tuple, the segmentation kept as its raw
-# JSON text instead of tens of millions of float objects): about 3x faster and with half
-# the memory of building dicts. A file with any other annotation key, or anything msgspec
-# rejects, takes the general path (orjson dicts), which also gives the precise errors.
-_ANN_STRUCT = None
-
-
-def _ann_struct():
-    global _ANN_STRUCT
-    if _ANN_STRUCT is None:
-        from typing import Optional, Tuple
-
-        import msgspec
-
-        # defstruct, not a class body: this module's annotations are strings
-        Annotation = msgspec.defstruct("Annotation", [
-            ("id", int), ("image_id", int),
-            ("category_id", Optional[int], None),
-            ("segmentation", msgspec.Raw, msgspec.Raw()),
-            ("area", Optional[float], None),
-            ("bbox", Optional[Tuple[float, float, float, float]], None),
-            ("iscrowd", Optional[int], None),
-            ("attributes", Optional[dict], None),
-            ("score", Optional[float], None),
-        ], forbid_unknown_fields=True)
-        _ANN_STRUCT = Annotation
-    return _ANN_STRUCT
-
-
-def _fast_decode(data: bytes) -> dict | None:
-    try:
-        import msgspec
-    except ImportError:  # pragma: no cover - a declared dependency
-        return None
-    Annotation = _ann_struct()
-    try:
-        top = msgspec.json.decode(data, type=dict[str, msgspec.Raw])
-        if "annotations" not in top or "images" not in top:
-            return None
-        doc = {k: msgspec.json.decode(v) for k, v in top.items() if k != "annotations"}
-        doc["annotations"] = msgspec.json.decode(top["annotations"], type=list[Annotation])
-        return doc
-    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, RecursionError):
-        return None
 
 
 def _fail(name: str, message: str, hint: str | None = None) -> MlcycleError:
