@@ -103,7 +103,7 @@ def main() -> None:
         return
     py = sys.executable
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; median of {args.repeat}", flush=True)
-    print(f"{'file':<34}{'tool':<14}{'wall s':>8}{'CPU s':>8}{'peak MB':>9}{'wall x':>8}{'CPU x':>7}", flush=True)
+    print(f"{'file':<42}{'tool':<14}{'wall s':>8}{'CPU s':>8}{'peak MB':>9}{'wall x':>8}{'CPU x':>7}", flush=True)
     for n_images in args.images:
         for kp in ([False, True] if args.keypoints else [False]):
             with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +123,7 @@ def main() -> None:
                 label = f"{n_images:,} img, {n:,} ann{', keypoints' if kp else ''}, {src.stat().st_size / 1e6:.0f} MB"
                 for k, (w, c, m) in med.items():
                     ratio = "" if k == "mlcycle" else f"{w / med['mlcycle'][0]:>8.2f}{c / med['mlcycle'][1]:>7.2f}"
-                    print(f"{label if k == 'mlcycle' else '':<34}{k:<14}{w:>8.2f}{c:>8.2f}{m:>9.0f}{ratio}", flush=True)
+                    print(f"{label if k == 'mlcycle' else '':<42}{k:<14}{w:>8.2f}{c:>8.2f}{m:>9.0f}{ratio}", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
